@@ -1,0 +1,5 @@
+"""digest: curate and mail a newsroom's weekly newsletter."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

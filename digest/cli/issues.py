@@ -1,0 +1,186 @@
+"""Commands about issue files: issue new/list/show/ready/skip, move, remove."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from digest.cli import echo_json, workspace_of
+from digest.errors import IssueError
+from digest.issue import (
+    Issue,
+    list_issue_paths,
+    load_issue,
+    move_article,
+    new_workspace_issue,
+    parse_date,
+    remove_article,
+    save_issue,
+    workspace_issue,
+)
+
+
+class DateType(click.ParamType):
+    name = "DATE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return parse_date(str(value))
+        except IssueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DATE = DateType()
+
+
+@click.group()
+def issue() -> None:
+    """Create, list, show and mark issues (issues/YYYY-MM-DD.yaml)."""
+
+
+@issue.command("new")
+@click.option("--date", "day", type=DATE, help="The issue's date (default: the next slot).")
+@click.option("--force", is_flag=True, help="Allow a date that is not the configured weekday.")
+@click.pass_context
+def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
+    """Start a new issue file for the next Friday (or --date)."""
+    created = new_workspace_issue(workspace_of(ctx), day, force=force)
+    click.echo(f"created {created.path}")
+
+
+@issue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def issue_list(ctx: click.Context, as_json: bool) -> None:
+    """List issues: date, status, article count, subject."""
+    issues = [load_issue(p) for p in list_issue_paths(workspace_of(ctx).issues_dir)]
+    if as_json:
+        echo_json(
+            [
+                {"date": i.slug, "status": i.status, "articles": len(i.articles),
+                 "subject": i.subject}
+                for i in issues
+            ]
+        )
+        return
+    if not issues:
+        click.echo("No issues yet; start one with `digest issue new`.")
+    for i in issues:
+        click.echo(f"{i.slug}  {i.status:<8} {len(i.articles):>3} articles  {i.subject}")
+
+
+@issue.command("show")
+@click.argument("day", type=DATE, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def issue_show(ctx: click.Context, day: date | None, as_json: bool) -> None:
+    """Show an issue (default: the upcoming one), its articles numbered."""
+    ws = workspace_of(ctx)
+    shown = workspace_issue(ws, day)
+    if as_json:
+        echo_json(shown.to_dict())
+        return
+    click.echo(format_issue(shown, ws.config.newsletter.sections))
+
+
+def format_issue(shown: Issue, sections: tuple[str, ...]) -> str:
+    lines = [
+        f"{shown.slug}  [{shown.status}]  {shown.subject or '(no subject)'}",
+        f"preheader: {shown.preheader or '(none)'}",
+    ]
+    number = 0
+    for section, articles in shown.by_section(sections):
+        lines.append("")
+        lines.append(section or "(no section)")
+        for article in articles:
+            number += 1
+            byline = f" ({article.author})" if article.author else ""
+            lines.append(f"  {number:>2}. {article.title or '(no title)'}{byline}")
+            lines.append(f"      {article.url}")
+    if not shown.articles:
+        lines.append("")
+        lines.append("No articles yet; add one with `digest add URL`.")
+    return "\n".join(lines)
+
+
+def _set_status(ctx: click.Context, day: date | None, status: str, allowed: tuple[str, ...]) -> None:
+    ws = workspace_of(ctx)
+    target = workspace_issue(ws, day)
+    if target.status not in allowed:
+        raise IssueError(
+            f"{target.label}: is {target.status}; only a {' or '.join(allowed)} issue "
+            f"can become {status}"
+        )
+    target.status = status
+    save_issue(target)
+    click.echo(f"{target.slug} is now {status}")
+
+
+@issue.command("ready")
+@click.argument("day", type=DATE, required=False)
+@click.pass_context
+def issue_ready(ctx: click.Context, day: date | None) -> None:
+    """Mark an issue ready to send (default: the upcoming one)."""
+    _set_status(ctx, day, "ready", ("draft", "ready"))
+
+
+@issue.command("draft")
+@click.argument("day", type=DATE, required=False)
+@click.pass_context
+def issue_draft(ctx: click.Context, day: date | None) -> None:
+    """Take an issue back to draft (default: the upcoming one)."""
+    _set_status(ctx, day, "draft", ("draft", "ready", "skipped"))
+
+
+@issue.command("skip")
+@click.argument("day", type=DATE)
+@click.pass_context
+def issue_skip(ctx: click.Context, day: date) -> None:
+    """Skip the week of DAY: its slot sends nothing."""
+    ws = workspace_of(ctx)
+    target = workspace_issue(ws, day, create=True)
+    if target.status not in ("draft", "ready", "skipped"):
+        raise IssueError(f"{target.label}: is {target.status}; it cannot be skipped")
+    target.status = "skipped"
+    save_issue(target)
+    click.echo(f"{target.slug} is now skipped")
+
+
+@click.command()
+@click.argument("article")
+@click.option("--to", "position", type=click.IntRange(min=1), help="Position within its section.")
+@click.option("--section", help="Move it to this section.")
+@click.option("--issue", "day", type=DATE, help="The issue (default: the upcoming one).")
+@click.pass_context
+def move(
+    ctx: click.Context, article: str, position: int | None, section: str | None, day: date | None
+) -> None:
+    """Move ARTICLE (its number in `issue show`, or its URL) within or across sections."""
+    if position is None and section is None:
+        raise click.UsageError("say where: --to POSITION and/or --section SECTION")
+    ws = workspace_of(ctx)
+    target = workspace_issue(ws, day)
+    moved = move_article(
+        target, article, ws.config.newsletter.sections, position=position, section=section
+    )
+    save_issue(target)
+    click.echo(f"moved {moved.title or moved.url} to {moved.section}, "
+               f"number {target.articles.index(moved) + 1}")
+
+
+@click.command()
+@click.argument("article")
+@click.option("--issue", "day", type=DATE, help="The issue (default: the upcoming one).")
+@click.pass_context
+def remove(ctx: click.Context, article: str, day: date | None) -> None:
+    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue."""
+    target = workspace_issue(workspace_of(ctx), day)
+    removed = remove_article(target, article)
+    save_issue(target)
+    click.echo(f"removed {removed.title or removed.url}")
+
+
+COMMANDS: list[click.Command] = [issue, move, remove]

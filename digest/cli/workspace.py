@@ -1,0 +1,28 @@
+"""Commands about the workspace itself: init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from digest.workspace import init_workspace
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", help="The newsletter's name (default: The Weekly Brief).")
+def init(directory: Path, name: str | None) -> None:
+    """Make a new workspace in DIRECTORY (default: here). Never overwrites a file.
+
+    It holds digest.toml (every setting shown with its default), issues/,
+    templates/, subscribers/ (git-ignored: personal data) and outbox/, where
+    the default sender writes messages instead of mailing them.
+    """
+    made = init_workspace(directory, name)
+    for path in made:
+        click.echo(f"created {path}")
+    click.echo(f"Next: edit {directory / 'digest.toml'}, then `digest issue new`.")
+
+
+COMMANDS: list[click.Command] = [init]

@@ -1,0 +1,372 @@
+"""digest.toml -> frozen dataclasses.
+
+Each table of the file is one dataclass below; a field's default is the
+setting's default, and ``digest init`` writes the commented file in
+``digest/data/digest.toml`` that shows every one of them. A wrong value or an
+unknown key is a :class:`ConfigError` naming the file, the line, the key and
+what is allowed.
+
+Secrets never live in the file: a setting ending in ``_env`` names the
+environment variable that holds the secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import time
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+CONFIG_NAME = "digest.toml"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+SENDER_KINDS = ("outbox", "smtp", "http", "null")
+SMTP_SECURITY = ("starttls", "tls", "none")
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "generic")
+
+
+def _choices(*allowed: str) -> dict[str, Any]:
+    return {"choices": allowed}
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    name: str = "The Weekly Brief"
+    from_: str = field(default="The Weekly Brief <brief@example.com>", metadata={"key": "from"})
+    reply_to: str = ""
+    postal_address: str = ""
+    base_url: str = "https://newsletter.example.com"
+    language: str = "en"
+    sections: tuple[str, ...] = ("News", "Features", "Analysis", "Opinion")
+    why: str = "You get this email because you subscribed to {name}."
+    manage_url: str = ""
+    unsubscribe_mailto: str = ""
+    list_id: str = ""
+    feedback_id: str = ""
+
+    @property
+    def from_address(self) -> str:
+        return parseaddr(self.from_)[1]
+
+    @property
+    def domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
+
+    @property
+    def list_id_value(self) -> str:
+        """The List-Id (RFC 2919): configured, or ``slug.domain``."""
+        return self.list_id or f"{self.slug}.{self.domain}"
+
+
+@dataclass(frozen=True)
+class Privacy:
+    policy_url: str = "https://newsletter.example.com/privacy"
+    policy_version: str = "2026-05-01"
+    consent_statement: str = (
+        "Yes, send me The Weekly Brief by email every Friday. "
+        "I can unsubscribe at any time with one click."
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    weekday: str = field(default="friday", metadata=_choices(*WEEKDAYS))
+    time: str = "07:00"
+    timezone: str = "UTC"
+    grace: str = "6h"
+    review_cutoff: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def weekday_index(self) -> int:
+        return WEEKDAYS.index(self.weekday)
+
+    @property
+    def clock_time(self) -> time:
+        hours, minutes = self.time.split(":")
+        return time(int(hours), int(minutes))
+
+    @property
+    def grace_seconds(self) -> int:
+        return parse_duration(self.grace)
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = "127.0.0.1"
+    port: int = 587
+    security: str = field(default="starttls", metadata=_choices(*SMTP_SECURITY))
+    username_env: str = ""
+    password_env: str = ""
+    connections: int = 4
+    messages_per_connection: int = 1000
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Http:
+    provider: str = field(default="postmark", metadata=_choices(*PROVIDERS))
+    token_env: str = "DIGEST_API_TOKEN"
+    base_url: str = ""
+    domain: str = ""
+    batch_size: int = 0
+    url: str = ""
+    body_template: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Sender:
+    kind: str = field(default="outbox", metadata=_choices(*SENDER_KINDS))
+    rate: float = 0.0
+    concurrency: int = 4
+    lease_seconds: int = 300
+    max_attempts: int = 5
+    smtp: Smtp = field(default_factory=Smtp)
+    http: Http = field(default_factory=Http)
+
+
+@dataclass(frozen=True)
+class Dkim:
+    selector: str = ""
+    domain: str = ""
+    private_key_env: str = ""
+    private_key_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector and (self.private_key_env or self.private_key_file))
+
+
+@dataclass(frozen=True)
+class Web:
+    secret_key_env: str = "DIGEST_SECRET_KEY"
+    trusted_proxies: tuple[str, ...] = ()
+    confirm_expiry_days: int = 7
+    rate_limit_per_minute: int = 10
+
+
+@dataclass(frozen=True)
+class Consent:
+    pseudonym_key_env: str = "DIGEST_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class Config:
+    newsletter: Newsletter = field(default_factory=Newsletter)
+    privacy: Privacy = field(default_factory=Privacy)
+    schedule: Schedule = field(default_factory=Schedule)
+    database: Database = field(default_factory=Database)
+    sender: Sender = field(default_factory=Sender)
+    dkim: Dkim = field(default_factory=Dkim)
+    web: Web = field(default_factory=Web)
+    consent: Consent = field(default_factory=Consent)
+    path: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+    def secret(self, env_name: str, what: str) -> str:
+        """The secret held in environment variable ``env_name``, or a clear error."""
+        value = os.environ.get(env_name, "") if env_name else ""
+        if not value:
+            raise ConfigError(
+                f"{what} is not set: put it in the environment variable "
+                f"{env_name or '(none named in digest.toml)'}"
+            )
+        return value
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``90s``, ``30m``, ``6h``, ``2d`` or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (write e.g. 30m, 6h or 2d)")
+    amount, unit = int(match.group(1)), match.group(2) or "s"
+    return amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def load(path: Path) -> Config:
+    """Read and check ``digest.toml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run `digest init` to make a workspace)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}; fix the TOML syntax") from None
+    locator = _Locator(path, text)
+    config = _build(Config, data, (), locator)
+    config = dataclasses.replace(config, path=path)
+    _check(config, locator)
+    return config
+
+
+def defaults() -> Config:
+    return Config()
+
+
+class _Locator:
+    """Finds the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def where(self, keys: tuple[str, ...]) -> str:
+        table, key = ".".join(keys[:-1]), keys[-1]
+        current = ""
+        for number, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped)
+            if header:
+                current = header.group(1)
+                if current == ".".join(keys):
+                    return f"{self.path}:{number}"
+                continue
+            if re.match(rf'["\']?{re.escape(key)}["\']?\s*=', stripped) and current == table:
+                return f"{self.path}:{number}"
+        return str(self.path)
+
+    def error(self, keys: tuple[str, ...], message: str) -> ConfigError:
+        return ConfigError(f"{self.where(keys)}: {'.'.join(keys)} {message}")
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("key", f.name))
+
+
+def _build(cls: type, data: Any, keys: tuple[str, ...], locator: _Locator) -> Any:
+    if not isinstance(data, dict):
+        raise locator.error(keys, "must be a table ([section])")
+    hints = typing.get_type_hints(cls)
+    fields = {_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        allowed = ", ".join(fields)
+        raise locator.error(keys + (unknown[0],), f"is not a setting (allowed here: {allowed})")
+    values: dict[str, Any] = {}
+    for key, f in fields.items():
+        if key not in data:
+            continue
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _build(hint, data[key], keys + (key,), locator)
+        else:
+            values[f.name] = _coerce(hint, data[key], keys + (key,), locator, f)
+    return cls(**values)
+
+
+def _coerce(
+    hint: Any, value: Any, keys: tuple[str, ...], locator: _Locator, f: dataclasses.Field[Any]
+) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise locator.error(keys, f"must be true or false, not {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise locator.error(keys, f"must be a whole number, not {value!r}")
+        if value < 0:
+            raise locator.error(keys, f"must not be negative, not {value}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise locator.error(keys, f"must be a number, not {value!r}")
+        if value < 0:
+            raise locator.error(keys, f"must not be negative, not {value}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise locator.error(keys, f'must be a string in quotes, not {value!r}')
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise locator.error(keys, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise locator.error(keys, f'must be a list of strings like ["a", "b"], not {value!r}')
+        return tuple(value)
+    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no such settings yet
+        return value
+    raise TypeError(f"unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _check(config: Config, locator: _Locator) -> None:
+    """Checks that need more than one value's type."""
+    n = config.newsletter
+    if not n.name.strip():
+        raise locator.error(("newsletter", "name"), "must not be empty")
+    if "@" not in n.from_address:
+        raise locator.error(
+            ("newsletter", "from"), f'must be an address like "Name <news@example.com>", not {n.from_!r}'
+        )
+    if not re.match(r"https?://[^/\s]+", n.base_url):
+        raise locator.error(
+            ("newsletter", "base_url"), f"must start with https:// (or http://), not {n.base_url!r}"
+        )
+    if not n.sections:
+        raise locator.error(("newsletter", "sections"), "must name at least one section")
+    lowered = [s.lower() for s in n.sections]
+    if len(set(lowered)) != len(lowered):
+        raise locator.error(("newsletter", "sections"), "must not name a section twice")
+    s = config.schedule
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", s.time):
+        raise locator.error(("schedule", "time"), f'must be HH:MM like "07:00", not {s.time!r}')
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise locator.error(
+            ("schedule", "timezone"),
+            f'must be an IANA time zone like "Europe/Berlin", not {s.timezone!r}',
+        ) from None
+    try:
+        parse_duration(s.grace)
+    except ValueError as exc:
+        raise locator.error(("schedule", "grace"), str(exc)) from None
+    if s.review_cutoff and not re.fullmatch(
+        rf"({'|'.join(WEEKDAYS)})\s+([01]?\d|2[0-3]):[0-5]\d", s.review_cutoff.strip().lower()
+    ):
+        raise locator.error(
+            ("schedule", "review_cutoff"),
+            f'must be a weekday and time like "thursday 18:00", not {s.review_cutoff!r}',
+        )
+    url = config.database.url
+    if url and not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+        raise locator.error(
+            ("database", "url"), f"must start with sqlite:/// or postgresql://, not {url!r}"
+        )
+    smtp = config.sender.smtp
+    if config.sender.kind == "smtp" and smtp.security == "none" and smtp.host not in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    ):
+        raise locator.error(
+            ("sender", "smtp", "security"),
+            f'"none" is allowed only for a loopback host, not {smtp.host!r}; use starttls or tls',
+        )
+    if config.sender.concurrency < 1:
+        raise locator.error(("sender", "concurrency"), "must be at least 1")

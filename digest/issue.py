@@ -1,0 +1,477 @@
+"""Issues and their articles: one human-editable YAML file per Friday.
+
+``issues/2026-12-04.yaml`` is edited by hand and by the CLI alike. The file is
+read with ruamel.yaml's round-trip loader and the loaded document is kept on
+the :class:`Issue`, so that saving after a CLI edit writes back the editor's
+comments, key order and quoting, changing only what the edit changed. Saving
+writes a temporary file and renames it: never a half-file.
+
+Articles are kept in the order the email shows them: grouped by section, in
+the order of ``[newsletter] sections``, and in the editor's order within a
+section. An article's number (as ``digest issue show`` prints it) is its
+1-based place in that list.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from digest import clock, schedule
+from digest.atomic import write_text
+from digest.errors import IssueError
+
+if TYPE_CHECKING:
+    from digest.workspace import Workspace
+
+STATUSES = ("draft", "ready", "sending", "sent", "skipped")
+UNSENT = ("draft", "ready")
+ISSUE_KEYS = ("date", "subject", "preheader", "intro", "status", "articles")
+
+
+@dataclass
+class Article:
+    url: str
+    title: str = ""
+    section: str = ""
+    summary: str = ""
+    author: str = ""
+    image: str = ""
+    image_alt: str = ""
+    blurb: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+ARTICLE_KEYS = tuple(f.name for f in fields(Article))
+
+
+@dataclass
+class Issue:
+    date: date
+    subject: str = ""
+    preheader: str = ""
+    intro: str = ""
+    status: str = "draft"
+    articles: list[Article] = field(default_factory=list)
+    path: Path | None = field(default=None, compare=False, repr=False)
+    _doc: CommentedMap | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def slug(self) -> str:
+        return self.date.isoformat()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "subject": self.subject,
+            "preheader": self.preheader,
+            "intro": self.intro,
+            "status": self.status,
+            "articles": [a.to_dict() for a in self.articles],
+        }
+
+    def by_section(self, sections: Sequence[str]) -> list[tuple[str, list[Article]]]:
+        """Articles grouped by section in the configured order; empty sections left out."""
+        groups: dict[str, list[Article]] = {}
+        for article in self.articles:
+            groups.setdefault(canonical_section(article.section, sections), []).append(article)
+        ordered = [s for s in sections if s in groups]
+        ordered += [s for s in groups if s not in sections]
+        return [(s, groups[s]) for s in ordered]
+
+    def find(self, ref: str | int) -> int:
+        """The 0-based index of the article numbered ``ref`` (1-based) or with URL ``ref``."""
+        text = str(ref).strip()
+        if text.isdigit():
+            number = int(text)
+            if not 1 <= number <= len(self.articles):
+                raise IssueError(
+                    f"{self.label}: no article number {number} "
+                    f"(it has {len(self.articles)}; see `digest issue show {self.slug}`)"
+                )
+            return number - 1
+        for index, article in enumerate(self.articles):
+            if article.url == text or article.url.rstrip("/") == text.rstrip("/"):
+                return index
+        raise IssueError(f"{self.label}: no article with URL {text}")
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path else f"issue {self.slug}"
+
+
+def canonical_section(name: str, sections: Sequence[str]) -> str:
+    """``name`` spelt as in the config when it names a configured section."""
+    for section in sections:
+        if section.lower() == name.strip().lower():
+            return section
+    return name.strip()
+
+
+def sort_articles(issue: Issue, sections: Sequence[str]) -> None:
+    """Group articles by section in the configured order, keeping order within each."""
+    rank = {s: i for i, s in enumerate(sections)}
+    for article in issue.articles:
+        article.section = canonical_section(article.section, sections)
+    issue.articles.sort(key=lambda a: rank.get(a.section, len(rank)))
+
+
+def add_article(issue: Issue, article: Article, sections: Sequence[str]) -> int:
+    """Append ``article`` to the end of its section; return its 0-based index."""
+    _refuse_unsent(issue, "add to")
+    for existing in issue.articles:
+        if same_url(existing.url, article.url):
+            raise IssueError(
+                f"{issue.label}: {article.url} is already in this issue, under "
+                f"{existing.section or 'no section'}; move it with `digest move`"
+            )
+    issue.articles.append(article)
+    sort_articles(issue, sections)
+    return issue.articles.index(article)
+
+
+def move_article(
+    issue: Issue,
+    ref: str | int,
+    sections: Sequence[str],
+    *,
+    position: int | None = None,
+    section: str | None = None,
+) -> Article:
+    """Move an article to another section and/or to ``position`` (1-based) within its section."""
+    _refuse_unsent(issue, "edit")
+    article = issue.articles.pop(issue.find(ref))
+    if section is not None:
+        article.section = check_section(section, sections, issue.label)
+    sort_articles(issue, sections)
+    members = [i for i, a in enumerate(issue.articles) if a.section == article.section]
+    if position is None or not members:
+        at = (members[-1] + 1) if members else len(issue.articles)
+    else:
+        if position < 1:
+            raise IssueError(f"position must be 1 or more, not {position}")
+        at = members[min(position, len(members) + 1) - 1] if position <= len(members) else (
+            members[-1] + 1
+        )
+    issue.articles.insert(at, article)
+    sort_articles(issue, sections)
+    return article
+
+
+def remove_article(issue: Issue, ref: str | int) -> Article:
+    _refuse_unsent(issue, "edit")
+    return issue.articles.pop(issue.find(ref))
+
+
+def check_section(name: str, sections: Sequence[str], where: str = "digest.toml") -> str:
+    section = canonical_section(name, sections)
+    if section not in sections:
+        raise IssueError(
+            f"no section {name!r}; the sections are {', '.join(sections)} "
+            "([newsletter] sections in digest.toml)"
+        )
+    return section
+
+
+def same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def _refuse_unsent(issue: Issue, verb: str) -> None:
+    if issue.status not in UNSENT:
+        raise IssueError(
+            f"{issue.label}: cannot {verb} an issue that is {issue.status}; "
+            "only draft and ready issues change"
+        )
+
+
+# -- files -------------------------------------------------------------------
+
+_DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.yaml$")
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 100
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def issue_path(issues_dir: Path, day: date) -> Path:
+    return issues_dir / f"{day.isoformat()}.yaml"
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise IssueError(f"not a date: {text!r} (write YYYY-MM-DD, e.g. 2026-12-04)") from None
+
+
+def list_issue_paths(issues_dir: Path) -> list[Path]:
+    if not issues_dir.is_dir():
+        return []
+    return sorted(p for p in issues_dir.iterdir() if _DATE_FILE.match(p.name))
+
+
+def load_issue(path: Path) -> Issue:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IssueError(f"{path}: no such issue; create it with `digest issue new`") from None
+    except UnicodeDecodeError:
+        raise IssueError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    try:
+        doc = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise IssueError(f"{path}{line}: {problem}; fix the YAML and try again") from None
+    return _from_doc(doc, path)
+
+
+def _line(node: Any, key: Any) -> str:
+    try:
+        return f":{node.lc.key(key)[0] + 1}"
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return ""
+
+
+def _item_line(seq: Any, index: int) -> str:
+    try:
+        return f":{seq.lc.item(index)[0] + 1}"
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return ""
+
+
+def _text(value: Any, where: str, key: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool | dict | list):
+        raise IssueError(f"{where}: {key} must be text, not {type(value).__name__}")
+    return str(value)
+
+
+def _from_doc(doc: Any, path: Path) -> Issue:
+    if not isinstance(doc, CommentedMap):
+        raise IssueError(f"{path}: an issue file must be a mapping with date, subject, articles …")
+    for key in doc:
+        if key not in ISSUE_KEYS:
+            raise IssueError(
+                f"{path}{_line(doc, key)}: unknown key {key!r} (allowed: {', '.join(ISSUE_KEYS)})"
+            )
+    match = _DATE_FILE.match(path.name)
+    raw_date = doc.get("date", match.group(1) if match else None)
+    if raw_date is None:
+        raise IssueError(f"{path}: no date; add `date: YYYY-MM-DD`")
+    if isinstance(raw_date, date):
+        day = raw_date
+    else:
+        try:
+            day = date.fromisoformat(str(raw_date))
+        except ValueError:
+            raise IssueError(
+                f"{path}{_line(doc, 'date')}: date {raw_date!r} is not YYYY-MM-DD"
+            ) from None
+    if match and match.group(1) != day.isoformat():
+        raise IssueError(
+            f"{path}{_line(doc, 'date')}: date {day} does not match the file name; "
+            "rename the file or fix the date"
+        )
+    status = _text(doc.get("status", "draft"), f"{path}{_line(doc, 'status')}", "status")
+    if status not in STATUSES:
+        raise IssueError(
+            f"{path}{_line(doc, 'status')}: status {status!r} is not one of {', '.join(STATUSES)}"
+        )
+    raw_articles = doc.get("articles") or []
+    if not isinstance(raw_articles, list):
+        raise IssueError(f"{path}{_line(doc, 'articles')}: articles must be a list")
+    articles = []
+    for index, item in enumerate(raw_articles):
+        where = f"{path}{_item_line(raw_articles, index)}"
+        if not isinstance(item, dict):
+            raise IssueError(f"{where}: each article must be a mapping with url, title …")
+        for key in item:
+            if key not in ARTICLE_KEYS:
+                raise IssueError(
+                    f"{path}{_line(item, key)}: unknown article key {key!r} "
+                    f"(allowed: {', '.join(ARTICLE_KEYS)})"
+                )
+        url = _text(item.get("url"), where, "url").strip()
+        if not url:
+            raise IssueError(f"{where}: article {index + 1} has no url")
+        articles.append(
+            Article(**{k: _text(item.get(k), f"{path}{_line(item, k)}", k) for k in ARTICLE_KEYS})
+        )
+    return Issue(
+        date=day,
+        subject=_text(doc.get("subject"), f"{path}{_line(doc, 'subject')}", "subject"),
+        preheader=_text(doc.get("preheader"), f"{path}{_line(doc, 'preheader')}", "preheader"),
+        intro=_text(doc.get("intro"), f"{path}{_line(doc, 'intro')}", "intro"),
+        status=status,
+        articles=articles,
+        path=path,
+        _doc=doc,
+    )
+
+
+def _scalar(value: str) -> Any:
+    """Multi-line text as a ``|`` block, which reads best and round-trips."""
+    if "\n" in value and value == value.strip("\n") + "\n" * (value.endswith("\n")):
+        if all(line == line.rstrip() for line in value.split("\n")) and not value.startswith(" "):
+            return LiteralScalarString(value)
+    return value
+
+
+def _set(node: CommentedMap, key: str, value: Any, keep_empty: bool = True) -> None:
+    """Set ``node[key]`` only when the value really changed, so formatting survives."""
+    current = node.get(key)
+    if key in node and (current if current is not None else "") == value:
+        return
+    if isinstance(current, date) and isinstance(value, date) and current == value:
+        return
+    if not keep_empty and value == "":
+        if key in node:
+            del node[key]
+        return
+    node[key] = _scalar(value) if isinstance(value, str) else value
+
+
+def _to_doc(issue: Issue) -> CommentedMap:
+    doc = issue._doc if issue._doc is not None else CommentedMap()
+    _set(doc, "date", issue.date)
+    for key in ("subject", "preheader", "intro", "status"):
+        _set(doc, key, getattr(issue, key))
+    old = doc.get("articles")
+    old_items: list[Any] = list(old) if isinstance(old, list) else []
+    by_url: dict[str, CommentedMap] = {}
+    for item in old_items:
+        if isinstance(item, CommentedMap) and item.get("url"):
+            by_url.setdefault(str(item["url"]).strip(), item)
+    seq = old if isinstance(old, CommentedSeq) else CommentedSeq()
+    comments = {id(item): seq.ca.items.get(i) for i, item in enumerate(old_items)}
+    seq.ca.items.clear()
+    seq.clear()
+    for index, article in enumerate(issue.articles):
+        node = by_url.pop(article.url, None)
+        if node is None:
+            node = CommentedMap()
+        for key in ARTICLE_KEYS:
+            _set(node, key, getattr(article, key), keep_empty=key in ("url", "title", "section"))
+        seq.append(node)
+        if comments.get(id(node)):
+            seq.ca.items[index] = comments[id(node)]
+    doc["articles"] = seq
+    return doc
+
+
+def dump_issue(issue: Issue) -> str:
+    doc = _to_doc(issue)
+    issue._doc = doc
+    buffer = io.StringIO()
+    _yaml().dump(doc, buffer)
+    return buffer.getvalue()
+
+
+def save_issue(issue: Issue, path: Path | None = None) -> Path:
+    """Write the issue back, keeping whatever the editor wrote by hand."""
+    target = path or issue.path
+    if target is None:
+        raise IssueError(f"issue {issue.slug} has no file to save to")
+    write_text(target, dump_issue(issue))
+    issue.path = target
+    return target
+
+
+def new_issue_text(day: date, newsletter: str) -> str:
+    """The starting file of a new issue: every key, with hints as comments."""
+    return f"""\
+# {newsletter}, issue of {day.isoformat()}.
+# Edit by hand or with `digest add`, `digest move`, `digest remove`;
+# the CLI keeps your comments. Preview it with `digest preview`.
+date: {day.isoformat()}
+subject: ""          # the email's subject line (under ~80 characters)
+preheader: ""        # the line mail apps show after the subject
+status: draft        # draft -> ready (`digest issue ready`) -> sending -> sent; or skipped
+intro: ""            # Markdown: the editor's note at the top
+articles: []
+"""
+
+
+def create_issue(issues_dir: Path, day: date, newsletter: str) -> Issue:
+    path = issue_path(issues_dir, day)
+    if path.exists():
+        raise IssueError(f"{path} already exists; edit it, or pick another --date")
+    write_text(path, new_issue_text(day, newsletter))
+    return load_issue(path)
+
+
+def load_issues(paths: Iterable[Path]) -> list[Issue]:
+    return [load_issue(p) for p in paths]
+
+
+# -- issues of a workspace ---------------------------------------------------
+
+
+def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: bool = False) -> Issue:
+    """The issue dated ``ref``, or the upcoming unsent one when ``ref`` is None.
+
+    The upcoming issue is the earliest draft or ready issue dated today or
+    later; with ``create`` a missing one is made for the next slot.
+    """
+    if ref is not None:
+        day = ref if isinstance(ref, date) else parse_date(ref)
+        path = issue_path(ws.issues_dir, day)
+        if not path.exists():
+            if create:
+                return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+            raise IssueError(
+                f"{path}: no issue dated {day}; create it with `digest issue new --date {day}`"
+            )
+        return load_issue(path)
+    today = clock.now().astimezone(ws.config.schedule.zone).date()
+    for path in list_issue_paths(ws.issues_dir):
+        if path.stem >= today.isoformat():
+            issue = load_issue(path)
+            if issue.status in UNSENT:
+                return issue
+    if create:
+        day = schedule.next_issue_date(ws.config.schedule, clock.now())
+        path = issue_path(ws.issues_dir, day)
+        if path.exists():
+            # The next slot's issue exists but is sent or skipped: take the week after.
+            day = schedule.next_issue_date(
+                ws.config.schedule, schedule.slot_on(ws.config.schedule, day) + timedelta(minutes=1)
+            )
+        return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+    raise IssueError(
+        f"no upcoming draft or ready issue in {ws.issues_dir}; "
+        "create one with `digest issue new`, or name a date"
+    )
+
+
+def new_workspace_issue(ws: Workspace, day: date | None = None, *, force: bool = False) -> Issue:
+    """``digest issue new``: the next slot's date by default; the configured weekday only."""
+    sched = ws.config.schedule
+    if day is None:
+        day = schedule.next_issue_date(sched, clock.now())
+    elif day.weekday() != sched.weekday_index and not force:
+        raise IssueError(
+            f"{day} is a {day.strftime('%A')}, but issues go out on {sched.weekday.title()}s; "
+            "pick another date or pass --force"
+        )
+    return create_issue(ws.issues_dir, day, ws.config.newsletter.name)

@@ -1,0 +1,177 @@
+"""Finding and creating a workspace: a folder holding ``digest.toml``.
+
+A workspace is found the way git finds a repository: an explicit folder
+(``-C DIR`` or ``DIGEST_WORKSPACE``), else the nearest folder upward from the
+current one that holds ``digest.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from digest import config as config_mod
+from digest.atomic import write_text
+from digest.config import CONFIG_NAME, Config
+from digest.errors import WorkspaceError
+
+SUBSCRIBERS_IGNORE = """\
+# Personal data lives here: never commit it.
+*
+!.gitignore
+"""
+OUTBOX_IGNORE = """\
+# Rendered messages carry subscribers' addresses: never commit them.
+*
+!.gitignore
+"""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: Config
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def subscribers_dir(self) -> Path:
+        return self.root / "subscribers"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def feeds_path(self) -> Path:
+        return self.root / "feeds.yaml"
+
+    @property
+    def candidates_path(self) -> Path:
+        return self.root / "candidates.json"
+
+    @property
+    def database_url(self) -> str:
+        """``DIGEST_DATABASE_URL``, else ``[database] url``, else SQLite under subscribers/."""
+        url = os.environ.get("DIGEST_DATABASE_URL") or self.config.database.url
+        if not url:
+            return f"sqlite:///{self.subscribers_dir / 'digest.db'}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            relative = url.removeprefix("sqlite:///")
+            if relative and relative != ":memory:":
+                return f"sqlite:///{self.root / relative}"
+        return url
+
+    def secret(self, env_name: str) -> bytes:
+        """The secret in environment variable ``env_name``, else this workspace's own.
+
+        A workspace on one machine needs no setup: the first use makes a random
+        key in ``subscribers/.keys/ENV_NAME`` (git-ignored, mode 600). Several
+        machines sharing one database must all set the variable to one value.
+        """
+        value = os.environ.get(env_name, "")
+        if value:
+            return value.encode("utf-8")
+        path = self.subscribers_dir / ".keys" / env_name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(32))
+        return path.read_text(encoding="utf-8").strip().encode("utf-8")
+
+    def reload(self) -> Workspace:
+        """The same folder with its config read again (after an edit)."""
+        return open_workspace(self.root)
+
+
+def open_workspace(root: Path) -> Workspace:
+    root = root.resolve()
+    if not (root / CONFIG_NAME).is_file():
+        raise WorkspaceError(
+            f"{root}: no {CONFIG_NAME} here; run `digest init {root}` to make a workspace"
+        )
+    return Workspace(root=root, config=config_mod.load(root / CONFIG_NAME))
+
+
+def find_workspace(start: Path | None = None, explicit: str | Path | None = None) -> Workspace:
+    """The workspace named by ``explicit`` or ``DIGEST_WORKSPACE``, else found upward."""
+    named = explicit or os.environ.get("DIGEST_WORKSPACE")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_dir():
+            raise WorkspaceError(f"{path}: no such folder (from -C or DIGEST_WORKSPACE)")
+        return open_workspace(path)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return open_workspace(folder)
+    raise WorkspaceError(
+        f"not inside a digest workspace (no {CONFIG_NAME} in {here} or above); "
+        "run `digest init DIR` to make one, or pass -C DIR"
+    )
+
+
+def default_config_text(name: str | None = None) -> str:
+    text = resources.files("digest").joinpath("data/digest.toml").read_text(encoding="utf-8")
+    if name:
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        text = re.sub(r'^name = ".*"$', f'name = "{quoted}"', text, count=1, flags=re.M)
+    return text
+
+
+def init_workspace(root: Path, name: str | None = None) -> list[Path]:
+    """Create a workspace in ``root``; return the paths made. Never overwrites."""
+    root = root.expanduser()
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceError(
+            f"{root / CONFIG_NAME} already exists; digest init never overwrites a workspace"
+        )
+    made: list[Path] = []
+    for folder in ("issues", "templates", "subscribers", "outbox"):
+        path = root / folder
+        if not path.exists():
+            path.mkdir(parents=True)
+            made.append(path)
+    files = {
+        root / CONFIG_NAME: default_config_text(name),
+        root / "subscribers" / ".gitignore": SUBSCRIBERS_IGNORE,
+        root / "outbox" / ".gitignore": OUTBOX_IGNORE,
+        root / "templates" / "README.md": TEMPLATES_README,
+    }
+    for path, text in files.items():
+        if not path.exists():
+            write_text(path, text)
+            made.append(path)
+    return made
+
+
+TEMPLATES_README = """\
+# Templates
+
+A file here replaces digest's built-in template of the same name; to change
+only a part of one, extend it:
+
+    {% extends "default:email.html" %}
+    {% block footer %}{{ super() }}<p>Our own line.</p>{% endblock %}
+
+`digest templates` lists the built-in names.
+"""
