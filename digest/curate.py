@@ -114,7 +114,8 @@ def _by_hand(url: str) -> str:
 
 
 @contextmanager
-def _client(client: httpx.Client | None, timeout: float) -> Iterator[httpx.Client]:
+def client_or_new(client: httpx.Client | None, timeout: float = TIMEOUT) -> Iterator[httpx.Client]:
+    """``client`` as it is, else a new one closed on the way out."""
     if client is not None:
         yield client
         return
@@ -144,7 +145,7 @@ def fetch(
     deadline = time.monotonic() + timeout
     try:
         with (
-            _client(client, timeout) as http,
+            client_or_new(client, timeout) as http,
             http.stream("GET", url, follow_redirects=True, timeout=timeout) as response,
         ):
             if response.status_code >= 400:
@@ -209,7 +210,7 @@ def decode_html(data: bytes, header_charset: str | None = None) -> str:
         codec = _codec(label)
         if codec:
             return data.decode(codec, errors="replace")
-    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16", errors="replace")
     return data.decode("utf-8-sig", errors="replace")
 
@@ -254,7 +255,9 @@ def parse_page(text: str, url: str) -> PageMeta:
         if key and content is not None and clean(content) and key not in metas:
             metas[key] = clean(content)
     ld = _json_ld_article(root)
-    og_image = metas.get("og:image") or metas.get("og:image:url") or metas.get("og:image:secure_url")
+    og_image = (
+        metas.get("og:image") or metas.get("og:image:url") or metas.get("og:image:secure_url")
+    )
     tw_image = metas.get("twitter:image") or metas.get("twitter:image:src")
     ld_image, ld_image_alt = _ld_image(ld.get("image"))
 
@@ -263,8 +266,9 @@ def parse_page(text: str, url: str) -> PageMeta:
         author = ""
     site_name = metas.get("og:site_name") or _ld_name(ld.get("publisher"))
     title_tag = root.find(".//title")
-    page_title = _strip_site_name(clean(title_tag.text_content()) if title_tag is not None else "",
-                                  site_name)
+    page_title = _strip_site_name(
+        clean(title_tag.text_content()) if title_tag is not None else "", site_name
+    )
 
     if og_image:
         image, image_alt = og_image, metas.get("og:image:alt", "")
@@ -284,10 +288,18 @@ def parse_page(text: str, url: str) -> PageMeta:
 
     return PageMeta(
         url=resolved or url,
-        title=_first(metas.get("og:title"), metas.get("twitter:title"),
-                     clean(ld.get("headline") or ld.get("name")), page_title),
-        summary=_first(metas.get("og:description"), metas.get("twitter:description"),
-                       clean(ld.get("description")), metas.get("description")),
+        title=_first(
+            metas.get("og:title"),
+            metas.get("twitter:title"),
+            clean(ld.get("headline") or ld.get("name")),
+            page_title,
+        ),
+        summary=_first(
+            metas.get("og:description"),
+            metas.get("twitter:description"),
+            clean(ld.get("description")),
+            metas.get("description"),
+        ),
         author=_first(author, _ld_authors(ld.get("author")), metas.get("author")),
         section=_first(metas.get("article:section"), _ld_section(ld.get("articleSection"))),
         image=_absolute(image, url) if image else "",
@@ -416,9 +428,7 @@ def fetch_article(
     """Fetch an article page and read its metadata."""
     page = fetch(url, timeout=timeout, max_bytes=max_bytes, client=client)
     if page.content_type and page.content_type not in HTML_TYPES:
-        raise CurateError(
-            f"{url}: is {page.content_type}, not an HTML page; {_by_hand(url)}"
-        )
+        raise CurateError(f"{url}: is {page.content_type}, not an HTML page; {_by_hand(url)}")
     return parse_page(decode_html(page.data, page.charset), page.url)
 
 
@@ -458,7 +468,9 @@ def add_url(
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(given) - set(OVERRIDE_KEYS)
     if unknown:
-        raise CurateError(f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}")
+        raise CurateError(
+            f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}"
+        )
     sections = ws.config.newsletter.sections
     if section is not None:
         section = check_section(section, sections)
@@ -486,9 +498,7 @@ def add_url(
     if values.get("image"):
         values["image"] = _absolute(values["image"], meta.url) or values["image"]
     if not values["title"]:
-        raise CurateError(
-            f"{url}: the page gives no title; add one with --title \"...\""
-        )
+        raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
 
     if section is None:
         found = canonical_section(meta.section, sections) if meta.section else ""

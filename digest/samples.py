@@ -88,7 +88,10 @@ class SampleSite:
     def start(self) -> SampleSite:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="digest-samples", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="digest-samples",
+                daemon=True,
             )
             self._thread.start()
         return self

@@ -17,6 +17,8 @@ from digest import clock
 from digest.cli import main
 from digest.workspace import Workspace, init_workspace, open_workspace
 
+from _site_fixtures import *  # noqa: F403
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -61,3 +63,4 @@ def cli(workspace: Workspace) -> Cli:
 
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from _send_fixtures import *  # noqa: F403

@@ -1,0 +1,48 @@
+"""A loopback web site serving tests/fixtures (articles, feeds) plus awkward pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from digest.samples import Route, SampleSite
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+CP1251_NO_META = (
+    "<html><head><title>Газ и нефть</title></head><body><p>Текст.</p></body></html>"
+).encode("cp1251")
+
+EXTRA_ROUTES = {
+    # Holds its reply back far longer than any test waits.
+    "/slow.html": Route(body=b"<title>Slow</title>", delay=30.0),
+    # Bigger than a small cap, and no Content-Length to refuse it by up front.
+    "/endless.html": Route(body=b"<title>Big</title>" + b"<p>x</p>" * 20_000, content_length=False),
+    # Bigger than the default 5 MB cap, declared.
+    "/huge.html": Route(body=b"<title>Huge</title>" + b" " * 5_100_000),
+    # The charset is only in the header.
+    "/header-charset.html": Route(
+        body=CP1251_NO_META, content_type="text/html; charset=windows-1251"
+    ),
+    "/broken.rss": Route(body=b"<html><p>Not a feed</p></html>", content_type="text/html"),
+    "/gone.rss": Route(body=b"gone", content_type="text/plain", status=410),
+}
+
+
+@pytest.fixture
+def site() -> Iterator[SampleSite]:
+    """tests/fixtures served on 127.0.0.1 with PORT filled in, plus EXTRA_ROUTES."""
+    with SampleSite(FIXTURES, routes=EXTRA_ROUTES) as served:
+        yield served
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
