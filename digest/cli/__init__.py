@@ -82,9 +82,9 @@ def echo_json(data: Any) -> None:
 
 
 def _register() -> None:
-    from digest.cli import curate, issues, workspace
+    from digest.cli import curate, db, issues, subscribers, workspace
 
-    for module in (workspace, issues, curate):
+    for module in (workspace, issues, curate, subscribers, db):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,403 @@
+"""The consent ledger: versioned consent texts and an append-only hash chain.
+
+Every change in a subscriber's consent is one event. An event names its
+subject by a random id and a keyed pseudonym of the address (never the
+address), the method and source, the consent statement and privacy-policy
+versions in force, and the SHA-256 of its evidence. The evidence itself (IP,
+user agent, submitted fields, import row) sits in ``consent_evidence``, which
+erasure deletes: the chain hashes only the evidence digest, so it still
+verifies afterwards.
+
+Each event's hash covers its fields and the previous event's hash, so an
+edited, deleted, inserted or reordered event breaks the chain from there on;
+:func:`verify` finds the first such sequence number and returns the head hash
+to publish or keep elsewhere (a forger who rewrites the whole tail changes it).
+
+Appends are serialised: ``SELECT … FOR UPDATE`` on the one ``chain_head`` row
+on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite; the chain never forks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from digest import clock
+from digest.config import Config
+from digest.errors import ConsentError
+from digest.store import Store, schema, stamp
+from digest.store.migrations import GENESIS_HASH
+
+EVENT_KINDS = (
+    "signup_requested",
+    "confirmed",
+    "unsubscribed",
+    "resubscribed",
+    "bounced",
+    "complained",
+    "imported",
+    "admin_added",
+    "exported",
+    "erased",
+)
+METHODS = ("web_form", "one_click", "link", "import", "admin", "provider_webhook")
+
+events_t = schema.consent_events
+evidence_t = schema.consent_evidence
+texts_t = schema.consent_texts
+head_t = schema.chain_head
+
+EVENT_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "kind",
+    "subject_id",
+    "pseudonym",
+    "method",
+    "source",
+    "statement_id",
+    "policy_id",
+    "evidence_sha256",
+    "prev_hash",
+    "hash",
+)
+
+
+def canonical(data: Any) -> str:
+    """The one JSON spelling hashed and stored for evidence."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def event_hash(fields: Sequence[Any]) -> str:
+    """The hash of an event: its first eleven columns (all but ``hash``) in order."""
+    return sha256(json.dumps(list(fields), separators=(",", ":"), ensure_ascii=False))
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to append; the ledger fills in sequence, time, texts and hashes."""
+
+    kind: str
+    subject_id: str
+    pseudonym: str
+    method: str
+    source: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    policy_version: str | None = None  # None: the version in force now
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    occurred_at: str
+    kind: str
+    subject_id: str
+    pseudonym: str
+    method: str
+    source: str
+    statement_id: int
+    policy_id: int
+    evidence_sha256: str
+    prev_hash: str
+    hash: str
+    evidence: dict[str, Any] | None = None  # None: erased (or never held)
+
+
+# consent texts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Text:
+    id: int
+    kind: str
+    version: str
+    body: str
+    url: str
+    sha256: str
+    created_at: str
+
+
+def _policy_sha(version: str, url: str) -> str:
+    return sha256(f"{version}\n{url}")
+
+
+def texts_in_force(conn: Connection, config: Config) -> tuple[int, int]:
+    """The ids of the statement and policy in ``config``, recording new versions once.
+
+    A changed statement is a new row with the next version number; an old
+    row is never edited. Call it with the chain head locked (as
+    :func:`append` does), so two processes cannot record one text twice.
+    """
+    statement = config.privacy.consent_statement
+    statement_id = _text_id(conn, "statement", sha256(statement))
+    now = stamp(clock.now())
+    if statement_id is None:
+        count = len(conn.execute(select(texts_t.c.id).where(texts_t.c.kind == "statement")).all())
+        statement_id = _insert_text(
+            conn, "statement", str(count + 1), statement, "", sha256(statement), now
+        )
+    version, url = config.privacy.policy_version, config.privacy.policy_url
+    policy_id = _text_id(conn, "policy", _policy_sha(version, url))
+    if policy_id is None:
+        policy_id = _insert_text(conn, "policy", version, "", url, _policy_sha(version, url), now)
+    return statement_id, policy_id
+
+
+def _text_id(conn: Connection, kind: str, digest: str) -> int | None:
+    return conn.execute(
+        select(texts_t.c.id).where(texts_t.c.kind == kind, texts_t.c.sha256 == digest)
+    ).scalar()
+
+
+def _insert_text(
+    conn: Connection, kind: str, version: str, body: str, url: str, digest: str, now: str
+) -> int:
+    result = conn.execute(
+        texts_t.insert().values(
+            kind=kind, version=version, body=body, url=url, sha256=digest, created_at=now
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def policy_ids(conn: Connection) -> dict[str, int]:
+    """Every known policy version -> the id of its latest recorded text."""
+    rows = conn.execute(
+        select(texts_t.c.version, texts_t.c.id)
+        .where(texts_t.c.kind == "policy")
+        .order_by(texts_t.c.id)
+    )
+    return {version: text_id for version, text_id in rows}
+
+
+def texts(store: Store) -> dict[int, Text]:
+    with store.read() as conn:
+        return {row.id: Text(**row._mapping) for row in conn.execute(select(texts_t))}
+
+
+# appending ----------------------------------------------------------------------
+
+
+def lock_head(conn: Connection, dialect: str) -> tuple[int, str]:
+    """Lock the chain head for this transaction; return its (seq, hash)."""
+    query = select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == 1)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return int(row.seq), str(row.hash)
+
+
+def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> list[Event]:
+    """Append events in order inside the caller's write transaction."""
+    seq, prev = lock_head(conn, store.dialect)
+    statement_id, current_policy = texts_in_force(conn, store.workspace.config)
+    known = policy_ids(conn)
+    now = stamp(clock.now())
+    events: list[Event] = []
+    evidence_rows: list[tuple[int, str]] = []
+    for draft in drafts:
+        if draft.kind not in EVENT_KINDS or draft.method not in METHODS:
+            raise ConsentError(f"unknown consent event {draft.kind!r} by method {draft.method!r}")
+        if draft.policy_version is None:
+            policy_id = current_policy
+        elif draft.policy_version in known:
+            policy_id = known[draft.policy_version]
+        else:
+            raise ConsentError(
+                f"privacy policy version {draft.policy_version!r} is unknown; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        seq += 1
+        body = canonical(draft.evidence)
+        fields = (
+            seq,
+            now,
+            draft.kind,
+            draft.subject_id,
+            draft.pseudonym,
+            draft.method,
+            draft.source,
+            statement_id,
+            policy_id,
+            sha256(body),
+            prev,
+        )
+        prev = event_hash(fields)
+        events.append(
+            Event(
+                seq,
+                now,
+                draft.kind,
+                draft.subject_id,
+                draft.pseudonym,
+                draft.method,
+                draft.source,
+                statement_id,
+                policy_id,
+                fields[9],
+                fields[10],
+                prev,
+                draft.evidence,
+            )
+        )
+        evidence_rows.append((seq, body))
+    if events:
+        bulk_insert(conn, store.dialect, "consent_events", EVENT_COLUMNS, [_row(e) for e in events])
+        bulk_insert(conn, store.dialect, "consent_evidence", ("seq", "body"), evidence_rows)
+        conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=seq, hash=prev))
+    return events
+
+
+def _row(event: Event) -> tuple[Any, ...]:
+    return tuple(getattr(event, name) for name in EVENT_COLUMNS)
+
+
+def bulk_insert(
+    conn: Connection,
+    dialect: str,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert many rows fast: one executemany on SQLite, COPY on PostgreSQL."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if dialect == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+
+
+# reading --------------------------------------------------------------------------
+
+
+def history(conn: Connection, subject_id: str) -> list[Event]:
+    """A subject's events in order, with the evidence still held."""
+    query = (
+        select(events_t, evidence_t.c.body)
+        .select_from(events_t.outerjoin(evidence_t, evidence_t.c.seq == events_t.c.seq))
+        .where(events_t.c.subject_id == subject_id)
+        .order_by(events_t.c.seq)
+    )
+    return [
+        Event(
+            **{name: row._mapping[name] for name in EVENT_COLUMNS},
+            evidence=json.loads(row.body) if row.body is not None else None,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+# verifying ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str = ""
+
+
+def verify(store: Store, batch_size: int = 10_000) -> Verification:
+    """Recompute the chain; report the first broken sequence number, if any."""
+    with store.read() as conn:
+        for text in conn.execute(select(texts_t)):
+            expected = (
+                sha256(text.body)
+                if text.kind == "statement"
+                else _policy_sha(text.version, text.url)
+            )
+            if text.sha256 != expected:
+                return Verification(
+                    False, 0, 0, "", None, f"consent text {text.id} ({text.kind}) was edited"
+                )
+        head_seq, head_hash = conn.execute(select(head_t.c.seq, head_t.c.hash)).one()
+        count, prev, expected_seq = 0, GENESIS_HASH, 1
+        for batch in _event_batches(conn, batch_size):
+            for row in batch:
+                seq = row[0]
+                if seq != expected_seq:
+                    problem = (
+                        f"event {expected_seq} is missing"
+                        if seq > expected_seq
+                        else f"event {seq} is out of order"
+                    )
+                    return Verification(False, count, head_seq, head_hash, expected_seq, problem)
+                fields = row[:11]
+                if row[10] != prev:
+                    return Verification(
+                        False,
+                        count,
+                        head_seq,
+                        head_hash,
+                        seq,
+                        f"event {seq} does not link to the event before it",
+                    )
+                if event_hash(fields) != row[11]:
+                    return Verification(
+                        False,
+                        count,
+                        head_seq,
+                        head_hash,
+                        seq,
+                        f"event {seq} was edited (hash differs)",
+                    )
+                body = row[12]
+                if body is not None and sha256(body) != row[9]:
+                    return Verification(
+                        False,
+                        count,
+                        head_seq,
+                        head_hash,
+                        seq,
+                        f"the evidence of event {seq} was edited",
+                    )
+                prev, count, expected_seq = row[11], count + 1, seq + 1
+        if count != head_seq or prev != head_hash:
+            return Verification(
+                False,
+                count,
+                head_seq,
+                head_hash,
+                count + 1,
+                f"the chain head names event {head_seq} but the ledger ends at event {count}",
+            )
+    return Verification(True, count, head_seq, head_hash)
+
+
+def _event_batches(conn: Connection, batch_size: int) -> Iterator[list[Any]]:
+    columns = [events_t.c[name] for name in EVENT_COLUMNS]
+    last = 0
+    while True:
+        query = (
+            select(*columns, evidence_t.c.body)
+            .select_from(events_t.outerjoin(evidence_t, evidence_t.c.seq == events_t.c.seq))
+            .where(events_t.c.seq > last)
+            .order_by(events_t.c.seq)
+            .limit(batch_size)
+        )
+        rows = [tuple(row) for row in conn.execute(query)]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]

@@ -1,0 +1,181 @@
+"""The database: one SQLAlchemy Core schema on SQLite (default) or PostgreSQL.
+
+``open_store(ws)`` connects to ``ws.database_url`` and applies pending
+migrations (see :mod:`digest.store.migrations`). A :class:`Store` hands out
+transactions with :meth:`Store.begin`; on SQLite every write transaction is
+``BEGIN IMMEDIATE`` so that two processes appending to the consent chain
+queue up instead of failing halfway, and reads use :meth:`Store.read`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import Iterator
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from digest.errors import StoreError
+from digest.store import migrations
+from digest.workspace import Workspace
+
+__all__ = ["Store", "open_store", "engine_url", "stamp"]
+
+
+def stamp(moment: datetime) -> str:
+    """A UTC instant as the fixed-width text every table stores."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def engine_url(url: str) -> str:
+    """A user's URL as SQLAlchemy wants it: PostgreSQL always through psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
+    # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in (
+        "journal_mode = WAL",
+        "foreign_keys = ON",
+        "busy_timeout = 30000",
+        "synchronous = NORMAL",
+        "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    read_only = conn.get_execution_options().get("digest_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class Store:
+    """A connected database; a context manager that closes it."""
+
+    def __init__(self, engine: Engine, workspace: Workspace) -> None:
+        self.engine = engine
+        self.workspace = workspace
+        self.dialect: str = engine.dialect.name
+
+    @classmethod
+    def connect(cls, url: str, workspace: Workspace) -> Store:
+        try:
+            parsed = make_url(engine_url(url))
+        except ArgumentError:
+            raise StoreError(
+                f"database URL {_safe(url)!r} is not a URL; use sqlite:///PATH or postgresql://…"
+            ) from None
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed)
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        elif backend == "postgresql":
+            engine = create_engine(parsed, pool_pre_ping=True)
+        else:
+            raise StoreError(
+                f"database URL {_safe(url)!r}: only sqlite and postgresql are supported"
+            )
+        return cls(engine, workspace)
+
+    # transactions -----------------------------------------------------------
+
+    def begin(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction: committed on success, rolled back on an error."""
+        return self._guard(self.engine.begin())
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (on SQLite it takes no write lock)."""
+        with self._guard(self.engine.connect()) as conn:
+            conn = conn.execution_options(digest_read_only=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def _guard(self, manager: Any) -> Iterator[Connection]:
+        try:
+            with manager as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(
+                f"database {self.describe()}: {str(exc.orig).strip().splitlines()[0]}"
+            ) from None
+
+    # keys -------------------------------------------------------------------
+
+    @cached_property
+    def pseudonym_key(self) -> bytes:
+        return self.workspace.secret(self.workspace.config.consent.pseudonym_key_env)
+
+    def pseudonym(self, folded_address: str) -> str:
+        """The keyed HMAC-SHA256 of a case-folded address (hex)."""
+        return hmac.new(self.pseudonym_key, folded_address.encode("utf-8"), "sha256").hexdigest()
+
+    # lifecycle --------------------------------------------------------------
+
+    def upgrade(self) -> list[migrations.Migration]:
+        try:
+            return migrations.upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreError(
+                f"database {self.describe()}: cannot migrate: {str(exc.orig).strip()}"
+            ) from None
+
+    def describe(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(engine_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def open_store(ws: Workspace, *, migrate: bool = True) -> Store:
+    """The workspace's database, migrated to the latest version unless ``migrate=False``."""
+    store = Store.connect(ws.database_url, ws)
+    if migrate:
+        try:
+            with store.engine.connect():
+                pass
+        except OperationalError as exc:
+            store.close()
+            raise StoreError(
+                f"cannot connect to {store.describe()}: {str(exc.orig).strip().splitlines()[0]}; "
+                "check [database] url or DIGEST_DATABASE_URL"
+            ) from None
+        if migrations.pending(store.engine):
+            store.upgrade()
+    return store

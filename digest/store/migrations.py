@@ -1,0 +1,144 @@
+"""Versioned migrations, run by ``digest db upgrade`` and on first use.
+
+:data:`MIGRATIONS` is an ordered list of :class:`Migration`; the database
+records each applied version in ``schema_migrations``. To add one (say the
+deliveries ledger), append one entry with the next version number::
+
+    def _deliveries(conn: Connection, dialect: str) -> None:
+        schema.deliveries.create(conn)          # a Table declared in schema.py
+        if dialect == "postgresql":
+            conn.exec_driver_sql("CREATE INDEX ...")
+
+    MIGRATIONS.append(Migration(2, "deliveries ledger", _deliveries))
+
+A migration runs inside the upgrade's transaction (DDL is transactional on
+both backends), gets the connection and ``"sqlite"`` or ``"postgresql"``,
+and must never be edited once released: change a table with a new one.
+Upgrades are serialised (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE``
+on SQLite), so several processes starting at once apply each version once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from digest import clock
+from digest.store import schema
+
+GENESIS_HASH = "0" * 64
+_LOCK_ID = 0x6469676573  # "diges": the advisory lock key for upgrades on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection, str], None]
+
+
+_APPEND_ONLY_SQLITE = """
+CREATE TRIGGER consent_events_no_{op} BEFORE {OP} ON consent_events
+BEGIN SELECT RAISE(ABORT, 'consent_events is append-only: {OP} refused'); END
+"""
+
+_APPEND_ONLY_PG = [
+    """
+CREATE FUNCTION digest_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'consent_events is append-only: % refused', TG_OP;
+END $$
+""",
+    """CREATE TRIGGER consent_events_no_change BEFORE UPDATE OR DELETE ON consent_events
+FOR EACH ROW EXECUTE FUNCTION digest_refuse_change()""",
+    """CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON consent_events
+FOR EACH STATEMENT EXECUTE FUNCTION digest_refuse_change()""",
+]
+
+
+def _consent_ledger(conn: Connection, dialect: str) -> None:
+    for table in (
+        schema.subscribers,
+        schema.consent_texts,
+        schema.consent_events,
+        schema.consent_evidence,
+        schema.chain_head,
+        schema.suppressions,
+    ):
+        table.create(conn)
+    conn.execute(schema.chain_head.insert().values(id=1, seq=0, hash=GENESIS_HASH))
+    if dialect == "sqlite":
+        for op in ("update", "delete"):
+            conn.exec_driver_sql(_APPEND_ONLY_SQLITE.format(op=op, OP=op.upper()))
+    else:
+        for statement in _APPEND_ONLY_PG:
+            conn.exec_driver_sql(statement)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "subscribers and consent ledger", _consent_ledger),
+]
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    version: int
+    name: str
+    applied_at: str | None  # None: pending
+
+
+def _applied(conn: Connection) -> dict[int, str]:
+    if not inspect(conn).has_table("schema_migrations"):
+        return {}
+    rows = conn.execute(
+        select(schema.schema_migrations.c.version, schema.schema_migrations.c.applied_at)
+    )
+    return {version: applied for version, applied in rows}
+
+
+def status(engine: Engine) -> list[MigrationState]:
+    """Every known migration, applied (with its time) or pending."""
+    with engine.connect() as conn:
+        applied = _applied(conn)
+    return [MigrationState(m.version, m.name, applied.get(m.version)) for m in _ordered()]
+
+
+def pending(engine: Engine) -> list[Migration]:
+    with engine.connect() as conn:
+        applied = _applied(conn)
+    return [m for m in _ordered() if m.version not in applied]
+
+
+def upgrade(engine: Engine) -> list[Migration]:
+    """Apply every pending migration in one transaction; return those applied."""
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        if not inspect(conn).has_table("schema_migrations"):
+            schema.schema_migrations.create(conn)
+        applied = _applied(conn)
+        done = []
+        for migration in _ordered():
+            if migration.version in applied:
+                continue
+            migration.apply(conn, dialect)
+            conn.execute(
+                schema.schema_migrations.insert().values(
+                    version=migration.version,
+                    name=migration.name,
+                    applied_at=clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                )
+            )
+            done.append(migration)
+    return done
+
+
+def _ordered() -> list[Migration]:
+    ordered = sorted(MIGRATIONS, key=lambda m: m.version)
+    versions = [m.version for m in ordered]
+    if len(set(versions)) != len(versions):  # pragma: no cover - a programming error
+        raise RuntimeError(f"two migrations share a version number: {versions}")
+    return ordered

@@ -1,0 +1,108 @@
+"""The tables of digest's database, for SQLite and PostgreSQL alike.
+
+Times are stored as ISO-8601 UTC text (``2026-10-02T08:15:00.000000Z``): the
+same bytes on both backends, so the consent chain hashes them identically,
+and they sort as they read.
+
+Tables here describe the *current* shape. A migration that creates a table
+uses these objects; a later change to a table is a new migration (ALTER), not
+an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# An INTEGER PRIMARY KEY on SQLite is the rowid: the fastest key it has.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", Text),  # NULL once erased
+    Column("email_key", String(64), unique=True),  # keyed HMAC of the case-folded address
+    Column("name", Text),
+    Column("status", String(16), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("attributes", Text, nullable=False, default="{}"),
+    Index("ix_subscribers_status_id", "status", "id"),
+)
+
+consent_texts = Table(
+    "consent_texts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # statement | policy
+    Column("version", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("url", Text, nullable=False, default=""),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("kind", "sha256", name="uq_consent_texts_kind_sha256"),
+)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
+    Column("occurred_at", String(32), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("subject_id", String(32), nullable=False),
+    Column("pseudonym", String(64), nullable=False),
+    Column("method", String(24), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("statement_id", Integer, ForeignKey("consent_texts.id"), nullable=False),
+    Column("policy_id", Integer, ForeignKey("consent_texts.id"), nullable=False),
+    Column("evidence_sha256", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_consent_events_subject", "subject_id"),
+)
+
+# Evidence is personal data and erasable; the chain keeps only its digest.
+consent_evidence = Table(
+    "consent_evidence",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),
+)
+
+# One row (id = 1): the chain's last sequence number and hash, locked to append.
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", SEQ, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("key", String(64), primary_key=True),  # the keyed hash only, never the address
+    Column("reason", String(32), nullable=False),  # bounced | complained | admin | erased
+    Column("created_at", String(32), nullable=False),
+)

@@ -1,0 +1,972 @@
+"""Subscribers: addresses, lifecycle, import, export, erasure and the audience.
+
+A subscriber's status follows from their consent events (see
+:mod:`digest.consent`); ``subscribers.status`` caches it and is updated in
+the same transaction as the event that changes it::
+
+    signup_requested ──> pending ──confirmed──> active ──unsubscribed──> unsubscribed
+                            ^                                                 │
+                            └────────────── resubscribed (fresh consent) ─────┘
+    imported (with a consent date) / admin_added --confirmed ──> active
+    admin_added ──> pending;  bounced / complained ──> suppressed for good
+    erased ──> the address, name, attributes and evidence are gone; a keyed hash stays suppressed
+
+Every write transaction locks the chain head first, so concurrent sign-ups
+for one address, on any number of processes, are applied one after another.
+
+Addresses are checked and normalised by email-validator (no DNS lookups;
+internationalised addresses allowed). The lookup and suppression key is the
+keyed HMAC of the case-folded normalised address, so ``IVAN@Example.com``
+and ``ivan@example.com`` are one subscriber, and a suppressed or erased
+address is recognised without being stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Connection, func, select
+
+from digest import clock, consent
+from digest.consent import Draft
+from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.store import Store, schema, stamp
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained", "erased")
+SUPPRESSION_REASONS = ("admin", "bounced", "complained")
+
+subs_t = schema.subscribers
+supp_t = schema.suppressions
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: str
+    email: str | None  # None once erased
+    name: str | None
+    status: str
+    created_at: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def new_id() -> str:
+    """A random subject id: 22 URL-safe characters (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def mask(address: str | None) -> str:
+    """``a***@example.com``: what logs and lists show instead of an address."""
+    if not address:
+        return "(erased)"
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address[:1] + "***"
+    return f"{local[:1]}***@{domain}"
+
+
+# addresses ------------------------------------------------------------------------
+
+# Local parts of plain ASCII "atext" atoms: email-validator accepts these
+# unchanged, so only their domain needs its (cached) check. Anything else
+# takes the full validation.
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str:
+    return validate_email(f"x@{domain}", check_deliverability=False).domain
+
+
+def normalise(address: str) -> str:
+    """The normalised form of an address, or :class:`SubscriberError` saying why not."""
+    text = address.strip()
+    local, at, domain = text.rpartition("@")
+    try:
+        if at and len(local) <= 64 and len(text) <= 254 and _SIMPLE_LOCAL.fullmatch(local):
+            return f"{local}@{_domain(domain)}"
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"{mask(text)!s} is not a valid email address: {exc}") from None
+
+
+def _key(store: Store, normalized: str) -> str:
+    return store.pseudonym(normalized.casefold())
+
+
+def _from_row(row: Any) -> Subscriber:
+    attributes = json.loads(row.attributes) if row.attributes != "{}" else {}
+    return Subscriber(row.id, row.email, row.name, row.status, row.created_at, attributes)
+
+
+_COLUMNS = (
+    subs_t.c.id,
+    subs_t.c.email,
+    subs_t.c.name,
+    subs_t.c.status,
+    subs_t.c.created_at,
+    subs_t.c.attributes,
+    subs_t.c.email_key,
+)
+
+
+def _by_id(conn: Connection, subscriber_id: str) -> Any | None:
+    return conn.execute(select(*_COLUMNS).where(subs_t.c.id == subscriber_id)).first()
+
+
+def _by_key(conn: Connection, key: str) -> Any | None:
+    return conn.execute(select(*_COLUMNS).where(subs_t.c.email_key == key)).first()
+
+
+def _suppressed(conn: Connection, key: str | None) -> bool:
+    if key is None:
+        return False
+    return conn.execute(select(supp_t.c.key).where(supp_t.c.key == key)).first() is not None
+
+
+def get_subscriber(store: Store, subscriber_id: str) -> Subscriber | None:
+    with store.read() as conn:
+        row = _by_id(conn, subscriber_id)
+    return _from_row(row) if row else None
+
+
+def find_by_email(store: Store, email: str) -> Subscriber | None:
+    key = _key(store, normalise(email))
+    with store.read() as conn:
+        row = _by_key(conn, key)
+    return _from_row(row) if row else None
+
+
+def lookup(store: Store, email_or_id: str) -> Subscriber:
+    """The subscriber with this address or id, or a clear error."""
+    found = (
+        find_by_email(store, email_or_id)
+        if "@" in email_or_id
+        else get_subscriber(store, email_or_id)
+    )
+    if found is None:
+        shown = mask(email_or_id) if "@" in email_or_id else email_or_id
+        raise SubscriberError(f"no subscriber {shown}; see `digest subscribers list`")
+    return found
+
+
+def is_suppressed(store: Store, email_or_id: str) -> bool:
+    """True when the address (or the subscriber's address) is on the suppression list."""
+    with store.read() as conn:
+        if "@" in email_or_id:
+            return _suppressed(conn, _key(store, normalise(email_or_id)))
+        row = _by_id(conn, email_or_id)
+        if row is None:
+            return False
+        return row.status == "erased" or _suppressed(conn, row.email_key)
+
+
+# lifecycle ------------------------------------------------------------------------
+
+
+def _event(
+    conn: Connection,
+    store: Store,
+    row: Any,
+    kind: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any] | None,
+    pseudonym: str | None = None,
+    status: str | None = None,
+) -> None:
+    """Append one event for a subscriber and, with ``status``, cache the new status."""
+    pseudonym = pseudonym or _pseudonym_of(conn, row.id)
+    consent.append(conn, store, [Draft(kind, row.id, pseudonym, method, source, evidence or {})])
+    if status is not None:
+        conn.execute(
+            subs_t.update()
+            .where(subs_t.c.id == row.id)
+            .values(status=status, updated_at=stamp(clock.now()))
+        )
+
+
+def _pseudonym_of(conn: Connection, subject_id: str) -> str:
+    """The pseudonym the subject's first event recorded (kept after erasure)."""
+    found = conn.execute(
+        select(consent.events_t.c.pseudonym)
+        .where(consent.events_t.c.subject_id == subject_id)
+        .order_by(consent.events_t.c.seq)
+        .limit(1)
+    ).scalar()
+    if found is None:  # pragma: no cover - every subscriber is created with an event
+        raise SubscriberError(f"subscriber {subject_id} has no consent events")
+    return str(found)
+
+
+def _insert(
+    conn: Connection,
+    store: Store,
+    normalized: str,
+    key: str,
+    name: str | None,
+    status: str,
+    attributes: dict[str, Any] | None = None,
+) -> Subscriber:
+    now = stamp(clock.now())
+    sub = Subscriber(new_id(), normalized, name or None, status, now, attributes or {})
+    conn.execute(
+        subs_t.insert().values(
+            id=sub.id,
+            email=normalized,
+            email_key=key,
+            name=sub.name,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            attributes=consent.canonical(sub.attributes),
+        )
+    )
+    return sub
+
+
+@contextlib.contextmanager
+def _write(store: Store) -> Iterator[Connection]:
+    """A write transaction with the chain head locked first (see the module docstring)."""
+    with store.begin() as conn:
+        consent.lock_head(conn, store.dialect)
+        yield conn
+
+
+def _refuse_suppressed(normalized: str) -> SubscriberError:
+    return SubscriberError(
+        f"{mask(normalized)} is on the suppression list (bounced, complained, suppressed "
+        "or erased) and is never subscribed again"
+    )
+
+
+def request_signup(
+    store: Store,
+    email: str,
+    name: str | None,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+) -> Subscriber:
+    """Record a sign-up request: a new or unsubscribed address becomes pending.
+
+    An active subscriber stays active and nothing is recorded; a pending one
+    records the repeated request. A suppressed address is refused.
+    """
+    normalized = normalise(email)
+    key = _key(store, normalized)
+    with _write(store) as conn:
+        if _suppressed(conn, key):
+            raise _refuse_suppressed(normalized)
+        row = _by_key(conn, key)
+        if row is None:
+            sub = _insert(conn, store, normalized, key, name, "pending")
+            _event(
+                conn,
+                store,
+                sub,
+                "signup_requested",
+                method=method,
+                source=source,
+                evidence=evidence,
+                pseudonym=key,
+            )
+            return sub
+        if row.status == "active":
+            return _from_row(row)
+        if row.status == "pending":
+            _event(
+                conn,
+                store,
+                row,
+                "signup_requested",
+                method=method,
+                source=source,
+                evidence=evidence,
+            )
+        elif row.status == "unsubscribed":
+            _event(
+                conn,
+                store,
+                row,
+                "resubscribed",
+                method=method,
+                source=source,
+                evidence=evidence,
+                status="pending",
+            )
+        else:
+            raise _refuse_suppressed(normalized)
+        return _from_row(_require(conn, row.id))
+
+
+def _require(conn: Connection, subscriber_id: str) -> Any:
+    row = _by_id(conn, subscriber_id)
+    if row is None:
+        raise SubscriberError(f"no subscriber {subscriber_id}; see `digest subscribers list`")
+    return row
+
+
+def confirm(
+    store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
+) -> Subscriber:
+    """Double opt-in: pending -> active. Confirming an active subscriber changes nothing."""
+    with _write(store) as conn:
+        row = _require(conn, subscriber_id)
+        if row.status == "active":
+            return _from_row(row)
+        if row.status != "pending" or _suppressed(conn, row.email_key):
+            raise SubscriberError(
+                f"subscriber {subscriber_id} is {row.status}, not pending: nothing to confirm"
+            )
+        _event(
+            conn,
+            store,
+            row,
+            "confirmed",
+            method=method,
+            source=source,
+            evidence=evidence,
+            status="active",
+        )
+        return _from_row(_require(conn, subscriber_id))
+
+
+def unsubscribe(
+    store: Store,
+    subscriber_id: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+    reason: str | None = None,
+) -> Subscriber:
+    """Withdraw consent at once. A second unsubscribe records nothing and is harmless."""
+    with _write(store) as conn:
+        row = _require(conn, subscriber_id)
+        if row.status not in ("pending", "active"):
+            return _from_row(row)
+        details = {**evidence, **({"reason": reason} if reason else {})}
+        _event(
+            conn,
+            store,
+            row,
+            "unsubscribed",
+            method=method,
+            source=source,
+            evidence=details,
+            status="unsubscribed",
+        )
+        return _from_row(_require(conn, subscriber_id))
+
+
+def resubscribe(
+    store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
+) -> Subscriber:
+    """A fresh consent from an unsubscribed subscriber: back to pending until confirmed.
+
+    Pending and active subscribers are returned unchanged; a suppressed or
+    erased one is refused.
+    """
+    with _write(store) as conn:
+        row = _require(conn, subscriber_id)
+        if row.status in ("pending", "active"):
+            return _from_row(row)
+        if row.status != "unsubscribed" or _suppressed(conn, row.email_key):
+            raise SubscriberError(
+                f"subscriber {subscriber_id} is {row.status}; it cannot resubscribe"
+            )
+        _event(
+            conn,
+            store,
+            row,
+            "resubscribed",
+            method=method,
+            source=source,
+            evidence=evidence,
+            status="pending",
+        )
+        return _from_row(_require(conn, subscriber_id))
+
+
+def admin_add(
+    store: Store,
+    email: str,
+    name: str | None = None,
+    *,
+    source: str,
+    confirmed: bool = False,
+    evidence: dict[str, Any] | None = None,
+) -> Subscriber:
+    """An operator adds an address: pending, or active when ``confirmed`` (consent held)."""
+    normalized = normalise(email)
+    key = _key(store, normalized)
+    with _write(store) as conn:
+        if _suppressed(conn, key):
+            raise _refuse_suppressed(normalized)
+        row = _by_key(conn, key)
+        if row is not None:
+            raise SubscriberError(
+                f"{mask(normalized)} is already a subscriber ({row.status}, id {row.id}); "
+                "only the subscriber can resubscribe after unsubscribing"
+            )
+        sub = _insert(conn, store, normalized, key, name, "active" if confirmed else "pending")
+        details = {**(evidence or {}), "confirmed": confirmed}
+        _event(
+            conn,
+            store,
+            sub,
+            "admin_added",
+            method="admin",
+            source=source,
+            evidence=details,
+            pseudonym=key,
+        )
+        return sub
+
+
+def suppress(
+    store: Store,
+    email_or_id: str,
+    *,
+    reason: str,
+    kind: str = "admin",
+    method: str = "admin",
+    source: str,
+    evidence: dict[str, Any] | None = None,
+) -> bool:
+    """Put an address on the suppression list for good; False if it already was.
+
+    ``kind`` is ``bounced`` or ``complained`` (recorded as that event) or
+    ``admin`` (recorded as an unsubscription). An address nobody subscribed
+    is suppressed too, by its keyed hash only.
+    """
+    if kind not in SUPPRESSION_REASONS:
+        raise SubscriberError(
+            f"suppression kind {kind!r} is not one of {', '.join(SUPPRESSION_REASONS)}"
+        )
+    with _write(store) as conn:
+        if "@" in email_or_id:
+            key = _key(store, normalise(email_or_id))
+            row = _by_key(conn, key)
+        else:
+            row = _require(conn, email_or_id)
+            key = row.email_key
+        if key is None or _suppressed(conn, key):
+            return False
+        conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+        if row is not None:
+            status = "unsubscribed" if kind == "admin" else kind
+            event = "unsubscribed" if kind == "admin" else kind
+            _event(
+                conn,
+                store,
+                row,
+                event,
+                method=method,
+                source=source,
+                evidence={**(evidence or {}), "reason": reason},
+                status=status,
+            )
+        return True
+
+
+# reading ---------------------------------------------------------------------------
+
+
+def audience(store: Store, batch_size: int = 1000) -> Iterator[Subscriber]:
+    """Stream the mailable audience: active (confirmed), not suppressed, by id.
+
+    Keyset pages of ``batch_size`` rows inside one read transaction (one
+    consistent snapshot); memory stays flat whatever the list's size.
+    """
+    query = (
+        select(subs_t.c.id, subs_t.c.email, subs_t.c.name, subs_t.c.created_at, subs_t.c.attributes)
+        .where(subs_t.c.status == "active")
+        .where(~select(supp_t.c.key).where(supp_t.c.key == subs_t.c.email_key).exists())
+        .order_by(subs_t.c.id)
+        .limit(batch_size)
+    )
+    last = ""
+    with store.read() as conn:
+        while True:
+            rows = conn.execute(query.where(subs_t.c.id > last)).all()
+            for sid, email, name, created, attributes in rows:
+                yield Subscriber(
+                    sid,
+                    email,
+                    name,
+                    "active",
+                    created,
+                    json.loads(attributes) if attributes != "{}" else {},
+                )
+            if len(rows) < batch_size:
+                return
+            last = rows[-1][0]
+
+
+def list_subscribers(
+    store: Store, status: str | None = None, batch_size: int = 1000
+) -> Iterator[Subscriber]:
+    """Every subscriber (or those with ``status``; ``suppressed`` for the suppressed), by id."""
+    if status is not None and status not in (*STATUSES, "suppressed"):
+        raise SubscriberError(
+            f"status {status!r} is not one of {', '.join((*STATUSES, 'suppressed'))}"
+        )
+    query = select(*_COLUMNS).order_by(subs_t.c.id).limit(batch_size)
+    if status == "suppressed":
+        query = query.where(select(supp_t.c.key).where(supp_t.c.key == subs_t.c.email_key).exists())
+    elif status is not None:
+        query = query.where(subs_t.c.status == status)
+    last = ""
+    with store.read() as conn:
+        while True:
+            rows = conn.execute(query.where(subs_t.c.id > last)).all()
+            yield from (_from_row(row) for row in rows)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1].id
+
+
+def stats(store: Store) -> dict[str, int]:
+    """Counts by status, plus the suppression list, the audience and the ledger's length."""
+    with store.read() as conn:
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, count in conn.execute(
+            select(subs_t.c.status, func.count()).group_by(subs_t.c.status)
+        ):
+            counts[status] = int(count)
+        counts["suppressed"] = int(
+            conn.execute(select(func.count()).select_from(supp_t)).scalar_one()
+        )
+        counts["events"] = int(conn.execute(select(schema.chain_head.c.seq)).scalar_one())
+    counts["audience"] = sum(1 for _ in audience(store, batch_size=10_000))
+    return counts
+
+
+def history(store: Store, subscriber: Subscriber) -> list[consent.Event]:
+    with store.read() as conn:
+        return consent.history(conn, subscriber.id)
+
+
+def show(store: Store, email_or_id: str) -> dict[str, Any]:
+    """A subscriber and their whole consent history, for the operator who asked."""
+    sub = lookup(store, email_or_id)
+    texts = consent.texts(store)
+    return {
+        "subscriber": _profile(sub),
+        "suppressed": is_suppressed(store, sub.id),
+        "events": [_event_dict(event, texts) for event in history(store, sub)],
+    }
+
+
+def _profile(sub: Subscriber) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "email": sub.email,
+        "name": sub.name,
+        "status": sub.status,
+        "created_at": sub.created_at,
+        "attributes": sub.attributes,
+    }
+
+
+def _event_dict(event: consent.Event, texts: dict[int, consent.Text]) -> dict[str, Any]:
+    statement, policy = texts[event.statement_id], texts[event.policy_id]
+    return {
+        "seq": event.seq,
+        "at": event.occurred_at,
+        "event": event.kind,
+        "method": event.method,
+        "source": event.source,
+        "statement": {
+            "version": statement.version,
+            "text": statement.body,
+            "sha256": statement.sha256,
+        },
+        "policy": {"version": policy.version, "url": policy.url, "sha256": policy.sha256},
+        "evidence": event.evidence,
+        "evidence_sha256": event.evidence_sha256,
+        "hash": event.hash,
+    }
+
+
+RETENTION = {
+    "consent events": "kept for as long as we must prove consent (GDPR Art. 7(1)); they name you "
+    "only by a random id and a keyed pseudonym of your address",
+    "evidence": "kept with the events to prove consent; deleted when you ask for erasure",
+    "profile": "kept while you are subscribed, to send the newsletter; deleted on erasure",
+    "suppression entry": "after an unsubscribe by bounce or complaint, or an erasure, a keyed hash "
+    "of your address is kept so that it is never mailed again by accident",
+}
+
+
+def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
+    """Everything held about one subscriber (GDPR Art. 15/20); records ``exported``."""
+    sub = lookup(store, email_or_id)
+    with _write(store) as conn:
+        _event(conn, store, sub, "exported", method="admin", source=source, evidence={})
+    data = show(store, sub.id)
+    return {
+        "exported_at": stamp(clock.now()),
+        "newsletter": store.workspace.config.newsletter.name,
+        "profile": data["subscriber"],
+        "suppressed": data["suppressed"],
+        "consent_events": data["events"],
+        "deliveries": [],  # filled by the deliveries ledger once sending exists
+        "retention": RETENTION,
+    }
+
+
+def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
+    """Erase a subscriber (GDPR Art. 17) and return a receipt of what went and what stayed.
+
+    Deleted: address, name, attributes and every piece of evidence. Kept: the
+    pseudonymous consent events (the chain still verifies) and a suppression
+    entry holding only the keyed hash, so the address is never re-added.
+    On SQLite the file is then checkpointed and truncated so no old copy of
+    the address survives in the WAL; ``secure_delete`` zeroes freed space.
+    """
+    sub = lookup(store, email_or_id)
+    if sub.status == "erased":
+        raise SubscriberError(f"subscriber {sub.id} is already erased")
+    with _write(store) as conn:
+        row = _require(conn, sub.id)
+        key = row.email_key
+        _event(conn, store, row, "erased", method="admin", source=source, evidence={})
+        seqs = select(consent.events_t.c.seq).where(consent.events_t.c.subject_id == sub.id)
+        deleted = conn.execute(
+            consent.evidence_t.delete().where(consent.evidence_t.c.seq.in_(seqs))
+        )
+        events = len(conn.execute(seqs).all())
+        if key is not None and not _suppressed(conn, key):
+            conn.execute(
+                supp_t.insert().values(key=key, reason="erased", created_at=stamp(clock.now()))
+            )
+        conn.execute(
+            subs_t.update()
+            .where(subs_t.c.id == sub.id)
+            .values(
+                email=None,
+                email_key=None,
+                name=None,
+                attributes="{}",
+                status="erased",
+                updated_at=stamp(clock.now()),
+            )
+        )
+    _scrub(store)
+    return {
+        "subscriber": sub.id,
+        "erased_at": stamp(clock.now()),
+        "deleted": {
+            "address": True,
+            "name": sub.name is not None,
+            "attributes": len(sub.attributes),
+            "evidence records": deleted.rowcount,
+        },
+        "kept": {
+            "consent events": f"{events} pseudonymous events (random id and keyed hash only), "
+            "so the ledger still verifies",
+            "suppression entry": "a keyed hash of the address: never mailed or imported again",
+        },
+    }
+
+
+def _scrub(store: Store) -> None:
+    """Leave no old copy of erased data in the database files."""
+    if store.dialect == "sqlite":
+        raw = store.engine.raw_connection()  # outside any transaction
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    else:
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM subscribers, consent_evidence")
+
+
+# import ----------------------------------------------------------------------------
+
+REQUIRED = ("email", "consented_at", "policy_version")
+KNOWN = ("email", "name", "consented_at", "source", "policy_version", "ip")
+_BATCH = 5000
+_MAX_LISTED = 200
+
+
+@dataclass
+class ImportReport:
+    path: str
+    rows: int = 0
+    imported: int = 0
+    merged: int = 0
+    suppressed: int = 0
+    invalid: int = 0
+    written: bool = False
+    dry_run: bool = False
+    problems: list[str] = field(default_factory=list)  # "line N: ..." for bad rows
+    notes: list[str] = field(default_factory=list)  # merged duplicates and suppressed rows
+
+    def note(self, target: list[str], line: str) -> None:
+        if len(target) < _MAX_LISTED:
+            target.append(line)
+
+
+class _Abort(Exception):
+    """Rolls the import's transaction back (dry run, or bad rows without --skip-invalid)."""
+
+
+def import_csv(
+    store: Store,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+    source: str | None = None,
+) -> ImportReport:
+    """Import subscribers who consented elsewhere, all or nothing.
+
+    Every bad row (invalid address, missing or unreadable consent date,
+    unknown policy version) is reported with its line number and nothing is
+    written, unless ``skip_invalid``. Duplicates in the file and against the
+    store are merged (the first consent is kept); suppressed addresses are
+    never re-added. One transaction, batched inserts and one bulk chain
+    append per batch.
+    """
+    report = ImportReport(str(path), dry_run=dry_run)
+    source = source or path.name
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise SubscriberError(
+            f"{path}: cannot read ({exc.strerror}); check the file name"
+        ) from None
+    try:
+        with handle, _write(store) as conn:
+            _run_import(conn, store, handle, report, source, skip_invalid)
+            if dry_run or (report.invalid and not skip_invalid):
+                raise _Abort
+            report.written = True
+    except _Abort:
+        pass
+    except UnicodeDecodeError:
+        raise SubscriberError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise SubscriberError(f"{path}: not a readable CSV file ({exc})") from None
+    return report
+
+
+def _run_import(
+    conn: Connection,
+    store: Store,
+    handle: Any,
+    report: ImportReport,
+    source: str,
+    skip_invalid: bool,
+) -> None:
+    reader = csv.reader(handle)
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise SubscriberError(
+            f"{report.path}:1: the header lacks {', '.join(missing)}; "
+            f"expected columns {', '.join(KNOWN)} (others are kept as attributes)"
+        )
+    consent.texts_in_force(conn, store.workspace.config)
+    policies = consent.policy_ids(conn)
+    column = {name: header.index(name) for name in KNOWN if name in header}
+    extras = [(i, name) for i, name in enumerate(header) if name not in KNOWN and name]
+    batch: dict[str, _Pending] = {}
+    mine: set[int] = set()  # 60-bit prefixes of keys this import added: tells in-file duplicates
+    write = True
+    previous_line = reader.line_num
+    for row in reader:
+        line, previous_line = previous_line + 1, reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        report.rows += 1
+        try:
+            address, consented = _check_row(row, header, column, policies)
+        except SubscriberError as exc:
+            report.invalid += 1
+            report.note(report.problems, f"line {line}: {exc}")
+            write = skip_invalid  # the import will be rolled back: only keep checking
+            continue
+        key = _key(store, address)
+        if key in batch:
+            batch[key].duplicates.append(line)
+            continue
+        batch[key] = _Pending(line, address, row, consented)
+        if len(batch) >= _BATCH:
+            _flush(conn, store, batch, report, source, column, extras, mine, write=write)
+            batch = {}
+    _flush(conn, store, batch, report, source, column, extras, mine, write=write)
+
+
+@dataclass
+class _Pending:
+    line: int
+    address: str
+    row: list[str]
+    consented: str
+    duplicates: list[int] = field(default_factory=list)
+
+
+def _check_row(
+    row: list[str], header: list[str], column: dict[str, int], policies: dict[str, int]
+) -> tuple[str, str]:
+    if len(row) > len(header):
+        raise SubscriberError(f"{len(row)} fields but the header has {len(header)}")
+
+    def get(name: str) -> str:
+        index = column.get(name)
+        return row[index].strip() if index is not None and index < len(row) else ""
+
+    raw = get("email")
+    if not raw:
+        raise SubscriberError("no email address")
+    address = normalise(raw)
+    when = get("consented_at")
+    if not when:
+        raise SubscriberError(f"{mask(address)} has no consent date (consented_at)")
+    try:
+        consented = stamp(clock.parse_instant(when).astimezone(UTC))
+    except ConfigError:
+        raise SubscriberError(
+            f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
+        ) from None
+    policy = get("policy_version")
+    if policy not in policies:
+        raise SubscriberError(
+            f"policy_version {policy!r} is unknown (known: {', '.join(sorted(policies))}); "
+            "set [privacy] policy_version to record a new one"
+        )
+    return address, consented
+
+
+def _flush(
+    conn: Connection,
+    store: Store,
+    batch: dict[str, _Pending],
+    report: ImportReport,
+    source: str,
+    column: dict[str, int],
+    extras: list[tuple[int, str]],
+    mine: set[int],
+    *,
+    write: bool,
+) -> None:
+    if not batch:
+        return
+    keys = list(batch)
+    suppressed = {k for (k,) in conn.execute(select(supp_t.c.key).where(supp_t.c.key.in_(keys)))}
+    existing = {
+        k for (k,) in conn.execute(select(subs_t.c.email_key).where(subs_t.c.email_key.in_(keys)))
+    }
+    now = stamp(clock.now())
+    subscribers: list[tuple[Any, ...]] = []
+    drafts: list[Draft] = []
+    for key, item in batch.items():
+        shown = mask(item.address)
+        if key in suppressed:
+            report.suppressed += 1 + len(item.duplicates)
+            for line in (item.line, *item.duplicates):
+                report.note(report.notes, f"line {line}: {shown} is suppressed; not added")
+            continue
+        report.merged += len(item.duplicates)
+        for line in item.duplicates:
+            report.note(
+                report.notes,
+                f"line {line}: {shown} merged into line {item.line} "
+                "(duplicate in the file; the first consent is kept)",
+            )
+        if key in existing:
+            report.merged += 1
+            where = "an earlier line" if int(key[:15], 16) in mine else "an existing subscriber"
+            report.note(
+                report.notes,
+                f"line {item.line}: {shown} merged into {where} (the first consent is kept)",
+            )
+            continue
+        report.imported += 1
+        if not write:
+            continue
+        values = {name: item.row[i].strip() for name, i in column.items() if i < len(item.row)}
+        attributes = {name: item.row[i] for i, name in extras if i < len(item.row) and item.row[i]}
+        sid = new_id()
+        name = values.get("name") or None
+        subscribers.append(
+            (sid, item.address, key, name, "active", now, now, consent.canonical(attributes))
+        )
+        evidence: dict[str, Any] = {
+            "file": source,
+            "line": item.line,
+            "email": item.address,
+            "name": name,
+            "consented_at": item.consented,
+            "source": values.get("source", ""),
+            "ip": values.get("ip", ""),
+            "policy_version": values["policy_version"],
+        }
+        if attributes:
+            evidence["attributes"] = attributes
+        drafts.append(
+            Draft("imported", sid, key, "import", source, evidence, values["policy_version"])
+        )
+        mine.add(int(key[:15], 16))
+    if subscribers:
+        consent.bulk_insert(conn, store.dialect, "subscribers", _SUBSCRIBER_COLUMNS, subscribers)
+        consent.append(conn, store, drafts)
+
+
+_SUBSCRIBER_COLUMNS = (
+    "id",
+    "email",
+    "email_key",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "attributes",
+)
+
+
+__all__ = [
+    "Subscriber",
+    "STATUSES",
+    "DigestError",
+    "mask",
+    "normalise",
+    "new_id",
+    "request_signup",
+    "confirm",
+    "unsubscribe",
+    "resubscribe",
+    "admin_add",
+    "suppress",
+    "get_subscriber",
+    "find_by_email",
+    "lookup",
+    "is_suppressed",
+    "audience",
+    "list_subscribers",
+    "stats",
+    "show",
+    "export",
+    "erase",
+    "import_csv",
+    "ImportReport",
+]
