@@ -1,0 +1,176 @@
+"""The one small interface every sender implements, shaped like an httpx transport.
+
+A :class:`Sender` takes a batch of :class:`OutgoingMessage` and answers one
+:class:`Result` per message, in order: accepted (with the provider's message
+id), transient (worth retrying, maybe after ``retry_after`` seconds),
+permanent (never retried for that recipient) or unknown (the message may or
+may not have gone; only an operator re-sends it). A problem that concerns the
+whole send rather than a message (bad credentials, a TLS failure, a server
+that cannot be reached) raises :class:`~digest.errors.SendError` naming
+host:port, and the engine stops at once.
+
+Messages are lazy: an SMTP sender reads ``wire`` (the complete RFC 5322
+bytes) and never builds the parts; an HTTP API reads ``parts`` and never
+builds the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+ACCEPTED = "accepted"
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+UNKNOWN = "unknown"
+
+
+class PartsLike(Protocol):
+    """What an HTTP provider needs of a message (digest.message.MessageParts)."""
+
+    subject: str
+    from_: str
+    to: str
+    reply_to: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    message_id: str
+
+
+def idempotency_key(issue: str, subscriber_id: object) -> str:
+    """One key per (issue, subscriber): the same message always carries the same key."""
+    return f"digest-{issue}-{subscriber_id}"
+
+
+def batch_key(messages: Sequence[OutgoingMessage]) -> str:
+    """A key for a whole batch: the same messages in the same order give the same key."""
+    digest = hashlib.sha256("\n".join(m.key for m in messages).encode("utf-8")).hexdigest()
+    return f"digest-batch-{digest[:40]}"
+
+
+class OutgoingMessage:
+    """One message to one recipient; its bytes and parts are built only when read."""
+
+    __slots__ = ("subscriber_id", "email", "name", "key", "_wire", "_parts")
+
+    def __init__(
+        self,
+        subscriber_id: object,
+        email: str,
+        key: str,
+        *,
+        wire: bytes | Callable[[], bytes] | None = None,
+        parts: PartsLike | Callable[[], PartsLike] | None = None,
+        name: str = "",
+    ) -> None:
+        self.subscriber_id = subscriber_id
+        self.email = email
+        self.name = name
+        self.key = key
+        self._wire = wire
+        self._parts = parts
+
+    @property
+    def wire(self) -> bytes:
+        value = self._wire
+        if value is None:
+            raise TypeError("this message was made without wire bytes")
+        if not isinstance(value, bytes):
+            value = self._wire = value()
+        return value
+
+    @property
+    def parts(self) -> PartsLike:
+        value = self._parts
+        if value is None:
+            raise TypeError("this message was made without parts")
+        if callable(value):
+            value = self._parts = value()
+        return value
+
+    def __repr__(self) -> str:
+        return f"<OutgoingMessage subscriber={self.subscriber_id} to={mask(self.email)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    state: str
+    provider_id: str = ""
+    reason: str = ""
+    retry_after: float | None = None
+    throttled: bool = False
+
+    @classmethod
+    def accepted(cls, provider_id: str = "") -> Result:
+        return cls(ACCEPTED, provider_id=provider_id)
+
+    @classmethod
+    def transient(
+        cls, reason: str, retry_after: float | None = None, *, throttled: bool = False
+    ) -> Result:
+        return cls(TRANSIENT, reason=reason, retry_after=retry_after, throttled=throttled)
+
+    @classmethod
+    def permanent(cls, reason: str) -> Result:
+        return cls(PERMANENT, reason=reason)
+
+    @classmethod
+    def unknown(cls, reason: str) -> Result:
+        return cls(UNKNOWN, reason=reason)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == ACCEPTED
+
+
+class Sender:
+    """Base class: ``send`` a batch, ``aclose`` at the end; an async context manager.
+
+    ``batch_size`` is how many messages one ``send`` call should carry (an API's
+    batch endpoint, a few messages per SMTP connection turn); ``parallel`` is
+    how many ``send`` calls the engine keeps in flight; ``idempotent`` says that
+    sending the same messages again cannot deliver them twice (a file per
+    subscriber, an API that honours an Idempotency-Key), so messages left
+    unknown by a crash may be re-sent automatically.
+    """
+
+    name: str = "sender"
+    batch_size: int = 1
+    parallel: int = 1
+    idempotent: bool = False
+
+    async def send(self, batch: list[OutgoingMessage]) -> list[Result]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+
+def mask(address: str) -> str:
+    """``a***@example.com``: enough to recognise, not enough to leak."""
+    local, at, domain = address.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def describe(results: Sequence[Result]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.state] = counts.get(result.state, 0) + 1
+    return counts

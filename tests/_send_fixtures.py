@@ -1,0 +1,205 @@
+"""Fixtures for sending: a real aiosmtpd server on loopback, scriptable per recipient.
+
+``smtp_sink`` runs an aiosmtpd Controller on 127.0.0.1 in a thread. Its handler
+records every accepted message and can be told to answer a chosen recipient
+with a list of replies (``sink.script("a@x.test", "451 4.7.1 later")``), to drop
+the connection in the middle of DATA for a recipient, to require STARTTLS and
+AUTH. ``tls_files`` makes a throwaway CA-less self-signed certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+__all__ = ["SmtpSink", "free_port", "smtp_sink", "tls_files", "TlsFiles"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    @property
+    def subject(self) -> str:
+        return str(message_from_bytes(self.data)["Subject"])
+
+
+@dataclass
+class SinkHandler:
+    received: list[Received] = field(default_factory=list)
+    scripts: dict[str, list[str]] = field(default_factory=dict)
+    drop_data: set[str] = field(default_factory=set)
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.connections += 1
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        with self.lock:
+            script = self.scripts.get(address)
+            if script:
+                reply = script.pop(0)
+                if reply != "250 OK":
+                    return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        for rcpt in envelope.rcpt_tos:
+            if rcpt in self.drop_data:
+                self.drop_data.discard(rcpt)
+                with self.lock:
+                    self.received.append(Received(envelope.mail_from, rcpt, envelope.content))
+                server.transport.close()
+                return "250 OK (never heard)"
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received.append(Received(envelope.mail_from, rcpt, envelope.content))
+        return f"250 OK queued as Q{len(self.received)}"
+
+
+class SmtpSink:
+    """A running aiosmtpd server: ``host``, ``port``, ``received``, ``script(...)``."""
+
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.handler = SinkHandler()
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        kwargs: dict[str, Any] = {}
+        if tls is not None:
+            kwargs["tls_context"] = tls
+            kwargs["require_starttls"] = True
+        if auth is not None:
+            user, password = auth
+
+            def authenticator(
+                server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+            ) -> AuthResult:
+                ok = isinstance(data, LoginPassword) and (
+                    data.login.decode(),
+                    data.password.decode(),
+                ) == (user, password)
+                return AuthResult(success=ok, handled=False)
+
+            kwargs["authenticator"] = authenticator
+            kwargs["auth_required"] = True
+            kwargs["auth_require_tls"] = tls is not None
+        self.controller = Controller(
+            self.handler, hostname=self.host, port=self.port, ready_timeout=10, **kwargs
+        )
+
+    def start(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def recipients(self) -> list[str]:
+        return [r.rcpt for r in self.handler.received]
+
+    def script(self, address: str, *replies: str) -> None:
+        self.handler.scripts[address] = list(replies)
+
+    def drop_during_data(self, address: str) -> None:
+        self.handler.drop_data.add(address)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@dataclass
+class TlsFiles:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.cert))
+        return context
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 and localhost, made on the spot."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return TlsFiles(cert_path, key_path)

@@ -1,0 +1,156 @@
+"""The SMTP sender against a real aiosmtpd server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+
+import pytest
+from _send_fixtures import SmtpSink, TlsFiles
+
+from digest.config import Smtp
+from digest.errors import SendError
+from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, OutgoingMessage
+from digest.send.smtp import SmtpSender
+
+
+def message(n: int, address: str | None = None) -> OutgoingMessage:
+    address = address or f"reader{n}@example.net"
+    mail = EmailMessage()
+    mail["From"] = "Brief <brief@example.com>"
+    mail["To"] = address
+    mail["Subject"] = f"Issue for {n}"
+    mail.set_content(f"Hello reader {n}\n")
+    return OutgoingMessage(
+        n, address, f"k-{n}", wire=lambda: mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+    )
+
+
+def sender(sink: SmtpSink, **overrides: object) -> SmtpSender:
+    settings = Smtp(host=sink.host, port=sink.port, security="none", connections=2, timeout=5)
+    options: dict = {}
+    for key in ("username", "password", "tls_context"):
+        if key in overrides:
+            options[key] = overrides.pop(key)
+    if overrides:
+        settings = Smtp(**{**settings.__dict__, **overrides})
+    return SmtpSender(settings, "brief@example.com", **options)
+
+
+async def send_all(s: SmtpSender, messages: list[OutgoingMessage], size: int = 5) -> list:
+    async with s:
+        chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+        results = await asyncio.gather(*(s.send(c) for c in chunks))
+    return [r for chunk in results for r in chunk]
+
+
+def test_messages_arrive_once_each_over_parallel_connections(smtp_sink: SmtpSink) -> None:
+    messages = [message(n) for n in range(23)]
+    results = asyncio.run(send_all(sender(smtp_sink), messages))
+    assert [r.state for r in results] == [ACCEPTED] * 23
+    assert sorted(smtp_sink.recipients()) == sorted(m.email for m in messages)
+    assert all(r.provider_id.startswith("OK queued as") for r in results)
+    assert smtp_sink.received[0].subject.startswith("Issue for")
+
+
+def test_reconnects_after_messages_per_connection(smtp_sink: SmtpSink) -> None:
+    s = sender(smtp_sink, messages_per_connection=3, connections=1)
+    results = asyncio.run(send_all(s, [message(n) for n in range(9)], size=9))
+    assert all(r.state == ACCEPTED for r in results)
+    assert smtp_sink.handler.connections == 3  # 9 messages, 3 per connection
+
+
+def test_451_is_transient_550_permanent_and_the_rest_go(smtp_sink: SmtpSink) -> None:
+    smtp_sink.script("reader1@example.net", "451 4.7.1 Greylisted, try later")
+    smtp_sink.script("reader2@example.net", "550 5.1.1 No such user")
+    results = asyncio.run(send_all(sender(smtp_sink), [message(n) for n in range(4)], size=4))
+    assert [r.state for r in results] == [ACCEPTED, TRANSIENT, PERMANENT, ACCEPTED]
+    assert "451" in results[1].reason and "Greylisted" in results[1].reason
+    assert results[2].reason.startswith("550")
+    assert sorted(smtp_sink.recipients()) == ["reader0@example.net", "reader3@example.net"]
+
+
+def test_421_reconnects_and_tries_the_message_again(smtp_sink: SmtpSink) -> None:
+    smtp_sink.script("reader1@example.net", "421 4.7.0 Too busy, closing")
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(3)], size=3)
+    )
+    assert [r.state for r in results] == [ACCEPTED] * 3
+    assert smtp_sink.recipients().count("reader1@example.net") == 1
+
+
+def test_421_twice_is_transient(smtp_sink: SmtpSink) -> None:
+    smtp_sink.script("reader0@example.net", "421 busy", "421 still busy")
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(0), message(1)], size=2)
+    )
+    assert [r.state for r in results] == [TRANSIENT, ACCEPTED]
+
+
+def test_a_drop_during_data_is_unknown_and_the_send_goes_on(smtp_sink: SmtpSink) -> None:
+    smtp_sink.drop_during_data("reader1@example.net")
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(4)], size=4)
+    )
+    assert [r.state for r in results] == [ACCEPTED, UNKNOWN, ACCEPTED, ACCEPTED]
+    assert "DATA" in results[1].reason
+
+
+def test_starttls_with_a_self_signed_certificate(tls_files: TlsFiles) -> None:
+    sink = SmtpSink(tls=tls_files.server_context()).start()
+    try:
+        s = sender(sink, security="starttls", tls_context=tls_files.client_context())
+        results = asyncio.run(send_all(s, [message(1)]))
+        assert results[0].state == ACCEPTED
+        assert sink.recipients() == ["reader1@example.net"]
+    finally:
+        sink.stop()
+
+
+def test_an_untrusted_certificate_stops_the_send_naming_host_port(tls_files: TlsFiles) -> None:
+    sink = SmtpSink(tls=tls_files.server_context()).start()
+    try:
+        s = sender(sink, security="starttls")  # the system's CAs do not know this certificate
+        with pytest.raises(SendError, match=rf"127\.0\.0\.1:{sink.port}: TLS failed"):
+            asyncio.run(send_all(s, [message(1)]))
+        assert sink.recipients() == []
+    finally:
+        sink.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+def test_authentication(tls_files: TlsFiles) -> None:
+    sink = SmtpSink(tls=tls_files.server_context(), auth=("editor", "s3cret")).start()
+    try:
+        good = sender(
+            sink,
+            security="starttls",
+            tls_context=tls_files.client_context(),
+            username="editor",
+            password="s3cret",
+        )
+        assert asyncio.run(send_all(good, [message(1)]))[0].state == ACCEPTED
+        bad = sender(
+            sink,
+            security="starttls",
+            tls_context=tls_files.client_context(),
+            username="editor",
+            password="wrong",
+        )
+        with pytest.raises(SendError, match=rf"127\.0\.0\.1:{sink.port}: authentication failed"):
+            asyncio.run(send_all(bad, [message(2)]))
+        none = sender(sink, security="starttls", tls_context=tls_files.client_context())
+        with pytest.raises(SendError, match="requires authentication"):
+            asyncio.run(send_all(none, [message(3)]))
+        assert sink.recipients() == ["reader1@example.net"]
+    finally:
+        sink.stop()
+
+
+def test_nobody_listening_is_one_clear_line() -> None:
+    from _send_fixtures import free_port
+
+    port = free_port()
+    s = SmtpSender(Smtp(host="127.0.0.1", port=port, security="none", timeout=2), "b@example.com")
+    with pytest.raises(SendError, match=rf"127\.0\.0\.1:{port}: cannot connect"):
+        asyncio.run(send_all(s, [message(1)]))
