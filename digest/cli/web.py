@@ -1,0 +1,53 @@
+"""`digest serve` (the public pages) and `digest secret` (a fresh signing key)."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+
+from digest.cli import workspace_of
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port."
+)
+@click.option(
+    "--get",
+    "path",
+    metavar="PATH",
+    help="Make one GET request for PATH in-process, print the status and body, and exit.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, path: str | None) -> None:
+    """Serve the public pages: subscribe, confirm, unsubscribe, archive, /healthz.
+
+    Meant to run behind a reverse proxy (nginx, Caddy) that terminates HTTPS.
+    Needs the signing key in the environment (DIGEST_SECRET_KEY, or the
+    variable [web] secret_key_env names); `digest secret` makes one.
+    """
+    from digest.web.public_server import create_public_app, request_once, run
+
+    ws = workspace_of(ctx)
+    app = create_public_app(ws)
+    if path is not None:
+        response = request_once(app, path, ws.config.newsletter.base_url)
+        click.echo(f"{response.status_code} {response.reason_phrase}")
+        click.echo(response.text)
+        ctx.exit(0 if response.status_code < 400 else 1)
+    run(app, host, port)
+
+
+@click.command("secret")
+def secret() -> None:
+    """Print a fresh random signing key for DIGEST_SECRET_KEY.
+
+    Set the same value wherever digest makes or checks links (the sender and
+    `digest serve`); changing it breaks the links in emails already sent.
+    """
+    click.echo(secrets.token_urlsafe(32))
+
+
+COMMANDS: list[click.Command] = [serve, secret]

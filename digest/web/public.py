@@ -1,0 +1,555 @@
+"""The public side of the web app: subscribe, confirm, unsubscribe, archive.
+
+Every step that changes a subscriber is a POST and one consent event with
+its evidence; a GET only ever shows a page (mail scanners fetch links).
+Pages are built from ``public_*.html`` templates in the newsletter's look,
+and every absolute link is built from ``[newsletter] base_url``.
+
+Decisions worth knowing:
+
+* The reply to ``POST /subscribe`` is the same page whatever the address's
+  state (new, pending, active, unsubscribed, suppressed) and the email goes
+  out after the reply, so neither the page nor its timing tells them apart.
+* A confirmation email goes to an address at most once per 24 hours: a
+  repeated request within that time records nothing and sends nothing.
+* Unsubscribing is never rate limited or refused for a valid link: the
+  signed token is the proof, and mailbox providers post one-click requests
+  from a few shared addresses.
+* Resubscribing from the unsubscribe page needs the consent box ticked
+  again; the link came from the subscriber's own mailbox, so it also counts
+  as the confirmation (two events: ``resubscribed``, then ``confirmed``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from digest import clock, confirmation, render
+from digest import subscribers as subs
+from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
+from digest.issue import Issue, list_issue_paths, load_issue, parse_date
+from digest.store import Store, open_store, stamp
+from digest.tokens import Tokens
+from digest.web.public_guard import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_MAX_AGE,
+    HONEYPOT_FIELD,
+    RateLimiter,
+    check_form_token,
+    client_ip,
+    form_token,
+    new_form_nonce,
+    parse_proxies,
+)
+from digest.workspace import Workspace
+
+log = logging.getLogger("digest.web.public")
+
+HERE = Path(__file__).parent
+ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
+RESEND_AFTER = timedelta(hours=24)
+MAX_BODY = 64 * 1024
+MIN_KEY_LENGTH = 16
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+HEADINGS = {
+    400: "That did not work",
+    403: "That form has expired",
+    404: "Page not found",
+    405: "Not allowed",
+    413: "Too much data",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+}
+
+
+def signing_key(ws: Workspace) -> bytes:
+    """The key that signs links, from the environment only (never a file, for ``serve``)."""
+    name = ws.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(
+            f"the environment variable {name} is not set: the public pages sign and check "
+            f"links with it; make one with `digest secret` and export {name}=<that value> "
+            "(the same value wherever digest sends mail)"
+        )
+    if len(value) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"{name} is {len(value)} characters long; use at least {MIN_KEY_LENGTH} "
+            "(`digest secret` makes a good one)"
+        )
+    return value.encode("utf-8")
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    """Workspace templates first (``public_*.html`` may be overridden), then the built-ins."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir.is_dir():
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(HERE / "templates")))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _urls(ws: Workspace) -> SimpleNamespace:
+    base = ws.config.newsletter.base_url.rstrip("/")
+    return SimpleNamespace(
+        base=base, home=f"{base}/", subscribe=f"{base}/subscribe", archive=f"{base}/archive"
+    )
+
+
+def page(ws: Workspace, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+    env = _environment(ws.templates_dir)
+    html = env.get_template(name).render(
+        newsletter=ws.config.newsletter,
+        privacy=ws.config.privacy,
+        urls=_urls(ws),
+        weekday=ws.config.schedule.weekday.capitalize(),
+        **context,
+    )
+    return HTMLResponse(html, code)
+
+
+def error_page(request: Request, status: int, detail: str) -> str:
+    ws: Workspace = request.app.state.workspace
+    heading = HEADINGS.get(status, "That did not work")
+    retry_after = (request.scope.get("digest.retry_after") or 0) if status == 429 else 0
+    response = page(
+        ws,
+        "public_error.html",
+        status,
+        status=status,
+        heading=heading,
+        detail=detail,
+        retry_after=retry_after,
+    )
+    return bytes(response.body).decode("utf-8")
+
+
+def _evidence(request: Request, ip: str, ws: Workspace, **extra: Any) -> dict[str, Any]:
+    return {
+        "time": stamp(clock.now()),
+        "ip": ip,
+        "user_agent": request.headers.get("user-agent", "")[:512],
+        "url": f"{_urls(ws).base}{request.url.path}",
+        **extra,
+    }
+
+
+async def _form(request: Request) -> FormData:
+    """The posted fields, from a form (urlencoded or multipart) or a bare urlencoded body."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise HTTPException(413, "The request is larger than any form here sends.")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return await request.form(max_files=0, max_fields=20, max_part_size=MAX_BODY)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, "The request is larger than any form here sends.")
+    pairs = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return FormData([(key, value) for key, values in pairs.items() for value in values])
+
+
+def _field(form: FormData, name: str, limit: int = 320) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+class PublicSite:
+    """The public pages of one workspace, with their tokens, store and rate limiter."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.config = ws.config
+        self.tokens = Tokens(signing_key(ws))
+        self.proxies = parse_proxies(ws.config.web.trusted_proxies)
+        self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
+        self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._signup_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """Opened (and migrated) on first use, so /healthz needs no database."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = open_store(self.ws)
+        return self._store
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.home, methods=["GET"]),
+            Route("/static/public.css", self.stylesheet, methods=["GET"]),
+            Route("/subscribe", self.subscribe_form, methods=["GET"]),
+            Route("/subscribe", self.subscribe, methods=["POST"]),
+            Route("/confirm/{token}", self.confirm_page, methods=["GET"]),
+            Route("/confirm/{token}", self.confirm, methods=["POST"]),
+            Route("/unsubscribe", self.unsubscribe_help, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
+            Route("/resubscribe/{token}", self.resubscribe, methods=["POST"]),
+            Route("/archive", self.archive, methods=["GET"]),
+            Route("/archive/{day}", self.archived_issue, methods=["GET"]),
+        ]
+
+    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return page(self.ws, name, status, **context)
+
+    def _limit(self, request: Request, ip: str) -> None:
+        wait = self.limiter.retry_after(ip)
+        if wait:
+            request.scope["digest.retry_after"] = wait
+            raise HTTPException(
+                429, "You sent this form too often in the last minute.", {"Retry-After": str(wait)}
+            )
+
+    def _problem(
+        self,
+        message: str,
+        *,
+        restart: bool = False,
+        unsubscribe: bool = False,
+        heading: str = "This link does not work",
+        status: int = 400,
+    ) -> HTMLResponse:
+        return self.page(
+            "public_link_problem.html",
+            status,
+            heading=heading,
+            message=message[:1].upper() + message[1:],
+            restart=restart,
+            unsubscribe_help=unsubscribe,
+        )
+
+    # -- pages ------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        return RedirectResponse("/subscribe", 303)
+
+    async def stylesheet(self, request: Request) -> Response:
+        return FileResponse(
+            HERE / "static" / "public.css",
+            media_type="text/css",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    def _form_page(
+        self,
+        request: Request,
+        status: int = 200,
+        errors: tuple[str, ...] = (),
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
+        response = self.page(
+            "public_subscribe.html",
+            status,
+            errors=errors,
+            values=values or {"email": "", "name": ""},
+            form_token=form_token(self.tokens, nonce),
+        )
+        if nonce != cookie:
+            response.set_cookie(
+                CSRF_COOKIE,
+                nonce,
+                max_age=CSRF_MAX_AGE,
+                path="/subscribe",
+                secure=self.secure_cookie,
+                httponly=True,
+                samesite="lax",
+            )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def subscribe_form(self, request: Request) -> Response:
+        return self._form_page(request)
+
+    async def subscribe(self, request: Request) -> Response:
+        ip = client_ip(request, self.proxies)
+        self._limit(request, ip)
+        form = await _form(request)
+        email, name = _field(form, "email"), _field(form, "name", 200)
+        values = {"email": email, "name": name}
+        if not check_form_token(
+            self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
+        ):
+            return self._form_page(
+                request,
+                403,
+                ("The form had expired. Please check it and send it again.",),
+                values,
+            )
+        done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
+        if _field(form, HONEYPOT_FIELD):
+            log.info("subscribe form from %s dropped: the hidden field was filled in", ip)
+            return done
+        errors = []
+        try:
+            email = subs.normalise(email)
+        except SubscriberError:
+            errors.append("Please enter a valid email address, like name@example.com.")
+        if _field(form, "consent") != "yes":
+            errors.append("Please tick the box to say you want to receive the newsletter.")
+        if errors:
+            return self._form_page(request, 400, tuple(errors), values)
+        evidence = _evidence(
+            request,
+            ip,
+            self.ws,
+            form={"email": email, "name": name, "consent": True},
+            consent_statement=self.config.privacy.consent_statement,
+            policy_version=self.config.privacy.policy_version,
+            policy_url=self.config.privacy.policy_url,
+        )
+        pending = await run_in_threadpool(self._request_signup, email, name, evidence)
+        if pending is not None:
+            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
+            done.background = BackgroundTask(
+                confirmation.send_quietly, self.ws, pending.id, email, name, url
+            )
+        return done
+
+    def _request_signup(
+        self, email: str, name: str, evidence: dict[str, Any]
+    ) -> subs.Subscriber | None:
+        """Record the request; the pending subscriber to mail, or None to send nothing."""
+        store = self.store
+        with self._signup_lock:
+            if subs.is_suppressed(store, email):
+                return None
+            known = subs.find_by_email(store, email)
+            if known is not None and known.status == "pending" and self._asked_lately(known):
+                return None
+            try:
+                sub = subs.request_signup(
+                    store,
+                    email,
+                    name or None,
+                    method="web_form",
+                    source=_urls(self.ws).subscribe,
+                    evidence=evidence,
+                )
+            except SubscriberError as exc:
+                log.info("sign-up not recorded: %s", exc)
+                return None
+        return sub if sub.status == "pending" else None
+
+    def _asked_lately(self, sub: subs.Subscriber) -> bool:
+        since = stamp(clock.now() - RESEND_AFTER)
+        return any(
+            event.kind in ("signup_requested", "resubscribed") and event.occurred_at > since
+            for event in subs.history(self.store, sub)
+        )
+
+    # -- confirm ----------------------------------------------------------------
+
+    def _read_confirm(self, token: str) -> str:
+        return self.tokens.read_confirm(token, self.config.web.confirm_expiry_days * 86400)
+
+    async def confirm_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            subscriber_id = self._read_confirm(token)
+        except TokenError as exc:
+            return self._problem(str(exc), restart=True)
+        sub = await run_in_threadpool(subs.get_subscriber, self.store, subscriber_id)
+        if sub is None or sub.status not in ("pending", "active"):
+            return self._problem("this confirmation link is no longer valid.", restart=True)
+        if sub.status == "active":
+            return self.page("public_welcome.html", again=False)
+        return self.page("public_confirm.html", action=f"/confirm/{token}")
+
+    async def confirm(self, request: Request) -> Response:
+        ip = client_ip(request, self.proxies)
+        self._limit(request, ip)
+        try:
+            subscriber_id = self._read_confirm(request.path_params["token"])
+        except TokenError as exc:
+            return self._problem(str(exc), restart=True)
+        evidence = _evidence(request, ip, self.ws)
+        try:
+            await run_in_threadpool(
+                subs.confirm,
+                self.store,
+                subscriber_id,
+                method="link",
+                source=f"{_urls(self.ws).base}/confirm",
+                evidence=evidence,
+            )
+        except SubscriberError:
+            return self._problem("this confirmation link is no longer valid.", restart=True)
+        return self.page("public_welcome.html", again=False)
+
+    # -- unsubscribe --------------------------------------------------------------
+
+    async def unsubscribe_help(self, request: Request) -> Response:
+        return self._problem(
+            "the unsubscribe link in each email is personal; this copy of the issue has none.",
+            heading="Unsubscribe",
+            unsubscribe=True,
+            status=200,
+        )
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            self.tokens.read_unsubscribe(token)
+        except TokenError as exc:
+            return self._problem(str(exc), unsubscribe=True)
+        return self.page("public_unsubscribe.html", action=f"/unsubscribe/{token}")
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's button."""
+        token = request.path_params["token"]
+        try:
+            subscriber_id = self.tokens.read_unsubscribe(token)
+        except TokenError as exc:
+            return self._problem(str(exc), unsubscribe=True)
+        form = await _form(request)
+        one_click = _field(form, "List-Unsubscribe") == "One-Click"
+        method = "one_click" if one_click else "link"
+        ip = client_ip(request, self.proxies)
+        evidence = _evidence(request, ip, self.ws)
+        try:
+            await run_in_threadpool(
+                subs.unsubscribe,
+                self.store,
+                subscriber_id,
+                method=method,
+                source=f"{_urls(self.ws).base}/unsubscribe",
+                evidence=evidence,
+            )
+        except SubscriberError:
+            pass  # erased or unknown: nothing left to unsubscribe
+        return self.page(
+            "public_unsubscribed.html",
+            errors=(),
+            resubscribe_action=None if one_click else f"/resubscribe/{token}",
+        )
+
+    async def resubscribe(self, request: Request) -> Response:
+        ip = client_ip(request, self.proxies)
+        self._limit(request, ip)
+        token = request.path_params["token"]
+        try:
+            subscriber_id = self.tokens.read_unsubscribe(token)
+        except TokenError as exc:
+            return self._problem(str(exc), restart=True)
+        form = await _form(request)
+        if _field(form, "consent") != "yes":
+            return self.page(
+                "public_unsubscribed.html",
+                400,
+                resubscribe_action=f"/resubscribe/{token}",
+                errors=("Please tick the box to say you want to receive the newsletter again.",),
+            )
+        evidence = _evidence(
+            request,
+            ip,
+            self.ws,
+            form={"consent": True},
+            consent_statement=self.config.privacy.consent_statement,
+            policy_version=self.config.privacy.policy_version,
+            policy_url=self.config.privacy.policy_url,
+        )
+        try:
+            await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
+        except SubscriberError:
+            return self._problem(
+                "this address cannot be subscribed again from here; "
+                "write to us if you want to receive the newsletter.",
+            )
+        return self.page("public_welcome.html", again=True)
+
+    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> None:
+        source = f"{_urls(self.ws).base}/resubscribe"
+        sub = subs.resubscribe(
+            self.store, subscriber_id, method="web_form", source=source, evidence=evidence
+        )
+        if sub.status == "pending":  # the link came from their own mailbox: that confirms it
+            subs.confirm(self.store, subscriber_id, method="link", source=source, evidence=evidence)
+
+    # -- archive ------------------------------------------------------------------
+
+    def _sent_issues(self) -> list[Issue]:
+        found = []
+        for path in list_issue_paths(self.ws.issues_dir):
+            try:
+                issue = load_issue(path)
+            except IssueError as exc:
+                log.warning("archive skips %s", exc)
+                continue
+            if issue.status in ARCHIVED:
+                found.append(issue)
+        return sorted(found, key=lambda i: i.date, reverse=True)
+
+    async def archive(self, request: Request) -> Response:
+        issues = await run_in_threadpool(self._sent_issues)
+        listed = [
+            SimpleNamespace(
+                subject=issue.subject,
+                date_label=render.date_label(issue.date),
+                url=render.archive_url(self.config, issue.date),
+            )
+            for issue in issues
+        ]
+        return self.page("public_archive.html", issues=listed)
+
+    async def archived_issue(self, request: Request) -> Response:
+        text = request.path_params["day"]
+        if not _DATE.fullmatch(text):
+            raise HTTPException(404, "There is no issue at this address.")
+        try:
+            day = parse_date(text)
+        except IssueError:
+            raise HTTPException(404, "There is no issue at this address.") from None
+        html = await run_in_threadpool(self._public_html, day)
+        if html is None:
+            raise HTTPException(404, f"No issue of {day.isoformat()} has been sent.")
+        return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
+
+    def _public_html(self, day: Any) -> str | None:
+        path = self.ws.issues_dir / f"{day.isoformat()}.yaml"
+        if not path.is_file():
+            return None
+        issue = load_issue(path)
+        if issue.status not in ARCHIVED:
+            return None
+        return render.prepare(self.ws, issue, tokens=self.tokens).html_public()
+
+
+def routes(ws: Workspace) -> list[BaseRoute]:
+    """The public routes; refuses (ConfigError) without a signing key in the environment."""
+    return PublicSite(ws).routes()
