@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _site_fixtures import *  # noqa: F403
 from click.testing import CliRunner, Result
 
 from digest import clock
 from digest.cli import main
 from digest.workspace import Workspace, init_workspace, open_workspace
-
-from _site_fixtures import *  # noqa: F403
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
