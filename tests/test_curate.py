@@ -88,7 +88,7 @@ def test_charset_from_the_header(site: SampleSite) -> None:
 
 def test_decoding_falls_back_to_utf8() -> None:
     assert decode_html("<title>Öl</title>".encode()) == "<title>Öl</title>"
-    assert decode_html(b"<meta charset=bogus-x><title>ok</title>") .endswith("ok</title>")
+    assert decode_html(b"<meta charset=bogus-x><title>ok</title>").endswith("ok</title>")
 
 
 # -- metadata details, on pages written here ------------------------------------------
@@ -120,16 +120,19 @@ def test_json_ld_in_a_graph_with_three_authors_and_string_author() -> None:
         '{"@type":"Person","name":"C Three"}],"articleSection":["Opinion","World"],'
         '"image":"img/x.jpg","mainEntityOfPage":{"@id":"https://news.example/canon"}}]}'
     )
-    meta = parse_page(_page(f'<script type="application/ld+json">{ld}</script>'),
-                      "https://news.example/a/b")
+    meta = parse_page(
+        _page(f'<script type="application/ld+json">{ld}</script>'), "https://news.example/a/b"
+    )
     assert meta.title == "Three & more"
     assert meta.author == "A One, B Two and C Three"
     assert meta.section == "Opinion"
     assert meta.image == "https://news.example/a/img/x.jpg"
     assert meta.url == "https://news.example/canon"
     single = parse_page(
-        _page('<script type="application/ld+json">{"@type":"Article","headline":"H",'
-              '"author":"Jo Writer"}</script>'),
+        _page(
+            '<script type="application/ld+json">{"@type":"Article","headline":"H",'
+            '"author":"Jo Writer"}</script>'
+        ),
         "https://news.example/",
     )
     assert single.author == "Jo Writer"
@@ -219,7 +222,9 @@ def test_add_creates_the_upcoming_issue_and_files_by_page_section(
     assert saved.articles == [added.article]
 
 
-def test_sections_order_the_issue_and_set_the_number(workspace: Workspace, site: SampleSite) -> None:
+def test_sections_order_the_issue_and_set_the_number(
+    workspace: Workspace, site: SampleSite
+) -> None:
     add_url(workspace, f"{site.url}/articles/rapprochement.html")  # Opinion
     add_url(workspace, f"{site.url}/articles/tula-plant.html")  # Features
     news = add_url(workspace, f"{site.url}/articles/gas-contract.html")
@@ -247,8 +252,13 @@ def test_overrides_win_over_the_page(workspace: Workspace, site: SampleSite) -> 
     added = add_url(
         workspace,
         f"{site.url}/articles/gas-contract.html",
-        overrides={"title": "Our  title", "author": "Desk", "image": "/other.png",
-                   "image_alt": "Pipes", "summary": None},
+        overrides={
+            "title": "Our  title",
+            "author": "Desk",
+            "image": "/other.png",
+            "image_alt": "Pipes",
+            "summary": None,
+        },
     )
     article = added.article
     assert (article.title, article.author) == ("Our title", "Desk")
@@ -260,8 +270,13 @@ def test_overrides_win_over_the_page(workspace: Workspace, site: SampleSite) -> 
 def test_duplicates_are_refused_naming_the_section(workspace: Workspace, site: SampleSite) -> None:
     add_url(workspace, f"{site.url}/short/redirect-target.html")
     # the same article by its canonical URL, and again by the short one
-    for url in (f"{site.url}/articles/redirect-target.html", f"{site.url}/short/redirect-target.html"):
-        with pytest.raises(CurateError, match="already in issue 2026-12-04 as number 1, under News"):
+    for url in (
+        f"{site.url}/articles/redirect-target.html",
+        f"{site.url}/short/redirect-target.html",
+    ):
+        with pytest.raises(
+            CurateError, match="already in issue 2026-12-04 as number 1, under News"
+        ):
             add_url(workspace, url)
     assert len(workspace_issue(workspace).articles) == 1
 
@@ -272,7 +287,9 @@ def test_no_fetch_needs_a_title(workspace: Workspace, closed_port: int) -> None:
         add_url(workspace, url, fetch=False)
     added = add_url(workspace, url, fetch=False, overrides={"title": "By hand"})
     assert (added.article.url, added.article.title, added.article.section) == (
-        url, "By hand", "News"
+        url,
+        "By hand",
+        "News",
     )
 
 
@@ -286,8 +303,14 @@ def test_a_failed_fetch_creates_no_issue(workspace: Workspace, site: SampleSite)
 
 
 def test_cli_add_end_to_end(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
-    result = cli("--now", NOW, "add", f"{site.url}/articles/rapprochement.html",
-                 "--blurb", "Worth your *time*.")
+    result = cli(
+        "--now",
+        NOW,
+        "add",
+        f"{site.url}/articles/rapprochement.html",
+        "--blurb",
+        "Worth your *time*.",
+    )
     assert result.exit_code == 0, result.output
     assert "added 1. Russia's Rapprochement with China Runs Deep [Opinion] to 2026-12-04" in (
         result.output
@@ -309,8 +332,19 @@ def test_cli_errors_are_one_line(cli: Cli, site: SampleSite) -> None:
 
 def test_cli_no_fetch_with_title(cli: Cli, workspace: Workspace, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/print-only"
-    result = cli("--now", NOW, "add", url, "--no-fetch", "--title", "Print only",
-                 "--section", "Features", "--summary", "From the paper.")
+    result = cli(
+        "--now",
+        NOW,
+        "add",
+        url,
+        "--no-fetch",
+        "--title",
+        "Print only",
+        "--section",
+        "Features",
+        "--summary",
+        "From the paper.",
+    )
     assert result.exit_code == 0, result.output
     assert "added 1. Print only [Features]" in result.output
     article = workspace_issue(workspace).articles[0]
@@ -318,13 +352,16 @@ def test_cli_no_fetch_with_title(cli: Cli, workspace: Workspace, closed_port: in
 
 
 def test_cli_add_to_a_missing_dated_issue(cli: Cli, site: SampleSite) -> None:
-    result = cli("--now", NOW, "add", f"{site.url}/articles/tula-plant.html",
-                 "--issue", "2026-12-11")
+    result = cli(
+        "--now", NOW, "add", f"{site.url}/articles/tula-plant.html", "--issue", "2026-12-11"
+    )
     assert result.exit_code == 1
     assert "digest issue new --date 2026-12-11" in result.output
 
 
-def test_hand_written_comments_survive_add(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
+def test_hand_written_comments_survive_add(
+    cli: Cli, workspace: Workspace, site: SampleSite
+) -> None:
     path = workspace.issues_dir / "2026-12-04.yaml"
     path.write_text(
         "# Issue notes: keep the gas story on top.\n"
@@ -341,7 +378,9 @@ def test_hand_written_comments_survive_add(cli: Cli, workspace: Workspace, site:
     result = cli("--now", NOW, "add", f"{site.url}/articles/tula-plant.html")
     assert result.exit_code == 0, result.output
     text = path.read_text(encoding="utf-8")
-    assert text.startswith("# Issue notes: keep the gas story on top.\nsubject: Pipelines   # draft")
+    assert text.startswith(
+        "# Issue notes: keep the gas story on top.\nsubject: Pipelines   # draft"
+    )
     assert "# lead story" in text
     assert "title: Gas deal  # shortened by hand" in text
     assert text.index("subject:") < text.index("date:")  # the editor's key order

@@ -42,8 +42,7 @@ def _follow_both(ws: Workspace, site: SampleSite) -> None:
 
 def test_feed_add_list_remove_keep_hand_comments(cli: Cli, workspace: Workspace) -> None:
     workspace.feeds_path.write_text(
-        "# Our feeds, curated by the desk.\nfeeds:\n"
-        "  - url: https://one.example/rss  # the wire\n",
+        "# Our feeds, curated by the desk.\nfeeds:\n  - url: https://one.example/rss  # the wire\n",
         encoding="utf-8",
     )
     assert cli("feed", "add", "https://two.example/atom", "--section", "opinion").exit_code == 0
@@ -93,8 +92,9 @@ def test_feed_section_fills_in_when_the_category_is_not_a_section(
 ) -> None:
     site, folder = editable_site
     rss = folder / "feeds" / "weekly.rss"
-    rss.write_text(rss.read_text().replace("<category>Features</category>",
-                                           "<category>Regions</category>"))
+    rss.write_text(
+        rss.read_text().replace("<category>Features</category>", "<category>Regions</category>")
+    )
     feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss", section="Features")
     feeds.add_feed(workspace, f"{site.url}/feeds/weekly.atom")
     feeds.pull(workspace)
@@ -205,8 +205,10 @@ def test_pick_adds_with_page_metadata_and_marks_picked(
     ]
     # from the page, not the feed: og:description and the image
     opinion = issue.articles[1]
-    assert opinion.summary.startswith("An analyst argues that the Ukraine crisis pushed Moscow "
-                                      "to speed up its turn toward Beijing, from a 30-year")
+    assert opinion.summary.startswith(
+        "An analyst argues that the Ukraine crisis pushed Moscow "
+        "to speed up its turn toward Beijing, from a 30-year"
+    )
     assert opinion.image == f"{site.url}/img/rapprochement.jpg"
     listed = cli("--now", NOW, "candidates").output
     assert "Runs Deep (Vasily Kashin)  <picked 2026-12-04>" in listed

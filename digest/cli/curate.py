@@ -149,8 +149,10 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
         mark = f"picked {item.picked}" if item.picked else ""
         day = item.day.isoformat() if item.day else ""
         byline = f" ({item.author})" if item.author else ""
-        click.echo(f"{item.number:>4}. {day:<10} [{item.section or '-'}] {item.title}{byline}"
-                   + (f"  <{mark}>" if mark else ""))
+        click.echo(
+            f"{item.number:>4}. {day:<10} [{item.section or '-'}] {item.title}{byline}"
+            + (f"  <{mark}>" if mark else "")
+        )
         click.echo(f"      {item.link}")
 
 
@@ -159,7 +161,9 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
 @click.option("--section", help="Section for all of them (default: each one's own).")
 @click.option("--issue", "day", type=DATE, help="The issue (default: the upcoming one).")
 @click.pass_context
-def pick(ctx: click.Context, numbers: tuple[int, ...], section: str | None, day: date | None) -> None:
+def pick(
+    ctx: click.Context, numbers: tuple[int, ...], section: str | None, day: date | None
+) -> None:
     """Add candidates (numbers from `digest candidates`) to the issue, as `digest add` does."""
     results = feeds_mod.pick(workspace_of(ctx), numbers, section=section, issue_date=day)
     for result in results:
