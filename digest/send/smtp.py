@@ -95,7 +95,7 @@ class SmtpSender(Sender):
                         f"{exc.message}); set [sender.smtp] username_env and password_env"
                     ) from None
                 last = exc
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 cause = exc.__cause__ or exc.__context__
                 if isinstance(cause, ssl.SSLError) or "SSL" in str(exc) or "TLS" in str(exc):
                     raise SendError(
@@ -134,7 +134,7 @@ class SmtpSender(Sender):
                 await connection.client.quit()
             else:
                 connection.client.close()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             connection.client.close()
 
     # -- sending -----------------------------------------------------------------
@@ -191,7 +191,7 @@ class SmtpSender(Sender):
             if 400 <= exc.code < 500:
                 return Result.transient(reason), False
             return Result.permanent(reason), False
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             connection.alive = False
             if stage == "DATA":
                 return Result.unknown(f"connection lost during DATA ({_short(exc)})"), False
@@ -201,7 +201,7 @@ class SmtpSender(Sender):
     async def _reset(self, connection: _Connection) -> None:
         try:
             await connection.client.rset()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             connection.alive = False
 
     async def aclose(self) -> None:

@@ -1,0 +1,84 @@
+"""Sending an issue: senders (one small interface), the deliveries ledger, the engine.
+
+``open_sender(ws, issue)`` makes the sender ``[sender] kind`` names:
+
+=========  ===========================================================
+outbox     one .eml file per message in outbox/ISSUE/ (the default)
+smtp       aiosmtplib, ``connections`` persistent connections
+http       an HTTP mail API: postmark, sendgrid, mailgun, resend, generic
+null       builds every message and discards it (benchmarks, rehearsals)
+=========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from digest.send.base import OutgoingMessage, Result, Sender, mask
+
+if TYPE_CHECKING:
+    import httpx
+
+    from digest.workspace import Workspace
+
+__all__ = ["OutgoingMessage", "Result", "Sender", "mask", "open_sender"]
+
+
+def open_sender(
+    ws: Workspace,
+    issue: str,
+    *,
+    test: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> Sender:
+    """The configured sender for issue ``issue`` (a date slug); secrets from the environment."""
+    config = ws.config
+    kind = config.sender.kind
+    if kind == "outbox":
+        from digest.send.outbox import OutboxSender
+
+        folder = ws.outbox_dir / issue
+        return OutboxSender(folder / "test" if test else folder)
+    if kind == "null":
+        from digest.send.null import NullSender
+
+        return NullSender()
+    if kind == "smtp":
+        from digest.send.smtp import SmtpSender
+
+        smtp = config.sender.smtp
+        username = (
+            config.secret(smtp.username_env, "the SMTP user name") if smtp.username_env else None
+        )
+        password = (
+            config.secret(smtp.password_env, "the SMTP password") if smtp.password_env else None
+        )
+        return SmtpSender(
+            smtp,
+            config.newsletter.from_address,
+            username=username,
+            password=password,
+            tls_context=tls_context,
+        )
+    from digest.send.http import HttpSender
+    from digest.send.providers import provider_for
+
+    http = config.sender.http
+    options: dict[str, Any] = {}
+    if http.provider == "generic":
+        token = ""
+        if http.token_env:
+            import os
+
+            token = os.environ.get(http.token_env, "")
+        template = http.body_template
+        if template and "\n" not in template and (ws.templates_dir / template).is_file():
+            options["template_text"] = (ws.templates_dir / template).read_text(encoding="utf-8")
+    else:
+        token = config.secret(http.token_env, f"the {http.provider} API token")
+    if http.provider == "mailgun":
+        options["domain"] = config.newsletter.domain
+    provider = provider_for(http, token, **options)
+    return HttpSender(provider, http, parallel=config.sender.concurrency, transport=transport)

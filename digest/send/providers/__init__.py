@@ -1,0 +1,84 @@
+"""Provider adapters for the HTTP sender: one module each, one small class.
+
+An adapter turns a batch of messages into one request (``request``), reads
+one :class:`~digest.send.base.Result` per message from a 2xx reply
+(``results``), and from a refused request (``rejected``). A new provider is
+one module with a class like these, added to ``PROVIDERS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import httpx
+
+from digest.config import Http
+from digest.send.base import OutgoingMessage, Result
+
+PROVIDERS = {
+    "postmark": "digest.send.providers.postmark:Postmark",
+    "sendgrid": "digest.send.providers.sendgrid:SendGrid",
+    "mailgun": "digest.send.providers.mailgun:Mailgun",
+    "resend": "digest.send.providers.resend:Resend",
+    "generic": "digest.send.providers.generic:Generic",
+}
+
+
+class Provider:
+    name = "provider"
+    default_base_url = ""
+    max_batch = 1
+    idempotent = False
+
+    def __init__(self, settings: Http, token: str) -> None:
+        self.settings = settings
+        self.token = token
+        self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    def request(self, batch: list[OutgoingMessage]) -> dict[str, Any]:
+        """Keyword arguments for ``httpx.AsyncClient.build_request``."""
+        raise NotImplementedError
+
+    def results(self, response: httpx.Response, batch: list[OutgoingMessage]) -> list[Result]:
+        raise NotImplementedError
+
+    def error(self, response: httpx.Response) -> str:
+        """The provider's own words about a refused request."""
+        try:
+            data = response.json()
+        except ValueError:
+            return response.text[:200].strip()
+        if isinstance(data, dict):
+            for key in ("Message", "message", "error"):
+                if isinstance(data.get(key), str):
+                    return str(data[key])
+            errors = data.get("errors")
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                return str(errors[0].get("message", errors[0]))
+        return response.text[:200].strip()
+
+    def rejected(
+        self, response: httpx.Response, batch: list[OutgoingMessage], reason: str
+    ) -> list[Result]:
+        """A 4xx for the whole request: permanent for each of its messages."""
+        return [Result.permanent(reason)] * len(batch)
+
+
+def provider_for(settings: Http, token: str, **options: Any) -> Provider:
+    module_name, _, class_name = PROVIDERS[settings.provider].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    provider: Provider = cls(settings, token, **options)
+    return provider
+
+
+def split_address(value: str) -> tuple[str, str]:
+    """``("Name", "a@b")`` from ``Name <a@b>``."""
+    from email.utils import parseaddr
+
+    name, address = parseaddr(value)
+    return name, address
