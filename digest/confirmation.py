@@ -97,41 +97,10 @@ def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> Outgoi
 
 
 def open_sender(ws: Workspace) -> Sender:
-    """The workspace's configured sender; the outbox writes to ``outbox/confirmations``."""
-    from digest import send
+    """The workspace's configured sender; the outbox writes to ``outbox/confirmations/``."""
+    from digest.send import open_sender as configured
 
-    factory = getattr(send, "open_sender", None)
-    if factory is not None:
-        return factory(ws, folder=OUTBOX_FOLDER)  # type: ignore[no-any-return]
-    return _fallback_sender(ws)
-
-
-def _fallback_sender(ws: Workspace) -> Sender:
-    """Outbox, null or SMTP built straight from the config (until digest.send has a factory)."""
-    config = ws.config.sender
-    if config.kind == "smtp":
-        from digest.send.smtp import SmtpSender
-
-        smtp = config.smtp
-        return SmtpSender(
-            smtp,
-            ws.config.newsletter.from_address,
-            username=ws.config.secret(smtp.username_env, "the SMTP user name")
-            if smtp.username_env
-            else None,
-            password=ws.config.secret(smtp.password_env, "the SMTP password")
-            if smtp.password_env
-            else None,
-        )
-    if config.kind == "null":
-        from digest.send.null import NullSender
-
-        return NullSender()
-    if config.kind == "http":
-        raise SendError("the http sender is not available for confirmation emails yet")
-    from digest.send.outbox import OutboxSender
-
-    return OutboxSender(ws.outbox_dir / OUTBOX_FOLDER)
+    return configured(ws, OUTBOX_FOLDER)
 
 
 async def send_confirmation(

@@ -63,3 +63,4 @@ def cli(workspace: Workspace) -> Cli:
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 from _send_fixtures import *  # noqa: F403
+from _public_fixtures import *  # noqa: F403

@@ -82,9 +82,9 @@ def echo_json(data: Any) -> None:
 
 
 def _register() -> None:
-    from digest.cli import curate, db, issues, subscribers, workspace
+    from digest.cli import curate, db, issues, subscribers, web, workspace
 
-    for module in (workspace, issues, curate, subscribers, db):
+    for module in (workspace, issues, curate, subscribers, db, web):
         for command in module.COMMANDS:
             main.add_command(command)
 
