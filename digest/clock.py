@@ -39,3 +39,11 @@ def now() -> datetime:
     if env:
         return parse_instant(env).astimezone(UTC)
     return datetime.now(UTC)
+
+
+def pinned() -> datetime | None:
+    """The pinned time (``--now`` / ``DIGEST_NOW``), or None when the clock is real."""
+    if _override is not None:
+        return _override.astimezone(UTC)
+    env = os.environ.get("DIGEST_NOW")
+    return parse_instant(env).astimezone(UTC) if env else None

@@ -84,7 +84,9 @@ def echo_json(data: Any) -> None:
 def _register() -> None:
     from digest.cli import curate, db, issues, subscribers, web, workspace
 
-    for module in (workspace, issues, curate, subscribers, db, web):
+    from digest.cli import schedule as schedule_cli
+
+    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli):
         for command in module.COMMANDS:
             main.add_command(command)
 

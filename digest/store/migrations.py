@@ -79,6 +79,7 @@ def _consent_ledger(conn: Connection, dialect: str) -> None:
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
+    Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
 ]
 
 

@@ -106,3 +106,20 @@ suppressions = Table(
     Column("reason", String(32), nullable=False),  # bounced | complained | admin | erased
     Column("created_at", String(32), nullable=False),
 )
+
+# One row per issue date the schedule has dealt with: who is sending it (a lease
+# on SQLite; on PostgreSQL an advisory lock backs it), whether it went, and the
+# one-time notices given (missed slot, review cutoff passed).
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("issue_date", String(10), primary_key=True),
+    Column("slot_at", String(32), nullable=False),
+    Column("state", String(16), nullable=False, default=""),  # "" | sending | sent
+    Column("owner", String(200), nullable=False, default=""),  # host:pid
+    Column("lease_until", String(32), nullable=False, default=""),
+    Column("started_at", String(32)),
+    Column("finished_at", String(32)),
+    Column("missed_at", String(32)),
+    Column("cutoff_warned_at", String(32)),
+)

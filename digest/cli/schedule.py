@@ -1,0 +1,84 @@
+"""Commands about the weekly slot: schedule (status, cron, systemd) and scheduler."""
+
+from __future__ import annotations
+
+import click
+
+from digest import clock
+from digest import schedule as sched_mod
+from digest.cli import echo_json, workspace_of
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def schedule(ctx: click.Context, as_json: bool) -> None:
+    """Show the next slot, the issue it sends, its audience and any warnings."""
+    if ctx.invoked_subcommand is not None:
+        return
+    ws = workspace_of(ctx)
+    now = clock.now()
+    view = sched_mod.upcoming(
+        ws, now, check=sched_mod.default_check, audience=lambda: sched_mod.audience_size(ws)
+    )
+    if as_json:
+        echo_json(view.to_dict(ws.config.schedule))
+    else:
+        click.echo(sched_mod.format_view(view, ws.config.schedule, now))
+
+
+@schedule.command("cron")
+@click.option(
+    "--every", type=click.IntRange(1, 59), default=5, show_default=True, help="Run every N minutes."
+)
+@click.pass_context
+def schedule_cron(ctx: click.Context, every: int) -> None:
+    """Print a crontab entry that runs `digest send --due` for this workspace."""
+    click.echo(sched_mod.cron_entry(workspace_of(ctx), every), nl=False)
+
+
+@schedule.command("systemd")
+@click.option(
+    "--every", type=click.IntRange(1, 59), default=5, show_default=True, help="Run every N minutes."
+)
+@click.pass_context
+def schedule_systemd(ctx: click.Context, every: int) -> None:
+    """Print a systemd service and timer that run `digest send --due` for this workspace."""
+    units = sched_mod.systemd_units(workspace_of(ctx), every)
+    for name, text in units.items():
+        click.echo(f"# --- /etc/systemd/system/{name} ---")
+        click.echo(text)
+    names = " ".join(units)
+    click.echo(f"# then: systemctl daemon-reload && systemctl enable --now {names.split()[-1]}")
+
+
+@click.command()
+@click.pass_context
+def scheduler(ctx: click.Context) -> None:
+    """Send each issue when due, in the foreground (containers, systemd); stop with SIGTERM."""
+    import logging
+    import signal
+    import threading
+    import time
+    from datetime import timedelta
+
+    ws = workspace_of(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        logging.getLogger("digest.scheduler").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    start, began = clock.pinned(), time.monotonic()
+
+    def tick() -> None:  # a --now clock runs forward from the pinned instant
+        if start is not None:
+            clock.set_now(start + timedelta(seconds=time.monotonic() - began))
+
+    sched_mod.run_scheduler(ws, stop, tick=tick)
+
+
+COMMANDS: list[click.Command] = [schedule, scheduler]
