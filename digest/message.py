@@ -197,7 +197,7 @@ class MessageBuilder:
         }
         self._rest = rest
         b = self.boundary.encode("ascii")
-        part_head = b"Content-Type: text/%s; charset=\"utf-8\"\r\n"
+        part_head = b'Content-Type: text/%s; charset="utf-8"\r\n'
         part_head += b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         self._open_text = b"\r\n--" + b + b"\r\n" + part_head % b"plain"
         self._open_html = b"\r\n--" + b + b"\r\n" + part_head % b"html"
@@ -300,7 +300,9 @@ class MessageBuilder:
             html=html_sk.fill(escaped),
             text=text_sk.fill(escaped),
             headers=headers,
-            message_id=_message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id),
+            message_id=_message_id(
+                self.list_id_value, self.domain, self.day, recipient.subscriber_id
+            ),
         )
 
 

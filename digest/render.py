@@ -26,10 +26,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -53,9 +53,10 @@ FIELDS = ("name", "email", "unsubscribe_url", "manage_url")
 _PH = "zq9dg{}9qz"
 PLACEHOLDERS = {f: _PH.format(f) for f in FIELDS}
 _PH_RE = re.compile("zq9dg(" + "|".join(FIELDS) + ")9qz")
-# Attributes libxml2 writes out as URIs (percent-escaping what a URI may not hold).
+# Attributes libxml2 writes out as URIs (percent-escaping controls, space, non-ASCII).
 _URI_ATTRS = ("href", "src", "action")
-_URI_SAFE = "@/:=?;#%&,+<>-_.!~*'()[]$"
+_URI_ESCAPE = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+_ATTR_RE = re.compile(r"""([^\s=/>]+)=("[^"]*"|'[^']*')""")
 
 
 # -- recipients ---------------------------------------------------------------
@@ -101,20 +102,36 @@ def escape_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def escape_attr(value: str) -> str:
-    return escape_text(value).replace('"', "&quot;")
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in match.group().encode("utf-8"))
 
 
-def escape_uri_attr(value: str) -> str:
-    return escape_attr(quote(value.lstrip(" \t\r\n"), safe=_URI_SAFE))
+def quote_attr(value: str, uri: bool = False) -> str:
+    """An attribute value, quotes included, as libxml2 serializes it.
+
+    URI attributes lose leading blanks and get controls, spaces and non-ASCII
+    percent-escaped; then ``& < >`` become entities, and the value is quoted
+    with ``"``, or with ``'`` when it holds a ``"`` but no ``'``.
+    """
+    if uri:
+        value = _URI_ESCAPE.sub(_percent, value.lstrip(" \t\r\n"))
+    value = escape_text(value)
+    if '"' in value:
+        if "'" in value:
+            return '"' + value.replace('"', "&quot;") + '"'
+        return "'" + value + "'"
+    return '"' + value + '"'
 
 
 ESCAPES: dict[str, Callable[[str], str]] = {
     "html_text": escape_text,
-    "html_attr": escape_attr,
-    "html_uri": escape_uri_attr,
     "text": lambda value: value,
 }
+
+# A slot key is (field, context) for a value in text, or
+# ("@attr", is_uri, segments) for a whole attribute value holding placeholders:
+# segments alternate literal text and field names.
+SlotKey = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -126,13 +143,13 @@ class Skeleton:
     """
 
     pieces: tuple[str, ...]
-    slots: tuple[tuple[str, str], ...]
+    slots: tuple[SlotKey, ...]
 
     @property
-    def keys(self) -> frozenset[tuple[str, str]]:
+    def keys(self) -> frozenset[SlotKey]:
         return frozenset(self.slots)
 
-    def fill(self, escaped: dict[tuple[str, str], str]) -> str:
+    def fill(self, escaped: dict[SlotKey, str]) -> str:
         pieces = self.pieces
         out = [pieces[0]]
         for index, slot in enumerate(self.slots, 1):
@@ -141,29 +158,59 @@ class Skeleton:
         return "".join(out)
 
 
-def escaped_values(values: dict[str, str], keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    return {(f, ctx): ESCAPES[ctx](values[f]) for f, ctx in keys}
+def escaped_values(values: dict[str, str], keys: Iterable[SlotKey]) -> dict[SlotKey, str]:
+    """Each slot's text for one recipient, escaped for where it sits."""
+    out: dict[SlotKey, str] = {}
+    for key in keys:
+        if key[0] == "@attr":
+            segments = key[2]
+            raw = "".join(values[s] if i % 2 else s for i, s in enumerate(segments))
+            out[key] = quote_attr(raw, key[1])
+        else:
+            out[key] = ESCAPES[key[1]](values[key[0]])
+    return out
 
 
 def cut_html(html: str) -> Skeleton:
-    """Split inlined HTML at the placeholders, noting each one's context."""
-    pieces: list[str] = []
-    slots: list[tuple[str, str]] = []
-    start = 0
+    """Split inlined HTML at the placeholders, noting each one's context.
+
+    A placeholder inside a tag takes its whole attribute value (quotes
+    included) as the slot: libxml2 picks the quote character from the
+    complete value, so the value is re-serialized whole for each recipient.
+    """
+    spans: list[tuple[int, int, SlotKey]] = []
+    covered = 0
     for match in _PH_RE.finditer(html):
         at = match.start()
+        if at < covered:
+            continue
         tag_open = html.rfind("<", 0, at)
         if tag_open > html.rfind(">", 0, at):
-            attr = re.search(r"([\w:.-]+)\s*=\s*[\"']?[^\"'=]*$", html[tag_open:at])
-            name = attr.group(1).lower() if attr else ""
-            context = "html_uri" if name in _URI_ATTRS else "html_attr"
+            tag_end = html.find(">", at)
+            for attr in _ATTR_RE.finditer(html, tag_open, tag_end):
+                if attr.start(2) <= at < attr.end(2):
+                    raw = unescape(attr.group(2)[1:-1])
+                    uri = attr.group(1).lower() in _URI_ATTRS
+                    spans.append(
+                        (attr.start(2), attr.end(2), ("@attr", uri, tuple(_PH_RE.split(raw))))
+                    )
+                    covered = attr.end(2)
+                    break
+            else:
+                raise TemplateError(
+                    f"a recipient value sits in a tag outside a quoted attribute: "
+                    f"{html[tag_open : tag_end + 1][:80]}; put it in an attribute value"
+                )
         else:
-            context = "html_text"
-        pieces.append(html[start:at])
-        slots.append((match.group(1), context))
-        start = match.end()
+            spans.append((at, match.end(), (match.group(1), "html_text")))
+            covered = match.end()
+    pieces: list[str] = []
+    start = 0
+    for begin, end, _key in spans:
+        pieces.append(html[start:begin])
+        start = end
     pieces.append(html[start:])
-    return Skeleton(tuple(pieces), tuple(slots))
+    return Skeleton(tuple(pieces), tuple(key for _b, _e, key in spans))
 
 
 def cut_text(text: str) -> Skeleton:
@@ -251,6 +298,16 @@ def builtin_templates() -> list[str]:
     return sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_file() and p.suffix != ".py")
 
 
+def template_listing(templates_dir: Path) -> list[tuple[str, str]]:
+    """``(name, state)``: each built-in, "built-in" or "overridden", then the workspace's own."""
+    own = set()
+    if templates_dir.is_dir():
+        own = {p.name for p in templates_dir.iterdir() if p.is_file() and p.suffix != ".md"}
+    rows = [(n, "overridden" if n in own else "built-in") for n in builtin_templates()]
+    rows += [(n, "workspace only") for n in sorted(own - set(builtin_templates()))]
+    return rows
+
+
 def _template_error(exc: Exception, env: jinja2.Environment) -> TemplateError:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         where = f"{exc.filename or exc.name}:{exc.lineno}"
@@ -296,7 +353,9 @@ def inline_css(html: str) -> str:
             ).transform()
         )
     except Exception as exc:  # premailer raises a zoo of parser errors
-        raise TemplateError(f"inlining the CSS failed: {exc}; check the template's <style>") from None
+        raise TemplateError(
+            f"inlining the CSS failed: {exc}; check the template's <style>"
+        ) from None
 
 
 # -- the context -------------------------------------------------------------------
@@ -314,7 +373,9 @@ def confirm_url(config: Config, token: str) -> str:
     return f"{config.newsletter.base_url.rstrip('/')}/confirm/{token}"
 
 
-def context(config: Config, issue: Issue, recipient: Any, *, public: bool = False) -> dict[str, Any]:
+def context(
+    config: Config, issue: Issue, recipient: Any, *, public: bool = False
+) -> dict[str, Any]:
     n = config.newsletter
     sections = []
     for name, articles in issue.by_section(n.sections):
@@ -432,7 +493,9 @@ class PreparedIssue:
 
     def _verify(self, kind: str, skeleton: Skeleton, has_name: bool) -> None:
         """Refuse templates whose fast fill would differ from a full render."""
-        probe = Recipient("probe", "o'brien+news@example.com", 'Zoë & "Q" <Ünï> 😀' if has_name else "")
+        probe = Recipient(
+            "probe", "o'brien+news@example.com", 'Zoë & "Q" <Ünï> 😀' if has_name else ""
+        )
         values = self.values(probe)
         fast = skeleton.fill(escaped_values(values, skeleton.keys))
         slow = self.render_full(probe, values)[0 if kind == "html" else 1]
@@ -452,7 +515,9 @@ class PreparedIssue:
         text = _render(self.env, self.text_name, ctx)
         return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
-    def render_full(self, recipient: Recipient, values: dict[str, str] | None = None) -> tuple[str, str]:
+    def render_full(
+        self, recipient: Recipient, values: dict[str, str] | None = None
+    ) -> tuple[str, str]:
         """Jinja and premailer with the real values: the slow reference path."""
         values = values or self.values(recipient)
         real = SimpleNamespace(**values)

@@ -13,8 +13,8 @@ timestamp comes from :mod:`digest.clock`, so ``--now`` rehearsals agree.
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
+import json
 from typing import Any
 
 from itsdangerous import (
@@ -26,7 +26,6 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
-
 from itsdangerous.encoding import base64_encode
 
 from digest import clock
@@ -116,7 +115,9 @@ class Tokens:
     def csrf(self, value: str = "") -> str:
         return self._csrf.dumps(str(value))
 
-    def read_csrf(self, token: str, max_age_seconds: int = 3600, expected: str | None = None) -> str:
+    def read_csrf(
+        self, token: str, max_age_seconds: int = 3600, expected: str | None = None
+    ) -> str:
         value = _read(self._csrf, token, "form", max_age_seconds)
         if not isinstance(value, str) or (expected is not None and value != expected):
             raise TokenError("the form token does not belong to this form; reload the page")

@@ -82,11 +82,9 @@ def echo_json(data: Any) -> None:
 
 
 def _register() -> None:
-    from digest.cli import curate, db, issues, subscribers, web, workspace
+    from digest.cli import curate, db, issues, render, subscribers, web, workspace
 
-    from digest.cli import schedule as schedule_cli
-
-    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli):
+    for module in (workspace, issues, curate, subscribers, db, web, render):
         for command in module.COMMANDS:
             main.add_command(command)
 

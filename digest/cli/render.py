@@ -1,0 +1,96 @@
+"""Commands that show what subscribers will get: render, check, templates."""
+
+from __future__ import annotations
+
+from datetime import date
+from email.utils import parseaddr
+from pathlib import Path
+
+import click
+
+from digest.atomic import write_bytes
+from digest.check import check_issue
+from digest.cli import echo_json, workspace_of
+from digest.cli.issues import DATE
+from digest.issue import workspace_issue
+from digest.message import MessageBuilder
+from digest.render import Recipient, prepare, sample_recipient, template_listing
+
+
+@click.command("render")
+@click.argument("day", type=DATE, required=False)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML part here."
+)
+@click.option(
+    "--text", "text_path", type=click.Path(dir_okay=False), help="Write the text part here."
+)
+@click.option("--eml", "eml_path", type=click.Path(dir_okay=False), help="Write a whole .eml here.")
+@click.option("--to", "to", metavar="ADDR", help='The sample reader, e.g. "Ann <ann@example.com>".')
+@click.pass_context
+def render_cmd(
+    ctx: click.Context,
+    day: date | None,
+    html_path: str | None,
+    text_path: str | None,
+    eml_path: str | None,
+    to: str | None,
+) -> None:
+    """Render an issue (default: the upcoming one) for one sample reader.
+
+    Without --html, --text or --eml the HTML goes to standard output.
+    """
+    ws = workspace_of(ctx)
+    prepared = prepare(ws, workspace_issue(ws, day))
+    reader = sample_recipient()
+    if to:
+        name, address = parseaddr(to)
+        reader = Recipient(reader.subscriber_id, address or to, name)
+    outputs = {
+        html_path: lambda: prepared.html(reader).encode("utf-8"),
+        text_path: lambda: prepared.text(reader).encode("utf-8"),
+        eml_path: lambda: MessageBuilder.for_workspace(ws, prepared).build(reader),
+    }
+    if not (html_path or text_path or eml_path):
+        click.echo(prepared.html(reader), nl=False)
+        return
+    for path, make in outputs.items():
+        if path:
+            write_bytes(Path(path), make())
+            click.echo(f"wrote {path}", err=True)
+
+
+@click.command("check")
+@click.argument("day", type=DATE, required=False)
+@click.option("--links", is_flag=True, help="Also fetch every link and report broken ones.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per link (--links).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def check_cmd(
+    ctx: click.Context, day: date | None, links: bool, timeout: float, as_json: bool
+) -> None:
+    """Check an issue before it goes; exit status 1 when there are errors."""
+    ws = workspace_of(ctx)
+    issue = workspace_issue(ws, day)
+    result = check_issue(ws, issue, links=links, timeout=timeout)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        for finding in result.findings:
+            click.echo(str(finding))
+        click.echo(
+            f"{issue.slug}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)"
+        )
+    if not result.ok:
+        ctx.exit(1)
+
+
+@click.command("templates")
+@click.pass_context
+def templates_cmd(ctx: click.Context) -> None:
+    """List the built-in templates and which ones this workspace overrides."""
+    for name, state in template_listing(workspace_of(ctx).templates_dir):
+        click.echo(f"{name:<20} {state}")
+
+
+COMMANDS: list[click.Command] = [render_cmd, check_cmd, templates_cmd]
