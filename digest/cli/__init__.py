@@ -84,7 +84,9 @@ def echo_json(data: Any) -> None:
 def _register() -> None:
     from digest.cli import curate, db, issues, render, subscribers, web, workspace
 
-    for module in (workspace, issues, curate, subscribers, db, web, render):
+    from digest.cli import schedule as schedule_cli
+
+    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render):
         for command in module.COMMANDS:
             main.add_command(command)
 
