@@ -62,9 +62,12 @@ def wants_json(request: Request) -> bool:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if wants_json(request):
-        return JSONResponse({"error": exc.detail, "status": exc.status_code}, exc.status_code)
+        return JSONResponse(
+            {"error": exc.detail, "status": exc.status_code}, exc.status_code, exc.headers
+        )
     render = request.app.state.error_page
-    return HTMLResponse(render(request, exc.status_code, str(exc.detail)), exc.status_code)
+    html = render(request, exc.status_code, str(exc.detail))
+    return HTMLResponse(html, exc.status_code, exc.headers)  # e.g. Retry-After, Allow
 
 
 def plain_error_page(request: Request, status: int, detail: str) -> str:
