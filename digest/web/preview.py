@@ -156,8 +156,10 @@ def describe_error(exc: BaseException) -> Broken:
 
 
 def _decoded(part: EmailMessage) -> str:
+    """A text part as a mail app shows it: decoded, with the wire's CRLF line ends undone."""
     content = part.get_content()
-    return content if isinstance(content, str) else content.decode("utf-8", "replace")
+    text = content if isinstance(content, str) else content.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n")
 
 
 def _parts(message: EmailMessage) -> tuple[str, str]:
@@ -557,11 +559,12 @@ def serve(
         if server.started and open_browser:
             webbrowser.open(url)
 
-    echo(f"Previewing {ws.config.newsletter.name} at {url}  (Ctrl-C to stop)")
     threading.Thread(target=announce, daemon=True).start()
     try:
+        echo(f"Previewing {ws.config.newsletter.name} at {url}  (Ctrl-C to stop)")
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # pragma: no cover - uvicorn handles the signal itself
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises the signal again for us.
         pass
     finally:
         sock.close()
