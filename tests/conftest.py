@@ -65,3 +65,4 @@ def on_ci() -> bool:
 from _send_fixtures import *  # noqa: F403
 from _render_fixtures import *  # noqa: F403
 from _public_fixtures import *  # noqa: F403
+from _browser_fixtures import *  # noqa: F403

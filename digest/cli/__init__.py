@@ -82,11 +82,11 @@ def echo_json(data: Any) -> None:
 
 
 def _register() -> None:
-    from digest.cli import curate, db, issues, render, subscribers, web, workspace
+    from digest.cli import curate, db, issues, preview, render, subscribers, web, workspace
 
     from digest.cli import schedule as schedule_cli
 
-    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render):
+    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render, preview):
         for command in module.COMMANDS:
             main.add_command(command)
 
