@@ -86,6 +86,8 @@ def encode_address(name: str, address: str) -> str:
             return f"{name} <{address}>"
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{address}>'
+    # RFC 2047 words of at most 45 octets (75 characters encoded), cut between
+    # characters; a decoder joins adjacent words, dropping the folding space.
     words = []
     chunk = b""
     for ch in name:
