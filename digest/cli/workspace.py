@@ -1,4 +1,4 @@
-"""Commands about the workspace itself: init."""
+"""Commands about the workspace itself: init, demo."""
 
 from __future__ import annotations
 
@@ -25,4 +25,19 @@ def init(directory: Path, name: str | None) -> None:
     click.echo(f"Next: edit {directory / 'digest.toml'}, then `digest issue new`.")
 
 
-COMMANDS: list[click.Command] = [init]
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), required=False)
+def demo(directory: Path | None) -> None:
+    """Run the whole path on sample material, offline, in a new workspace.
+
+    It serves sample article pages and a feed on loopback, curates an issue
+    from them, renders and checks it, signs up sample readers with recorded
+    consent, and sends the issue to the outbox/ folder: nothing is mailed.
+    DIRECTORY defaults to ./digest-demo (or -2, -3 … when that is taken).
+    """
+    from digest.demo import pick_folder, run_demo
+
+    run_demo(directory or pick_folder(Path("digest-demo")).resolve(), echo=click.echo)
+
+
+COMMANDS: list[click.Command] = [init, demo]
