@@ -32,14 +32,14 @@ EXTRA_ROUTES = {
 
 
 @pytest.fixture
-def site() -> Iterator[SampleSite]:
+def sample_site() -> Iterator[SampleSite]:
     """tests/fixtures served on 127.0.0.1 with PORT filled in, plus EXTRA_ROUTES."""
     with SampleSite(FIXTURES, routes=EXTRA_ROUTES) as served:
         yield served
 
 
 @pytest.fixture
-def closed_port() -> int:
+def dead_port() -> int:
     """A loopback port nothing listens on."""
     import socket
 

@@ -27,63 +27,63 @@ def _tuesday_before_friday() -> None:
 # -- what each fixture page says about itself -----------------------------------
 
 
-def test_open_graph_article_and_json_ld_opinion_page(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/articles/rapprochement.html")
+def test_open_graph_article_and_json_ld_opinion_page(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/articles/rapprochement.html")
     assert meta.title == "Russia's Rapprochement with China Runs Deep"
     # og:description wins over the plain meta description
     assert meta.summary.startswith("An analyst argues that the Ukraine crisis")
     assert meta.author == "Vasily Kashin"
     assert meta.section == "Opinion"
-    assert meta.image == f"{site.url}/img/rapprochement.jpg"
+    assert meta.image == f"{sample_site.url}/img/rapprochement.jpg"
     assert meta.image_alt == "Two flags on a conference table"
-    assert meta.url == f"{site.url}/articles/rapprochement.html"
+    assert meta.url == f"{sample_site.url}/articles/rapprochement.html"
 
 
-def test_open_graph_only_with_a_relative_image(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/articles/gas-contract.html")
+def test_open_graph_only_with_a_relative_image(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/articles/gas-contract.html")
     assert meta.title == "Gazprom and CNPC Sign 30-Year Gas Contract"  # og:title, not <title>
     assert meta.section == "News"
-    assert meta.image == f"{site.url}/img/pipeline.jpg"  # ../img/ resolved
+    assert meta.image == f"{sample_site.url}/img/pipeline.jpg"  # ../img/ resolved
     assert meta.author == ""
 
 
-def test_json_ld_only_with_an_author_list(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/articles/tula-plant.html")
+def test_json_ld_only_with_an_author_list(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/articles/tula-plant.html")
     assert meta.title == "A Chinese Automaker Comes to Tula"  # headline, not <title>
     assert meta.author == "Anna Petrova and Ivan Sidorov"
     assert meta.section == "Features"
-    assert meta.image == f"{site.url}/img/tula.jpg"  # an ImageObject
+    assert meta.image == f"{sample_site.url}/img/tula.jpg"  # an ImageObject
     assert meta.summary.startswith("Moscow dropped its long aversion")
 
 
-def test_title_and_meta_description_only(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/articles/floating-reactors.html")
+def test_title_and_meta_description_only(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/articles/floating-reactors.html")
     assert meta.title == "Floating nuclear plants: what Rosatom's memorandum does and doesn't say"
     assert meta.summary.startswith("A memorandum is not a contract.")
     assert meta.author == "Elena Smirnova"
     assert meta.section == "" and meta.image == ""
 
 
-def test_redirect_stores_the_canonical_url(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/short/redirect-target.html")
-    assert meta.url == f"{site.url}/articles/redirect-target.html"
+def test_redirect_stores_the_canonical_url(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/short/redirect-target.html")
+    assert meta.url == f"{sample_site.url}/articles/redirect-target.html"
     assert meta.title == "Putin to Make 'Significant' November Visit to Beijing"
 
 
-def test_redirect_without_canonical_stores_the_final_url(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/short/floating-reactors.html")
-    assert meta.url == f"{site.url}/articles/floating-reactors.html"
+def test_redirect_without_canonical_stores_the_final_url(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/short/floating-reactors.html")
+    assert meta.url == f"{sample_site.url}/articles/floating-reactors.html"
 
 
-def test_windows_1251_page_from_its_meta(site: SampleSite) -> None:
-    meta = fetch_article(f"{site.url}/articles/sanctions-cp1251.html")
+def test_windows_1251_page_from_its_meta(sample_site: SampleSite) -> None:
+    meta = fetch_article(f"{sample_site.url}/articles/sanctions-cp1251.html")
     assert meta.title == "Санкции и экономика: оценка потерь в 2–3 процента"
     assert meta.summary.startswith("Премьер-министр оценивает")
     assert meta.section == "Analysis"
 
 
-def test_charset_from_the_header(site: SampleSite) -> None:
-    assert fetch_article(f"{site.url}/header-charset.html").title == "Газ и нефть"
+def test_charset_from_the_header(sample_site: SampleSite) -> None:
+    assert fetch_article(f"{sample_site.url}/header-charset.html").title == "Газ и нефть"
 
 
 def test_decoding_falls_back_to_utf8() -> None:
@@ -164,42 +164,42 @@ def test_a_broken_json_ld_block_does_not_hide_the_rest() -> None:
 # -- what cannot be fetched ----------------------------------------------------------
 
 
-def test_plain_text_is_refused_with_the_way_out(site: SampleSite) -> None:
+def test_plain_text_is_refused_with_the_way_out(sample_site: SampleSite) -> None:
     with pytest.raises(CurateError) as caught:
-        fetch_article(f"{site.url}/articles/not-an-article.txt")
+        fetch_article(f"{sample_site.url}/articles/not-an-article.txt")
     message = str(caught.value)
     assert "text/plain" in message and "not an HTML page" in message
     assert "--no-fetch" in message and "--title" in message
 
 
-def test_a_timeout_names_the_url(site: SampleSite) -> None:
+def test_a_timeout_names_the_url(sample_site: SampleSite) -> None:
     started = time.monotonic()
     with pytest.raises(CurateError, match=r"slow\.html: no answer within 0\.3 s") as caught:
-        fetch_article(f"{site.url}/slow.html", timeout=0.3)
+        fetch_article(f"{sample_site.url}/slow.html", timeout=0.3)
     assert time.monotonic() - started < 5
     assert "--no-fetch" in str(caught.value)
 
 
-def test_a_404_is_reported(site: SampleSite) -> None:
+def test_a_404_is_reported(sample_site: SampleSite) -> None:
     with pytest.raises(CurateError, match="HTTP 404 Not Found"):
-        fetch_article(f"{site.url}/articles/missing.html")
+        fetch_article(f"{sample_site.url}/articles/missing.html")
 
 
-def test_a_page_over_the_cap_is_refused_while_streaming(site: SampleSite) -> None:
+def test_a_page_over_the_cap_is_refused_while_streaming(sample_site: SampleSite) -> None:
     with pytest.raises(CurateError, match="larger than the 50,000-byte cap"):
-        fetch_article(f"{site.url}/endless.html", max_bytes=50_000)
+        fetch_article(f"{sample_site.url}/endless.html", max_bytes=50_000)
     # the same page fits under the default cap
-    assert fetch_article(f"{site.url}/endless.html").title == "Big"
+    assert fetch_article(f"{sample_site.url}/endless.html").title == "Big"
 
 
-def test_a_page_over_the_default_cap_is_refused(site: SampleSite) -> None:
+def test_a_page_over_the_default_cap_is_refused(sample_site: SampleSite) -> None:
     with pytest.raises(CurateError, match="larger than the 5,000,000-byte cap"):
-        fetch_article(f"{site.url}/huge.html")
+        fetch_article(f"{sample_site.url}/huge.html")
 
 
-def test_an_unreachable_host(closed_port: int) -> None:
-    with pytest.raises(CurateError, match=f"cannot connect to 127.0.0.1:{closed_port}"):
-        fetch_article(f"http://127.0.0.1:{closed_port}/article")
+def test_an_unreachable_host(dead_port: int) -> None:
+    with pytest.raises(CurateError, match=f"cannot connect to 127.0.0.1:{dead_port}"):
+        fetch_article(f"http://127.0.0.1:{dead_port}/article")
 
 
 def test_not_a_web_address() -> None:
@@ -211,9 +211,9 @@ def test_not_a_web_address() -> None:
 
 
 def test_add_creates_the_upcoming_issue_and_files_by_page_section(
-    workspace: Workspace, site: SampleSite
+    workspace: Workspace, sample_site: SampleSite
 ) -> None:
-    added = add_url(workspace, f"{site.url}/articles/tula-plant.html", blurb="Read *this*.")
+    added = add_url(workspace, f"{sample_site.url}/articles/tula-plant.html", blurb="Read *this*.")
     assert added.issue.date == FRIDAY
     assert added.article.section == "Features"
     assert added.article.blurb == "Read *this*."
@@ -223,35 +223,35 @@ def test_add_creates_the_upcoming_issue_and_files_by_page_section(
 
 
 def test_sections_order_the_issue_and_set_the_number(
-    workspace: Workspace, site: SampleSite
+    workspace: Workspace, sample_site: SampleSite
 ) -> None:
-    add_url(workspace, f"{site.url}/articles/rapprochement.html")  # Opinion
-    add_url(workspace, f"{site.url}/articles/tula-plant.html")  # Features
-    news = add_url(workspace, f"{site.url}/articles/gas-contract.html")
+    add_url(workspace, f"{sample_site.url}/articles/rapprochement.html")  # Opinion
+    add_url(workspace, f"{sample_site.url}/articles/tula-plant.html")  # Features
+    news = add_url(workspace, f"{sample_site.url}/articles/gas-contract.html")
     assert news.number == 1
     issue = workspace_issue(workspace)
     assert [a.section for a in issue.articles] == ["News", "Features", "Opinion"]
 
 
 def test_no_section_on_the_page_takes_the_first_and_says_so(
-    workspace: Workspace, site: SampleSite
+    workspace: Workspace, sample_site: SampleSite
 ) -> None:
-    added = add_url(workspace, f"{site.url}/articles/floating-reactors.html")
+    added = add_url(workspace, f"{sample_site.url}/articles/floating-reactors.html")
     assert added.article.section == "News"
     assert "put under News" in added.notes[0]
-    chosen = add_url(workspace, f"{site.url}/articles/tula-plant.html", section="analysis")
+    chosen = add_url(workspace, f"{sample_site.url}/articles/tula-plant.html", section="analysis")
     assert chosen.article.section == "Analysis"
 
 
-def test_unknown_section_is_refused(workspace: Workspace, site: SampleSite) -> None:
+def test_unknown_section_is_refused(workspace: Workspace, sample_site: SampleSite) -> None:
     with pytest.raises(IssueError, match="no section 'Sport'"):
-        add_url(workspace, f"{site.url}/articles/tula-plant.html", section="Sport")
+        add_url(workspace, f"{sample_site.url}/articles/tula-plant.html", section="Sport")
 
 
-def test_overrides_win_over_the_page(workspace: Workspace, site: SampleSite) -> None:
+def test_overrides_win_over_the_page(workspace: Workspace, sample_site: SampleSite) -> None:
     added = add_url(
         workspace,
-        f"{site.url}/articles/gas-contract.html",
+        f"{sample_site.url}/articles/gas-contract.html",
         overrides={
             "title": "Our  title",
             "author": "Desk",
@@ -262,17 +262,19 @@ def test_overrides_win_over_the_page(workspace: Workspace, site: SampleSite) -> 
     )
     article = added.article
     assert (article.title, article.author) == ("Our title", "Desk")
-    assert article.image == f"{site.url}/other.png"
+    assert article.image == f"{sample_site.url}/other.png"
     assert article.image_alt == "Pipes"
     assert article.summary.startswith("The long-negotiated pipeline deal")
 
 
-def test_duplicates_are_refused_naming_the_section(workspace: Workspace, site: SampleSite) -> None:
-    add_url(workspace, f"{site.url}/short/redirect-target.html")
+def test_duplicates_are_refused_naming_the_section(
+    workspace: Workspace, sample_site: SampleSite
+) -> None:
+    add_url(workspace, f"{sample_site.url}/short/redirect-target.html")
     # the same article by its canonical URL, and again by the short one
     for url in (
-        f"{site.url}/articles/redirect-target.html",
-        f"{site.url}/short/redirect-target.html",
+        f"{sample_site.url}/articles/redirect-target.html",
+        f"{sample_site.url}/short/redirect-target.html",
     ):
         with pytest.raises(
             CurateError, match="already in issue 2026-12-04 as number 1, under News"
@@ -281,8 +283,8 @@ def test_duplicates_are_refused_naming_the_section(workspace: Workspace, site: S
     assert len(workspace_issue(workspace).articles) == 1
 
 
-def test_no_fetch_needs_a_title(workspace: Workspace, closed_port: int) -> None:
-    url = f"http://127.0.0.1:{closed_port}/paywalled"
+def test_no_fetch_needs_a_title(workspace: Workspace, dead_port: int) -> None:
+    url = f"http://127.0.0.1:{dead_port}/paywalled"
     with pytest.raises(CurateError, match="--title is required"):
         add_url(workspace, url, fetch=False)
     added = add_url(workspace, url, fetch=False, overrides={"title": "By hand"})
@@ -293,21 +295,21 @@ def test_no_fetch_needs_a_title(workspace: Workspace, closed_port: int) -> None:
     )
 
 
-def test_a_failed_fetch_creates_no_issue(workspace: Workspace, site: SampleSite) -> None:
+def test_a_failed_fetch_creates_no_issue(workspace: Workspace, sample_site: SampleSite) -> None:
     with pytest.raises(CurateError):
-        add_url(workspace, f"{site.url}/articles/missing.html")
+        add_url(workspace, f"{sample_site.url}/articles/missing.html")
     assert list(workspace.issues_dir.glob("*.yaml")) == []
 
 
 # -- the command ---------------------------------------------------------------------
 
 
-def test_cli_add_end_to_end(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
+def test_cli_add_end_to_end(cli: Cli, workspace: Workspace, sample_site: SampleSite) -> None:
     result = cli(
         "--now",
         NOW,
         "add",
-        f"{site.url}/articles/rapprochement.html",
+        f"{sample_site.url}/articles/rapprochement.html",
         "--blurb",
         "Worth your *time*.",
     )
@@ -322,16 +324,16 @@ def test_cli_add_end_to_end(cli: Cli, workspace: Workspace, site: SampleSite) ->
     assert "image_alt: Two flags on a conference table" in text
 
 
-def test_cli_errors_are_one_line(cli: Cli, site: SampleSite) -> None:
-    result = cli("--now", NOW, "add", f"{site.url}/articles/not-an-article.txt")
+def test_cli_errors_are_one_line(cli: Cli, sample_site: SampleSite) -> None:
+    result = cli("--now", NOW, "add", f"{sample_site.url}/articles/not-an-article.txt")
     assert result.exit_code == 1
     assert result.output.startswith("Error: ")
     assert result.output.count("\n") == 1
     assert "Traceback" not in result.output
 
 
-def test_cli_no_fetch_with_title(cli: Cli, workspace: Workspace, closed_port: int) -> None:
-    url = f"http://127.0.0.1:{closed_port}/print-only"
+def test_cli_no_fetch_with_title(cli: Cli, workspace: Workspace, dead_port: int) -> None:
+    url = f"http://127.0.0.1:{dead_port}/print-only"
     result = cli(
         "--now",
         NOW,
@@ -351,16 +353,16 @@ def test_cli_no_fetch_with_title(cli: Cli, workspace: Workspace, closed_port: in
     assert (article.url, article.summary) == (url, "From the paper.")
 
 
-def test_cli_add_to_a_missing_dated_issue(cli: Cli, site: SampleSite) -> None:
+def test_cli_add_to_a_missing_dated_issue(cli: Cli, sample_site: SampleSite) -> None:
     result = cli(
-        "--now", NOW, "add", f"{site.url}/articles/tula-plant.html", "--issue", "2026-12-11"
+        "--now", NOW, "add", f"{sample_site.url}/articles/tula-plant.html", "--issue", "2026-12-11"
     )
     assert result.exit_code == 1
     assert "digest issue new --date 2026-12-11" in result.output
 
 
 def test_hand_written_comments_survive_add(
-    cli: Cli, workspace: Workspace, site: SampleSite
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
 ) -> None:
     path = workspace.issues_dir / "2026-12-04.yaml"
     path.write_text(
@@ -370,12 +372,12 @@ def test_hand_written_comments_survive_add(
         "status: draft\n"
         "articles:\n"
         "  # lead story\n"
-        f"  - url: {site.url}/articles/gas-contract.html\n"
+        f"  - url: {sample_site.url}/articles/gas-contract.html\n"
         "    title: Gas deal  # shortened by hand\n"
         "    section: News\n",
         encoding="utf-8",
     )
-    result = cli("--now", NOW, "add", f"{site.url}/articles/tula-plant.html")
+    result = cli("--now", NOW, "add", f"{sample_site.url}/articles/tula-plant.html")
     assert result.exit_code == 0, result.output
     text = path.read_text(encoding="utf-8")
     assert text.startswith(
@@ -387,10 +389,12 @@ def test_hand_written_comments_survive_add(
     assert "A Chinese Automaker Comes to Tula" in text
 
 
-def test_cli_add_to_a_hand_broken_issue(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
+def test_cli_add_to_a_hand_broken_issue(
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
+) -> None:
     path = workspace.issues_dir / "2026-12-04.yaml"
     path.write_text("date: 2026-12-04\nsubject: [unclosed\nstatus: draft\n", encoding="utf-8")
-    result = cli("--now", NOW, "add", f"{site.url}/articles/tula-plant.html")
+    result = cli("--now", NOW, "add", f"{sample_site.url}/articles/tula-plant.html")
     assert result.exit_code == 1
     assert f"{path}:" in result.output
     assert "Traceback" not in result.output

@@ -29,15 +29,15 @@ def _tuesday_before_friday() -> None:
 @pytest.fixture
 def editable_site(tmp_path: Path) -> Iterator[tuple[SampleSite, Path]]:
     """A copy of the fixtures whose feeds a test may change between pulls."""
-    folder = tmp_path / "site"
+    folder = tmp_path / "sample_site"
     shutil.copytree(FIXTURES, folder)
     with SampleSite(folder) as served:
         yield served, folder
 
 
-def _follow_both(ws: Workspace, site: SampleSite) -> None:
-    feeds.add_feed(ws, f"{site.url}/feeds/weekly.rss")
-    feeds.add_feed(ws, f"{site.url}/feeds/weekly.atom", section="Analysis")
+def _follow_both(ws: Workspace, sample_site: SampleSite) -> None:
+    feeds.add_feed(ws, f"{sample_site.url}/feeds/weekly.rss")
+    feeds.add_feed(ws, f"{sample_site.url}/feeds/weekly.atom", section="Analysis")
 
 
 def test_feed_add_list_remove_keep_hand_comments(cli: Cli, workspace: Workspace) -> None:
@@ -68,18 +68,18 @@ def test_a_bad_feed_section_is_refused(workspace: Workspace) -> None:
     assert not workspace.feeds_path.exists()
 
 
-def test_pull_reads_rss_and_atom(workspace: Workspace, site: SampleSite) -> None:
-    _follow_both(workspace, site)
+def test_pull_reads_rss_and_atom(workspace: Workspace, sample_site: SampleSite) -> None:
+    _follow_both(workspace, sample_site)
     reports = feeds.pull(workspace)
     assert [(r.new, r.error) for r in reports] == [(3, ""), (2, "")]
     items = {c.number: c for c in feeds.list_candidates(workspace)}
     assert sorted(items) == [1, 2, 3, 4, 5]
     first = items[1]
     assert first.title == "Russia's Rapprochement with China Runs Deep"
-    assert first.link == f"{site.url}/articles/rapprochement.html"
+    assert first.link == f"{sample_site.url}/articles/rapprochement.html"
     assert (first.author, first.section) == ("Vasily Kashin", "Opinion")
     assert first.published == "2014-05-28T05:00:00+00:00"
-    assert first.feed == f"{site.url}/feeds/weekly.rss"
+    assert first.feed == f"{sample_site.url}/feeds/weekly.rss"
     assert items[2].summary == "The long-negotiated pipeline deal was signed."
     atom = items[5]
     assert atom.title == "Санкции и экономика: оценка потерь"
@@ -90,13 +90,13 @@ def test_pull_reads_rss_and_atom(workspace: Workspace, site: SampleSite) -> None
 def test_feed_section_fills_in_when_the_category_is_not_a_section(
     workspace: Workspace, editable_site: tuple[SampleSite, Path]
 ) -> None:
-    site, folder = editable_site
+    sample_site, folder = editable_site
     rss = folder / "feeds" / "weekly.rss"
     rss.write_text(
         rss.read_text().replace("<category>Features</category>", "<category>Regions</category>")
     )
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss", section="Features")
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.atom")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.rss", section="Features")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.atom")
     feeds.pull(workspace)
     sections = {c.title: c.section for c in feeds.list_candidates(workspace)}
     assert sections["A Chinese Automaker Comes to Tula"] == "Features"  # the feed's
@@ -106,8 +106,8 @@ def test_feed_section_fills_in_when_the_category_is_not_a_section(
 def test_numbers_are_stable_and_items_deduplicated(
     workspace: Workspace, editable_site: tuple[SampleSite, Path]
 ) -> None:
-    site, folder = editable_site
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss")
+    sample_site, folder = editable_site
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.rss")
     feeds.pull(workspace)
     before = {c.number: c.link for c in feeds.list_candidates(workspace)}
     # The feed gains an item at the top, and one item's link grows a tracking
@@ -125,25 +125,25 @@ def test_numbers_are_stable_and_items_deduplicated(
     )
     rss.write_text(text, encoding="utf-8")
     # The same stories through a second feed are not new either.
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.atom")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.atom")
     shutil.copy(folder / "feeds" / "weekly.atom", folder / "feeds" / "mirror.atom")
-    feeds.add_feed(workspace, f"{site.url}/feeds/mirror.atom")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/mirror.atom")
     reports = feeds.pull(workspace)
     assert [r.new for r in reports] == [1, 2, 0]
     after = {c.number: c.link for c in feeds.list_candidates(workspace)}
     assert {n: after[n] for n in before} == before
-    assert after[4] == f"{site.url}/articles/fresh.html"
+    assert after[4] == f"{sample_site.url}/articles/fresh.html"
     assert sorted(after) == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_number_is_never_reused(workspace: Workspace, site: SampleSite) -> None:
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss")
+def test_a_number_is_never_reused(workspace: Workspace, sample_site: SampleSite) -> None:
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.rss")
     feeds.pull(workspace)
     # The editor prunes the list by hand, dropping the newest candidate.
     data = json.loads(workspace.candidates_path.read_text(encoding="utf-8"))
     data["candidates"] = [c for c in data["candidates"] if c["number"] != 3]
     workspace.candidates_path.write_text(json.dumps(data), encoding="utf-8")
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.atom")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.atom")
     feeds.pull(workspace)
     numbers = [c.number for c in feeds.list_candidates(workspace)]
     # tula-plant comes back from the RSS feed, under a new number
@@ -151,13 +151,13 @@ def test_a_number_is_never_reused(workspace: Workspace, site: SampleSite) -> Non
 
 
 def test_a_broken_feed_is_reported_and_the_others_pull(
-    cli: Cli, workspace: Workspace, site: SampleSite, closed_port: int
+    cli: Cli, workspace: Workspace, sample_site: SampleSite, dead_port: int
 ) -> None:
     for url in (
-        f"{site.url}/broken.rss",
-        f"{site.url}/feeds/weekly.rss",
-        f"{site.url}/gone.rss",
-        f"http://127.0.0.1:{closed_port}/feed",
+        f"{sample_site.url}/broken.rss",
+        f"{sample_site.url}/feeds/weekly.rss",
+        f"{sample_site.url}/gone.rss",
+        f"http://127.0.0.1:{dead_port}/feed",
     ):
         assert cli("feed", "add", url).exit_code == 0
     result = cli("--now", NOW, "feed", "pull")
@@ -165,7 +165,7 @@ def test_a_broken_feed_is_reported_and_the_others_pull(
     lines = result.output.splitlines()
     assert any("broken.rss: not an RSS or Atom feed" in line for line in lines)
     assert any("gone.rss: the server answered HTTP 410" in line for line in lines)
-    assert any(f"cannot connect to 127.0.0.1:{closed_port}" in line for line in lines)
+    assert any(f"cannot connect to 127.0.0.1:{dead_port}" in line for line in lines)
     assert any(line.startswith("  3 new of   3") for line in lines)
     assert lines[-1] == "Error: 3 of 4 feeds failed; the others were pulled"
     assert len(feeds.list_candidates(workspace)) == 3
@@ -176,8 +176,8 @@ def test_pull_without_feeds(workspace: Workspace) -> None:
         feeds.pull(workspace)
 
 
-def test_candidates_since_and_json(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
-    _follow_both(workspace, site)
+def test_candidates_since_and_json(cli: Cli, workspace: Workspace, sample_site: SampleSite) -> None:
+    _follow_both(workspace, sample_site)
     feeds.pull(workspace)
     recent = feeds.list_candidates(workspace, since=date(2014, 6, 1))
     assert [c.number for c in recent] == [3, 4, 5]
@@ -190,9 +190,9 @@ def test_candidates_since_and_json(cli: Cli, workspace: Workspace, site: SampleS
 
 
 def test_pick_adds_with_page_metadata_and_marks_picked(
-    cli: Cli, workspace: Workspace, site: SampleSite
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
 ) -> None:
-    _follow_both(workspace, site)
+    _follow_both(workspace, sample_site)
     feeds.pull(workspace)
     result = cli("--now", NOW, "pick", "1", "3")
     assert result.exit_code == 0, result.output
@@ -209,7 +209,7 @@ def test_pick_adds_with_page_metadata_and_marks_picked(
         "An analyst argues that the Ukraine crisis pushed Moscow "
         "to speed up its turn toward Beijing, from a 30-year"
     )
-    assert opinion.image == f"{site.url}/img/rapprochement.jpg"
+    assert opinion.image == f"{sample_site.url}/img/rapprochement.jpg"
     listed = cli("--now", NOW, "candidates").output
     assert "Runs Deep (Vasily Kashin)  <picked 2026-12-04>" in listed
     assert "Gas Contract  <picked" not in listed
@@ -221,9 +221,9 @@ def test_pick_adds_with_page_metadata_and_marks_picked(
 
 
 def test_picked_for_a_past_issue_is_hidden_unless_all(
-    cli: Cli, workspace: Workspace, site: SampleSite
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
 ) -> None:
-    _follow_both(workspace, site)
+    _follow_both(workspace, sample_site)
     feeds.pull(workspace)
     feeds.pick(workspace, [2])
     later = "2026-12-08T09:00:00+00:00"
@@ -234,9 +234,9 @@ def test_picked_for_a_past_issue_is_hidden_unless_all(
 def test_pick_falls_back_to_the_feed_when_the_page_fails(
     cli: Cli, workspace: Workspace, editable_site: tuple[SampleSite, Path]
 ) -> None:
-    site, folder = editable_site
+    sample_site, folder = editable_site
     (folder / "articles" / "tula-plant.html").unlink()
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss")
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.rss")
     feeds.pull(workspace)
     result = cli("--now", NOW, "pick", "3", "--section", "Analysis")
     assert result.exit_code == 0, result.output
@@ -244,11 +244,11 @@ def test_pick_falls_back_to_the_feed_when_the_page_fails(
     assert "warning:" in result.output and "HTTP 404" in result.output
     assert "used the feed's title and summary" in result.output
     article = workspace_issue(workspace).articles[0]
-    assert article.url == f"{site.url}/articles/tula-plant.html"
+    assert article.url == f"{sample_site.url}/articles/tula-plant.html"
 
 
-def test_pick_an_unknown_number(cli: Cli, workspace: Workspace, site: SampleSite) -> None:
-    feeds.add_feed(workspace, f"{site.url}/feeds/weekly.rss")
+def test_pick_an_unknown_number(cli: Cli, workspace: Workspace, sample_site: SampleSite) -> None:
+    feeds.add_feed(workspace, f"{sample_site.url}/feeds/weekly.rss")
     feeds.pull(workspace)
     result = cli("--now", NOW, "pick", "9")
     assert result.exit_code == 1
