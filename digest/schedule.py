@@ -570,6 +570,16 @@ def _send(
         raise
     done = _finished(report)
     claim.release(done=done)
+    fatal = getattr(report, "fatal", "")
+    if fatal:
+        return Step(
+            "error",
+            day,
+            report=report,
+            failed=True,
+            message=f"sending issue {day} stopped: {fatal}; the next `digest send --due` "
+            "resumes it",
+        )
     if not done:
         return Step(
             "interrupted",
@@ -600,6 +610,10 @@ def _finished(report: Any) -> bool:
 
 
 def _summary(report: Any) -> str:
+    counts = getattr(report, "counts", None)
+    if isinstance(counts, dict):
+        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing to send"
+        return f"{shown} (audience {getattr(report, 'audience', '?')})"
     for name in ("summary", "describe"):
         value = getattr(report, name, None)
         if value is not None:
@@ -851,7 +865,7 @@ def default_check(ws: Workspace, issue: Issue) -> list[str]:
 
 def default_send(ws: Workspace, issue: Issue, *, stop_event: Any = None) -> Any:
     """The send engine: freeze the audience, deliver, resume where a run stopped."""
-    from digest.send import run_send  # type: ignore[attr-defined]
+    from digest.send.engine import run_send
 
     return run_send(ws, issue, stop_event=stop_event)
 

@@ -361,3 +361,78 @@ def test_a_week_of_runs_every_minute_sends_exactly_once(workspace: Workspace, zo
     assert [(d, t) for d, t, _ in send.calls] == [(date(2026, 10, 30), slot)]
     assert slot.astimezone(ws.config.schedule.zone).strftime("%a %H:%M") == "Fri 07:00"
     assert elapsed < 60, f"a week of runs took {elapsed:.1f}s"
+
+
+# -- the real thing: `digest send --due` processes with the send engine ----------------------
+
+
+def _cli_due(ws: Workspace, url: str, now: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DIGEST_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env.pop("DIGEST_NOW", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "-C", str(ws.root), "--now", now, "send", "--due"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_cron_runs_of_send_due_mail_each_reader_once(send_ws: Workspace, database_url: str) -> None:
+    from _send_fixtures import add_readers
+
+    add_readers(send_ws, 5)
+    early = _cli_due(send_ws, database_url, "2026-12-04T06:59:00Z")
+    assert early.communicate(timeout=60) == ("", "") and early.returncode == 0
+    procs = [_cli_due(send_ws, database_url, "2026-12-04T07:00:00Z") for _ in range(4)]
+    results = [(p.communicate(timeout=120), p.returncode) for p in procs]
+    assert all(code == 0 for _, code in results), results
+    said = [out for (out, _), _ in results if out]
+    assert len(said) == 1 and said[0].startswith("sent issue 2026-12-04: 5 sent"), results
+    mailed = sorted(p.name for p in send_ws.outbox_dir.rglob("*.eml"))
+    assert len(mailed) == 5
+    late = _cli_due(send_ws, database_url, "2026-12-04T07:05:00Z")
+    assert late.communicate(timeout=60) == ("", "") and late.returncode == 0
+    assert len(list(send_ws.outbox_dir.rglob("*.eml"))) == 5
+    assert load_issue(send_ws.issues_dir / "2026-12-04.yaml").status == "sent"
+
+
+def test_the_scheduler_sends_at_the_slot_and_stops_on_sigterm(
+    send_ws: Workspace, database_url: str
+) -> None:
+    import signal
+
+    from _send_fixtures import add_readers
+
+    add_readers(send_ws, 2)
+    env = {**os.environ, "DIGEST_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digest",
+            "-C",
+            str(send_ws.root),
+            "--now",
+            "2026-12-04T06:59:58Z",
+            "scheduler",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(send_ws.outbox_dir.rglob("*.eml"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the scheduler did not send"
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, log = proc.communicate(timeout=60)
+    assert proc.returncode == 0, log
+    assert "scheduler started" in log
+    assert "sent issue 2026-12-04: 2 sent" in log
+    assert "next slot Friday 2026-12-11 07:00 UTC" in log
+    assert log.rstrip().endswith("scheduler stopped")
