@@ -78,8 +78,13 @@ def sha256(text: str) -> str:
 
 
 def event_hash(fields: Sequence[Any]) -> str:
-    """The hash of an event: its first eleven columns (all but ``hash``) in order."""
-    return sha256(json.dumps(list(fields), separators=(",", ":"), ensure_ascii=False))
+    """The hash of an event: its first eleven columns (all but ``hash``) in order.
+
+    Each value is written as ``LENGTH:TEXT``, an unambiguous and cheap
+    encoding (a million imported events are hashed in one go).
+    """
+    text = "".join([f"{len(value)}:{value}" for value in map(str, fields)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> list[Even
             )
         seq += 1
         body = canonical(draft.evidence)
+        source = draft.source.replace("\x00", "")  # PostgreSQL text cannot hold NUL
         fields = (
             seq,
             now,
@@ -227,7 +233,7 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> list[Even
             draft.subject_id,
             draft.pseudonym,
             draft.method,
-            draft.source,
+            source,
             statement_id,
             policy_id,
             sha256(body),
@@ -242,7 +248,7 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> list[Even
                 draft.subject_id,
                 draft.pseudonym,
                 draft.method,
-                draft.source,
+                source,
                 statement_id,
                 policy_id,
                 fields[9],

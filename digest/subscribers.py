@@ -39,7 +39,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, func, select
 
 from digest import clock, consent
-from digest.consent import Draft
+from digest.consent import Draft, canonical
 from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
 
@@ -909,7 +909,16 @@ def _flush(
         sid = new_id()
         name = values.get("name") or None
         subscribers.append(
-            (sid, item.address, key, name, "active", now, now, consent.canonical(attributes))
+            (
+                sid,
+                item.address,
+                key,
+                name,
+                "active",
+                now,
+                now,
+                canonical(attributes) if attributes else "{}",
+            )
         )
         evidence: dict[str, Any] = {
             "file": source,

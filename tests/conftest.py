@@ -63,6 +63,7 @@ def cli(workspace: Workspace) -> Cli:
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 from _send_fixtures import *  # noqa: F403
+from _store_fixtures import *  # noqa: F403
 from _render_fixtures import *  # noqa: F403
 from _public_fixtures import *  # noqa: F403
 from _browser_fixtures import *  # noqa: F403

@@ -176,6 +176,10 @@ def open_store(ws: Workspace, *, migrate: bool = True) -> Store:
                 f"cannot connect to {store.describe()}: {str(exc.orig).strip().splitlines()[0]}; "
                 "check [database] url or DIGEST_DATABASE_URL"
             ) from None
-        if migrations.pending(store.engine):
-            store.upgrade()
+        try:
+            if migrations.pending(store.engine):
+                store.upgrade()
+        except BaseException:
+            store.close()
+            raise
     return store

@@ -48,7 +48,7 @@ _APPEND_ONLY_PG = [
     """
 CREATE FUNCTION digest_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'consent_events is append-only: % refused', TG_OP;
+  RAISE EXCEPTION 'consent_events is append-only: %% refused', TG_OP;
 END $$
 """,
     """CREATE TRIGGER consent_events_no_change BEFORE UPDATE OR DELETE ON consent_events
@@ -77,9 +77,16 @@ def _consent_ledger(conn: Connection, dialect: str) -> None:
             conn.exec_driver_sql(statement)
 
 
+def _deliveries(conn: Connection, dialect: str) -> None:
+    from digest.send.ledger import create_tables  # the ledger's tables live with the engine
+
+    create_tables(conn, dialect)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
+    Migration(3, "deliveries ledger", _deliveries),
 ]
 
 

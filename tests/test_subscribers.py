@@ -1,0 +1,315 @@
+"""Subscribers: lifecycle, addresses, import, export, erasure, the audience."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from digest import consent, subscribers
+from digest.errors import SubscriberError
+from digest.store import Store, schema
+from digest.workspace import Workspace
+
+SIGNUPS = FIXTURES / "subscribers" / "signups.csv"
+FORM = {"method": "web_form", "source": "https://newsletter.example.com/subscribe"}
+
+
+def _kinds(store: Store, subscriber_id: str) -> list[str]:
+    with store.read() as conn:
+        return [e.kind for e in consent.history(conn, subscriber_id)]
+
+
+def _emails(store: Store) -> list[str]:
+    return sorted(s.email or "" for s in subscribers.audience(store))
+
+
+def test_double_opt_in_then_unsubscribe_then_fresh_consent(store: Store) -> None:
+    sub = subscribers.request_signup(
+        store, "anna@example.com", "Anna", evidence={"ip": "203.0.113.7"}, **FORM
+    )
+    assert sub.status == "pending" and len(sub.id) == 22
+    assert _emails(store) == []
+    active = subscribers.confirm(store, sub.id, method="link", source="confirm link", evidence={})
+    assert active.status == "active"
+    assert _emails(store) == ["anna@example.com"]
+    gone = subscribers.unsubscribe(
+        store, sub.id, method="one_click", source="List-Unsubscribe", evidence={}, reason="too much"
+    )
+    assert gone.status == "unsubscribed" and _emails(store) == []
+    again = subscribers.unsubscribe(
+        store, sub.id, method="one_click", source="List-Unsubscribe", evidence={}
+    )
+    assert again.status == "unsubscribed"
+    back = subscribers.resubscribe(store, sub.id, evidence={}, **FORM)
+    assert back.status == "pending" and _emails(store) == []
+    subscribers.confirm(store, sub.id, method="link", source="confirm link", evidence={})
+    assert _emails(store) == ["anna@example.com"]
+    assert _kinds(store, sub.id) == [
+        "signup_requested",
+        "confirmed",
+        "unsubscribed",
+        "resubscribed",
+        "confirmed",
+    ]
+    assert consent.verify(store).ok
+
+
+def test_signing_up_again_after_unsubscribing_needs_confirmation(store: Store) -> None:
+    sub = subscribers.admin_add(store, "anna@example.com", source="test", confirmed=True)
+    subscribers.unsubscribe(store, sub.id, method="link", source="x", evidence={})
+    again = subscribers.request_signup(store, "Anna@EXAMPLE.com", None, evidence={}, **FORM)
+    assert again.id == sub.id and again.status == "pending"
+    active = subscribers.request_signup(store, "anna@example.com", None, evidence={}, **FORM)
+    assert active.status == "pending"
+    subscribers.confirm(store, sub.id, method="link", source="x", evidence={})
+    before = _kinds(store, sub.id)
+    assert (
+        subscribers.request_signup(store, "anna@example.com", None, evidence={}, **FORM).status
+        == "active"
+    )
+    assert _kinds(store, sub.id) == before  # an active subscriber's repeat sign-up records nothing
+
+
+def test_confirming_needs_a_pending_subscriber(store: Store) -> None:
+    sub = subscribers.admin_add(store, "anna@example.com", source="test")
+    subscribers.unsubscribe(store, sub.id, method="link", source="x", evidence={})
+    with pytest.raises(SubscriberError, match="not pending"):
+        subscribers.confirm(store, sub.id, method="link", source="x", evidence={})
+
+
+def test_case_variants_are_one_subscriber_and_idn_is_allowed(store: Store) -> None:
+    first = subscribers.request_signup(store, "IVAN@Example.com", None, evidence={}, **FORM)
+    assert first.email == "IVAN@example.com"
+    assert subscribers.find_by_email(store, "ivan@EXAMPLE.COM") == first
+    idn = subscribers.request_signup(store, "пользователь@пример.рф", None, evidence={}, **FORM)
+    assert subscribers.get_subscriber(store, idn.id) == idn
+    with pytest.raises(SubscriberError, match=r"^n\*\*\* is not a valid email address"):
+        subscribers.request_signup(store, "not-an-address", None, evidence={}, **FORM)
+
+
+@given(st.emails() | st.text(max_size=40))
+def test_the_fast_path_agrees_with_email_validator(address: str) -> None:
+    try:
+        expected: str | None = validate_email(
+            address.strip(), check_deliverability=False
+        ).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = subscribers.normalise(address)
+    except SubscriberError:
+        got = None
+    assert got == expected
+
+
+def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
+    a = subscribers.admin_add(store, "a@example.com", source="t", confirmed=True)
+    subscribers.admin_add(store, "b@example.com", source="t", confirmed=True)
+    assert subscribers.suppress(
+        store,
+        a.id,
+        reason="550 no such user",
+        kind="bounced",
+        method="provider_webhook",
+        source="postmark",
+    )
+    assert not subscribers.suppress(store, "A@example.com", reason="again", source="t")
+    assert subscribers.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
+    assert _emails(store) == ["b@example.com"]
+    assert subscribers.is_suppressed(store, "a@EXAMPLE.com") and subscribers.is_suppressed(
+        store, a.id
+    )
+    with pytest.raises(SubscriberError, match="suppression list"):
+        subscribers.request_signup(store, "a@example.com", None, evidence={}, **FORM)
+    assert subscribers.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
+    with pytest.raises(SubscriberError, match="suppression list"):
+        subscribers.admin_add(store, "stranger@example.com", source="t")
+
+
+def test_the_audience_streams_in_keyset_batches(store: Store) -> None:
+    made = [
+        subscribers.admin_add(store, f"r{n}@example.com", source="t", confirmed=n % 3 != 0)
+        for n in range(20)
+    ]
+    subscribers.suppress(store, made[1].id, reason="complaint", kind="complained", source="t")
+    expected = sorted(s.id for n, s in enumerate(made) if n % 3 != 0 and n != 1)
+    assert [s.id for s in subscribers.audience(store, batch_size=3)] == expected
+    assert [s.id for s in subscribers.audience(store, batch_size=1000)] == expected
+
+
+# import --------------------------------------------------------------------------
+
+
+def test_the_fixture_import_is_refused_whole_with_line_numbers(cli, store: Store) -> None:
+    result = cli("subscribers", "import", str(SIGNUPS))
+    assert result.exit_code == 1
+    assert f"{SIGNUPS}: line 5: n*** is not a valid email address" in result.output
+    assert f"{SIGNUPS}: line 6: e***@example.org has no consent date" in result.output
+    assert "2 bad row(s), nothing imported" in result.output
+    assert subscribers.stats(store)["active"] == 0 and consent.verify(store).events == 0
+
+
+def test_a_dry_run_reports_and_writes_nothing(cli, store: Store) -> None:
+    result = cli("subscribers", "import", str(SIGNUPS), "--dry-run", "--skip-invalid")
+    assert result.exit_code == 0
+    assert "would import 4, merged 1, suppressed 0, invalid 2 (7 rows)" in result.output
+    assert subscribers.stats(store)["active"] == 0
+
+
+def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) -> None:
+    result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "imported 4, merged 1, suppressed 0, invalid 2 (7 rows)" in result.output
+    assert "line 4: I***@example.com merged into line 3" in result.output
+    people = {s.email: s for s in subscribers.audience(store)}
+    assert sorted(people) == [
+        "IVAN@example.com",
+        "anna@example.com",
+        "o'brien@example.net",
+        "пользователь@пример.рф",
+    ]
+    assert people["IVAN@example.com"].name == "Ivan Sidorov"  # the first consent is kept
+    assert people["o'brien@example.net"].name == "O'Brien, Pat"
+    with store.read() as conn:
+        (event,) = consent.history(conn, people["o'brien@example.net"].id)
+    assert (event.kind, event.method, event.source) == ("imported", "import", "signups.csv")
+    assert event.evidence is not None
+    assert event.evidence["consented_at"] == "2026-10-06T09:30:00.000000Z"
+    assert (event.evidence["line"], event.evidence["ip"]) == (8, "192.0.2.44")
+    again = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
+    assert "imported 0, merged 5" in again.output
+    assert "line 2: a***@example.com merged into an existing subscriber" in again.output
+
+
+def test_unknown_policy_versions_and_extra_columns(tmp_path: Path, store: Store) -> None:
+    path = tmp_path / "more.csv"
+    path.write_text(
+        "email,consented_at,policy_version,team\n"
+        "a@example.com,2026-10-01T00:00:00Z,2026-05-01,sports\n"
+        "b@example.com,2026-10-01T00:00:00Z,1999-01-01,\n"
+        "c@example.com,yesterday,2026-05-01,\n",
+        encoding="utf-8",
+    )
+    report = subscribers.import_csv(store, path)
+    assert not report.written
+    assert report.problems[0].startswith("line 3: policy_version '1999-01-01' is unknown")
+    assert report.problems[1].startswith("line 4: consented_at 'yesterday' is not an ISO-8601 time")
+    report = subscribers.import_csv(store, path, skip_invalid=True)
+    assert report.written and report.imported == 1
+    (only,) = list(subscribers.audience(store))
+    assert only.attributes == {"team": "sports"}
+
+
+def test_a_file_without_the_needed_columns_is_refused(tmp_path: Path, store: Store) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("mail,name\nx@example.com,X\n", encoding="utf-8")
+    with pytest.raises(
+        SubscriberError, match=r"bad.csv:1: the header lacks email, consented_at, policy_version"
+    ):
+        subscribers.import_csv(store, path)
+
+
+def test_suppressed_addresses_are_never_re_imported(cli, store: Store) -> None:
+    subscribers.suppress(store, "anna@example.com", reason="complained by phone", source="t")
+    result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
+    assert "line 2: a***@example.com is suppressed; not added" in result.output
+    assert "imported 3, merged 1, suppressed 1" in result.output
+    assert subscribers.find_by_email(store, "anna@example.com") is None
+
+
+# commands ------------------------------------------------------------------------
+
+
+def test_add_list_show_stats_unsubscribe(cli, store: Store) -> None:
+    added = cli(
+        "subscribers", "add", "Jo@Example.com", "--name", "Jo", "--source", "asked at the desk"
+    )
+    assert added.exit_code == 0 and "added J***@example.com as pending" in added.output
+    confirmed = cli(
+        "subscribers", "add", "kim@example.com", "--source", "paper form", "--confirmed"
+    )
+    assert "as active" in confirmed.output
+    listing = cli("subscribers", "list")
+    assert "J***@example.com" in listing.output and "Jo@example.com" not in listing.output
+    only = cli("subscribers", "list", "--status", "active", "--json")
+    assert [json.loads(line)["email"] for line in only.output.splitlines()] == ["k***@example.com"]
+    shown = cli("subscribers", "show", "jo@example.com", "--json")
+    data = json.loads(shown.output)
+    assert data["subscriber"]["email"] == "Jo@example.com"
+    assert (
+        data["events"][0]["event"] == "admin_added"
+        and data["events"][0]["source"] == "asked at the desk"
+    )
+    assert data["events"][0]["statement"]["text"].startswith("Yes, send me")
+    stats = json.loads(cli("subscribers", "stats", "--json").output)
+    assert (stats["pending"], stats["active"], stats["audience"], stats["events"]) == (1, 1, 1, 2)
+    out = cli("subscribers", "unsubscribe", "kim@example.com", "--reason", "asked by email")
+    assert "k***@example.com is unsubscribed" in out.output
+    sup = cli("subscribers", "suppress", "jo@example.com", "--reason", "spam trap")
+    assert "suppressed" in sup.output
+    assert subscribers.stats(store)["audience"] == 0
+    missing = cli("subscribers", "show", "nobody@example.com")
+    assert missing.exit_code == 1 and "no subscriber n***@example.com" in missing.output
+
+
+def test_export_holds_everything_and_is_recorded(cli, store: Store) -> None:
+    sub = subscribers.request_signup(
+        store,
+        "anna@example.com",
+        "Anna",
+        evidence={"ip": "203.0.113.7", "user_agent": "UA"},
+        **FORM,
+    )
+    result = cli("subscribers", "export", "anna@example.com")
+    data = json.loads(result.output)
+    assert data["profile"]["email"] == "anna@example.com" and data["profile"]["name"] == "Anna"
+    assert [e["event"] for e in data["consent_events"]] == ["signup_requested", "exported"]
+    assert data["consent_events"][0]["evidence"] == {"ip": "203.0.113.7", "user_agent": "UA"}
+    assert data["consent_events"][0]["policy"]["url"] == "https://newsletter.example.com/privacy"
+    assert "retention" in data and data["deliveries"] == []
+    assert _kinds(store, sub.id)[-1] == "exported"
+
+
+def _everything_as_text(store: Store) -> str:
+    """Every row of every table, for the PostgreSQL side of the erasure test."""
+    chunks = []
+    with store.read() as conn:
+        for table in schema.metadata.sorted_tables:
+            if store.dialect == "postgresql" or table.name in ("subscribers", "consent_evidence"):
+                chunks += [repr(tuple(row)) for row in conn.execute(select(table))]
+    return "\n".join(chunks)
+
+
+def test_erase_leaves_no_trace_of_the_address(cli, store: Store, workspace: Workspace) -> None:
+    assert cli("subscribers", "import", str(SIGNUPS), "--skip-invalid").exit_code == 0
+    subscribers.export(store, "o'brien@example.net", source="t")
+    result = cli("subscribers", "erase", "O'Brien@example.net", "--yes")
+    assert result.exit_code == 0, result.output
+    receipt = json.loads(result.output)
+    assert receipt["deleted"]["address"] is True and receipt["deleted"]["evidence records"] == 3
+    assert "suppression entry" in receipt["kept"]
+    assert consent.verify(store).ok
+    for needle in ("o'brien@example.net", "O'Brien, Pat"):
+        assert needle not in _everything_as_text(store)
+    if store.dialect == "sqlite":
+        files = list(workspace.subscribers_dir.glob("digest.db*"))
+        assert files
+        for path in files:
+            raw = path.read_bytes().lower()
+            assert b"o'brien@example.net" not in raw, path
+            assert b"o'brien, pat" not in raw, path
+        assert b"anna@example.com" in (workspace.subscribers_dir / "digest.db").read_bytes()
+    again = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
+    assert "line 8: o***@example.net is suppressed; not added" in again.output
+    with store.read() as conn:
+        assert (
+            conn.execute(text("SELECT count(*) FROM subscribers WHERE status = 'erased'")).scalar()
+            == 1
+        )
