@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from digest import clock
 from digest.errors import ConfigError
-from digest.render import PreparedIssue, Recipient, Skeleton, escaped_values
+from digest.render import PreparedIssue, Recipient, Skeleton, SlotKey, escaped_values
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -145,7 +145,7 @@ class _EncodedPart:
         if run:
             self.chunks.append(b"\r\n".join(run))
 
-    def encode(self, escaped: dict[tuple[str, str], str]) -> bytes:
+    def encode(self, escaped: dict[SlotKey, str]) -> bytes:
         out = [c if isinstance(c, bytes) else _qp(c.fill(escaped)) for c in self.chunks]
         return b"\r\n".join(out)
 
@@ -205,6 +205,7 @@ class MessageBuilder:
         self._open_html = b"\r\n--" + b + b"\r\n" + part_head % b"html"
         self._close = b"\r\n--" + b + b"--\r\n"
         self._parts: dict[tuple[str, bool], _EncodedPart] = {}
+        self._pairs: dict[bool, tuple[_EncodedPart, _EncodedPart, frozenset[SlotKey]]] = {}
         self._date_second = -1
         self._date = b""
 
@@ -220,6 +221,13 @@ class MessageBuilder:
             part = self._parts[key] = _EncodedPart(self.prepared.skeleton(kind, has_name))
         return part
 
+    def _pair(self, has_name: bool) -> tuple[_EncodedPart, _EncodedPart, frozenset[SlotKey]]:
+        pair = self._pairs.get(has_name)
+        if pair is None:
+            text, html = self._part("text", has_name), self._part("html", has_name)
+            pair = self._pairs[has_name] = (text, html, text.keys | html.keys)
+        return pair
+
     def _date_header(self) -> bytes:
         now = clock.now()
         second = int(now.timestamp())
@@ -234,10 +242,8 @@ class MessageBuilder:
     def build(self, recipient: Recipient, *, test: bool = False) -> bytes:
         """The complete message for ``recipient``, CRLF line endings, ready for the wire."""
         values = self.prepared.values(recipient)
-        has_name = bool(recipient.name)
-        text_part = self._part("text", has_name)
-        html_part = self._part("html", has_name)
-        escaped = escaped_values(values, text_part.keys | html_part.keys)
+        text_part, html_part, keys = self._pair(bool(recipient.name))
+        escaped = escaped_values(values, keys)
         mid = _message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id)
         to = encode_address(recipient.name, recipient.email)
         unsubscribe = self.list_unsubscribe(values["unsubscribe_url"])

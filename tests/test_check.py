@@ -1,0 +1,198 @@
+"""`digest check`: one test built for each problem it must catch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from _render_fixtures import ISSUE_DAY, sample_issue, set_config, write_issue
+
+from digest.check import check_issue
+from digest.issue import Article, Issue, workspace_issue
+from digest.workspace import Workspace
+
+
+def check(ws: Workspace, **kw):
+    return check_issue(ws, workspace_issue(ws, ISSUE_DAY), **kw)
+
+
+def with_issue(ws: Workspace, change) -> Workspace:
+    issue: Issue = sample_issue(4)
+    change(issue)
+    write_issue(ws, issue)
+    return ws
+
+
+def test_a_good_issue_has_no_findings(issue_ws: Workspace) -> None:
+    result = check(issue_ws)
+    assert result.findings == [] and result.ok
+
+
+def test_html_over_gmail_clip_is_an_error(workspace: Workspace) -> None:
+    def big(issue: Issue) -> None:
+        issue.articles[0].summary = "word " * 25_000
+
+    assert "html-too-large" in check(with_issue(workspace, big)).codes()
+
+
+def test_html_near_the_clip_is_a_warning(workspace: Workspace) -> None:
+    def near(issue: Issue) -> None:
+        issue.articles[0].summary = "word " * 16_000  # ~80 KB plus the rest of the email
+
+    result = check(with_issue(workspace, near))
+    assert "html-near-limit" in result.codes() and result.ok
+
+
+def test_a_large_style_block_is_a_warning(issue_ws: Workspace) -> None:
+    css = "".join(f".x{n} {{ color: #123456; padding: 1px 2px 3px 4px; }}\n" for n in range(400))
+    (issue_ws.templates_dir / "email.css").write_text(css, encoding="utf-8")
+    assert "style-too-large" in check(issue_ws).codes()
+
+
+def test_an_image_without_alt_is_an_error(issue_ws: Workspace) -> None:
+    (issue_ws.templates_dir / "email.html").write_text(
+        '{% extends "default:email.html" %}{% block intro %}<tr><td>'
+        '<img src="https://news.example.com/logo.png"></td></tr>{% endblock %}',
+        encoding="utf-8",
+    )
+    result = check(issue_ws)
+    assert [f.code for f in result.errors] == ["image-no-alt"]
+
+
+def test_relative_and_non_http_links_are_errors(workspace: Workspace) -> None:
+    def bad(issue: Issue) -> None:
+        issue.articles[0].url = "/2026/12/relative"
+        issue.articles[1].url = "javascript:alert(1)"
+        issue.intro = "See [this](ftp://files.example.com/x)."
+
+    result = check(with_issue(workspace, bad))
+    assert {"link-relative", "link-scheme"} <= result.codes()
+    messages = " ".join(f.message for f in result.errors)
+    assert "/2026/12/relative" in messages and "ftp://files.example.com/x" in messages
+
+
+def test_a_missing_unsubscribe_link_is_an_error(issue_ws: Workspace) -> None:
+    (issue_ws.templates_dir / "email.html").write_text(
+        '{% extends "default:email.html" %}{% block footer %}<tr><td>'
+        "{{ newsletter.postal_address }}</td></tr>{% endblock %}",
+        encoding="utf-8",
+    )
+    errors = [f for f in check(issue_ws).errors if f.code == "unsubscribe-missing"]
+    assert len(errors) == 1 and "HTML" in errors[0].message
+
+
+def test_a_missing_postal_address_is_an_error(issue_ws: Workspace) -> None:
+    ws = set_config(issue_ws, 'postal_address = "1 Press Lane, Springfield"', 'postal_address = ""')
+    assert "postal-address-missing" in check(ws).codes()
+
+
+def test_an_article_outside_the_configured_sections_is_an_error(workspace: Workspace) -> None:
+    def sport(issue: Issue) -> None:
+        issue.articles.append(Article(url="https://news.example.com/s", title="S", section="Sport"))
+
+    result = check(with_issue(workspace, sport))
+    assert "section-unknown" in result.codes()
+
+
+def test_a_section_rendered_empty_by_an_override_is_an_error(issue_ws: Workspace) -> None:
+    (issue_ws.templates_dir / "email.html").write_text(
+        '{% extends "default:email.html" %}{% block article %}'
+        "{% if section.name != 'News' %}{{ super() }}{% endif %}{% endblock %}",
+        encoding="utf-8",
+    )
+    result = check(issue_ws)
+    assert [f.message for f in result.errors if f.code == "section-empty"] == [
+        "section 'News' shows none of its 2 article(s) in the HTML"
+    ]
+
+
+def test_subject_empty_is_an_error_and_too_long_a_warning(workspace: Workspace) -> None:
+    with_issue(workspace, lambda i: setattr(i, "subject", ""))
+    assert "subject-empty" in {f.code for f in check(workspace).errors}
+    with_issue(workspace, lambda i: setattr(i, "subject", "A subject line " * 7))
+    assert "subject-long" in {f.code for f in check(workspace).warnings}
+
+
+def test_a_missing_preheader_is_a_warning(workspace: Workspace) -> None:
+    result = check(with_issue(workspace, lambda i: setattr(i, "preheader", "")))
+    assert [f.code for f in result.findings] == ["preheader-missing"] and result.ok
+
+
+def test_an_article_without_title_is_an_error(workspace: Workspace) -> None:
+    result = check(with_issue(workspace, lambda i: setattr(i.articles[2], "title", "")))
+    assert "article-no-title" in {f.code for f in result.errors}
+
+
+def test_a_template_error_is_a_finding_not_a_crash(issue_ws: Workspace) -> None:
+    (issue_ws.templates_dir / "email.txt").write_text("{{ nope }}\n", encoding="utf-8")
+    result = check(issue_ws)
+    assert result.errors[0].code == "template" and "email.txt:1" in result.errors[0].message
+
+
+# -- links ----------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def _answer(self, body: bool) -> None:
+        path = self.path
+        if path.startswith("/gone"):
+            self.send_response(404)
+        elif path.startswith("/nohead") and self.command == "HEAD":
+            self.send_response(405)
+        elif path.startswith("/moved"):
+            self.send_response(301)
+            self.send_header("Location", "/ok")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "2" if body else "0")
+        self.end_headers()
+        if body:
+            self.wfile.write(b"ok")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(True)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_links_are_fetched_and_broken_ones_reported(workspace: Workspace, site: str) -> None:
+    def links(issue: Issue) -> None:
+        issue.articles[0].url = f"{site}/ok/1"
+        issue.articles[1].url = f"{site}/gone/2"
+        issue.articles[2].url = f"{site}/nohead/3"
+        issue.articles[3].url = f"{site}/moved/4"
+        issue.articles[0].image = f"{site}/gone/img.jpg"
+        for article in issue.articles[1:]:
+            article.image = ""
+        issue.intro = "Nothing here: [dead](http://127.0.0.1:9/closed)."
+
+    result = check(with_issue(workspace, links), links=True, timeout=3)
+    broken = sorted(f.message.split(": ", 1)[0] for f in result.errors if f.code == "link-broken")
+    assert broken == sorted(["http://127.0.0.1:9/closed", f"{site}/gone/2", f"{site}/gone/img.jpg"])
+    assert any("HTTP 404" in f.message for f in result.errors)
+
+
+def test_check_command_exits_non_zero_on_errors(cli, workspace: Workspace) -> None:
+    with_issue(workspace, lambda i: setattr(i, "subject", ""))
+    result = cli("check", "2026-12-04")
+    assert result.exit_code == 1
+    assert "subject-empty" in result.output and "1 error(s)" in result.output
+    good = sample_issue(4)
+    write_issue(workspace, good)
+    assert cli("check", "2026-12-04").exit_code == 0
