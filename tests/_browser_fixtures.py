@@ -1,13 +1,13 @@
 """A real headless Chromium, and a real server for an app to point it at.
 
-``browser`` is a session-wide Playwright Browser launched from the system's
+``browser`` is a Playwright Browser (one per test module) launched from the system's
 Chromium (``DIGEST_TEST_CHROMIUM``, else ``/usr/bin/chromium``): Playwright's
 own browser download cannot work on these machines. Where Chromium is absent
 the browser tests skip with the reason, except on CI (``CI=true``), where
 they fail: CI installs it, so a skip there would hide a broken setup.
 
 ``serve_app(app)`` runs any ASGI app under uvicorn on a free loopback port in
-a thread and yields its base URL; ``page`` is a fresh page per test.
+a thread and yields its base URL; ``browser_page`` is a fresh page per test.
 """
 
 from __future__ import annotations
@@ -47,9 +47,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A Playwright Browser on the system's headless Chromium."""
+    """A Playwright Browser on the system's headless Chromium, one per test module.
+
+    Not per session: Playwright's sync API keeps an asyncio loop marked as
+    running while it is open, which would break ``asyncio.run`` in the tests
+    of other modules.
+    """
     path = chromium_path()
     if path is None:
         _unavailable(
@@ -69,7 +74,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def browser_page(browser: Any) -> Iterator[Any]:
     """A fresh page (its own context: no shared storage) at a desktop size."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
@@ -93,7 +98,14 @@ def serve_app(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
 
     sock = free_socket()
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -353,7 +353,11 @@ def _newsletter_name(ws: Workspace | Broken) -> str:
 
 
 class Pages:
-    """The preview's views, over one :class:`Previewer`."""
+    """The preview's views, over one :class:`Previewer`.
+
+    They are plain functions, so Starlette runs them in its thread pool: a
+    render of a second or so never stalls the page's polls or static files.
+    """
 
     def __init__(self, previewer: Previewer) -> None:
         self.previewer = previewer
@@ -371,7 +375,7 @@ class Pages:
             return PlainTextResponse(view.message, 422, headers=NO_STORE)
         return view
 
-    async def issue_list(self, request: Request) -> Response:
+    def issue_list(self, request: Request) -> Response:
         version, ws, entries = self.previewer.issues()
         return page(
             "preview_list.html",
@@ -381,7 +385,7 @@ class Pages:
             entries=entries,
         )
 
-    async def issue_page(self, request: Request) -> Response:
+    def issue_page(self, request: Request) -> Response:
         version, view = self._view(request)
         _, ws = self.previewer.workspace()
         return page(
@@ -393,7 +397,7 @@ class Pages:
             broken=view if isinstance(view, Broken) else None,
         )
 
-    async def email_html(self, request: Request) -> Response:
+    def email_html(self, request: Request) -> Response:
         view = self._part(request)
         if isinstance(view, Response):
             return view
@@ -402,25 +406,25 @@ class Pages:
             html = as_dark(html)
         return HTMLResponse(html, headers=NO_STORE)
 
-    async def text_part(self, request: Request) -> Response:
+    def text_part(self, request: Request) -> Response:
         view = self._part(request)
         if isinstance(view, Response):
             return view
         return PlainTextResponse(view.text, headers=NO_STORE)
 
-    async def raw_source(self, request: Request) -> Response:
+    def raw_source(self, request: Request) -> Response:
         view = self._part(request)
         if isinstance(view, Response):
             return view
         return PlainTextResponse(view.source, headers=NO_STORE)
 
-    async def headers_json(self, request: Request) -> Response:
+    def headers_json(self, request: Request) -> Response:
         view = self._part(request)
         if isinstance(view, Response):
             return view
         return JSONResponse([[k, v] for k, v in view.headers], headers=NO_STORE)
 
-    async def check_json(self, request: Request) -> Response:
+    def check_json(self, request: Request) -> Response:
         view = self._part(request)
         if isinstance(view, Response):
             return view
@@ -435,7 +439,7 @@ class Pages:
             headers=NO_STORE,
         )
 
-    async def version(self, request: Request) -> Response:
+    def version(self, request: Request) -> Response:
         return JSONResponse({"version": self.previewer.version()}, headers=NO_STORE)
 
 
