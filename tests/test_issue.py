@@ -62,7 +62,7 @@ issues = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(issue=issues, edited=issues)
 def test_save_then_load_gives_the_same_issue(issue: Issue, edited: Issue) -> None:
     with tempfile.TemporaryDirectory() as folder:
