@@ -6,8 +6,8 @@ Builds a throwaway workspace with an issue of 18 articles, then builds complete
 wire messages (both parts, a unique unsubscribe token and Message-ID each) for
 every subscriber through the fast path, and for ``--naive`` subscribers by
 rendering Jinja and premailer per recipient and building the message with the
-email package; the naive rate is extrapolated. Runs on one core; rates are per second of this process's CPU time, so other
-work on the machine does not skew them.
+email package; the naive rate is extrapolated. Runs on one core; rates are per
+second of this process's CPU time, so other work on the machine does not skew them.
 """
 
 from __future__ import annotations
