@@ -825,6 +825,17 @@ class _Pending:
     duplicates: list[int] = field(default_factory=list)
 
 
+_PLAIN_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def _instant(text: str) -> str:
+    """An ISO-8601 time as a stored UTC stamp; the common ``…Z`` form without strftime."""
+    moment = clock.parse_instant(text)
+    if _PLAIN_UTC.fullmatch(text):
+        return text[:19] + ".000000Z"
+    return stamp(moment.astimezone(UTC))
+
+
 def _check_row(
     row: list[str], header: list[str], column: dict[str, int], policies: dict[str, int]
 ) -> tuple[str, str]:
@@ -843,7 +854,7 @@ def _check_row(
     if not when:
         raise SubscriberError(f"{mask(address)} has no consent date (consented_at)")
     try:
-        consented = stamp(clock.parse_instant(when).astimezone(UTC))
+        consented = _instant(when)
     except ConfigError:
         raise SubscriberError(
             f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
@@ -880,7 +891,9 @@ def _flush(
     subscribers: list[tuple[Any, ...]] = []
     drafts: list[Draft] = []
     for key, item in batch.items():
-        shown = mask(item.address)
+        shown = (
+            mask(item.address) if item.duplicates or key in suppressed or key in existing else ""
+        )
         if key in suppressed:
             report.suppressed += 1 + len(item.duplicates)
             for line in (item.line, *item.duplicates):
