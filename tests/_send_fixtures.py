@@ -23,7 +23,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-__all__ = ["SmtpSink", "free_port", "smtp_sink", "tls_files", "TlsFiles"]
+__all__ = [
+    "SmtpSink",
+    "free_port",
+    "smtp_sink",
+    "tls_files",
+    "TlsFiles",
+    "send_ws",
+    "add_readers",
+    "use_config",
+    "SEND_DAY",
+]
 
 
 def free_port() -> int:
@@ -203,3 +213,48 @@ def tls_files(tmp_path: Path) -> TlsFiles:
         )
     )
     return TlsFiles(cert_path, key_path)
+
+
+# -- a workspace with a ready issue and subscribers, on each backend ----------------------
+
+SEND_DAY = "2026-12-04"
+
+
+def add_readers(ws: Any, count: int, start: int = 0) -> list[str]:
+    """``count`` confirmed subscribers reader{n}@example.net; returns their ids."""
+    from digest.store import open_store
+    from digest.subscribers import admin_add
+
+    ids = []
+    with open_store(ws) as store:
+        for n in range(start, start + count):
+            sub = admin_add(
+                store,
+                f"reader{n}@example.net",
+                f"Reader {n}" if n % 2 else None,
+                source="test",
+                confirmed=True,
+            )
+            ids.append(sub.id)
+    return ids
+
+
+def use_config(ws: Any, text: str) -> Any:
+    """Append TOML tables to digest.toml (replacing [sender] defaults) and reload."""
+    path = ws.config_path
+    config = path.read_text(encoding="utf-8")
+    head, sep, _ = config.partition("[sender]")
+    tail = config[config.index("[dkim]") :] if "[dkim]" in config else ""
+    path.write_text(head + text.strip() + "\n\n" + tail, encoding="utf-8")
+    return ws.reload()
+
+
+@pytest.fixture
+def send_ws(database_url: str, workspace: Any) -> Any:
+    """A workspace (SQLite or PostgreSQL) with a ready six-article issue dated 2026-12-04."""
+    from _render_fixtures import sample_issue, write_issue
+
+    issue = sample_issue()
+    issue.status = "ready"
+    write_issue(workspace, issue)
+    return workspace

@@ -20,9 +20,37 @@ from digest.send.base import OutgoingMessage, Result, Sender, mask
 if TYPE_CHECKING:
     import httpx
 
+    from digest.send.engine import (
+        SendReport,
+        delivery_stats,
+        retry,
+        run_send,
+        send_test,
+    )
     from digest.workspace import Workspace
 
-__all__ = ["OutgoingMessage", "Result", "Sender", "mask", "open_sender"]
+__all__ = [
+    "OutgoingMessage",
+    "Result",
+    "SendReport",
+    "Sender",
+    "delivery_stats",
+    "mask",
+    "open_sender",
+    "retry",
+    "run_send",
+    "send_test",
+]
+_ENGINE = ("SendReport", "delivery_stats", "retry", "run_send", "send_test")
+
+
+def __getattr__(name: str) -> Any:
+    """The engine's entry points, imported on first use (the engine needs the store)."""
+    if name in _ENGINE:
+        from digest.send import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'digest.send' has no attribute {name!r}")
 
 
 def open_sender(

@@ -155,6 +155,10 @@ class SmtpSender(Sender):
                         await self._drop(connection)
                         connection = await self._open()
                 results.append(result)
+        except SendError as exc:
+            # The messages before the failure did go: the engine records them.
+            exc.partial = results  # type: ignore[attr-defined]
+            raise
         finally:
             await self._release(connection)
         return results

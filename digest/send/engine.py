@@ -1,0 +1,546 @@
+"""Send an issue to its whole audience, exactly once per subscriber, surviving crashes.
+
+:func:`run_send` is the one entry point (the CLI and the scheduler call it):
+
+1. refuse what must not go (no postal address, errors from `digest check`,
+   an issue not ``ready`` unless forced);
+2. take the issue's send lock on SQLite (a second process is refused) or
+   rely on ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (processes split the work);
+3. turn rows left ``sending`` by a dead run into ``unknown``;
+4. freeze the audience into the ledger, once;
+5. workers (one per connection or request in flight) claim a batch, build
+   its messages lazily, send, and record each result; a token bucket paces
+   them all, and a throttling reply holds every worker;
+6. stop when nothing is left, ``limit`` is reached, the stop event is set
+   (in-flight batches get ``STOP_GRACE`` seconds), or the sender reports a
+   problem with the whole send; the issue becomes ``sent`` when every row is
+   final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from digest import clock
+from digest.errors import IssueError, SendError
+from digest.issue import Issue, save_issue, workspace_issue
+from digest.send import open_sender
+from digest.send.base import ACCEPTED, OutgoingMessage, Result, Sender, idempotency_key
+from digest.send.ledger import FINAL, Claimed, Ledger
+from digest.send.pace import TokenBucket
+from digest.store import Store, open_store
+from digest.workspace import Workspace
+
+BACKOFF_SECONDS = 30.0  # first retry of a transient failure; doubles each attempt
+DEFER_WAIT_MAX = (
+    300.0  # a run waits for deferred rows due within this; later ones wait for a re-run
+)
+STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
+THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class Progress:
+    issue: str
+    total: int
+    done: int
+    sent: int
+    failed: int
+    deferred: int
+    unknown: int
+    skipped: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass
+class SendReport:
+    issue: str
+    sender: str
+    audience: int
+    counts: dict[str, int]
+    this_run: dict[str, int] = field(default_factory=dict)
+    recovered_unknown: int = 0
+    elapsed: float = 0.0
+    stopped: bool = False
+    fatal: str = ""
+    complete: bool = False
+    resume: str = ""
+    reset: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        sent = self.this_run.get("sent", 0)
+        return sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "issue": self.issue,
+            "sender": self.sender,
+            "audience": self.audience,
+            "counts": self.counts,
+            "this_run": self.this_run,
+            "recovered_unknown": self.recovered_unknown,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "rate_per_second": round(self.rate, 1),
+            "stopped": self.stopped,
+            "fatal": self.fatal,
+            "complete": self.complete,
+            "resume": self.resume,
+            "reset": self.reset,
+        }
+
+
+# -- refusing --------------------------------------------------------------------------
+
+
+def resolve_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
+    if isinstance(issue, Issue):
+        return issue
+    return workspace_issue(ws, issue)
+
+
+def require_postal_address(ws: Workspace) -> None:
+    if not ws.config.newsletter.postal_address.strip():
+        raise SendError(
+            f"{ws.config_path}: [newsletter] postal_address is empty; the law (CAN-SPAM) wants "
+            "a postal address in every newsletter: set it, then send again"
+        )
+
+
+def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
+    """Refuse an issue that must not go; return its prepared rendering."""
+    from digest.check import check_prepared
+    from digest.render import prepare
+
+    require_postal_address(ws)
+    if issue.status not in ("ready", "sending", "sent") and not force:
+        raise IssueError(
+            f"{issue.label}: status is {issue.status}, not ready; mark it with "
+            f"`digest issue ready {issue.slug}` (or send with --force)"
+        )
+    prepared = prepare(ws, issue)
+    result = check_prepared(prepared)
+    if result.errors:
+        first = result.errors[0]
+        raise IssueError(
+            f"{issue.label}: `digest check {issue.slug}` finds {len(result.errors)} error(s), "
+            f"first: {first.code}: {first.message}; fix them before sending"
+        )
+    return prepared
+
+
+# -- the SQLite send lock ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def send_lock(store: Store, issue: str) -> Iterator[bool]:
+    """On SQLite, one process per issue (a file lock freed even by SIGKILL); yields exclusive."""
+    if store.dialect != "sqlite":
+        yield False
+        return
+    database = store.engine.url.database or ""
+    folder = Path(database).parent if database and database != ":memory:" else Path.cwd()
+    path = folder / f".send-{issue}.lock"
+    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the whole send
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SendError(
+                f"issue {issue} is already being sent by {holder}; with SQLite one process "
+                "sends an issue at a time: wait for it to finish (or stop it), then run "
+                "the same command to resume"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        yield True
+    finally:
+        handle.close()
+
+
+# -- the send ----------------------------------------------------------------------------
+
+
+def run_send(
+    ws: Workspace,
+    issue: Issue | date | str | None,
+    *,
+    limit: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop_event: StopFlag | None = None,
+    force: bool = False,
+    sender: Sender | None = None,
+) -> SendReport:
+    """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
+    from digest.message import MessageBuilder
+    from digest.subscribers import audience
+
+    target = resolve_issue(ws, issue)
+    prepared = preflight(ws, target, force=force)
+    slug = target.slug
+    builder = MessageBuilder.for_workspace(ws, prepared)
+    started = time.monotonic()
+    with open_store(ws) as store, send_lock(store, slug) as exclusive:
+        ledger = Ledger(store, slug)
+        ledger.lease_seconds = ws.config.sender.lease_seconds
+        recovered = ledger.recover(exclusive=exclusive)
+        ledger.freeze(audience(store, batch_size=5000))
+        if target.status != "sending" and not ledger_complete(ledger):
+            target.status = "sending"
+            save_issue(target)
+        chosen = sender or open_sender(ws, slug)
+        run = _Run(ws, ledger, builder, chosen, limit, on_progress, stop_event, started)
+        asyncio.run(run.main())
+        counts = ledger.counts()
+        _, _, frozen = ledger.timing()
+        complete = all(counts[s] == 0 for s in counts if s not in FINAL)
+        if complete:
+            ledger.finish()
+            if target.status != "sent":
+                target.status = "sent"
+                save_issue(target)
+    resume = "" if complete else resume_command(ws, slug, counts)
+    return SendReport(
+        issue=slug,
+        sender=chosen.name,
+        audience=frozen,
+        counts=counts,
+        this_run=run.outcomes,
+        recovered_unknown=recovered,
+        elapsed=time.monotonic() - started,
+        stopped=run.stopped,
+        fatal=run.fatal,
+        complete=complete,
+        resume=resume,
+    )
+
+
+def ledger_complete(ledger: Ledger) -> bool:
+    counts = ledger.counts()
+    return sum(counts.values()) > 0 and all(counts[s] == 0 for s in counts if s not in FINAL)
+
+
+def resume_command(ws: Workspace, slug: str, counts: dict[str, int]) -> str:
+    base = f"digest -C {ws.root}"
+    if counts.get("pending") or counts.get("sending") or counts.get("deferred"):
+        return f"{base} send {slug} --yes"
+    if counts.get("unknown"):
+        return f"{base} retry {slug} --include-unknown"
+    return f"{base} retry {slug}"
+
+
+class _Run:
+    """The workers of one send run and what they share."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        ledger: Ledger,
+        builder: Any,
+        sender: Sender,
+        limit: int | None,
+        on_progress: Callable[[Progress], None] | None,
+        stop_event: StopFlag | None,
+        started: float,
+    ) -> None:
+        self.ws = ws
+        self.ledger = ledger
+        self.builder = builder
+        self.sender = sender
+        self.limit = limit
+        self.on_progress = on_progress
+        self.stop_event = stop_event
+        self.started = started
+        self.settings = ws.config.sender
+        self.bucket = TokenBucket(self.settings.rate, burst=max(1, sender.batch_size))
+        self.claimed = 0
+        self.in_flight = 0
+        self.halted = False
+        self.stopped = False
+        self.fatal = ""
+        self.unknown_left = sender.idempotent
+        self.outcomes: dict[str, int] = {}
+        self.total = 0
+
+    def stopping(self) -> bool:
+        if self.stop_event is not None and self.stop_event.is_set():
+            self.stopped = True
+        return self.halted or self.stopped
+
+    async def main(self) -> None:
+        counts = self.ledger.counts()
+        self.total = sum(counts.values())
+        self.base = {k: counts[k] for k in ("sent", "failed", "skipped")}
+        async with self.sender:
+            tasks = [
+                asyncio.create_task(self.worker()) for _ in range(max(1, self.sender.parallel))
+            ]
+            deadline: float | None = None
+            pending = set(tasks)
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=0.1)
+                if self.stopping() and deadline is None:
+                    deadline = time.monotonic() + STOP_GRACE
+                if deadline is not None and time.monotonic() > deadline and pending:
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    break
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    self.ledger.abandon()
+                    raise task.exception()  # type: ignore[misc]
+        abandoned = self.ledger.abandon()
+        if abandoned:
+            self.outcomes["unknown"] = self.outcomes.get("unknown", 0) + abandoned
+
+    async def worker(self) -> None:
+        size = max(1, self.sender.batch_size)
+        while not self.stopping():
+            want = size
+            if self.limit is not None:
+                want = min(size, self.limit - self.claimed)
+                if want <= 0:
+                    return
+            await self.bucket.take(want)
+            if self.stopping():
+                return
+            claimed: list[Claimed] = []
+            if self.unknown_left:
+                claimed = self.ledger.claim(want, unknown_groups=True)
+                if not claimed and not self.ledger.skipped_last:
+                    self.unknown_left = False
+            if not claimed:
+                claimed = self.ledger.claim(want)
+            skipped = self.ledger.skipped_last
+            if skipped:
+                self._count("skipped", skipped)
+            if not claimed:
+                if skipped:
+                    continue
+                if self.in_flight:
+                    await asyncio.sleep(0.05)
+                    continue
+                wait = self._deferred_wait()
+                if wait is None:
+                    return
+                await self._nap(min(wait, 1.0))
+                continue
+            self.claimed += len(claimed)
+            await self._send(claimed)
+
+    async def _send(self, claimed: list[Claimed]) -> None:
+        from digest.render import Recipient
+
+        slug = self.ledger.issue
+        messages = []
+        for row in claimed:
+            recipient = Recipient(row.subscriber_id, row.email, row.name)
+            messages.append(
+                OutgoingMessage(
+                    row.subscriber_id,
+                    row.email,
+                    idempotency_key(slug, row.subscriber_id),
+                    wire=functools.partial(self.builder.build, recipient),
+                    parts=functools.partial(self.builder.parts, recipient),
+                    name=row.name,
+                )
+            )
+        self.in_flight += 1
+        try:
+            results = await self.sender.send(messages)
+        except SendError as exc:
+            partial: list[Result] = list(getattr(exc, "partial", []))
+            if partial:
+                self._record(list(zip(claimed, partial, strict=False)))
+            self.ledger.release([c.subscriber_id for c in claimed[len(partial) :]])
+            self.fatal = str(exc)
+            self.halted = True
+            return
+        finally:
+            self.in_flight -= 1
+        self._record(list(zip(claimed, results, strict=True)))
+
+    def _record(self, outcomes: list[tuple[Claimed, Result]]) -> None:
+        counts = self.ledger.record(
+            outcomes, max_attempts=max(1, self.settings.max_attempts), backoff=BACKOFF_SECONDS
+        )
+        for state, n in counts.items():
+            self._count(state, n)
+        throttled = [r for _, r in outcomes if r.throttled]
+        if throttled:
+            self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
+        else:
+            self.bucket.recovered(sum(1 for _, r in outcomes if r.state == ACCEPTED))
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def _count(self, state: str, n: int) -> None:
+        self.outcomes[state] = self.outcomes.get(state, 0) + n
+
+    def progress(self) -> Progress:
+        o = self.outcomes
+        done = sum(self.base.values()) + o.get("sent", 0) + o.get("failed", 0) + o.get("skipped", 0)
+        return Progress(
+            issue=self.ledger.issue,
+            total=self.total,
+            done=done,
+            sent=o.get("sent", 0),
+            failed=o.get("failed", 0),
+            deferred=o.get("deferred", 0),
+            unknown=o.get("unknown", 0),
+            skipped=o.get("skipped", 0),
+            elapsed=time.monotonic() - self.started,
+        )
+
+    def _deferred_wait(self) -> float | None:
+        """Seconds until the next deferred row is due, if it is due soon enough to wait."""
+        due = self.ledger.next_retry()
+        if due is None:
+            return None
+        wait = (due - clock.now()).total_seconds()
+        if wait > DEFER_WAIT_MAX:
+            return None
+        return max(0.0, wait)
+
+    async def _nap(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self.stopping():
+            await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+
+# -- test copies, statistics, retries ------------------------------------------------------
+
+
+@dataclass
+class TestResult:
+    address: str
+    state: str
+    detail: str
+
+
+def send_test(
+    ws: Workspace, issue: Issue | date | str | None, addresses: list[str]
+) -> list[TestResult]:
+    """A ``[TEST]`` copy to each address, subscriber or not; nothing goes in the ledger."""
+    from digest.message import MessageBuilder
+    from digest.render import Recipient, prepare
+    from digest.subscribers import normalise
+
+    target = resolve_issue(ws, issue)
+    builder = MessageBuilder.for_workspace(ws, prepare(ws, target))
+    messages = []
+    for n, raw in enumerate(addresses, 1):
+        address = normalise(raw)
+        recipient = Recipient(f"test-{n}", address, "")
+        messages.append(
+            OutgoingMessage(
+                f"test-{n}",
+                address,
+                f"digest-test-{target.slug}-{n}-{time.time_ns()}",
+                wire=functools.partial(builder.build, recipient, test=True),
+                parts=functools.partial(builder.parts, recipient, test=True),
+            )
+        )
+
+    async def go() -> list[Result]:
+        async with open_sender(ws, target.slug, test=True) as sender:
+            size = max(1, sender.batch_size)
+            chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+            results = await asyncio.gather(*(sender.send(c) for c in chunks))
+            return [r for chunk in results for r in chunk]
+
+    results = asyncio.run(go())
+    return [
+        TestResult(m.email, r.state, r.provider_id if r.state == ACCEPTED else r.reason)
+        for m, r in zip(messages, results, strict=True)
+    ]
+
+
+def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str, Any]:
+    """Counts per state, the rate of the sends so far, failures grouped by reason."""
+    target = resolve_issue(ws, issue)
+    with open_store(ws) as store:
+        ledger = Ledger(store, target.slug)
+        counts = ledger.counts()
+        first, last, audience = ledger.timing()
+        problems = ledger.failures()
+    rate = 0.0
+    if first and last and first != last:
+        from datetime import datetime
+
+        span = (
+            datetime.fromisoformat(last.replace("Z", "+00:00"))
+            - datetime.fromisoformat(first.replace("Z", "+00:00"))
+        ).total_seconds()
+        rate = counts["sent"] / span if span > 0 else 0.0
+    return {
+        "issue": target.slug,
+        "status": target.status,
+        "audience": audience,
+        "counts": counts,
+        "first_sent_at": first,
+        "last_sent_at": last,
+        "rate_per_second": round(rate, 1),
+        "problems": [{"state": s, "reason": r, "count": n} for s, r, n in problems],
+    }
+
+
+def retry(
+    ws: Workspace,
+    issue: Issue | date | str | None,
+    include_unknown: bool = False,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop_event: StopFlag | None = None,
+) -> SendReport:
+    """Put deferred rows and transient failures (and unknown rows, when asked) back in
+    line, then send them; ``report.reset`` says how many of each went back."""
+    target = resolve_issue(ws, issue)
+    with open_store(ws) as store, send_lock(store, target.slug):
+        ledger = Ledger(store, target.slug)
+        if not ledger.frozen():
+            raise SendError(
+                f"issue {target.slug} has not been sent yet: nothing to retry; "
+                f"send it with `digest send {target.slug}`"
+            )
+        reset = ledger.retry(include_unknown=include_unknown)
+    if any(reset.values()) and target.status == "sent":
+        target.status = "sending"
+        save_issue(target)
+    report = run_send(ws, target, on_progress=on_progress, stop_event=stop_event)
+    report.reset = reset
+    return report
+
+
+def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:
+    """The audience to mail: the frozen count once frozen (True), else today's count."""
+    from digest.subscribers import audience
+
+    with open_store(ws) as store:
+        ledger = Ledger(store, issue.slug)
+        if ledger.frozen():
+            return ledger.timing()[2], True
+        return sum(1 for _ in audience(store, batch_size=5000)), False

@@ -1,0 +1,550 @@
+"""The deliveries ledger: one row per (issue, subscriber), so a send survives anything.
+
+States and how a row moves::
+
+    pending ──claim──> sending ──accepted──> sent          (provider id, time)
+       ^                  │ ───4xx/429/5xx──> deferred ──due──> (claimed again)
+       │                  │ ───5xx / 4xx API─> failed          (reason; "transient"
+       │                  │ ───maybe sent───> unknown           after max_attempts)
+       │                  └──unsubscribed or suppressed since the freeze──> skipped
+       └──── digest retry (deferred, transient failures; unknown with --include-unknown)
+
+A row is claimed (``sending``, with an owner and a lease) in the same
+transaction that picks it, with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
+several processes split one send; it becomes ``sent`` only after the server
+accepted the message. A row still ``sending`` when its owner is gone (lease
+expired, or a dead process on this host) becomes ``unknown``: the message
+may have left. Those are reported and re-sent only on request, or
+automatically by a sender that cannot deliver twice (an outbox file per
+subscriber; an API that honours an Idempotency-Key: then the row's claim
+group is re-sent as the same batch, so it carries the same key).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from digest import clock
+from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
+from digest.store import Store, schema, stamp
+
+STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped", "unknown")
+FINAL = ("sent", "failed", "skipped")
+
+deliveries = Table(
+    "deliveries",
+    schema.metadata,
+    Column("issue", String(10), primary_key=True),
+    Column("subscriber_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("claim", String(40), nullable=False, default=""),
+    Column("lease_until", String(32), nullable=False, default=""),
+    Column("retry_at", String(32), nullable=False, default=""),
+    Column("failure", String(16), nullable=False, default=""),  # transient | permanent
+    Column("reason", Text, nullable=False, default=""),
+    Column("provider_id", Text, nullable=False, default=""),
+    Column("sent_at", String(32)),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_deliveries_issue_state", "issue", "state", "subscriber_id"),
+)
+
+# One row per issue whose audience was frozen: when, how many, and when it finished.
+issue_sends = Table(
+    "issue_sends",
+    schema.metadata,
+    Column("issue", String(10), primary_key=True),
+    Column("frozen_at", String(32), nullable=False),
+    Column("audience", Integer, nullable=False, default=0),
+    Column("finished_at", String(32)),
+)
+
+
+def create_tables(conn: Connection, dialect: str) -> None:
+    """The migration that adds the ledger (registered in digest.store.migrations)."""
+    issue_sends.create(conn)
+    deliveries.create(conn)
+
+
+def _now() -> str:
+    return stamp(clock.now())
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+def new_owner() -> str:
+    """``host:pid:random``: who holds a claim; a dead pid on this host frees it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """False when ``owner`` is a process of this host that is gone; None when unknowable."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Claimed:
+    subscriber_id: str
+    email: str
+    name: str
+    attempts: int
+
+
+class Ledger:
+    """The deliveries of one issue in one store."""
+
+    def __init__(self, store: Store, issue: str, *, owner: str | None = None) -> None:
+        self.store = store
+        self.issue = issue
+        self.owner = owner or new_owner()
+        self.dialect = store.dialect
+
+    # -- freezing -------------------------------------------------------------------
+    def frozen(self) -> bool:
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(issue_sends.c.issue).where(issue_sends.c.issue == self.issue)
+            ).first()
+        return row is not None
+
+    def freeze(self, audience: Iterable[Any], batch_size: int = 5000) -> int | None:
+        """Write one pending row per subscriber, once; None if it was frozen before.
+
+        One transaction: a crash midway leaves no half-frozen audience. The
+        audience streams in, ``batch_size`` rows at a time.
+        """
+        now = _now()
+        with self.store.begin() as conn:
+            marker = (
+                _insert(self.dialect, issue_sends)
+                .values(issue=self.issue, frozen_at=now, audience=0)
+                .returning(issue_sends.c.issue)
+            )
+            if conn.execute(marker).first() is None:
+                return None
+            insert = _insert(self.dialect, deliveries)
+            total = 0
+            rows: list[dict[str, Any]] = []
+            for subscriber in audience:
+                rows.append(
+                    {
+                        "issue": self.issue,
+                        "subscriber_id": subscriber.id,
+                        "state": "pending",
+                        "attempts": 0,
+                        "owner": "",
+                        "claim": "",
+                        "lease_until": "",
+                        "retry_at": "",
+                        "failure": "",
+                        "reason": "",
+                        "provider_id": "",
+                        "updated_at": now,
+                    }
+                )
+                if len(rows) >= batch_size:
+                    conn.execute(insert, rows)
+                    total += len(rows)
+                    rows = []
+            if rows:
+                conn.execute(insert, rows)
+                total += len(rows)
+            conn.execute(
+                update(issue_sends).where(issue_sends.c.issue == self.issue).values(audience=total)
+            )
+        return total
+
+    # -- claiming -------------------------------------------------------------------
+    def claim(self, size: int, *, unknown_groups: bool = False) -> list[Claimed]:
+        """Take up to ``size`` rows to send now; skip those no longer mailable."""
+        d = deliveries
+        now_dt = clock.now()
+        now = stamp(now_dt)
+        lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
+        claim_id = uuid.uuid4().hex
+        self.skipped_last = 0
+        with self.store.begin() as conn:
+            if unknown_groups:
+                group = conn.execute(
+                    select(d.c.claim)
+                    .where(d.c.issue == self.issue, d.c.state == "unknown")
+                    .limit(1)
+                ).scalar()
+                if group is None:
+                    return []
+                pick = (
+                    select(d.c.subscriber_id)
+                    .where(d.c.issue == self.issue, d.c.state == "unknown", d.c.claim == group)
+                    .order_by(d.c.subscriber_id)
+                )
+                claim_id = group
+            else:
+                pick = (
+                    select(d.c.subscriber_id)
+                    .where(
+                        d.c.issue == self.issue,
+                        or_(
+                            d.c.state == "pending",
+                            and_(d.c.state == "deferred", d.c.retry_at <= now),
+                        ),
+                    )
+                    .order_by(d.c.subscriber_id)
+                    .limit(size)
+                )
+            # Two statements: PostgreSQL would re-run a LIMIT subquery inside the UPDATE.
+            picked = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+            if not picked:
+                return []
+            claimed = conn.execute(
+                update(d)
+                .where(d.c.issue == self.issue, d.c.subscriber_id.in_(picked))
+                .values(
+                    state="sending",
+                    owner=self.owner,
+                    claim=claim_id,
+                    lease_until=lease,
+                    attempts=d.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(d.c.subscriber_id, d.c.attempts)
+            ).all()
+            if not claimed:
+                return []
+            attempts = dict(claimed)
+            s, supp = schema.subscribers, schema.suppressions
+            people = conn.execute(
+                select(s.c.id, s.c.email, s.c.name, s.c.status, supp.c.reason)
+                .select_from(s.outerjoin(supp, supp.c.key == s.c.email_key))
+                .where(s.c.id.in_(list(attempts)))
+            ).all()
+            found = {row[0]: row for row in people}
+            out: list[Claimed] = []
+            skipped: list[dict[str, Any]] = []
+            for sid in sorted(attempts):
+                row = found.get(sid)
+                reason = _unmailable(row)
+                if reason:
+                    skipped.append({"sid": sid, "why": reason})
+                else:
+                    out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
+            if skipped:
+                conn.execute(
+                    update(d)
+                    .where(d.c.issue == self.issue, d.c.subscriber_id == bindparam("sid"))
+                    .values(state="skipped", reason=bindparam("why"), owner="", updated_at=now),
+                    skipped,
+                )
+            self.skipped_last = len(skipped)
+        return out
+
+    lease_seconds = 300
+    skipped_last = 0
+
+    def release(self, subscriber_ids: Sequence[str]) -> None:
+        """Give back rows that were claimed but never handed to the sender."""
+        if not subscriber_ids:
+            return
+        d = deliveries
+        with self.store.begin() as conn:
+            conn.execute(
+                update(d)
+                .where(
+                    d.c.issue == self.issue,
+                    d.c.subscriber_id == bindparam("sid"),
+                    d.c.owner == self.owner,
+                    d.c.state == "sending",
+                )
+                .values(state="pending", owner="", attempts=d.c.attempts - 1, updated_at=_now()),
+                [{"sid": sid} for sid in subscriber_ids],
+            )
+
+    # -- recording ------------------------------------------------------------------
+    def record(
+        self,
+        outcomes: Sequence[tuple[Claimed, Result]],
+        *,
+        max_attempts: int,
+        backoff: float,
+    ) -> dict[str, int]:
+        """Write each message's result in one transaction; return counts by new state."""
+        now_dt = clock.now()
+        now = stamp(now_dt)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for claimed, result in outcomes:
+            row: dict[str, Any] = {"sid": claimed.subscriber_id}
+            if result.state == ACCEPTED:
+                row["pid"] = result.provider_id[:500]
+                groups.setdefault("sent", []).append(row)
+            elif result.state == PERMANENT:
+                row.update(why=result.reason[:1000], kind="permanent")
+                groups.setdefault("failed", []).append(row)
+            elif result.state == TRANSIENT and claimed.attempts >= max_attempts:
+                why = f"gave up after {claimed.attempts} attempts: {result.reason}"
+                row.update(why=why[:1000], kind="transient")
+                groups.setdefault("failed", []).append(row)
+            elif result.state == TRANSIENT:
+                delay = result.retry_after
+                if delay is None:
+                    delay = min(backoff * 2 ** (claimed.attempts - 1), 3600.0)
+                row.update(why=result.reason[:1000], at=stamp(now_dt + timedelta(seconds=delay)))
+                groups.setdefault("deferred", []).append(row)
+            else:
+                assert result.state == UNKNOWN
+                row.update(why=result.reason[:1000])
+                groups.setdefault("unknown", []).append(row)
+        d = deliveries
+        mine = and_(
+            d.c.issue == self.issue,
+            d.c.subscriber_id == bindparam("sid"),
+            d.c.owner == self.owner,
+            d.c.state == "sending",
+        )
+        with self.store.begin() as conn:
+            if "sent" in groups:
+                # Acceptance is the truth even if the row was meanwhile taken as unknown.
+                conn.execute(
+                    update(d)
+                    .where(
+                        d.c.issue == self.issue,
+                        d.c.subscriber_id == bindparam("sid"),
+                        or_(d.c.state == "sending", d.c.state == "unknown"),
+                    )
+                    .values(
+                        state="sent",
+                        provider_id=bindparam("pid"),
+                        sent_at=now,
+                        owner="",
+                        reason="",
+                        failure="",
+                        updated_at=now,
+                    ),
+                    groups["sent"],
+                )
+            if "failed" in groups:
+                conn.execute(
+                    update(d)
+                    .where(mine)
+                    .values(
+                        state="failed",
+                        reason=bindparam("why"),
+                        failure=bindparam("kind"),
+                        owner="",
+                        updated_at=now,
+                    ),
+                    groups["failed"],
+                )
+            if "deferred" in groups:
+                conn.execute(
+                    update(d)
+                    .where(mine)
+                    .values(
+                        state="deferred",
+                        reason=bindparam("why"),
+                        retry_at=bindparam("at"),
+                        owner="",
+                        updated_at=now,
+                    ),
+                    groups["deferred"],
+                )
+            if "unknown" in groups:
+                conn.execute(
+                    update(d)
+                    .where(mine)
+                    .values(state="unknown", reason=bindparam("why"), owner="", updated_at=now),
+                    groups["unknown"],
+                )
+        return {state: len(rows) for state, rows in groups.items()}
+
+    def abandon(self) -> int:
+        """This run's rows still ``sending`` (a stop that could not wait): unknown."""
+        d = deliveries
+        with self.store.begin() as conn:
+            return int(
+                conn.execute(
+                    update(d)
+                    .where(d.c.issue == self.issue, d.c.owner == self.owner, d.c.state == "sending")
+                    .values(
+                        state="unknown",
+                        reason="in flight when the send was stopped",
+                        owner="",
+                        updated_at=_now(),
+                    )
+                ).rowcount
+            )
+
+    # -- recovery ---------------------------------------------------------------------
+    def recover(self, *, exclusive: bool) -> int:
+        """Rows left ``sending`` by a run that is gone become ``unknown``; return how many.
+
+        ``exclusive``: this process holds the issue's send lock (SQLite), so
+        every ``sending`` row is from a dead run. Otherwise a row is taken
+        when its lease has expired or its owner is a dead process on this host.
+        """
+        d = deliveries
+        now = _now()
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                select(d.c.subscriber_id, d.c.owner, d.c.lease_until).where(
+                    d.c.issue == self.issue, d.c.state == "sending", d.c.owner != self.owner
+                )
+            ).all()
+            gone = [
+                {"sid": sid}
+                for sid, owner, lease in rows
+                if exclusive or lease < now or owner_alive(owner) is False
+            ]
+            if gone:
+                conn.execute(
+                    update(d)
+                    .where(
+                        d.c.issue == self.issue,
+                        d.c.subscriber_id == bindparam("sid"),
+                        d.c.state == "sending",
+                    )
+                    .values(
+                        state="unknown",
+                        reason="in flight when its sending process died",
+                        owner="",
+                        updated_at=now,
+                    ),
+                    gone,
+                )
+        return len(gone)
+
+    def retry(self, *, include_unknown: bool) -> dict[str, int]:
+        """Make deferred rows, transient failures (and unknown rows) pending again."""
+        d = deliveries
+        now = _now()
+        counts: dict[str, int] = {}
+        with self.store.begin() as conn:
+            counts["deferred"] = conn.execute(
+                update(d)
+                .where(d.c.issue == self.issue, d.c.state == "deferred")
+                .values(state="pending", retry_at="", attempts=0, updated_at=now)
+            ).rowcount
+            counts["failed"] = conn.execute(
+                update(d)
+                .where(d.c.issue == self.issue, d.c.state == "failed", d.c.failure == "transient")
+                .values(state="pending", failure="", attempts=0, updated_at=now)
+            ).rowcount
+            if include_unknown:
+                counts["unknown"] = conn.execute(
+                    update(d)
+                    .where(d.c.issue == self.issue, d.c.state == "unknown")
+                    .values(state="pending", attempts=0, updated_at=now)
+                ).rowcount
+            if any(counts.values()):
+                conn.execute(
+                    update(issue_sends)
+                    .where(issue_sends.c.issue == self.issue)
+                    .values(finished_at=None)
+                )
+        return counts
+
+    # -- reading ----------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        d = deliveries
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(d.c.state, func.count()).where(d.c.issue == self.issue).group_by(d.c.state)
+            ).all()
+        out = dict.fromkeys(STATES, 0)
+        out.update({state: int(n) for state, n in rows})
+        return out
+
+    def next_retry(self) -> datetime | None:
+        d = deliveries
+        with self.store.read() as conn:
+            value = conn.execute(
+                select(func.min(d.c.retry_at)).where(
+                    d.c.issue == self.issue, d.c.state == "deferred"
+                )
+            ).scalar()
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+    def failures(self) -> list[tuple[str, str, int]]:
+        """(state, reason, count) for failed, deferred, skipped and unknown rows, biggest first."""
+        d = deliveries
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(d.c.state, d.c.reason, func.count())
+                .where(
+                    d.c.issue == self.issue,
+                    d.c.state.in_(("failed", "deferred", "unknown", "skipped")),
+                )
+                .group_by(d.c.state, d.c.reason)
+                .order_by(func.count().desc())
+            ).all()
+        return [(state, reason, int(n)) for state, reason, n in rows]
+
+    def timing(self) -> tuple[str | None, str | None, int]:
+        """First and last sent_at, and the audience frozen."""
+        d = deliveries
+        with self.store.read() as conn:
+            first, last = conn.execute(
+                select(func.min(d.c.sent_at), func.max(d.c.sent_at)).where(
+                    d.c.issue == self.issue, d.c.state == "sent"
+                )
+            ).one()
+            audience = conn.execute(
+                select(issue_sends.c.audience).where(issue_sends.c.issue == self.issue)
+            ).scalar()
+        return first, last, int(audience or 0)
+
+    def finish(self) -> None:
+        with self.store.begin() as conn:
+            conn.execute(
+                update(issue_sends)
+                .where(issue_sends.c.issue == self.issue)
+                .values(finished_at=_now())
+            )
+
+
+def _unmailable(row: Any) -> str:
+    if row is None:
+        return "erased since the send started"
+    _, email, _, status, suppressed = row
+    if not email or status == "erased":
+        return "erased since the send started"
+    if suppressed:
+        return f"suppressed ({suppressed}) since the send started"
+    if status != "active":
+        return f"{status} since the send started"
+    return ""
