@@ -83,10 +83,11 @@ def echo_json(data: Any) -> None:
 
 def _register() -> None:
     from digest.cli import curate, db, issues, preview, render, subscribers, web, workspace
-
     from digest.cli import schedule as schedule_cli
+    from digest.cli import send as send_cli
 
-    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render, preview):
+    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render, preview,
+                   send_cli):
         for command in module.COMMANDS:
             main.add_command(command)
 
