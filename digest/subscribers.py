@@ -790,7 +790,7 @@ def _run_import(
     column = {name: header.index(name) for name in KNOWN if name in header}
     extras = [(i, name) for i, name in enumerate(header) if name not in KNOWN and name]
     batch: dict[str, _Pending] = {}
-    mine: set[int] = set()  # 60-bit prefixes of keys this import added: tells in-file duplicates
+    start_seq, _ = consent.lock_head(conn, store.dialect)  # events after it are this import's
     write = True
     previous_line = reader.line_num
     for row in reader:
@@ -811,9 +811,9 @@ def _run_import(
             continue
         batch[key] = _Pending(line, address, row, consented)
         if len(batch) >= _BATCH:
-            _flush(conn, store, batch, report, source, column, extras, mine, write=write)
+            _flush(conn, store, batch, report, source, column, extras, start_seq, write=write)
             batch = {}
-    _flush(conn, store, batch, report, source, column, extras, mine, write=write)
+    _flush(conn, store, batch, report, source, column, extras, start_seq, write=write)
 
 
 @dataclass
@@ -876,7 +876,7 @@ def _flush(
     source: str,
     column: dict[str, int],
     extras: list[tuple[int, str]],
-    mine: set[int],
+    start_seq: int,
     *,
     write: bool,
 ) -> None:
@@ -887,6 +887,7 @@ def _flush(
     existing = {
         k for (k,) in conn.execute(select(subs_t.c.email_key).where(subs_t.c.email_key.in_(keys)))
     }
+    ours = _created_since(conn, existing, start_seq) if existing else set()
     now = stamp(clock.now())
     subscribers: list[tuple[Any, ...]] = []
     drafts: list[Draft] = []
@@ -908,7 +909,7 @@ def _flush(
             )
         if key in existing:
             report.merged += 1
-            where = "an earlier line" if int(key[:15], 16) in mine else "an existing subscriber"
+            where = "an earlier line" if key in ours else "an existing subscriber"
             report.note(
                 report.notes,
                 f"line {item.line}: {shown} merged into {where} (the first consent is kept)",
@@ -948,10 +949,22 @@ def _flush(
         drafts.append(
             Draft("imported", sid, key, "import", source, evidence, values["policy_version"])
         )
-        mine.add(int(key[:15], 16))
     if subscribers:
         consent.bulk_insert(conn, store.dialect, "subscribers", _SUBSCRIBER_COLUMNS, subscribers)
         consent.append(conn, store, drafts)
+
+
+def _created_since(conn: Connection, keys: set[str], start_seq: int) -> set[str]:
+    """Those of ``keys`` whose subscriber's first event came after ``start_seq``."""
+    events = consent.events_t
+    rows = conn.execute(
+        select(subs_t.c.email_key)
+        .join(events, events.c.subject_id == subs_t.c.id)
+        .where(subs_t.c.email_key.in_(keys))
+        .group_by(subs_t.c.email_key)
+        .having(func.min(events.c.seq) > start_seq)
+    )
+    return {key for (key,) in rows}
 
 
 _SUBSCRIBER_COLUMNS = (

@@ -313,3 +313,21 @@ def test_erase_leaves_no_trace_of_the_address(cli, store: Store, workspace: Work
             conn.execute(text("SELECT count(*) FROM subscribers WHERE status = 'erased'")).scalar()
             == 1
         )
+
+
+def test_duplicates_across_batches_are_merged(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subscribers, "_BATCH", 2)
+    subscribers.admin_add(store, "old@example.com", source="t", confirmed=True)
+    path = tmp_path / "batches.csv"
+    rows = ["a", "b", "c", "A", "old"]
+    path.write_text(
+        "email,consented_at,policy_version\n"
+        + "".join(f"{r}@example.com,2026-10-01T00:00:00Z,2026-05-01\n" for r in rows),
+        encoding="utf-8",
+    )
+    report = subscribers.import_csv(store, path)
+    assert (report.imported, report.merged) == (3, 2)
+    assert "line 5: A***@example.com merged into an earlier line" in report.notes[0]
+    assert "line 6: o***@example.com merged into an existing subscriber" in report.notes[1]
