@@ -9,6 +9,7 @@ AUTH. ``tls_files`` makes a throwaway CA-less self-signed certificate.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
@@ -59,6 +60,7 @@ class SinkHandler:
     scripts: dict[str, list[str]] = field(default_factory=dict)
     drop_data: set[str] = field(default_factory=set)
     connections: int = 0
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -82,6 +84,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         for rcpt in envelope.rcpt_tos:
             if rcpt in self.drop_data:
                 self.drop_data.discard(rcpt)

@@ -19,6 +19,8 @@ are read per stage, because the stage tells what a failure means:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -103,6 +105,7 @@ class SmtpSender(Sender):
                     ) from None
                 last = exc
             else:
+                _no_delay(client)
                 connection = _Connection(client)
                 self._all.add(connection)
                 return connection
@@ -212,6 +215,15 @@ class SmtpSender(Sender):
         for connection in list(self._all):
             await self._drop(connection, polite=True)
         self._idle.clear()
+
+
+def _no_delay(client: aiosmtplib.SMTP) -> None:
+    """Send each command at once: Nagle's algorithm would hold the end of DATA for an ACK."""
+    transport = client.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _short(exc: BaseException | None) -> str:

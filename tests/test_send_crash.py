@@ -1,0 +1,139 @@
+"""Real `digest send` processes killed with SIGKILL, resumed, and split across processes.
+
+The sink (aiosmtpd in this process) records every recipient it accepted. After
+all the kills and a final run, every subscriber got exactly one message,
+except those the ledger reports unknown (in flight at a kill), which got at
+most one; nobody is missing and nobody got two.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
+from sqlalchemy import select
+
+from digest.send.ledger import deliveries
+from digest.store import open_store
+from digest.subscribers import get_subscriber
+from digest.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def smtp_workspace(ws: Workspace, sink: SmtpSink) -> Workspace:
+    return use_config(
+        ws,
+        f"""
+[sender]
+kind = "smtp"
+[sender.smtp]
+host = "127.0.0.1"
+port = {sink.port}
+security = "none"
+connections = 2
+""",
+    )
+
+
+def start_send(ws: Workspace) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "-C", str(ws.root), "send", SEND_DAY, "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
+
+
+def ledger_states(ws: Workspace) -> dict[str, str]:
+    """address -> state, for every row of the issue."""
+    with open_store(ws) as store:
+        with store.read() as conn:
+            rows = conn.execute(
+                select(deliveries.c.subscriber_id, deliveries.c.state).where(
+                    deliveries.c.issue == SEND_DAY
+                )
+            ).all()
+        return {get_subscriber(store, sid).email: state for sid, state in rows}
+
+
+def wait_for(sink: SmtpSink, count: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+    end = time.monotonic() + limit
+    while len(sink.received) < count and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.005)
+
+
+def test_sigkill_at_several_points_then_resume_mails_everyone_once(
+    send_ws: Workspace, smtp_sink: SmtpSink
+) -> None:
+    ws = smtp_workspace(send_ws, smtp_sink)
+    readers = 60
+    add_readers(ws, readers)
+    smtp_sink.handler.delay = 0.02
+    kills = 0
+    for point in (8, 25, 42):
+        proc = start_send(ws)
+        wait_for(smtp_sink, point, proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    assert kills >= 2, "the sends ended before they could be killed; slow the sink down"
+    final = start_send(ws)
+    output = final.communicate(timeout=120)[0].decode()
+    assert final.returncode == 0, output
+    states = ledger_states(ws)
+    got = Counter(smtp_sink.recipients())
+    assert len(states) == readers
+    assert max(got.values()) == 1, f"someone got two messages: {got.most_common(3)}"
+    for address, state in states.items():
+        if state == "unknown":
+            assert got[address] <= 1
+        else:
+            assert state == "sent" and got[address] == 1, (address, state, got[address])
+    unknown = sum(1 for s in states.values() if s == "unknown")
+    if unknown:
+        assert f"{unknown} unknown" in output
+        assert f"digest retry {SEND_DAY} --include-unknown" in output
+
+
+def test_sigterm_stops_cleanly_and_prints_the_resume_command(
+    send_ws: Workspace, smtp_sink: SmtpSink
+) -> None:
+    ws = smtp_workspace(send_ws, smtp_sink)
+    add_readers(ws, 40)
+    smtp_sink.handler.delay = 0.03
+    proc = start_send(ws)
+    wait_for(smtp_sink, 5, proc)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 1, output
+    assert f"to resume: digest -C {ws.root} send {SEND_DAY} --yes" in output
+    states = ledger_states(ws)
+    assert "sending" not in states.values()  # every state recorded
+    got = Counter(smtp_sink.recipients())
+    assert all(got[a] == 1 for a, s in states.items() if s == "sent")
+    assert sum(got.values()) == sum(1 for s in states.values() if s == "sent")
+
+
+def test_two_processes_split_one_send_on_postgresql(
+    send_ws: Workspace, smtp_sink: SmtpSink, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite refuses a second process (tested in test_send_engine)")
+    ws = smtp_workspace(send_ws, smtp_sink)
+    readers = 150
+    add_readers(ws, readers)
+    smtp_sink.handler.delay = 0.01
+    procs = [start_send(ws) for _ in range(3)]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    got = Counter(smtp_sink.recipients())
+    assert len(got) == readers and set(got.values()) == {1}
+    assert set(ledger_states(ws).values()) == {"sent"}
