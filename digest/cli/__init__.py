@@ -17,7 +17,15 @@ from digest.workspace import Workspace, find_workspace
 
 
 class DigestGroup(click.Group):
-    """A group that maps library errors to click errors once, for every command."""
+    """Maps library errors to click errors once, for every command; loads commands lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            self.commands[name] = _load(name)
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -81,17 +89,43 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _register() -> None:
-    from digest.cli import curate, db, issues, preview, render, subscribers, web, workspace
-    from digest.cli import schedule as schedule_cli
-    from digest.cli import send as send_cli
+# Each command's module is imported only when that command runs, so a cron job's
+# `digest send --due` or a quick `digest issue list` does not load the web
+# server, the database layer and premailer first.
+COMMANDS = {
+    "init": "workspace:init",
+    "demo": "workspace:demo",
+    "issue": "issues:issue",
+    "move": "issues:move",
+    "remove": "issues:remove",
+    "add": "curate:add",
+    "feed": "curate:feed",
+    "candidates": "curate:candidates",
+    "pick": "curate:pick",
+    "render": "render:render_cmd",
+    "check": "render:check_cmd",
+    "templates": "render:templates_cmd",
+    "preview": "preview:preview",
+    "subscribers": "subscribers:subscribers",
+    "consent": "subscribers:consent",
+    "db": "db:db",
+    "send": "send:send_cmd",
+    "deliveries": "send:deliveries_cmd",
+    "retry": "send:retry_cmd",
+    "schedule": "schedule:schedule",
+    "scheduler": "schedule:scheduler",
+    "serve": "web:serve",
+    "secret": "web:secret",
+}
 
-    for module in (workspace, issues, curate, subscribers, db, web, schedule_cli, render, preview,
-                   send_cli):
-        for command in module.COMMANDS:
-            main.add_command(command)
 
+def _load(name: str) -> click.Command:
+    import importlib
 
-_register()
+    module, attribute = COMMANDS[name].split(":")
+    command = getattr(importlib.import_module(f"digest.cli.{module}"), attribute)
+    assert isinstance(command, click.Command)
+    return command
+
 
 __all__ = ["main", "pass_state", "workspace_of", "echo_json"]
