@@ -31,14 +31,22 @@ UNKNOWN = "unknown"
 class PartsLike(Protocol):
     """What an HTTP provider needs of a message (digest.message.MessageParts)."""
 
-    subject: str
-    from_: str
-    to: str
-    reply_to: str
-    html: str
-    text: str
-    headers: dict[str, str]
-    message_id: str
+    @property
+    def subject(self) -> str: ...
+    @property
+    def from_(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def reply_to(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def message_id(self) -> str: ...
 
 
 def idempotency_key(issue: str, subscriber_id: object) -> str:

@@ -247,7 +247,7 @@ class Ledger:
             ).all()
             if not claimed:
                 return []
-            attempts = dict(claimed)
+            attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
             s, supp = schema.subscribers, schema.suppressions
             people = conn.execute(
                 select(s.c.id, s.c.email, s.c.name, s.c.status, supp.c.reason)
@@ -263,6 +263,7 @@ class Ledger:
                 if reason:
                     skipped.append({"sid": sid, "why": reason})
                 else:
+                    assert row is not None
                     out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
             if skipped:
                 conn.execute(
