@@ -218,7 +218,14 @@ class MessageBuilder:
         key = (kind, has_name)
         part = self._parts.get(key)
         if part is None:
-            part = self._parts[key] = _EncodedPart(self.prepared.skeleton(kind, has_name))
+            skeleton = self.prepared.skeleton(kind, has_name)
+            other = self._parts.get((kind, not has_name))
+            # Named and nameless readers often share one skeleton: encode it once.
+            if other is not None and self.prepared.skeleton(kind, not has_name) is skeleton:
+                part = other
+            else:
+                part = _EncodedPart(skeleton)
+            self._parts[key] = part
         return part
 
     def _pair(self, has_name: bool) -> tuple[_EncodedPart, _EncodedPart, frozenset[SlotKey]]:

@@ -5,10 +5,20 @@ per-recipient value (name, email, unsubscribe and manage URLs), the CSS is
 inlined by premailer once, and the result is cut at the placeholders into a
 :class:`Skeleton`. Filling a skeleton for one recipient is a string join of
 pre-split pieces with values escaped exactly as the HTML serializer would
-have written them in that spot (text, attribute, or URL attribute). A check
-at prepare time renders a sample recipient both ways and refuses a template
-whose output would differ (one that transforms a recipient value instead of
-printing it), so the fast path is always the same as a full render.
+have written them in that spot (text, attribute, or URL attribute).
+
+premailer is the only slow step (tens of milliseconds, far more on a cold
+process), so a prepare runs it once: readers without a name are served from
+the same inlined skeleton (the name filled in empty) whenever the template's
+output for them is that same document without the name, which is the case
+unless it branches on ``recipient.name``; only then, and only when such a
+reader is met, is a second skeleton inlined. The archive copy is inlined on
+first use. Safety costs no premailer run: Jinja alone renders a made-up
+reader and must give the placeholder output with that reader's values put
+in, which refuses a template that transforms a recipient value (``| upper``);
+and every placeholder must come out of premailer intact, in a text node or an
+ordinary attribute value. ``premailer_runs()`` counts the runs, for tests and
+benchmarks.
 
 Templates: a workspace's ``templates/NAME`` replaces the built-in ``NAME``;
 ``default:NAME`` always names the built-in, so an override can extend it.
@@ -21,6 +31,7 @@ import json
 import logging
 import re
 import textwrap
+import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -32,7 +43,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from digest.errors import TemplateError
 from digest.issue import Issue
@@ -184,11 +195,17 @@ def cut_html(html: str) -> Skeleton:
         at = match.start()
         if at < covered:
             continue
+        _refuse_raw_context(html, at)
         tag_open = html.rfind("<", 0, at)
         if tag_open > html.rfind(">", 0, at):
             tag_end = html.find(">", at)
             for attr in _ATTR_RE.finditer(html, tag_open, tag_end):
                 if attr.start(2) <= at < attr.end(2):
+                    if attr.group(1).lower() == "style":
+                        raise TemplateError(
+                            "a recipient value sits in a style attribute, which premailer "
+                            "rewrites; put it in text or another attribute"
+                        )
                     raw = unescape(attr.group(2)[1:-1])
                     uri = attr.group(1).lower() in _URI_ATTRS
                     spans.append(
@@ -211,6 +228,24 @@ def cut_html(html: str) -> Skeleton:
         start = end
     pieces.append(html[start:])
     return Skeleton(tuple(pieces), tuple(key for _b, _e, key in spans))
+
+
+def _refuse_raw_context(html: str, at: int) -> None:
+    """Refuse a value where the serializer writes text unescaped: a comment, style, script."""
+    opened = html.rfind("<!--", 0, at)
+    if opened != -1 and html.find("-->", opened, at) == -1:
+        where = "an HTML comment"
+    else:
+        for tag in ("style", "script"):
+            opened = html.rfind(f"<{tag}", 0, at)
+            if opened != -1 and html.find(f"</{tag}", opened, at) == -1:
+                where = f"a <{tag}> element"
+                break
+        else:
+            return
+    raise TemplateError(
+        f"a recipient value sits in {where}; put recipient values in text or attributes"
+    )
 
 
 def cut_text(text: str) -> Skeleton:
@@ -335,10 +370,22 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         raise _template_error(exc, env) from None
 
 
+_RUNS_LOCK = threading.Lock()
+_RUNS = 0
+
+
+def premailer_runs() -> int:
+    """How many times this process has run premailer (tests and benchmarks read it)."""
+    return _RUNS
+
+
 def inline_css(html: str) -> str:
     """premailer with the network off, ``!important`` and media queries kept."""
+    global _RUNS
     import premailer
 
+    with _RUNS_LOCK:
+        _RUNS += 1
     try:
         return str(
             premailer.Premailer(
@@ -431,6 +478,36 @@ def context(
 
 # -- prepared issues ---------------------------------------------------------------
 
+_PROBE_NAME = 'Zoë & "Q" <Ünï> 😀'
+_PROBE_EMAIL = "o'brien+news@example.com"
+
+
+def _putter(values: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    return lambda match: values[match.group(1)]
+
+
+def _tidy_text(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+def _blank_runs(source: str, placeholder: str) -> bool:
+    """Whether removing ``placeholder`` leaves some text run blank (empty or whitespace).
+
+    A blank run may be dropped or parsed differently from a run with text in
+    it, so only where every run keeps some text is the document without the
+    value the same document with the value filled in empty.
+    """
+    start = 0
+    while (at := source.find(placeholder, start)) != -1:
+        start = at + len(placeholder)
+        before, after = source.rfind(">", 0, at), source.find("<", at)
+        if source.rfind("<", 0, at) > before:
+            continue  # in a tag: an attribute value, re-serialized whole
+        run = source[before + 1 : after if after != -1 else len(source)]
+        if not run.replace(placeholder, "").strip():
+            return True
+    return False
+
 
 @dataclass
 class PreparedIssue:
@@ -443,7 +520,9 @@ class PreparedIssue:
     html_name: str = HTML_TEMPLATE
     text_name: str = TEXT_TEMPLATE
     _skeletons: dict[tuple[str, bool], Skeleton] = field(default_factory=dict, repr=False)
+    _sources: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
     _public: str | None = field(default=None, repr=False)
+    _base: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._unsubscribe_prefix = unsubscribe_url(self.config, "")
@@ -472,48 +551,100 @@ class PreparedIssue:
             "manage_url": manage,
         }
 
-    def skeleton(self, kind: str, has_name: bool) -> Skeleton:
-        """The cut HTML (``kind="html"``) or text for recipients with/without a name."""
-        key = (kind, has_name)
-        if key not in self._skeletons:
-            self._skeletons[key] = self._build(kind, has_name)
-        return self._skeletons[key]
+    def _placeholders(self, has_name: bool) -> dict[str, str]:
+        """What the templates get for the skeleton: a placeholder per varying value.
 
-    def _build(self, kind: str, has_name: bool) -> Skeleton:
+        A manage URL without ``{token}`` is the same for everyone, so it is
+        rendered as itself (it may be empty, which a placeholder never is).
+        """
         fields = dict(PLACEHOLDERS)
         if not has_name:
             fields["name"] = ""
-        placeholder = SimpleNamespace(**fields)
+        if not self._manage_token:
+            fields["manage_url"] = self._manage
+        return fields
+
+    # Jinja: cheap, run for every variant
+    def _context(self, recipient: Any, public: bool) -> dict[str, Any]:
+        if self._base is None:
+            self._base = context(self.config, self.issue, None)
+        return {**self._base, "recipient": recipient, "public": public}
+
+    def _jinja(self, kind: str, recipient: Any, public: bool = False) -> str:
+        ctx = self._context(recipient, public)
         if kind == "html":
-            skeleton = cut_html(self._render_html(placeholder))
-        else:
-            skeleton = cut_text(self._render_text(placeholder))
-        self._verify(kind, skeleton, has_name)
+            return _render(self.env, self.html_name, ctx)
+        return _tidy_text(_render(self.env, self.text_name, ctx))
+
+    def source(self, kind: str, has_name: bool) -> str:
+        """The Jinja output with placeholders, before any CSS inlining."""
+        key = (kind, has_name)
+        if key not in self._sources:
+            fields = self._placeholders(has_name)
+            self._sources[key] = self._jinja(kind, SimpleNamespace(**fields))
+        return self._sources[key]
+
+    def verify(self) -> None:
+        """Refuse templates whose fast fill would differ from a full render (no premailer).
+
+        Jinja renders a made-up reader with awkward values, with and without a
+        name; the result must be the placeholder output with that reader's
+        values put in as Jinja would escape them. A filter or test applied to a
+        recipient value (``| upper``, ``| truncate``) breaks that equality.
+        """
+        for kind in ("html", "text"):
+            name = self.html_name if kind == "html" else self.text_name
+            autoescape = self.env.autoescape
+            escaped = autoescape(name) if callable(autoescape) else autoescape
+            for has_name in (True, False):
+                probe = Recipient("probe", _PROBE_EMAIL, _PROBE_NAME if has_name else "")
+                values = self.values(probe)
+                put = {f: str(escape(v)) if escaped else v for f, v in values.items()}
+                expected = _PH_RE.sub(_putter(put), self.source(kind, has_name))
+                if self._jinja(kind, SimpleNamespace(**values)) != expected:
+                    raise TemplateError(
+                        f"{name}: a recipient value (recipient.name, .email, "
+                        ".unsubscribe_url, .manage_url) is changed by a filter or test; "
+                        "print recipient values as they are"
+                    )
+
+    # skeletons
+    def skeleton(self, kind: str, has_name: bool) -> Skeleton:
+        """The cut HTML (``kind="html"``) or text for recipients with/without a name."""
+        key = (kind, has_name)
+        skeleton = self._skeletons.get(key)
+        if skeleton is None:
+            if kind == "text":
+                skeleton = cut_text(self.source(kind, has_name))
+            elif not has_name and self._nameless_is_named():
+                skeleton = self.skeleton("html", True)
+            else:
+                skeleton = self._inline(self.source(kind, has_name))
+            self._skeletons[key] = skeleton
         return skeleton
 
-    def _verify(self, kind: str, skeleton: Skeleton, has_name: bool) -> None:
-        """Refuse templates whose fast fill would differ from a full render."""
-        probe = Recipient(
-            "probe", "o'brien+news@example.com", 'Zoë & "Q" <Ünï> 😀' if has_name else ""
-        )
-        values = self.values(probe)
-        fast = skeleton.fill(escaped_values(values, skeleton.keys))
-        slow = self.render_full(probe, values)[0 if kind == "html" else 1]
-        if fast != slow:
-            raise TemplateError(
-                f"{self.html_name if kind == 'html' else self.text_name}: a recipient value "
-                "(recipient.name, .email, .unsubscribe_url, .manage_url) is changed by a filter "
-                "or test; print recipient values as they are"
-            )
+    def _nameless_is_named(self) -> bool:
+        """Whether a nameless reader's HTML is the named skeleton with the name left empty."""
+        named, nameless = self.source("html", True), self.source("html", False)
+        placeholder = PLACEHOLDERS["name"]
+        return named.replace(placeholder, "") == nameless and not _blank_runs(named, placeholder)
 
+    def _inline(self, source: str) -> Skeleton:
+        inlined = inline_css(source)
+        for name, placeholder in PLACEHOLDERS.items():
+            if source.count(placeholder) != inlined.count(placeholder):
+                raise TemplateError(
+                    f"{self.html_name}: inlining the CSS changed or dropped recipient.{name}; "
+                    "put recipient values in text or attribute values"
+                )
+        return cut_html(inlined)
+
+    # the slow reference path
     def _render_html(self, recipient: Any, public: bool = False) -> str:
-        ctx = context(self.config, self.issue, recipient, public=public)
-        return inline_css(_render(self.env, self.html_name, ctx))
+        return inline_css(self._jinja("html", recipient, public))
 
     def _render_text(self, recipient: Any, public: bool = False) -> str:
-        ctx = context(self.config, self.issue, recipient, public=public)
-        text = _render(self.env, self.text_name, ctx)
-        return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+        return self._jinja("text", recipient, public)
 
     def render_full(
         self, recipient: Recipient, values: dict[str, str] | None = None
@@ -543,7 +674,10 @@ class PreparedIssue:
         )
 
     def html_public(self) -> str:
-        """The issue for the archive and "view in browser": no personal data in it."""
+        """The issue for the archive and "view in browser": no personal data in it.
+
+        Inlined on first use (a second premailer run, only where the archive is served).
+        """
         if self._public is None:
             self._public = self._render_html(self.public_values(), public=True)
         return self._public
@@ -584,9 +718,12 @@ def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> Pre
         tokens=tokens or Tokens(secret),
         env=environment(ws.templates_dir),
     )
-    # Render both parts now, so a template error shows up here, not mid-send.
-    prepared.skeleton("html", False)
-    prepared.skeleton("text", False)
+    # Render every variant with Jinja and inline the HTML once now, so a
+    # template error shows up here, not mid-send.
+    prepared.verify()
+    for has_name in (True, False):
+        prepared.skeleton("text", has_name)
+    prepared.skeleton("html", True)
     _CACHE[key] = prepared
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

@@ -11,12 +11,14 @@ from _render_fixtures import ISSUE_DAY, sample_issue, set_config, write_issue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digest import render
 from digest.errors import TemplateError
 from digest.issue import Article, workspace_issue
 from digest.render import (
     MAX_LINE,
     Recipient,
     clean_name,
+    premailer_runs,
     prepare,
     sample_recipient,
     wrap,
@@ -178,6 +180,32 @@ def test_a_template_that_changes_a_recipient_value_is_refused(issue_ws: Workspac
         prepared_of(issue_ws)
 
 
+@pytest.mark.parametrize(
+    ("where", "snippet"),
+    [
+        (
+            "a style attribute",
+            '<p style="color: red" title="x">{{ recipient.email }}</p>'
+            '<p style="font-family: {{ recipient.name }}">x</p>',
+        ),
+        ("an HTML comment", "<!-- for {{ recipient.email }} -->"),
+        ("a <script> element", "<script>var who = 1; // {{ recipient.name }}</script>"),
+    ],
+)
+def test_a_recipient_value_where_it_cannot_be_filled_safely_is_refused(
+    issue_ws: Workspace, where: str, snippet: str
+) -> None:
+    _override(
+        issue_ws,
+        "email.html",
+        '{% extends "default:email.html" %}{% block intro %}<tr><td>'
+        + snippet
+        + "</td></tr>{% endblock %}",
+    )
+    with pytest.raises(TemplateError, match=f"sits in {re.escape(where)}"):
+        prepared_of(issue_ws)
+
+
 def test_prepare_is_cached_until_something_changes(issue_ws: Workspace) -> None:
     first = prepared_of(issue_ws)
     assert prepared_of(issue_ws) is first
@@ -198,6 +226,115 @@ def test_public_html_has_no_personal_data(issue_ws: Workspace) -> None:
     assert "1 Press Lane" in public
 
 
+# -- premailer once per issue -----------------------------------------------------
+
+
+def _runs_during(work) -> int:
+    before = premailer_runs()
+    work()
+    return premailer_runs() - before
+
+
+def test_premailer_runs_once_for_a_whole_issue(issue_ws: Workspace) -> None:
+    """Prepare, check, build every kind of reader's message: one premailer run in all."""
+    from digest.check import check_prepared
+    from digest.message import MessageBuilder
+
+    readers = [
+        Recipient("s-1", "ann@example.com", "Ann"),
+        Recipient("s-2", "bob@example.com", ""),
+        Recipient("s-3", "zoe@example.com", 'Zoë & "Q" <Ünï> 😀'),
+        sample_recipient(),
+    ]
+
+    def whole_issue() -> None:
+        prepared = prepared_of(issue_ws)
+        check_prepared(prepared)
+        builder = MessageBuilder.for_workspace(issue_ws, prepared)
+        for reader in readers:
+            builder.build(reader)
+            builder.parts(reader)
+            prepared.html(reader)
+            prepared.text(reader)
+
+    assert _runs_during(whole_issue) == 1
+    assert _runs_during(whole_issue) == 0  # same issue, templates and config: cached
+    _override(issue_ws, "email.txt", "changed {{ recipient.email }}\n")
+    assert _runs_during(whole_issue) == 1  # one more per template change
+    prepared = prepared_of(issue_ws)
+    assert _runs_during(prepared.html_public) == 1  # the archive copy, on first use only
+    assert _runs_during(prepared.html_public) == 0
+
+
+def test_a_refused_template_costs_no_premailer_run(issue_ws: Workspace) -> None:
+    _override(
+        issue_ws,
+        "email.html",
+        '{% extends "default:email.html" %}{% block intro %}<tr><td>{{ recipient.name | upper }}'
+        "</td></tr>{% endblock %}",
+    )
+    before = premailer_runs()
+    with pytest.raises(TemplateError, match="email.html: a recipient value"):
+        prepared_of(issue_ws)
+    assert premailer_runs() == before
+
+
+BRANCH = """{% extends "default:email.html" %}
+{% block intro %}
+<tr><td class="intro"><p>{% if recipient.name %}Hi {{ recipient.name }},
+{% else %}Hi there,{% endif %}</p>
+<p><a href="mailto:{{ recipient.email }}">{{ recipient.email }}</a></p></td></tr>
+{{ super() }}
+{% endblock %}
+"""
+
+# The name alone in a text run and as a whole attribute: empty, the run would be blank.
+ALONE = """{% extends "default:email.html" %}
+{% block intro %}
+<tr><td class="intro" title="{{ recipient.name }}">
+{{ recipient.name }}
+</td></tr>
+<tr><td><span>{{ recipient.name }}</span> reads {{ recipient.email }}</td></tr>
+{{ super() }}
+{% endblock %}
+"""
+
+TEMPLATES = {"default": None, "override": OVERRIDE, "branch": BRANCH, "alone": ALONE}
+
+
+def _name_in_head(ws: Workspace) -> None:
+    """A base.html with the name alone in <head>: text there starts the body early."""
+    base = (Path(render.BUILTIN_DIR) / "base.html").read_text(encoding="utf-8")
+    _override(ws, "base.html", base.replace("<title>", "{{ recipient.name }}\n<title>"))
+
+
+def _use(ws: Workspace, template: str) -> None:
+    if template == "head":
+        _name_in_head(ws)
+    elif TEMPLATES[template]:
+        _override(ws, "email.html", TEMPLATES[template])
+
+
+@pytest.mark.parametrize("template", ["branch", "alone", "head"])
+def test_a_second_skeleton_only_when_a_nameless_reader_needs_it(
+    issue_ws: Workspace, template: str
+) -> None:
+    _use(issue_ws, template)
+    named, nameless = READER, Recipient("s-2", "bob@example.com", "")
+    prepared = None
+
+    def prepare_and_fill_named() -> None:
+        nonlocal prepared
+        prepared = prepared_of(issue_ws)
+        prepared.html(named)
+
+    assert _runs_during(prepare_and_fill_named) == 1
+    assert _runs_during(lambda: prepared.html(nameless)) == 1
+    assert _runs_during(lambda: prepared.html(nameless)) == 0
+    _same_both_ways(prepared, named)
+    _same_both_ways(prepared, nameless)
+
+
 # -- the fast path is a full render, byte for byte ------------------------------
 
 NAMES = [
@@ -209,6 +346,7 @@ NAMES = [
     "🦊 Fox 🎉",
     "a&amp;b",
     "  spaced\tout\nname ",
+    "",
 ]
 
 
@@ -218,9 +356,10 @@ def _same_both_ways(prepared, recipient: Recipient) -> None:
     assert prepared.text(recipient) == text
 
 
+@pytest.mark.parametrize("template", [*TEMPLATES, "head"])
 @pytest.mark.parametrize("name", NAMES)
-def test_fast_fill_equals_full_render(issue_ws: Workspace, name: str) -> None:
-    _override(issue_ws, "email.html", OVERRIDE)
+def test_fast_fill_equals_full_render(issue_ws: Workspace, name: str, template: str) -> None:
+    _use(issue_ws, template)
     prepared = prepared_of(issue_ws)
     recipient = Recipient("id-" + name, "o'brien+news@example.com", name)
     _same_both_ways(prepared, recipient)
@@ -234,11 +373,12 @@ def test_fast_fill_equals_full_render(issue_ws: Workspace, name: str) -> None:
     name=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
     local=st.from_regex(r"[a-z0-9.&'+_-]{1,12}", fullmatch=True),
 )
+@pytest.mark.parametrize("template", ["override", "branch"])
 def test_fast_fill_equals_full_render_for_any_name(
-    issue_ws: Workspace, name: str, local: str
+    issue_ws: Workspace, template: str, name: str, local: str
 ) -> None:
     if not (issue_ws.templates_dir / "email.html").exists():
-        _override(issue_ws, "email.html", OVERRIDE)
+        _use(issue_ws, template)
     prepared = prepared_of(issue_ws)
     _same_both_ways(prepared, Recipient("hyp", f"{local}@example.com", name))
 
