@@ -23,6 +23,7 @@ address is recognised without being stored.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import functools
@@ -31,15 +32,15 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, func, select
 
 from digest import clock, consent
-from digest.consent import Draft, canonical
+from digest.consent import Draft
 from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
 
@@ -50,19 +51,35 @@ subs_t = schema.subscribers
 supp_t = schema.suppressions
 
 
-@dataclass(frozen=True)
-class Subscriber:
+class Subscriber(NamedTuple):
+    """One subscriber. A tuple, so the audience builds a million of them cheaply."""
+
     id: str
     email: str | None  # None once erased
     name: str | None
     status: str
     created_at: str
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes_json: str = "{}"  # canonical JSON, as stored
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The extra columns kept from an import (parsed when asked for, not per row read)."""
+        return json.loads(self.attributes_json) if self.attributes_json != "{}" else {}
 
 
 def new_id() -> str:
     """A random subject id: 22 URL-safe characters (128 bits)."""
     return secrets.token_urlsafe(16)
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random subject ids like :func:`new_id`, from one draw of randomness.
+
+    Each takes 18 random bytes (24 base64 characters) and keeps 22 of them:
+    the same length and alphabet, 132 random bits.
+    """
+    text = base64.urlsafe_b64encode(secrets.token_bytes(18 * count)).decode("ascii")
+    return [text[i : i + 22] for i in range(0, 24 * count, 24)]
 
 
 def mask(address: str | None) -> str:
@@ -105,8 +122,7 @@ def _key(store: Store, normalized: str) -> str:
 
 
 def _from_row(row: Any) -> Subscriber:
-    attributes = json.loads(row.attributes) if row.attributes != "{}" else {}
-    return Subscriber(row.id, row.email, row.name, row.status, row.created_at, attributes)
+    return Subscriber(row.id, row.email, row.name, row.status, row.created_at, row.attributes)
 
 
 _COLUMNS = (
@@ -220,7 +236,9 @@ def _insert(
     attributes: dict[str, Any] | None = None,
 ) -> Subscriber:
     now = stamp(clock.now())
-    sub = Subscriber(new_id(), normalized, name or None, status, now, attributes or {})
+    sub = Subscriber(
+        new_id(), normalized, name or None, status, now, consent.canonical(attributes or {})
+    )
     conn.execute(
         subs_t.insert().values(
             id=sub.id,
@@ -230,7 +248,7 @@ def _insert(
             status=status,
             created_at=now,
             updated_at=now,
-            attributes=consent.canonical(sub.attributes),
+            attributes=sub.attributes_json,
         )
     )
     return sub
@@ -486,35 +504,38 @@ def suppress(
 # reading ---------------------------------------------------------------------------
 
 
+_AUDIENCE = (
+    "SELECT id, email, name, status, created_at, attributes FROM subscribers"
+    " WHERE status = 'active'"
+    " AND NOT EXISTS (SELECT 1 FROM suppressions WHERE suppressions.key = subscribers.email_key)"
+    " ORDER BY id"
+)
+
+
 def audience(store: Store, batch_size: int = 1000) -> Iterator[Subscriber]:
     """Stream the mailable audience: active (confirmed), not suppressed, by id.
 
-    Keyset pages of ``batch_size`` rows inside one read transaction (one
-    consistent snapshot); memory stays flat whatever the list's size.
+    One query in one read transaction (one consistent snapshot), read
+    ``batch_size`` rows at a time: a server-side cursor on PostgreSQL, a
+    stepping cursor on SQLite, so memory stays flat whatever the list's size.
+    The driver's rows become :class:`Subscriber` tuples directly; attributes
+    are parsed only when asked for.
     """
-    query = (
-        select(subs_t.c.id, subs_t.c.email, subs_t.c.name, subs_t.c.created_at, subs_t.c.attributes)
-        .where(subs_t.c.status == "active")
-        .where(~select(supp_t.c.key).where(supp_t.c.key == subs_t.c.email_key).exists())
-        .order_by(subs_t.c.id)
-        .limit(batch_size)
-    )
-    last = ""
+    make = Subscriber._make
     with store.read() as conn:
-        while True:
-            rows = conn.execute(query.where(subs_t.c.id > last)).all()
-            for sid, email, name, created, attributes in rows:
-                yield Subscriber(
-                    sid,
-                    email,
-                    name,
-                    "active",
-                    created,
-                    json.loads(attributes) if attributes != "{}" else {},
-                )
-            if len(rows) < batch_size:
-                return
-            last = rows[-1][0]
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        if store.dialect == "postgresql":
+            cursor = driver.cursor(name=f"digest_audience_{secrets.token_hex(4)}")
+            cursor.itersize = batch_size
+        else:
+            cursor = driver.cursor()
+        try:
+            cursor.execute(_AUDIENCE)
+            while rows := cursor.fetchmany(batch_size):
+                yield from map(make, rows)
+        finally:
+            cursor.close()
 
 
 def list_subscribers(
@@ -703,7 +724,7 @@ def _scrub(store: Store) -> None:
 
 REQUIRED = ("email", "consented_at", "policy_version")
 KNOWN = ("email", "name", "consented_at", "source", "policy_version", "ip")
-_BATCH = 5000
+_BATCH = 20_000
 _MAX_LISTED = 200
 
 
@@ -787,42 +808,75 @@ def _run_import(
         )
     consent.texts_in_force(conn, store.workspace.config)
     policies = consent.policy_ids(conn)
-    column = {name: header.index(name) for name in KNOWN if name in header}
-    extras = [(i, name) for i, name in enumerate(header) if name not in KNOWN and name]
+    columns = _Columns.of(header)
+    width = len(header)
     batch: dict[str, _Pending] = {}
+    duplicates: dict[str, list[int]] = {}  # key -> later lines of an address in this batch
     start_seq, _ = consent.lock_head(conn, store.dialect)  # events after it are this import's
+    pseudonym = store.pseudonym
     write = True
     previous_line = reader.line_num
     for row in reader:
         line, previous_line = previous_line + 1, reader.line_num
-        if not row or all(not cell.strip() for cell in row):
-            continue
+        if not "".join(row).strip():
+            continue  # a blank line
         report.rows += 1
         try:
-            address, consented = _check_row(row, header, column, policies)
+            address, consented = _check_row(row, width, columns, policies)
         except SubscriberError as exc:
             report.invalid += 1
             report.note(report.problems, f"line {line}: {exc}")
             write = skip_invalid  # the import will be rolled back: only keep checking
             continue
-        key = _key(store, address)
+        key = pseudonym(address.casefold())
         if key in batch:
-            batch[key].duplicates.append(line)
+            duplicates.setdefault(key, []).append(line)
             continue
-        batch[key] = _Pending(line, address, row, consented)
+        batch[key] = (line, address, row, consented)
         if len(batch) >= _BATCH:
-            _flush(conn, store, batch, report, source, column, extras, start_seq, write=write)
-            batch = {}
-    _flush(conn, store, batch, report, source, column, extras, start_seq, write=write)
+            _flush(
+                conn,
+                store,
+                batch,
+                duplicates,
+                report,
+                source,
+                columns,
+                policies,
+                start_seq,
+                write=write,
+            )
+            batch, duplicates = {}, {}
+    _flush(
+        conn, store, batch, duplicates, report, source, columns, policies, start_seq, write=write
+    )
 
 
-@dataclass
-class _Pending:
-    line: int
-    address: str
-    row: list[str]
-    consented: str
-    duplicates: list[int] = field(default_factory=list)
+# A checked row waiting for its batch: line, normalised address, cells, consent stamp.
+_Pending = tuple[int, str, list[str], str]
+
+
+class _Columns(NamedTuple):
+    """Where each known column sits; an absent optional one points at the padding cell."""
+
+    email: int
+    name: int
+    consented_at: int
+    source: int
+    policy_version: int
+    ip: int
+    extras: tuple[tuple[int, str], ...]  # (index, name) kept as attributes; by name, the last
+
+    @classmethod
+    def of(cls, header: list[str]) -> _Columns:
+        pad = len(header)
+        where = {name: header.index(name) if name in header else pad for name in KNOWN}
+        last = {name: i for i, name in enumerate(header) if name not in KNOWN and name}
+        return cls(**where, extras=tuple(sorted(((i, n) for n, i in last.items()), key=_second)))
+
+
+def _second(pair: tuple[int, str]) -> str:
+    return pair[1]
 
 
 _PLAIN_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -830,36 +884,34 @@ _PLAIN_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 def _instant(text: str) -> str:
     """An ISO-8601 time as a stored UTC stamp; the common ``…Z`` form without strftime."""
-    moment = clock.parse_instant(text)
     if _PLAIN_UTC.fullmatch(text):
+        datetime.fromisoformat(text[:19])  # the calendar check (month 13, 30 February)
         return text[:19] + ".000000Z"
-    return stamp(moment.astimezone(UTC))
+    return stamp(clock.parse_instant(text).astimezone(UTC))
 
 
 def _check_row(
-    row: list[str], header: list[str], column: dict[str, int], policies: dict[str, int]
+    row: list[str], width: int, columns: _Columns, policies: dict[str, int]
 ) -> tuple[str, str]:
-    if len(row) > len(header):
-        raise SubscriberError(f"{len(row)} fields but the header has {len(header)}")
-
-    def get(name: str) -> str:
-        index = column.get(name)
-        return row[index].strip() if index is not None and index < len(row) else ""
-
-    raw = get("email")
+    """Check and normalise one row; pad it to ``width + 1`` cells (see :class:`_Columns`)."""
+    count = len(row)
+    if count > width:
+        raise SubscriberError(f"{count} fields but the header has {width}")
+    row += [""] * (width + 1 - count)
+    raw = row[columns.email].strip()
     if not raw:
         raise SubscriberError("no email address")
     address = normalise(raw)
-    when = get("consented_at")
+    when = row[columns.consented_at].strip()
     if not when:
         raise SubscriberError(f"{mask(address)} has no consent date (consented_at)")
     try:
         consented = _instant(when)
-    except ConfigError:
+    except (ConfigError, ValueError):
         raise SubscriberError(
             f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
         ) from None
-    policy = get("policy_version")
+    policy = row[columns.policy_version].strip()
     if policy not in policies:
         raise SubscriberError(
             f"policy_version {policy!r} is unknown (known: {', '.join(sorted(policies))}); "
@@ -872,10 +924,11 @@ def _flush(
     conn: Connection,
     store: Store,
     batch: dict[str, _Pending],
+    duplicates: dict[str, list[int]],
     report: ImportReport,
     source: str,
-    column: dict[str, int],
-    extras: list[tuple[int, str]],
+    columns: _Columns,
+    policies: dict[str, int],
     start_seq: int,
     *,
     write: bool,
@@ -883,28 +936,26 @@ def _flush(
     if not batch:
         return
     keys = list(batch)
-    suppressed = {k for (k,) in conn.execute(select(supp_t.c.key).where(supp_t.c.key.in_(keys)))}
-    existing = {
-        k for (k,) in conn.execute(select(subs_t.c.email_key).where(subs_t.c.email_key.in_(keys)))
-    }
+    suppressed = _present(conn, store.dialect, "suppressions", "key", keys)
+    existing = _present(conn, store.dialect, "subscribers", "email_key", keys)
     ours = _created_since(conn, existing, start_seq) if existing else set()
-    now = stamp(clock.now())
-    subscribers: list[tuple[Any, ...]] = []
-    drafts: list[Draft] = []
+    fresh: list[tuple[str, _Pending]] = []
     for key, item in batch.items():
-        shown = (
-            mask(item.address) if item.duplicates or key in suppressed or key in existing else ""
-        )
-        if key in suppressed:
-            report.suppressed += 1 + len(item.duplicates)
-            for line in (item.line, *item.duplicates):
-                report.note(report.notes, f"line {line}: {shown} is suppressed; not added")
+        later = duplicates.get(key, ())
+        if not later and key not in suppressed and key not in existing:
+            fresh.append((key, item))  # the common case: new, once in the file
             continue
-        report.merged += len(item.duplicates)
-        for line in item.duplicates:
+        line, shown = item[0], mask(item[1])
+        if key in suppressed:
+            report.suppressed += 1 + len(later)
+            for each in (line, *later):
+                report.note(report.notes, f"line {each}: {shown} is suppressed; not added")
+            continue
+        report.merged += len(later)
+        for each in later:
             report.note(
                 report.notes,
-                f"line {line}: {shown} merged into line {item.line} "
+                f"line {each}: {shown} merged into line {line} "
                 "(duplicate in the file; the first consent is kept)",
             )
         if key in existing:
@@ -912,46 +963,86 @@ def _flush(
             where = "an earlier line" if key in ours else "an existing subscriber"
             report.note(
                 report.notes,
-                f"line {item.line}: {shown} merged into {where} (the first consent is kept)",
+                f"line {line}: {shown} merged into {where} (the first consent is kept)",
             )
             continue
-        report.imported += 1
-        if not write:
-            continue
-        values = {name: item.row[i].strip() for name, i in column.items() if i < len(item.row)}
-        attributes = {name: item.row[i] for i, name in extras if i < len(item.row) and item.row[i]}
-        sid = new_id()
-        name = values.get("name") or None
-        subscribers.append(
-            (
-                sid,
-                item.address,
-                key,
-                name,
-                "active",
-                now,
-                now,
-                canonical(attributes) if attributes else "{}",
+        fresh.append((key, item))
+    report.imported += len(fresh)
+    if write and fresh:
+        _write_imported(conn, store, fresh, source, columns, policies)
+
+
+# One JSON string as canonical() spells it (ensure_ascii=False): the json module's
+# own C escaper, called directly rather than through an encoder object per value.
+_text = json.encoder.encode_basestring
+
+
+def _write_imported(
+    conn: Connection,
+    store: Store,
+    fresh: list[tuple[str, _Pending]],
+    source: str,
+    columns: _Columns,
+    policies: dict[str, int],
+) -> None:
+    """Insert the batch's new subscribers and their ``imported`` events with evidence.
+
+    The evidence is spelled here directly, key by key in sorted order, byte for
+    byte what :func:`~digest.consent.canonical` makes of the same dict (a test
+    holds it to that), without building and sorting a dict per row. The ids
+    are drawn at once and sorted, so each index on them grows in order
+    within the batch instead of at random pages.
+    """
+    now = stamp(clock.now())
+    text = _text
+    file = text(source)
+    name_at, source_at, ip_at, policy_at = (
+        columns.name,
+        columns.source,
+        columns.ip,
+        columns.policy_version,
+    )
+    extras = [(i, text(label)) for i, label in columns.extras]  # (index, JSON name), sorted
+    rows: list[tuple[Any, ...]] = []
+    items: list[tuple[str, str, int, str]] = []
+    for sid, (key, (line, address, row, consented)) in zip(
+        sorted(new_ids(len(fresh))), fresh, strict=True
+    ):
+        name = row[name_at].strip() or None
+        policy = row[policy_at].strip()
+        if extras and (kept_cells := [f"{label}:{text(row[i])}" for i, label in extras if row[i]]):
+            kept = f"{{{','.join(kept_cells)}}}"
+            opening = f'{{"attributes":{kept},'
+        else:
+            kept, opening = "{}", "{"
+        rows.append((sid, address, key, name, "active", now, now, kept))
+        evidence = (
+            f'{opening}"consented_at":"{consented}","email":{text(address)},"file":{file},'
+            f'"ip":{text(row[ip_at].strip())},"line":{line},'
+            f'"name":{text(name) if name else "null"},"policy_version":{text(policy)},'
+            f'"source":{text(row[source_at].strip())}}}'
+        )
+        items.append((sid, key, policies[policy], evidence))
+    consent.bulk_insert(conn, store.dialect, "subscribers", _SUBSCRIBER_COLUMNS, rows)
+    consent.append_many(conn, store, "imported", "import", source, items)
+
+
+def _present(conn: Connection, dialect: str, table: str, column: str, keys: list[str]) -> set[str]:
+    """Those of ``keys`` found in ``table.column``: one query with one parameter."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        if dialect == "postgresql":
+            cursor.execute(f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", (keys,))
+        else:
+            cursor.execute(
+                f"SELECT {column} FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                (json.dumps(keys),),
             )
-        )
-        evidence: dict[str, Any] = {
-            "file": source,
-            "line": item.line,
-            "email": item.address,
-            "name": name,
-            "consented_at": item.consented,
-            "source": values.get("source", ""),
-            "ip": values.get("ip", ""),
-            "policy_version": values["policy_version"],
-        }
-        if attributes:
-            evidence["attributes"] = attributes
-        drafts.append(
-            Draft("imported", sid, key, "import", source, evidence, values["policy_version"])
-        )
-    if subscribers:
-        consent.bulk_insert(conn, store.dialect, "subscribers", _SUBSCRIBER_COLUMNS, subscribers)
-        consent.append(conn, store, drafts)
+        return {found for (found,) in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def _created_since(conn: Connection, keys: set[str], start_seq: int) -> set[str]:

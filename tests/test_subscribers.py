@@ -331,3 +331,52 @@ def test_duplicates_across_batches_are_merged(
     assert (report.imported, report.merged) == (3, 2)
     assert "line 5: A***@example.com merged into an earlier line" in report.notes[0]
     assert "line 6: o***@example.com merged into an existing subscriber" in report.notes[1]
+
+
+def test_imported_evidence_and_attributes_are_spelled_canonically(
+    tmp_path: Path, store: Store
+) -> None:
+    """The import spells evidence JSON by hand; it must be exactly canonical()'s spelling."""
+    path = tmp_path / "odd.csv"
+    path.write_text(
+        "zeta,email,team,name,consented_at,policy_version,ip,alpha\n"
+        'z1,"q@example.com",x,"Back\\slash ""Quote""\tTab",2026-10-01T00:00:00Z,2026-05-01,,a\n'
+        "z2,p@example.com,,Ünïcødé 名前,2026-10-01T10:00:00+02:00,2026-05-01,192.0.2.1,\n"
+        ",r@example.com,,,2026-10-01T00:00:00Z,2026-05-01\n"
+        "z4,s@example.com,y,S,2026-02-30T00:00:00Z,2026-05-01,,\n",
+        encoding="utf-8",
+    )
+    report = subscribers.import_csv(store, path, source='file "odd".csv', skip_invalid=True)
+    assert report.imported == 3
+    assert report.problems == [
+        "line 5: consented_at '2026-02-30T00:00:00Z' is not an ISO-8601 time "
+        "(write e.g. 2026-10-02T08:15:00Z)"
+    ]
+    with store.read() as conn:
+        bodies = [body for (body,) in conn.execute(select(schema.consent_evidence.c.body))]
+        query = select(schema.subscribers.c.email, schema.subscribers.c.attributes)
+        kept = {row.email: row.attributes for row in conn.execute(query)}
+    assert len(bodies) == 3
+    for body in bodies:
+        assert consent.canonical(json.loads(body)) == body
+    for attributes in kept.values():
+        assert consent.canonical(json.loads(attributes)) == attributes
+    evidence = {json.loads(b)["email"]: json.loads(b) for b in bodies}
+    assert evidence["q@example.com"]["name"] == 'Back\\slash "Quote"\tTab'
+    assert evidence["q@example.com"]["attributes"] == {"alpha": "a", "team": "x", "zeta": "z1"}
+    assert evidence["p@example.com"]["consented_at"] == "2026-10-01T08:00:00.000000Z"
+    assert (
+        evidence["r@example.com"]["name"] is None and "attributes" not in evidence["r@example.com"]
+    )
+    assert evidence["r@example.com"]["file"] == 'file "odd".csv'
+    assert kept["p@example.com"] == '{"zeta":"z2"}' and kept["r@example.com"] == "{}"
+    assert consent.verify(store).ok
+
+
+def test_batch_ids_look_like_single_ids() -> None:
+    ids = subscribers.new_ids(1000)
+    assert len(set(ids)) == 1000
+    assert all(len(i) == len(subscribers.new_id()) == 22 for i in ids)
+    assert set("".join(ids)) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )

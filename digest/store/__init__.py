@@ -124,9 +124,16 @@ class Store:
     def pseudonym_key(self) -> bytes:
         return self.workspace.secret(self.workspace.config.consent.pseudonym_key_env)
 
+    @cached_property
+    def _pseudonym_hmac(self) -> hmac.HMAC:
+        # Keyed once; each address then costs a copy and one update (imports do a million).
+        return hmac.new(self.pseudonym_key, digestmod="sha256")
+
     def pseudonym(self, folded_address: str) -> str:
         """The keyed HMAC-SHA256 of a case-folded address (hex)."""
-        return hmac.digest(self.pseudonym_key, folded_address.encode("utf-8"), "sha256").hex()
+        mac = self._pseudonym_hmac.copy()
+        mac.update(folded_address.encode("utf-8"))
+        return mac.hexdigest()
 
     # lifecycle --------------------------------------------------------------
 
