@@ -13,13 +13,13 @@ environment variable that holds the secret.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,9 @@ class Schedule:
         return WEEKDAYS.index(self.weekday)
 
     @property
-    def clock_time(self) -> time:
+    def clock_time(self) -> dt.time:
         hours, minutes = self.time.split(":")
-        return time(int(hours), int(minutes))
+        return dt.time(int(hours), int(minutes))
 
     @property
     def grace_seconds(self) -> int:
@@ -271,7 +271,7 @@ def _build(cls: type, data: Any, keys: tuple[str, ...], locator: _Locator) -> An
         if key not in data:
             continue
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, data[key], keys + (key,), locator)
         else:
             values[f.name] = _coerce(hint, data[key], keys + (key,), locator, f)
@@ -300,7 +300,7 @@ def _coerce(
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise locator.error(keys, f'must be a string in quotes, not {value!r}')
+            raise locator.error(keys, f"must be a string in quotes, not {value!r}")
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise locator.error(keys, f"must be one of {', '.join(choices)}, not {value!r}")
@@ -321,7 +321,8 @@ def _check(config: Config, locator: _Locator) -> None:
         raise locator.error(("newsletter", "name"), "must not be empty")
     if "@" not in n.from_address:
         raise locator.error(
-            ("newsletter", "from"), f'must be an address like "Name <news@example.com>", not {n.from_!r}'
+            ("newsletter", "from"),
+            f'must be an address like "Name <news@example.com>", not {n.from_!r}',
         )
     if not re.match(r"https?://[^/\s]+", n.base_url):
         raise locator.error(
@@ -359,10 +360,15 @@ def _check(config: Config, locator: _Locator) -> None:
             ("database", "url"), f"must start with sqlite:/// or postgresql://, not {url!r}"
         )
     smtp = config.sender.smtp
-    if config.sender.kind == "smtp" and smtp.security == "none" and smtp.host not in (
-        "127.0.0.1",
-        "localhost",
-        "::1",
+    if (
+        config.sender.kind == "smtp"
+        and smtp.security == "none"
+        and smtp.host
+        not in (
+            "127.0.0.1",
+            "localhost",
+            "::1",
+        )
     ):
         raise locator.error(
             ("sender", "smtp", "security"),

@@ -11,7 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _browser_fixtures import *  # noqa: F403
+from _public_fixtures import *  # noqa: F403
+from _render_fixtures import *  # noqa: F403
+from _send_fixtures import *  # noqa: F403
 from _site_fixtures import *  # noqa: F403
+from _store_fixtures import *  # noqa: F403
 from click.testing import CliRunner, Result
 
 from digest import clock
@@ -49,7 +54,9 @@ class Cli:
         self.root = root
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Result:
         return self.runner.invoke(
             main, ["-C", str(self.root), *args], input=input, env=env, catch_exceptions=False
         )
@@ -62,8 +69,3 @@ def cli(workspace: Workspace) -> Cli:
 
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-from _send_fixtures import *  # noqa: F403
-from _store_fixtures import *  # noqa: F403
-from _render_fixtures import *  # noqa: F403
-from _public_fixtures import *  # noqa: F403
-from _browser_fixtures import *  # noqa: F403

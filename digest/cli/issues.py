@@ -24,7 +24,9 @@ from digest.issue import (
 class DateType(click.ParamType):
     name = "DATE"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> date:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> date:
         if isinstance(value, date):
             return value
         try:
@@ -60,8 +62,12 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json(
             [
-                {"date": i.slug, "status": i.status, "articles": len(i.articles),
-                 "subject": i.subject}
+                {
+                    "date": i.slug,
+                    "status": i.status,
+                    "articles": len(i.articles),
+                    "subject": i.subject,
+                }
                 for i in issues
             ]
         )
@@ -106,7 +112,9 @@ def format_issue(shown: Issue, sections: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def _set_status(ctx: click.Context, day: date | None, status: str, allowed: tuple[str, ...]) -> None:
+def _set_status(
+    ctx: click.Context, day: date | None, status: str, allowed: tuple[str, ...]
+) -> None:
     ws = workspace_of(ctx)
     target = workspace_issue(ws, day)
     if target.status not in allowed:
@@ -167,8 +175,10 @@ def move(
         target, article, ws.config.newsletter.sections, position=position, section=section
     )
     save_issue(target)
-    click.echo(f"moved {moved.title or moved.url} to {moved.section}, "
-               f"number {target.articles.index(moved) + 1}")
+    click.echo(
+        f"moved {moved.title or moved.url} to {moved.section}, "
+        f"number {target.articles.index(moved) + 1}"
+    )
 
 
 @click.command()
