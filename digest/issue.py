@@ -162,8 +162,10 @@ def move_article(
     else:
         if position < 1:
             raise IssueError(f"position must be 1 or more, not {position}")
-        at = members[min(position, len(members) + 1) - 1] if position <= len(members) else (
-            members[-1] + 1
+        at = (
+            members[min(position, len(members) + 1) - 1]
+            if position <= len(members)
+            else (members[-1] + 1)
         )
     issue.articles.insert(at, article)
     sort_articles(issue, sections)

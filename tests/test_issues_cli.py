@@ -62,8 +62,12 @@ def test_list_and_show(cli: Cli, workspace: Workspace) -> None:
     _with_sample(workspace)
     listed = cli("issue", "list", "--json")
     assert json.loads(listed.output) == [
-        {"date": "2026-12-04", "status": "draft", "articles": 6,
-         "subject": "Moscow turns east: gas, cars and a floating reactor"}
+        {
+            "date": "2026-12-04",
+            "status": "draft",
+            "articles": 6,
+            "subject": "Moscow turns east: gas, cars and a floating reactor",
+        }
     ]
     shown = cli("--now", "2026-11-28T10:00:00Z", "issue", "show")
     assert shown.exit_code == 0, shown.output

@@ -24,11 +24,11 @@ def test_init_makes_every_folder_and_a_config_of_defaults(tmp_path: Path) -> Non
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
     init_workspace(tmp_path)
-    (tmp_path / "digest.toml").write_text("[newsletter]\nname = \"Mine\"\n")
+    (tmp_path / "digest.toml").write_text('[newsletter]\nname = "Mine"\n')
     result = CliRunner().invoke(main, ["init", str(tmp_path)])
     assert result.exit_code == 1
     assert "never overwrites" in result.output
-    assert (tmp_path / "digest.toml").read_text() == "[newsletter]\nname = \"Mine\"\n"
+    assert (tmp_path / "digest.toml").read_text() == '[newsletter]\nname = "Mine"\n'
 
 
 def test_init_with_a_name(tmp_path: Path) -> None:
@@ -66,12 +66,14 @@ def test_outside_a_workspace_suggests_init(tmp_path: Path, monkeypatch: pytest.M
         ('[sender]\nkind = "smpt"\n', "sender.kind must be one of outbox, smtp, http, null"),
         ('[newsletter]\nnmae = "x"\n', "newsletter.nmae is not a setting"),
         ('[schedule]\ntimezone = "Mars/Olympus"\n', "schedule.timezone must be an IANA time zone"),
-        ('[schedule]\ntime = "7am"\n', 'schedule.time must be HH:MM'),
+        ('[schedule]\ntime = "7am"\n', "schedule.time must be HH:MM"),
         ('[sender.smtp]\nport = "25"\n', "sender.smtp.port must be a whole number"),
         ('[newsletter]\nsections = "News"\n', "newsletter.sections must be a list of strings"),
         ("[newsletter\n", "fix the TOML syntax"),
-        ('[sender]\nkind = "smtp"\n[sender.smtp]\nhost = "mx.example.com"\nsecurity = "none"\n',
-         '"none" is allowed only for a loopback host'),
+        (
+            '[sender]\nkind = "smtp"\n[sender.smtp]\nhost = "mx.example.com"\nsecurity = "none"\n',
+            '"none" is allowed only for a loopback host',
+        ),
     ],
 )
 def test_bad_config_is_one_line_with_file_line_and_key(
@@ -97,7 +99,7 @@ def test_bad_config_names_the_line(tmp_path: Path) -> None:
 def test_cli_reports_a_bad_config_without_traceback(tmp_path: Path) -> None:
     init_workspace(tmp_path)
     with (tmp_path / "digest.toml").open("a") as handle:
-        handle.write('\n[extra]\nthing = 1\n')
+        handle.write("\n[extra]\nthing = 1\n")
     result = CliRunner().invoke(main, ["-C", str(tmp_path), "issue", "list"])
     assert result.exit_code == 1
     assert "extra is not a setting" in result.output

@@ -105,5 +105,3 @@ def create_app(ws: Workspace, mode: Mode, *, debug: bool = False) -> Starlette:
     app.state.workspace = ws
     app.state.error_page = getattr(side, "error_page", plain_error_page)
     return app
-
-
