@@ -818,16 +818,17 @@ def _run_import(
     previous_line = reader.line_num
     for row in reader:
         line, previous_line = previous_line + 1, reader.line_num
-        if not "".join(row).strip():
-            continue  # a blank line
-        report.rows += 1
         try:
             address, consented = _check_row(row, width, columns, policies)
         except SubscriberError as exc:
+            if not "".join(row).strip():
+                continue  # a blank line (it has no address, so only a failed row can be one)
+            report.rows += 1
             report.invalid += 1
             report.note(report.problems, f"line {line}: {exc}")
             write = skip_invalid  # the import will be rolled back: only keep checking
             continue
+        report.rows += 1
         key = pseudonym(address.casefold())
         if key in batch:
             duplicates.setdefault(key, []).append(line)
@@ -873,6 +874,10 @@ class _Columns(NamedTuple):
         where = {name: header.index(name) if name in header else pad for name in KNOWN}
         last = {name: i for i, name in enumerate(header) if name not in KNOWN and name}
         return cls(**where, extras=tuple(sorted(((i, n) for n, i in last.items()), key=_second)))
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
 
 
 def _second(pair: tuple[int, str]) -> str:
@@ -989,10 +994,16 @@ def _write_imported(
 
     The evidence is spelled here directly, key by key in sorted order, byte for
     byte what :func:`~digest.consent.canonical` makes of the same dict (a test
-    holds it to that), without building and sorting a dict per row. The ids
-    are drawn at once and sorted, so each index on them grows in order
-    within the batch instead of at random pages.
+    holds it to that), without building and sorting a dict per row.
+
+    The rows go in by pseudonym, and the batch's random ids are drawn at once
+    and handed out in sorted order, so every index (address key, id, status
+    and id, the events' subject) grows in order within the batch instead of
+    at random pages: with a million rows the indexes outgrow SQLite's cache,
+    and random inserts would read and spill a page each. The events of one
+    batch follow that order too; each holds its CSV line in its evidence.
     """
+    fresh.sort(key=_first)
     now = stamp(clock.now())
     text = _text
     file = text(source)
