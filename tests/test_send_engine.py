@@ -310,5 +310,5 @@ def test_sqlite_refuses_a_second_process_for_the_same_issue(
         assert f"issue {SEND_DAY} is already being sent by process {holder.pid}" in result.output
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()
     assert cli("send", SEND_DAY, "--yes").exit_code == 0  # the lock died with its process
