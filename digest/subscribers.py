@@ -1039,13 +1039,20 @@ def _write_imported(
 
 
 def _present(conn: Connection, dialect: str, table: str, column: str, keys: list[str]) -> set[str]:
-    """Those of ``keys`` found in ``table.column``: one query with one parameter."""
+    """Those of ``keys`` (hex digests) found in ``table.column``: one query, one parameter.
+
+    The keys travel as one text (comma-joined, or a JSON array on SQLite),
+    not as thousands of bound values or an array adapted element by element.
+    """
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
     try:
         if dialect == "postgresql":
-            cursor.execute(f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", (keys,))
+            cursor.execute(
+                f"SELECT {column} FROM {table} WHERE {column} = ANY(string_to_array(%s, ','))",
+                (",".join(keys),),
+            )
         else:
             cursor.execute(
                 f"SELECT {column} FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
