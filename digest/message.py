@@ -66,6 +66,18 @@ class MessageParts:
     message_id: str = ""
 
 
+@dataclass(frozen=True)
+class RecipientFields:
+    """What differs between two recipients' parts: each skeleton slot's escaped text
+    (html and text), the To value, the unsubscribe URL and the Message-ID."""
+
+    has_name: bool
+    slots: dict[SlotKey, str]
+    to: str
+    unsubscribe_url: str
+    message_id: str
+
+
 # -- headers -----------------------------------------------------------------------
 
 
@@ -295,14 +307,33 @@ class MessageBuilder:
 
     def parts(self, recipient: Recipient, *, test: bool = False) -> MessageParts:
         """The message as separate fields, for HTTP mail APIs."""
+        return self.assemble(self.fields(recipient), test=test)
+
+    def fields(self, recipient: Recipient) -> RecipientFields:
+        """Everything of :meth:`parts` that differs between recipients, escaped for its place."""
         values = self.prepared.values(recipient)
         has_name = bool(recipient.name)
         text_sk = self.prepared.skeleton("text", has_name)
         html_sk = self.prepared.skeleton("html", has_name)
-        escaped = escaped_values(values, text_sk.keys | html_sk.keys)
+        return RecipientFields(
+            has_name=has_name,
+            slots=escaped_values(values, text_sk.keys | html_sk.keys),
+            to=encode_address(recipient.name, recipient.email).replace("\r\n", ""),
+            unsubscribe_url=values["unsubscribe_url"],
+            message_id=_message_id(
+                self.list_id_value, self.domain, self.day, recipient.subscriber_id
+            ),
+        )
+
+    def assemble(self, fields: RecipientFields, *, test: bool = False) -> MessageParts:
+        """The parts made of one recipient's fields and what the issue shares.
+
+        Fed fields that are markers, it gives a per-issue template of the
+        parts (see digest.send.splice): one assembly, so the two cannot differ.
+        """
         headers = {
             "List-Id": self.list_id,
-            "List-Unsubscribe": self.list_unsubscribe(values["unsubscribe_url"]),
+            "List-Unsubscribe": self.list_unsubscribe(fields.unsubscribe_url),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         if self.config.newsletter.feedback_id:
@@ -310,14 +341,12 @@ class MessageBuilder:
         return MessageParts(
             subject=(TEST_PREFIX if test else "") + self.subject,
             from_=self.from_,
-            to=encode_address(recipient.name, recipient.email).replace("\r\n", ""),
+            to=fields.to,
             reply_to=self.reply_to,
-            html=html_sk.fill(escaped),
-            text=text_sk.fill(escaped),
+            html=self.prepared.skeleton("html", fields.has_name).fill(fields.slots),
+            text=self.prepared.skeleton("text", fields.has_name).fill(fields.slots),
             headers=headers,
-            message_id=_message_id(
-                self.list_id_value, self.domain, self.day, recipient.subscriber_id
-            ),
+            message_id=fields.message_id,
         )
 
 

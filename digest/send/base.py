@@ -11,7 +11,9 @@ host:port, and the engine stops at once.
 
 Messages are lazy: an SMTP sender reads ``wire`` (the complete RFC 5322
 bytes) and never builds the parts; an HTTP API reads ``parts`` and never
-builds the bytes.
+builds the bytes. A message made from the issue's ``builder`` and a
+``recipient`` carries both, so an HTTP API can splice its request body from
+pieces encoded once per issue (digest.send.splice) instead.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from digest.message import MessageBuilder
+    from digest.render import Recipient
 
 ACCEPTED = "accepted"
 TRANSIENT = "transient"
@@ -61,9 +67,23 @@ def batch_key(messages: Sequence[OutgoingMessage]) -> str:
 
 
 class OutgoingMessage:
-    """One message to one recipient; its bytes and parts are built only when read."""
+    """One message to one recipient; its bytes and parts are built only when read.
 
-    __slots__ = ("subscriber_id", "email", "name", "key", "_wire", "_parts")
+    Either ``wire``/``parts`` (values, or functions making them) or a
+    ``builder`` and a ``recipient`` (the issue's MessageBuilder builds them).
+    """
+
+    __slots__ = (
+        "subscriber_id",
+        "email",
+        "name",
+        "key",
+        "builder",
+        "recipient",
+        "test",
+        "_wire",
+        "_parts",
+    )
 
     def __init__(
         self,
@@ -74,11 +94,17 @@ class OutgoingMessage:
         wire: bytes | Callable[[], bytes] | None = None,
         parts: PartsLike | Callable[[], PartsLike] | None = None,
         name: str = "",
+        builder: MessageBuilder | None = None,
+        recipient: Recipient | None = None,
+        test: bool = False,
     ) -> None:
         self.subscriber_id = subscriber_id
         self.email = email
         self.name = name
         self.key = key
+        self.builder = builder if recipient is not None else None
+        self.recipient = recipient
+        self.test = test
         self._wire = wire
         self._parts = parts
 
@@ -86,8 +112,10 @@ class OutgoingMessage:
     def wire(self) -> bytes:
         value = self._wire
         if value is None:
-            raise TypeError("this message was made without wire bytes")
-        if not isinstance(value, bytes):
+            if self.builder is None or self.recipient is None:
+                raise TypeError("this message was made without wire bytes")
+            value = self._wire = self.builder.build(self.recipient, test=self.test)
+        elif not isinstance(value, bytes):
             value = self._wire = value()
         return value
 
@@ -95,8 +123,10 @@ class OutgoingMessage:
     def parts(self) -> PartsLike:
         value = self._parts
         if value is None:
-            raise TypeError("this message was made without parts")
-        if callable(value):
+            if self.builder is None or self.recipient is None:
+                raise TypeError("this message was made without parts")
+            value = self._parts = self.builder.parts(self.recipient, test=self.test)
+        elif callable(value):
             value = self._parts = value()
         return value
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -363,9 +362,9 @@ class _Run:
                     row.subscriber_id,
                     row.email,
                     idempotency_key(slug, row.subscriber_id),
-                    wire=functools.partial(self.builder.build, recipient),
-                    parts=functools.partial(self.builder.parts, recipient),
                     name=row.name,
+                    builder=self.builder,
+                    recipient=recipient,
                 )
             )
         self.in_flight += 1
@@ -460,8 +459,9 @@ def send_test(
                 f"test-{n}",
                 address,
                 f"digest-test-{target.slug}-{n}-{time.time_ns()}",
-                wire=functools.partial(builder.build, recipient, test=True),
-                parts=functools.partial(builder.parts, recipient, test=True),
+                builder=builder,
+                recipient=recipient,
+                test=True,
             )
         )
 

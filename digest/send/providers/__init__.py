@@ -4,6 +4,11 @@ An adapter turns a batch of messages into one request (``request``), reads
 one :class:`~digest.send.base.Result` per message from a 2xx reply
 (``results``), and from a refused request (``rejected``). A new provider is
 one module with a class like these, added to ``PROVIDERS``.
+
+A JSON API describes one message as ``payload(message)``, the plain dict it
+documents, and sends ``json_body(batch)``: the same bytes as ``json.dumps``
+of the payloads (a JSON array when ``batched``), spliced from pieces encoded
+once per issue (digest.send.splice).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Provider:
     default_base_url = ""
     max_batch = 1
     idempotent = False
+    batched = False  # the body is a JSON array of payloads, not one payload
 
     def __init__(self, settings: Http, token: str) -> None:
         self.settings = settings
@@ -43,6 +49,26 @@ class Provider:
     def request(self, batch: list[OutgoingMessage]) -> dict[str, Any]:
         """Keyword arguments for ``httpx.AsyncClient.build_request``."""
         raise NotImplementedError
+
+    def payload(self, message: OutgoingMessage) -> Any:
+        """One message as the provider's JSON documents it (JSON APIs only)."""
+        raise NotImplementedError
+
+    def json_body(self, batch: list[OutgoingMessage]) -> bytes:
+        """``json.dumps`` of the batch's payloads (ensure_ascii off), spliced per issue."""
+        splicer = self.__dict__.get("_splicer")
+        if splicer is None:
+            from digest.send.splice import Splicer
+
+            splicer = self.__dict__["_splicer"] = Splicer(self.payload)
+        chunks: list[bytes] = [b"["] if self.batched else []
+        for index, message in enumerate(batch):
+            if index:
+                chunks.append(b", ")
+            splicer.encode(message, chunks)
+        if self.batched:
+            chunks.append(b"]")
+        return b"".join(chunks)
 
     def results(self, response: httpx.Response, batch: list[OutgoingMessage]) -> list[Result]:
         raise NotImplementedError

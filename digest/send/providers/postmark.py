@@ -8,7 +8,6 @@ message: ``ErrorCode`` 0 and a ``MessageID`` when accepted, else a code and a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -25,12 +24,13 @@ class Postmark(Provider):
     default_base_url = "https://api.postmarkapp.com"
     max_batch = 500
     stream = "broadcast"
+    batched = True
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/email/batch"
 
-    def message(self, message: OutgoingMessage) -> dict[str, Any]:
+    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         parts = message.parts
         body: dict[str, Any] = {
             "From": parts.from_,
@@ -56,7 +56,7 @@ class Postmark(Provider):
                 "Content-Type": "application/json",
                 "X-Postmark-Server-Token": self.token,
             },
-            "content": json.dumps([self.message(m) for m in batch], ensure_ascii=False).encode(),
+            "content": self.json_body(batch),
         }
 
     def results(self, response: httpx.Response, batch: list[OutgoingMessage]) -> list[Result]:

@@ -12,7 +12,6 @@ the emails it accepted, in order.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -26,12 +25,13 @@ class Resend(Provider):
     default_base_url = "https://api.resend.com"
     max_batch = 100
     idempotent = True
+    batched = True
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/emails/batch"
 
-    def message(self, message: OutgoingMessage) -> dict[str, Any]:
+    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         parts = message.parts
         body: dict[str, Any] = {
             "from": parts.from_,
@@ -55,7 +55,7 @@ class Resend(Provider):
                 "Idempotency-Key": batch_key(batch),
                 "x-batch-validation": "permissive",
             },
-            "content": json.dumps([self.message(m) for m in batch], ensure_ascii=False).encode(),
+            "content": self.json_body(batch),
         }
 
     def results(self, response: httpx.Response, batch: list[OutgoingMessage]) -> list[Result]:

@@ -11,7 +11,6 @@ goes in ``custom_args`` for the event webhook.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -45,7 +44,7 @@ class SendGrid(Provider):
     def endpoint(self) -> str:
         return f"{self.base_url}/v3/mail/send"
 
-    def body(self, message: OutgoingMessage) -> dict[str, Any]:
+    def payload(self, message: OutgoingMessage) -> dict[str, Any]:
         parts = message.parts
         from_name, from_email = split_address(parts.from_)
         to: dict[str, str] = {"email": message.email}
@@ -77,7 +76,8 @@ class SendGrid(Provider):
         return body
 
     def request(self, batch: list[OutgoingMessage]) -> dict[str, Any]:
-        (message,) = batch
+        if len(batch) != 1:
+            raise ValueError("SendGrid requests carry one message each")
         return {
             "method": "POST",
             "url": self.endpoint,
@@ -85,7 +85,7 @@ class SendGrid(Provider):
                 "Authorization": f"Bearer {self.token}",
                 "Content-Type": "application/json",
             },
-            "content": json.dumps(self.body(message), ensure_ascii=False).encode(),
+            "content": self.json_body(batch),
         }
 
     def results(self, response: httpx.Response, batch: list[OutgoingMessage]) -> list[Result]:
