@@ -78,6 +78,8 @@ class SendReport:
     this_run: dict[str, int] = field(default_factory=dict)
     recovered_unknown: int = 0
     elapsed: float = 0.0
+    send_seconds: float = 0.0  # of ``elapsed``, the claiming and sending (not render, freeze)
+    batch_size: int = 1
     stopped: bool = False
     fatal: str = ""
     complete: bool = False
@@ -211,7 +213,9 @@ def run_send(
             save_issue(target)
         chosen = sender or open_sender(ws, slug)
         run = _Run(ws, ledger, builder, chosen, limit, on_progress, stop_event, started)
+        sending = time.monotonic()
         asyncio.run(run.main())
+        sending = time.monotonic() - sending
         counts = ledger.counts()
         _, _, frozen = ledger.timing()
         complete = all(counts[s] == 0 for s in counts if s not in FINAL)
@@ -229,6 +233,8 @@ def run_send(
         this_run=run.outcomes,
         recovered_unknown=recovered,
         elapsed=time.monotonic() - started,
+        send_seconds=sending,
+        batch_size=chosen.batch_size,
         stopped=run.stopped,
         fatal=run.fatal,
         complete=complete,

@@ -38,10 +38,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
     func,
-    or_,
     select,
     update,
 )
@@ -97,6 +95,41 @@ def _now() -> str:
 def _insert(dialect: str, table: Table) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+class _Raw:
+    """The driver's cursor inside a SQLAlchemy transaction, for the per-batch statements.
+
+    Freezing, claiming and recording touch every row of a send; SQLAlchemy's
+    per-row parameter processing cost more than the database work, so these
+    statements go to the driver as written (``?`` becomes ``%s`` on PostgreSQL).
+    """
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        self.cursor = driver.cursor()
+        self.pg = dialect == "postgresql"
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.pg else text
+
+    def many(self, text: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self.cursor.executemany(self.sql(text), rows)
+
+    def all(self, text: str, params: Sequence[Any]) -> list[Any]:
+        self.cursor.execute(self.sql(text), params)
+        return list(self.cursor.fetchall())
+
+    def among(self, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """``IN (...)`` for ``values``: one array parameter on PostgreSQL."""
+        if self.pg:
+            return "= ANY(?)", [list(values)]
+        return "IN (" + ",".join("?" * len(values)) + ")", list(values)
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def new_owner() -> str:
@@ -159,33 +192,25 @@ class Ledger:
             )
             if conn.execute(marker).first() is None:
                 return None
-            insert = _insert(self.dialect, deliveries)
+            raw = _Raw(conn, self.dialect)
+            insert = (
+                "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner, claim,"
+                " lease_until, retry_at, failure, reason, provider_id, updated_at)"
+                " VALUES (?, ?, 'pending', 0, '', '', '', '', '', '', '', ?)"
+                " ON CONFLICT DO NOTHING"
+            )
             total = 0
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[str, str, str]] = []
+            issue = self.issue
             for subscriber in audience:
-                rows.append(
-                    {
-                        "issue": self.issue,
-                        "subscriber_id": subscriber.id,
-                        "state": "pending",
-                        "attempts": 0,
-                        "owner": "",
-                        "claim": "",
-                        "lease_until": "",
-                        "retry_at": "",
-                        "failure": "",
-                        "reason": "",
-                        "provider_id": "",
-                        "updated_at": now,
-                    }
-                )
+                rows.append((issue, subscriber.id, now))
                 if len(rows) >= batch_size:
-                    conn.execute(insert, rows)
+                    raw.many(insert, rows)
                     total += len(rows)
                     rows = []
-            if rows:
-                conn.execute(insert, rows)
-                total += len(rows)
+            raw.many(insert, rows)
+            total += len(rows)
+            raw.close()
             conn.execute(
                 update(issue_sends).where(issue_sends.c.issue == self.issue).values(audience=total)
             )
@@ -193,86 +218,96 @@ class Ledger:
 
     # -- claiming -------------------------------------------------------------------
     def claim(self, size: int, *, unknown_groups: bool = False) -> list[Claimed]:
-        """Take up to ``size`` rows to send now; skip those no longer mailable."""
-        d = deliveries
+        """Take up to ``size`` rows to send now; skip those no longer mailable.
+
+        The lowest subscriber ids among pending rows and deferred rows now due,
+        each read from the (issue, state, subscriber_id) index, so a claim costs
+        the same at the end of a send as at its start.
+        """
         now_dt = clock.now()
         now = stamp(now_dt)
         lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
         claim_id = uuid.uuid4().hex
         self.skipped_last = 0
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
         with self.store.begin() as conn:
-            if unknown_groups:
-                group = conn.execute(
-                    select(d.c.claim)
-                    .where(d.c.issue == self.issue, d.c.state == "unknown")
-                    .limit(1)
-                ).scalar()
-                if group is None:
-                    return []
-                pick = (
-                    select(d.c.subscriber_id)
-                    .where(d.c.issue == self.issue, d.c.state == "unknown", d.c.claim == group)
-                    .order_by(d.c.subscriber_id)
-                )
-                claim_id = group
-            else:
-                pick = (
-                    select(d.c.subscriber_id)
-                    .where(
-                        d.c.issue == self.issue,
-                        or_(
-                            d.c.state == "pending",
-                            and_(d.c.state == "deferred", d.c.retry_at <= now),
-                        ),
+            raw = _Raw(conn, self.dialect)
+            try:
+                if unknown_groups:
+                    found = raw.all(
+                        "SELECT claim FROM deliveries"
+                        " WHERE issue = ? AND state = 'unknown' LIMIT 1",
+                        (self.issue,),
                     )
-                    .order_by(d.c.subscriber_id)
-                    .limit(size)
-                )
-            # Two statements: PostgreSQL would re-run a LIMIT subquery inside the UPDATE.
-            picked = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
-            if not picked:
-                return []
-            claimed = conn.execute(
-                update(d)
-                .where(d.c.issue == self.issue, d.c.subscriber_id.in_(picked))
-                .values(
-                    state="sending",
-                    owner=self.owner,
-                    claim=claim_id,
-                    lease_until=lease,
-                    attempts=d.c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(d.c.subscriber_id, d.c.attempts)
-            ).all()
-            if not claimed:
-                return []
-            attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
-            s, supp = schema.subscribers, schema.suppressions
-            people = conn.execute(
-                select(s.c.id, s.c.email, s.c.name, s.c.status, supp.c.reason)
-                .select_from(s.outerjoin(supp, supp.c.key == s.c.email_key))
-                .where(s.c.id.in_(list(attempts)))
-            ).all()
-            found = {row[0]: row for row in people}
-            out: list[Claimed] = []
-            skipped: list[dict[str, Any]] = []
-            for sid in sorted(attempts):
-                row = found.get(sid)
-                reason = _unmailable(row)
-                if reason:
-                    skipped.append({"sid": sid, "why": reason})
+                    if not found:
+                        return []
+                    claim_id = found[0][0]
+                    picked = [
+                        row[0]
+                        for row in raw.all(
+                            "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                            " AND state = 'unknown' AND claim = ? ORDER BY subscriber_id" + lock,
+                            (self.issue, claim_id),
+                        )
+                    ]
                 else:
-                    assert row is not None
-                    out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
-            if skipped:
-                conn.execute(
-                    update(d)
-                    .where(d.c.issue == self.issue, d.c.subscriber_id == bindparam("sid"))
-                    .values(state="skipped", reason=bindparam("why"), owner="", updated_at=now),
+                    # Two index range reads rather than one OR, which SQLite answers by
+                    # walking every row of the issue past those already sent.
+                    picked = [
+                        row[0]
+                        for row in raw.all(
+                            "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                            " AND state = 'pending' ORDER BY subscriber_id LIMIT ?" + lock,
+                            (self.issue, size),
+                        )
+                    ]
+                    due = raw.all(
+                        "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                        " AND state = 'deferred' AND retry_at <= ?"
+                        " ORDER BY subscriber_id LIMIT ?" + lock,
+                        (self.issue, now, size),
+                    )
+                    if due:
+                        picked = sorted(picked + [row[0] for row in due])[:size]
+                if not picked:
+                    return []
+                where, params = raw.among(picked)
+                claimed = raw.all(
+                    "UPDATE deliveries SET state = 'sending', owner = ?, claim = ?,"
+                    " lease_until = ?, attempts = attempts + 1, updated_at = ?"
+                    f" WHERE issue = ? AND subscriber_id {where}"
+                    " RETURNING subscriber_id, attempts",
+                    [self.owner, claim_id, lease, now, self.issue, *params],
+                )
+                if not claimed:
+                    return []
+                attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
+                where, params = raw.among(list(attempts))
+                people = raw.all(
+                    "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+                    " LEFT JOIN suppressions p ON p.key = s.email_key"
+                    f" WHERE s.id {where}",
+                    params,
+                )
+                found_people = {row[0]: row for row in people}
+                out: list[Claimed] = []
+                skipped: list[tuple[str, str, str, str]] = []
+                for sid in sorted(attempts):
+                    row = found_people.get(sid)
+                    reason = _unmailable(row)
+                    if reason:
+                        skipped.append((reason, now, self.issue, sid))
+                    else:
+                        assert row is not None
+                        out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
+                raw.many(
+                    "UPDATE deliveries SET state = 'skipped', reason = ?, owner = '',"
+                    " updated_at = ? WHERE issue = ? AND subscriber_id = ?",
                     skipped,
                 )
-            self.skipped_last = len(skipped)
+                self.skipped_last = len(skipped)
+            finally:
+                raw.close()
         return out
 
     lease_seconds = 300
@@ -330,67 +365,40 @@ class Ledger:
                 assert result.state == UNKNOWN
                 row.update(why=result.reason[:1000])
                 groups.setdefault("unknown", []).append(row)
-        d = deliveries
-        mine = and_(
-            d.c.issue == self.issue,
-            d.c.subscriber_id == bindparam("sid"),
-            d.c.owner == self.owner,
-            d.c.state == "sending",
-        )
+        issue, owner = self.issue, self.owner
+        mine = " WHERE issue = ? AND subscriber_id = ? AND owner = ? AND state = 'sending'"
         with self.store.begin() as conn:
-            if "sent" in groups:
-                # Acceptance is the truth even if the row was meanwhile taken as unknown.
-                conn.execute(
-                    update(d)
-                    .where(
-                        d.c.issue == self.issue,
-                        d.c.subscriber_id == bindparam("sid"),
-                        or_(d.c.state == "sending", d.c.state == "unknown"),
-                    )
-                    .values(
-                        state="sent",
-                        provider_id=bindparam("pid"),
-                        sent_at=now,
-                        owner="",
-                        reason="",
-                        failure="",
-                        updated_at=now,
-                    ),
-                    groups["sent"],
-                )
-            if "failed" in groups:
-                conn.execute(
-                    update(d)
-                    .where(mine)
-                    .values(
-                        state="failed",
-                        reason=bindparam("why"),
-                        failure=bindparam("kind"),
-                        owner="",
-                        updated_at=now,
-                    ),
-                    groups["failed"],
-                )
-            if "deferred" in groups:
-                conn.execute(
-                    update(d)
-                    .where(mine)
-                    .values(
-                        state="deferred",
-                        reason=bindparam("why"),
-                        retry_at=bindparam("at"),
-                        owner="",
-                        updated_at=now,
-                    ),
-                    groups["deferred"],
-                )
-            if "unknown" in groups:
-                conn.execute(
-                    update(d)
-                    .where(mine)
-                    .values(state="unknown", reason=bindparam("why"), owner="", updated_at=now),
-                    groups["unknown"],
-                )
+            raw = _Raw(conn, self.dialect)
+            # One executemany per outcome, straight to the driver.
+            # Acceptance is the truth even if the row was meanwhile taken as unknown.
+            raw.many(
+                "UPDATE deliveries SET state = 'sent', provider_id = ?, sent_at = ?, owner = '',"
+                " reason = '', failure = '', updated_at = ?"
+                " WHERE issue = ? AND subscriber_id = ? AND state IN ('sending', 'unknown')",
+                [(r["pid"], now, now, issue, r["sid"]) for r in groups.get("sent", ())],
+            )
+            raw.many(
+                "UPDATE deliveries SET state = 'failed', reason = ?, failure = ?, owner = '',"
+                " updated_at = ?" + mine,
+                [
+                    (r["why"], r["kind"], now, issue, r["sid"], owner)
+                    for r in groups.get("failed", ())
+                ],
+            )
+            raw.many(
+                "UPDATE deliveries SET state = 'deferred', reason = ?, retry_at = ?, owner = '',"
+                " updated_at = ?" + mine,
+                [
+                    (r["why"], r["at"], now, issue, r["sid"], owner)
+                    for r in groups.get("deferred", ())
+                ],
+            )
+            raw.many(
+                "UPDATE deliveries SET state = 'unknown', reason = ?, owner = '', updated_at = ?"
+                + mine,
+                [(r["why"], now, issue, r["sid"], owner) for r in groups.get("unknown", ())],
+            )
+            raw.close()
         return {state: len(rows) for state, rows in groups.items()}
 
     def abandon(self) -> int:
