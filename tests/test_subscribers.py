@@ -133,7 +133,7 @@ def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
         subscribers.admin_add(store, "stranger@example.com", source="t")
 
 
-def test_the_audience_streams_in_keyset_batches(store: Store) -> None:
+def test_the_audience_streams_in_batches_by_id(store: Store) -> None:
     made = [
         subscribers.admin_add(store, f"r{n}@example.com", source="t", confirmed=n % 3 != 0)
         for n in range(20)
