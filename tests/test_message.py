@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import subprocess
 from email import policy
 from email.message import EmailMessage
 
@@ -158,14 +157,21 @@ def test_encode_address_round_trips() -> None:
 
 def test_dkim_signature_verifies_and_covers_the_list_headers(issue_ws: Workspace, tmp_path) -> None:
     import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     import base64
 
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
