@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -332,14 +333,9 @@ class _Run:
             await self.bucket.take(want)
             if self.stopping():
                 return
-            claimed: list[Claimed] = []
-            if self.unknown_left:
-                claimed = self.ledger.claim(want, unknown_groups=True)
-                if not claimed and not self.ledger.skipped_last:
-                    self.unknown_left = False
-            if not claimed:
-                claimed = self.ledger.claim(want)
-            skipped = self.ledger.skipped_last
+            self.claimed += want  # reserved while the claim runs; the unused part given back
+            claimed, skipped = await self._take(want)
+            self.claimed -= want - len(claimed)
             if skipped:
                 self._count("skipped", skipped)
             if not claimed:
@@ -353,8 +349,21 @@ class _Run:
                     return
                 await self._nap(min(wait, 1.0))
                 continue
-            self.claimed += len(claimed)
             await self._send(claimed)
+
+    async def _take(self, want: int) -> tuple[list[Claimed], int]:
+        """Claim in a thread: the database works (without the GIL) while other
+        workers build and post their batches."""
+        claimed: list[Claimed] = []
+        skipped = 0
+        if self.unknown_left:
+            claimed, skipped = await asyncio.to_thread(self.ledger.take, want, unknown_groups=True)
+            if not claimed and not skipped:
+                self.unknown_left = False
+        if not claimed:
+            claimed, more = await asyncio.to_thread(self.ledger.take, want)
+            skipped += more
+        return claimed, skipped
 
     async def _send(self, claimed: list[Claimed]) -> None:
         from digest.render import Recipient
@@ -379,18 +388,23 @@ class _Run:
         except SendError as exc:
             partial: list[Result] = list(getattr(exc, "partial", []))
             if partial:
-                self._record(list(zip(claimed, partial, strict=False)))
+                await self._record(list(zip(claimed, partial, strict=False)))
             self.ledger.release([c.subscriber_id for c in claimed[len(partial) :]])
             self.fatal = str(exc)
             self.halted = True
             return
         finally:
             self.in_flight -= 1
-        self._record(list(zip(claimed, results, strict=True)))
+        await self._record(list(zip(claimed, results, strict=True)))
 
-    def _record(self, outcomes: list[tuple[Claimed, Result]]) -> None:
-        counts = self.ledger.record(
-            outcomes, max_attempts=max(1, self.settings.max_attempts), backoff=BACKOFF_SECONDS
+    async def _record(self, outcomes: list[tuple[Claimed, Result]]) -> None:
+        counts = await asyncio.to_thread(
+            functools.partial(
+                self.ledger.record,
+                outcomes,
+                max_attempts=max(1, self.settings.max_attempts),
+                backoff=BACKOFF_SECONDS,
+            )
         )
         for state, n in counts.items():
             self._count(state, n)

@@ -218,7 +218,13 @@ class Ledger:
 
     # -- claiming -------------------------------------------------------------------
     def claim(self, size: int, *, unknown_groups: bool = False) -> list[Claimed]:
-        """Take up to ``size`` rows to send now; skip those no longer mailable.
+        """:meth:`take`, keeping the number skipped in ``skipped_last``."""
+        out, self.skipped_last = self.take(size, unknown_groups=unknown_groups)
+        return out
+
+    def take(self, size: int, *, unknown_groups: bool = False) -> tuple[list[Claimed], int]:
+        """Take up to ``size`` rows to send now, skipping (and counting) those no
+        longer mailable; safe to call from several threads at once.
 
         The lowest subscriber ids among pending rows and deferred rows now due,
         each read from the (issue, state, subscriber_id) index, so a claim costs
@@ -228,7 +234,6 @@ class Ledger:
         now = stamp(now_dt)
         lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
         claim_id = uuid.uuid4().hex
-        self.skipped_last = 0
         lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
         with self.store.begin() as conn:
             raw = _Raw(conn, self.dialect)
@@ -240,7 +245,7 @@ class Ledger:
                         (self.issue,),
                     )
                     if not found:
-                        return []
+                        return [], 0
                     claim_id = found[0][0]
                     picked = [
                         row[0]
@@ -270,7 +275,7 @@ class Ledger:
                     if due:
                         picked = sorted(picked + [row[0] for row in due])[:size]
                 if not picked:
-                    return []
+                    return [], 0
                 where, params = raw.among(picked)
                 claimed = raw.all(
                     "UPDATE deliveries SET state = 'sending', owner = ?, claim = ?,"
@@ -280,7 +285,7 @@ class Ledger:
                     [self.owner, claim_id, lease, now, self.issue, *params],
                 )
                 if not claimed:
-                    return []
+                    return [], 0
                 attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
                 where, params = raw.among(list(attempts))
                 people = raw.all(
@@ -305,10 +310,9 @@ class Ledger:
                     " updated_at = ? WHERE issue = ? AND subscriber_id = ?",
                     skipped,
                 )
-                self.skipped_last = len(skipped)
             finally:
                 raw.close()
-        return out
+        return out, len(skipped)
 
     lease_seconds = 300
     skipped_last = 0
