@@ -122,11 +122,11 @@ def test_sigterm_stops_cleanly_and_prints_the_resume_command(
     assert sum(got.values()) == sum(1 for s in states.values() if s == "sent")
 
 
+# Only on PostgreSQL: SQLite refuses a second process (tested in test_send_engine).
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_two_processes_split_one_send_on_postgresql(
     send_ws: Workspace, smtp_sink: SmtpSink, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite refuses a second process (tested in test_send_engine)")
     ws = smtp_workspace(send_ws, smtp_sink)
     readers = 150
     add_readers(ws, readers)

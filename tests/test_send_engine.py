@@ -281,11 +281,11 @@ def test_cli_send_deliveries_and_test_copies(send_ws: Workspace, cli) -> None:
     assert "sent 3" in shown.output
 
 
+# Only on SQLite: PostgreSQL splits a send between processes instead (test_send_crash).
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_sqlite_refuses_a_second_process_for_the_same_issue(
     send_ws: Workspace, cli, backend: str
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL splits a send between processes instead")
     add_readers(send_ws, 2)
     holder = subprocess.Popen(
         [
