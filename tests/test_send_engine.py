@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -312,3 +313,23 @@ def test_sqlite_refuses_a_second_process_for_the_same_issue(
         holder.kill()
         holder.communicate()
     assert cli("send", SEND_DAY, "--yes").exit_code == 0  # the lock died with its process
+
+
+def test_deliveries_and_retry_without_a_date_use_the_last_send(send_ws: Workspace, cli) -> None:
+    from _render_fixtures import sample_issue, write_issue
+
+    later = sample_issue(day=date(2026, 12, 11))  # the next Friday's draft, still unsent
+    write_issue(send_ws, later)
+    add_readers(send_ws, 3)
+    before = cli("deliveries", "--json")
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.output)["issue"] == SEND_DAY  # nothing sent: the upcoming one
+    assert cli("send", SEND_DAY, "--yes").exit_code == 0
+    shown = cli("deliveries")
+    assert shown.exit_code == 0, shown.output
+    assert f"{SEND_DAY} (sent): audience 3" in shown.output and "sent 3" in shown.output
+    again = cli("retry")
+    assert again.exit_code == 0, again.output
+    assert "put back in line: nothing" in again.output
+    assert engine.sent_issue(send_ws, None).slug == SEND_DAY
+    assert engine.sent_issue(send_ws, "2026-12-11").slug == "2026-12-11"

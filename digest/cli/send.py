@@ -170,7 +170,8 @@ def send_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
-    """Show how an issue's send went: counts per state, rate, failures by reason."""
+    """Show how an issue's send went: counts per state, rate, failures by reason (default:
+    the issue sent last)."""
     from digest.send.engine import delivery_stats
 
     stats = delivery_stats(workspace_of(ctx), day)
@@ -190,15 +191,16 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
 
 
 @click.command("retry")
-@click.argument("day", type=DATE)
+@click.argument("day", type=DATE, required=False)
 @click.option(
     "--include-unknown",
     is_flag=True,
     help="Also re-send messages whose fate is unknown (they may arrive twice).",
 )
 @click.pass_context
-def retry_cmd(ctx: click.Context, day: date, include_unknown: bool) -> None:
-    """Send again the deferred and temporarily failed messages of an issue."""
+def retry_cmd(ctx: click.Context, day: date | None, include_unknown: bool) -> None:
+    """Send again the deferred and temporarily failed messages of an issue (default: the
+    issue sent last)."""
     from digest.send.engine import retry
 
     ws = workspace_of(ctx)

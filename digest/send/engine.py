@@ -119,6 +119,20 @@ def resolve_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
     return workspace_issue(ws, issue)
 
 
+def sent_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
+    """``issue``, or without one the issue whose send started last (sending or sent),
+    else the upcoming one: what `digest deliveries` and `digest retry` look at."""
+    if issue is not None:
+        return resolve_issue(ws, issue)
+    from digest.send.ledger import latest_send
+
+    with open_store(ws) as store:
+        slug = latest_send(store)
+    if slug is not None and (ws.issues_dir / f"{slug}.yaml").exists():
+        return workspace_issue(ws, slug)
+    return workspace_issue(ws, None)
+
+
 def require_postal_address(ws: Workspace) -> None:
     if not ws.config.newsletter.postal_address.strip():
         raise SendError(
@@ -500,8 +514,9 @@ def send_test(
 
 
 def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str, Any]:
-    """Counts per state, the rate of the sends so far, failures grouped by reason."""
-    target = resolve_issue(ws, issue)
+    """Counts per state, the rate of the sends so far, failures grouped by reason;
+    without an issue, those of the last send (see :func:`sent_issue`)."""
+    target = sent_issue(ws, issue)
     with open_store(ws) as store:
         ledger = Ledger(store, target.slug)
         counts = ledger.counts()
@@ -537,8 +552,9 @@ def retry(
     stop_event: StopFlag | None = None,
 ) -> SendReport:
     """Put deferred rows and transient failures (and unknown rows, when asked) back in
-    line, then send them; ``report.reset`` says how many of each went back."""
-    target = resolve_issue(ws, issue)
+    line, then send them; ``report.reset`` says how many of each went back. Without an
+    issue, the one whose send started last (see :func:`sent_issue`)."""
+    target = sent_issue(ws, issue)
     with open_store(ws) as store, send_lock(store, target.slug):
         ledger = Ledger(store, target.slug)
         if not ledger.frozen():

@@ -550,6 +550,17 @@ class Ledger:
             )
 
 
+def latest_send(store: Store) -> str | None:
+    """The issue (date slug) whose send started last, or None if nothing was ever sent."""
+    with store.read() as conn:
+        value = conn.execute(
+            select(issue_sends.c.issue)
+            .order_by(issue_sends.c.frozen_at.desc(), issue_sends.c.issue.desc())
+            .limit(1)
+        ).scalar()
+    return str(value) if value is not None else None
+
+
 def _unmailable(row: Any) -> str:
     if row is None:
         return "erased since the send started"
