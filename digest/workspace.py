@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -88,14 +89,19 @@ class Workspace:
             return value.encode("utf-8")
         path = self.subscribers_dir / ".keys" / env_name
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Written whole under a temporary name, then linked into place: a
+            # process racing this one either makes the key or reads a whole one.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{env_name}.")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_urlsafe(32))
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
     def reload(self) -> Workspace:

@@ -281,7 +281,9 @@ with open_store(ws) as store:
 
 
 def test_concurrent_writers_never_fork_the_chain(store: Store, workspace: Workspace) -> None:
-    env = {**os.environ, "DIGEST_PSEUDONYM_KEY": "shared-key-for-the-test"}
+    # The writers hold the key the store was made with (a different one is refused).
+    key = workspace.secret(workspace.config.consent.pseudonym_key_env).decode()
+    env = {**os.environ, "DIGEST_PSEUDONYM_KEY": key}
     if "DIGEST_DATABASE_URL" in os.environ:
         env["DIGEST_DATABASE_URL"] = os.environ["DIGEST_DATABASE_URL"]
     root = str(Path(workspace.root))

@@ -111,3 +111,24 @@ def test_an_unsupported_database_is_refused(
     monkeypatch.setenv("DIGEST_DATABASE_URL", "mysql://u@h/db")
     with pytest.raises(StoreError, match="only sqlite and postgresql"):
         open_store(workspace)
+
+
+def test_another_pseudonym_key_is_refused(
+    store: Store, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second key would file the same address under a second pseudonym."""
+    from digest.errors import ConfigError
+    from digest.subscribers import admin_add
+
+    admin_add(store, "anna@example.com", "Anna", source="test", confirmed=True)
+    monkeypatch.setenv(workspace.config.consent.pseudonym_key_env, "another key entirely")
+    with pytest.raises(ConfigError, match="not the key this database was made with"):
+        open_store(workspace)
+
+
+def test_the_sqlite_file_is_private(workspace: Workspace) -> None:
+    with open_store(workspace):
+        pass
+    database = workspace.subscribers_dir / "digest.db"
+    assert database.stat().st_mode & 0o777 == 0o600
+    assert (workspace.subscribers_dir / ".keys").stat().st_mode & 0o777 == 0o700

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cached_property
@@ -18,12 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
-from digest.errors import StoreError
-from digest.store import migrations
+from digest.errors import ConfigError, StoreError
+from digest.store import migrations, schema
 from digest.workspace import Workspace
 
 __all__ = ["Store", "open_store", "engine_url", "stamp"]
@@ -82,7 +83,11 @@ class Store:
         backend = parsed.get_backend_name()
         if backend == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                path = Path(parsed.database)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Personal data: readable by its owner alone (SQLite gives the
+                # -wal and -shm files the same mode).
+                os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
             engine = create_engine(parsed)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
@@ -128,6 +133,32 @@ class Store:
     def _pseudonym_hmac(self) -> hmac.HMAC:
         # Keyed once; each address then costs a copy and one update (imports do a million).
         return hmac.new(self.pseudonym_key, digestmod="sha256")
+
+    def check_keys(self) -> None:
+        """Refuse a pseudonym key other than the one this database was made with.
+
+        The first process to open the database records an HMAC of a fixed text
+        under its key; later ones must match it.
+        """
+        env = self.workspace.config.consent.pseudonym_key_env
+        value = hmac.new(self.pseudonym_key, b"digest key check", "sha256").hexdigest()
+        table = schema.key_checks
+        query = select(table.c.check_value).where(table.c.name == "pseudonym")
+        try:
+            with self.begin() as conn:
+                stored = conn.execute(query).scalar()
+                if stored is None:
+                    conn.execute(table.insert().values(name="pseudonym", check_value=value))
+                    return
+        except IntegrityError:  # another process recorded its check first
+            with self.read() as conn:
+                stored = conn.execute(query).scalar_one()
+        if not hmac.compare_digest(stored, value):
+            raise ConfigError(
+                f"database {self.describe()}: the pseudonym key in {env} (or "
+                f"subscribers/.keys/{env}) is not the key this database was made with; "
+                f"set {env} to the original value on every machine that uses it"
+            )
 
     def pseudonym(self, folded_address: str) -> str:
         """The keyed HMAC-SHA256 of a case-folded address (hex)."""
@@ -187,6 +218,7 @@ def open_store(ws: Workspace, *, migrate: bool = True) -> Store:
         try:
             if migrations.pending(store.engine):
                 store.upgrade()
+            store.check_keys()
         except BaseException:
             store.close()
             raise

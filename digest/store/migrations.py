@@ -87,6 +87,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
     Migration(3, "deliveries ledger", _deliveries),
+    Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
 ]
 
 

@@ -123,3 +123,14 @@ schedule_runs = Table(
     Column("missed_at", String(32)),
     Column("cutoff_warned_at", String(32)),
 )
+
+# One row per key the database depends on: an HMAC of a fixed text under that
+# key, so a process holding another key is refused instead of writing
+# pseudonyms nobody can match again (the same address twice, an erased one
+# no longer recognised).
+key_checks = Table(
+    "key_checks",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("check_value", String(64), nullable=False),
+)
