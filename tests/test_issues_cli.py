@@ -145,3 +145,25 @@ def test_remove_by_number_and_url(cli: Cli, workspace: Workspace) -> None:
     assert len(load_issue(path).articles) == 4
     missing = cli("remove", "99", "--issue", "2026-12-04")
     assert missing.exit_code == 1 and "no article number 99" in missing.output
+
+
+def test_ready_refuses_an_issue_that_fails_its_check(cli: Cli, workspace: Workspace) -> None:
+    assert cli("issue", "new", "--date", "2026-12-04").exit_code == 0
+    path = workspace.issues_dir / "2026-12-04.yaml"
+    result = cli("issue", "ready", "2026-12-04")
+    assert result.exit_code == 1
+    assert "not marked ready" in result.output and "--force" in result.output
+    assert load_issue(path).status == "draft"
+    assert cli("issue", "ready", "2026-12-04", "--force").exit_code == 0
+    assert load_issue(path).status == "ready"
+
+
+def test_list_names_a_broken_file_and_still_lists_the_others(
+    cli: Cli, workspace: Workspace
+) -> None:
+    _with_sample(workspace)
+    (workspace.issues_dir / "2026-12-11.yaml").write_text("date: 2026-12-11\nsubject: [oops\n")
+    result = cli("issue", "list")
+    assert result.exit_code == 1
+    assert "2026-12-04  draft" in result.output
+    assert "2026-12-11.yaml:" in result.output

@@ -57,8 +57,15 @@ def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def issue_list(ctx: click.Context, as_json: bool) -> None:
-    """List issues: date, status, article count, subject."""
-    issues = [load_issue(p) for p in list_issue_paths(workspace_of(ctx).issues_dir)]
+    """List issues: date, status, article count, subject; broken files are named, not fatal."""
+    issues, broken = [], []
+    for path in list_issue_paths(workspace_of(ctx).issues_dir):
+        try:
+            issues.append(load_issue(path))
+        except IssueError as exc:
+            broken.append(str(exc))
+    for problem in broken:
+        click.echo(f"error: {problem}", err=True)
     if as_json:
         echo_json(
             [
@@ -71,11 +78,13 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
                 for i in issues
             ]
         )
-        return
-    if not issues:
-        click.echo("No issues yet; start one with `digest issue new`.")
-    for i in issues:
-        click.echo(f"{i.slug}  {i.status:<8} {len(i.articles):>3} articles  {i.subject}")
+    else:
+        if not issues and not broken:
+            click.echo("No issues yet; start one with `digest issue new`.")
+        for i in issues:
+            click.echo(f"{i.slug}  {i.status:<8} {len(i.articles):>3} articles  {i.subject}")
+    if broken:
+        ctx.exit(1)
 
 
 @issue.command("show")
@@ -129,9 +138,23 @@ def _set_status(
 
 @issue.command("ready")
 @click.argument("day", type=DATE, required=False)
+@click.option("--force", is_flag=True, help="Mark it ready even when `digest check` finds errors.")
 @click.pass_context
-def issue_ready(ctx: click.Context, day: date | None) -> None:
-    """Mark an issue ready to send (default: the upcoming one)."""
+def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
+    """Mark an issue ready to send (default: the upcoming one), once `digest check` passes."""
+    if not force:
+        from digest.check import check_issue
+
+        ws = workspace_of(ctx)
+        target = workspace_issue(ws, day)
+        result = check_issue(ws, target)
+        for finding in result.errors:
+            click.echo(f"error: {finding.message}", err=True)
+        if result.errors:
+            raise IssueError(
+                f"{target.label}: not marked ready: `digest check` found "
+                f"{len(result.errors)} error(s); fix them, or pass --force"
+            )
     _set_status(ctx, day, "ready", ("draft", "ready"))
 
 
