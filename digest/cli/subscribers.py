@@ -198,9 +198,12 @@ def export(ctx: click.Context, email_or_id: str, output: Path | None) -> None:
 @click.pass_context
 def erase(ctx: click.Context, email_or_id: str, yes: bool) -> None:
     """Erase a subscriber for good (GDPR Art. 17) and print a receipt."""
-    if not yes:
-        click.confirm(f"Erase {email_or_id}? This cannot be undone", abort=True)
     with _store(ctx) as store:
+        found = subs.lookup(store, email_or_id)  # an unknown address fails before the prompt
+        if not yes:
+            click.confirm(
+                f"Erase {subs.mask(found.email)} ({found.id})? This cannot be undone", abort=True
+            )
         receipt = subs.erase(store, email_or_id, source=_operator())
     echo_json(receipt)
 
