@@ -52,10 +52,12 @@ def test_the_app_refuses_to_start_without_a_signing_key(
     monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="digest secret"):
         create_app(workspace, "public")
-    # The workspace key file that other commands would make is not enough for `serve`.
+    # The workspace key file that other commands would make is not enough for `serve`,
+    # but the refusal says how to keep links signed with it working.
     workspace.secret("DIGEST_SECRET_KEY")
-    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is not set"):
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is not set") as info:
         create_app(workspace, "public")
+    assert ".keys/DIGEST_SECRET_KEY" in str(info.value) and "keep working" in str(info.value)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "short")
     with pytest.raises(ConfigError, match="at least 16"):
         create_app(workspace, "public")

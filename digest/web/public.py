@@ -88,6 +88,14 @@ def signing_key(ws: Workspace) -> bytes:
     name = ws.config.web.secret_key_env or "DIGEST_SECRET_KEY"
     value = os.environ.get(name, "").strip()
     if not value:
+        made = ws.subscribers_dir / ".keys" / name
+        if made.exists():
+            # Mail already went out signed with the workspace's own key: keep it.
+            raise ConfigError(
+                f"the environment variable {name} is not set; messages sent from this "
+                f'workspace were signed with the key in {made}: export {name}="$(cat {made})" '
+                "so their unsubscribe links keep working"
+            )
         raise ConfigError(
             f"the environment variable {name} is not set: the public pages sign and check "
             f"links with it; make one with `digest secret` and export {name}=<that value> "
