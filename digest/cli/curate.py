@@ -177,6 +177,3 @@ def pick(
     if failed:
         numbers_text = ", ".join(str(r.candidate.number) for r in failed)
         raise CurateError(f"could not pick {numbers_text}; see above")
-
-
-COMMANDS: list[click.Command] = [add, feed, candidates, pick]

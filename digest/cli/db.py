@@ -33,6 +33,3 @@ def db_status(ctx: click.Context) -> None:
         for state in migrations.status(store.engine):
             when = f"applied {state.applied_at}" if state.applied_at else "pending"
             click.echo(f"{state.version:>4}  {state.name}  ({when})")
-
-
-COMMANDS: list[click.Command] = [db]

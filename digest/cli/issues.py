@@ -214,6 +214,3 @@ def remove(ctx: click.Context, article: str, day: date | None) -> None:
     removed = remove_article(target, article)
     save_issue(target)
     click.echo(f"removed {removed.title or removed.url}")
-
-
-COMMANDS: list[click.Command] = [issue, move, remove]

@@ -44,6 +44,3 @@ def preview(
         echo=click.echo,
         warn=lambda line: click.echo(line, err=True),
     )
-
-
-COMMANDS: list[click.Command] = [preview]

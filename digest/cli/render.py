@@ -91,6 +91,3 @@ def templates_cmd(ctx: click.Context) -> None:
     """List the built-in templates and which ones this workspace overrides."""
     for name, state in template_listing(workspace_of(ctx).templates_dir):
         click.echo(f"{name:<20} {state}")
-
-
-COMMANDS: list[click.Command] = [render_cmd, check_cmd, templates_cmd]

@@ -79,6 +79,3 @@ def scheduler(ctx: click.Context) -> None:
             clock.set_now(start + timedelta(seconds=time.monotonic() - began))
 
     sched_mod.run_scheduler(ws, stop, tick=tick)
-
-
-COMMANDS: list[click.Command] = [schedule, scheduler]

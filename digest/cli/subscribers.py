@@ -224,6 +224,3 @@ def verify(ctx: click.Context) -> None:
             f"consent ledger broken at event {result.broken_seq}: {result.problem}"
         )
     click.echo(f"ok: {result.events} events, head #{result.head_seq} {result.head_hash}")
-
-
-COMMANDS: list[click.Command] = [subscribers, consent]

@@ -48,6 +48,3 @@ def secret() -> None:
     `digest serve`); changing it breaks the links in emails already sent.
     """
     click.echo(secrets.token_urlsafe(32))
-
-
-COMMANDS: list[click.Command] = [serve, secret]

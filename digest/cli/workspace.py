@@ -38,6 +38,3 @@ def demo(directory: Path | None) -> None:
     from digest.demo import pick_folder, run_demo
 
     run_demo(directory or pick_folder(Path("digest-demo")).resolve(), echo=click.echo)
-
-
-COMMANDS: list[click.Command] = [init, demo]
