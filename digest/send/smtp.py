@@ -79,7 +79,11 @@ class SmtpSender(Sender):
                 password=self.password or None,
             )
             try:
-                await client.connect()
+                try:
+                    await client.connect()
+                except BaseException:
+                    client.close()  # a refused login or TLS can leave the socket open
+                    raise
             except aiosmtplib.SMTPAuthenticationError as exc:
                 raise SendError(
                     f"{self.where}: authentication failed ({exc.code} {exc.message}); "
