@@ -504,12 +504,17 @@ def suppress(
 # reading ---------------------------------------------------------------------------
 
 
-_AUDIENCE = (
-    "SELECT id, email, name, status, created_at, attributes FROM subscribers"
-    " WHERE status = 'active'"
+_MAILABLE = (
+    " FROM subscribers WHERE status = 'active'"
     " AND NOT EXISTS (SELECT 1 FROM suppressions WHERE suppressions.key = subscribers.email_key)"
-    " ORDER BY id"
 )
+_AUDIENCE = "SELECT id, email, name, status, created_at, attributes" + _MAILABLE + " ORDER BY id"
+
+
+def audience_count(store: Store) -> int:
+    """How many :func:`audience` would stream, counted by the database."""
+    with store.read() as conn:
+        return int(conn.exec_driver_sql("SELECT COUNT(*)" + _MAILABLE).scalar_one())
 
 
 def audience(store: Store, batch_size: int = 1000) -> Iterator[Subscriber]:

@@ -333,3 +333,31 @@ def test_deliveries_and_retry_without_a_date_use_the_last_send(send_ws: Workspac
     assert "put back in line: nothing" in again.output
     assert engine.sent_issue(send_ws, None).slug == SEND_DAY
     assert engine.sent_issue(send_ws, "2026-12-11").slug == "2026-12-11"
+
+
+def test_an_empty_audience_is_refused_and_the_issue_stays_ready(cli) -> None:  # type: ignore[no-untyped-def]
+    """Freezing nobody would mark the issue sent and shut out later subscribers."""
+    ws = cli.root
+    assert cli("issue", "new", "--date", "2026-12-04").exit_code == 0
+    path = ws / "issues" / "2026-12-04.yaml"
+    assert (
+        cli(
+            "add", "https://example.com/a", "--title", "A", "--no-fetch", "--issue", "2026-12-04"
+        ).exit_code
+        == 0
+    )
+    path.write_text(
+        path.read_text()
+        .replace('subject: ""', 'subject: "Hello"')
+        .replace('preheader: ""', 'preheader: "Hi"')
+    )
+    assert cli("issue", "ready", "2026-12-04").exit_code == 0
+    refused = cli("send", "2026-12-04", "--yes")
+    assert refused.exit_code == 1 and "nobody to send to" in refused.output
+    assert "status: ready" in path.read_text()
+    assert (
+        cli("subscribers", "add", "a@example.com", "--source", "test", "--confirmed").exit_code == 0
+    )
+    sent = cli("send", "2026-12-04", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert "status: sent" in path.read_text()

@@ -211,7 +211,7 @@ def run_send(
 ) -> SendReport:
     """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
     from digest.message import MessageBuilder
-    from digest.subscribers import audience
+    from digest.subscribers import audience, audience_count
 
     target = resolve_issue(ws, issue)
     prepared = preflight(ws, target, force=force)
@@ -222,6 +222,12 @@ def run_send(
         ledger = Ledger(store, slug)
         ledger.lease_seconds = ws.config.sender.lease_seconds
         recovered = ledger.recover(exclusive=exclusive)
+        if not ledger.frozen() and audience_count(store) == 0:
+            # Freezing nobody would mark the issue sent and shut out later subscribers.
+            raise SendError(
+                f"{target.label}: nobody to send to (no confirmed, unsuppressed subscribers); "
+                "the issue stays as it is: add or import subscribers, then send again"
+            )
         ledger.freeze(audience(store, batch_size=5000))
         if target.status != "sending" and not ledger_complete(ledger):
             target.status = "sending"
@@ -233,7 +239,7 @@ def run_send(
         sending = time.monotonic() - sending
         counts = ledger.counts()
         _, _, frozen = ledger.timing()
-        complete = all(counts[s] == 0 for s in counts if s not in FINAL)
+        complete = ledger_complete(ledger)
         if complete:
             ledger.finish()
             if target.status != "sent":
@@ -573,10 +579,10 @@ def retry(
 
 def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:
     """The audience to mail: the frozen count once frozen (True), else today's count."""
-    from digest.subscribers import audience
+    from digest.subscribers import audience_count
 
     with open_store(ws) as store:
         ledger = Ledger(store, issue.slug)
         if ledger.frozen():
             return ledger.timing()[2], True
-        return sum(1 for _ in audience(store, batch_size=5000)), False
+        return audience_count(store), False

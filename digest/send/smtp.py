@@ -82,7 +82,7 @@ class SmtpSender(Sender):
                 try:
                     await client.connect()
                 except BaseException:
-                    client.close()  # a refused login or TLS can leave the socket open
+                    await _abort(client)  # a refused login or TLS can leave the socket open
                     raise
             except aiosmtplib.SMTPAuthenticationError as exc:
                 raise SendError(
@@ -241,3 +241,18 @@ def _tls_hint(security: str) -> str:
     if security == "tls":
         return 'check that the port speaks implicit TLS (usually 465) or use security = "starttls"'
     return 'check that the server offers STARTTLS with a valid certificate, or use security = "tls"'
+
+
+async def _abort(client: aiosmtplib.SMTP) -> None:
+    """Drop a half-open connection now, socket included.
+
+    A TLS transport's plain close waits for a shutdown exchange; aborting
+    and giving the loop two turns releases the socket before ``asyncio.run``
+    returns, so nothing is left for the garbage collector to complain about.
+    """
+    transport = client.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    client.close()
+    for _ in range(2):
+        await asyncio.sleep(0)
