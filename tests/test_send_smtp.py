@@ -62,11 +62,14 @@ def test_reconnects_after_messages_per_connection(smtp_sink: SmtpSink) -> None:
 
 def test_451_is_transient_550_permanent_and_the_rest_go(smtp_sink: SmtpSink) -> None:
     smtp_sink.script("reader1@example.net", "451 4.7.1 Greylisted, try later")
-    smtp_sink.script("reader2@example.net", "550 5.1.1 No such user")
+    smtp_sink.script("reader2@example.net", "550 5.1.1 <reader2@example.net>: No such user")
     results = asyncio.run(send_all(sender(smtp_sink), [message(n) for n in range(4)], size=4))
     assert [r.state for r in results] == [ACCEPTED, TRANSIENT, PERMANENT, ACCEPTED]
     assert "451" in results[1].reason and "Greylisted" in results[1].reason
     assert results[2].reason.startswith("550")
+    # The server quoted the address; the ledger keeps it masked.
+    assert "<r***@example.net>: No such user" in results[2].reason
+    assert "reader2@" not in results[2].reason
     assert sorted(smtp_sink.recipients()) == ["reader0@example.net", "reader3@example.net"]
 
 

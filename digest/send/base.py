@@ -19,6 +19,7 @@ pieces encoded once per issue (digest.send.splice) instead.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -150,15 +151,15 @@ class Result:
     def transient(
         cls, reason: str, retry_after: float | None = None, *, throttled: bool = False
     ) -> Result:
-        return cls(TRANSIENT, reason=reason, retry_after=retry_after, throttled=throttled)
+        return cls(TRANSIENT, reason=scrub(reason), retry_after=retry_after, throttled=throttled)
 
     @classmethod
     def permanent(cls, reason: str) -> Result:
-        return cls(PERMANENT, reason=reason)
+        return cls(PERMANENT, reason=scrub(reason))
 
     @classmethod
     def unknown(cls, reason: str) -> Result:
-        return cls(UNKNOWN, reason=reason)
+        return cls(UNKNOWN, reason=scrub(reason))
 
     @property
     def ok(self) -> bool:
@@ -201,10 +202,23 @@ class Sender:
 
 def mask(address: str) -> str:
     """``a***@example.com``: enough to recognise, not enough to leak."""
-    local, at, domain = address.partition("@")
+    local, at, domain = address.rpartition("@")
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+_ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[A-Za-z0-9.-]+")
+
+
+def scrub(reason: str) -> str:
+    """A server's reply as the ledger keeps it: any address in it masked.
+
+    Servers often quote the recipient ("550 <bob@example.com>: no such user");
+    the ledger and ``digest deliveries`` must not list people by address, and
+    failures then group by reason.
+    """
+    return _ADDRESS.sub(lambda m: mask(m.group(0)), reason) if "@" in reason else reason
 
 
 def describe(results: Sequence[Result]) -> dict[str, Any]:
