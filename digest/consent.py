@@ -247,10 +247,7 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> tuple[int
         prev = event_hash(fields)
         rows.append((*fields, prev))
         evidence_rows.append((seq, body))
-    if rows:
-        bulk_insert(conn, store.dialect, "consent_events", EVENT_COLUMNS, rows)
-        bulk_insert(conn, store.dialect, "consent_evidence", ("seq", "body"), evidence_rows)
-        conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=seq, hash=prev))
+    _write_events(conn, store, rows, evidence_rows, seq, prev)
     return seq, prev
 
 
@@ -311,11 +308,24 @@ def append_many(
         )
         evidence_rows.append((seq, body))
         prev = digest
-    if rows:
-        bulk_insert(conn, store.dialect, "consent_events", EVENT_COLUMNS, rows)
-        bulk_insert(conn, store.dialect, "consent_evidence", ("seq", "body"), evidence_rows)
-        conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=seq, hash=prev))
+    _write_events(conn, store, rows, evidence_rows, seq, prev)
     return seq, prev
+
+
+def _write_events(
+    conn: Connection,
+    store: Store,
+    rows: Sequence[tuple[Any, ...]],
+    evidence_rows: Sequence[tuple[int, str]],
+    seq: int,
+    head: str,
+) -> None:
+    """Store chained events with their evidence and move the chain head past them."""
+    if not rows:
+        return
+    bulk_insert(conn, store.dialect, "consent_events", EVENT_COLUMNS, rows)
+    bulk_insert(conn, store.dialect, "consent_evidence", ("seq", "body"), evidence_rows)
+    conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=seq, hash=head))
 
 
 def bulk_insert(

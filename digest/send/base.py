@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from digest.subscribers import mask  # the one masking rule of digest
+
 if TYPE_CHECKING:
     from digest.message import MessageBuilder
     from digest.render import Recipient
@@ -198,14 +200,6 @@ class Sender:
         tb: TracebackType | None = None,
     ) -> None:
         await self.aclose()
-
-
-def mask(address: str) -> str:
-    """``a***@example.com``: enough to recognise, not enough to leak."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
 
 
 _ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[A-Za-z0-9.-]+")
