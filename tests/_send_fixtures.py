@@ -28,6 +28,7 @@ __all__ = [
     "SmtpSink",
     "free_port",
     "smtp_sink",
+    "any_sink",
     "tls_files",
     "TlsFiles",
     "send_ws",
@@ -48,6 +49,7 @@ class Received:
     mail_from: str
     rcpt: str
     data: bytes
+    utf8: bool = False  # MAIL FROM carried SMTPUTF8
 
     @property
     def subject(self) -> str:
@@ -95,7 +97,9 @@ class SinkHandler:
                 return "250 OK (never heard)"
         with self.lock:
             for rcpt in envelope.rcpt_tos:
-                self.received.append(Received(envelope.mail_from, rcpt, envelope.content))
+                self.received.append(
+                    Received(envelope.mail_from, rcpt, envelope.content, envelope.smtp_utf8)
+                )
         return f"250 OK queued as Q{len(self.received)}"
 
 
@@ -107,11 +111,12 @@ class SmtpSink:
         *,
         tls: ssl.SSLContext | None = None,
         auth: tuple[str, str] | None = None,
+        utf8: bool = False,
     ) -> None:
         self.handler = SinkHandler()
         self.host = "127.0.0.1"
         self.port = free_port()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": utf8}
         if tls is not None:
             kwargs["tls_context"] = tls
             kwargs["require_starttls"] = True
@@ -158,6 +163,14 @@ class SmtpSink:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(params=[True, False], ids=["smtputf8", "ascii-only"])
+def any_sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """A sink that offers SMTPUTF8 (RFC 6531), then one that does not."""
+    sink = SmtpSink(utf8=request.param).start()
     yield sink
     sink.stop()
 

@@ -18,6 +18,7 @@ pieces encoded once per issue (digest.send.splice) instead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -86,6 +87,7 @@ class OutgoingMessage:
         "test",
         "_wire",
         "_parts",
+        "_wire_for",
     )
 
     def __init__(
@@ -100,6 +102,7 @@ class OutgoingMessage:
         builder: MessageBuilder | None = None,
         recipient: Recipient | None = None,
         test: bool = False,
+        wire_for: Callable[[str], bytes] | None = None,
     ) -> None:
         self.subscriber_id = subscriber_id
         self.email = email
@@ -110,6 +113,7 @@ class OutgoingMessage:
         self.test = test
         self._wire = wire
         self._parts = parts
+        self._wire_for = wire_for
 
     @property
     def wire(self) -> bytes:
@@ -121,6 +125,18 @@ class OutgoingMessage:
         elif not isinstance(value, bytes):
             value = self._wire = value()
         return value
+
+    def wire_for(self, address: str) -> bytes:
+        """The bytes with the recipient's address written as ``address`` (its IDNA
+        form, for a server without SMTPUTF8); the same message otherwise."""
+        if address == self.email:
+            return self.wire
+        if self._wire_for is not None:
+            return self._wire_for(address)
+        if self.builder is None or self.recipient is None:
+            raise TypeError("this message cannot be rewritten for another address form")
+        recipient = dataclasses.replace(self.recipient, email=address)
+        return self.builder.build(recipient, test=self.test)
 
     @property
     def parts(self) -> PartsLike:

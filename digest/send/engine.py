@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from digest import clock
 from digest.errors import IssueError, SendError
@@ -47,6 +47,9 @@ DEFER_WAIT_MAX = (
 )
 STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
 THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
+INLINE_BATCH = 10  # SQLite claims and records of batches this small run in the event loop
+
+T = TypeVar("T")
 
 
 class StopFlag(Protocol):
@@ -309,6 +312,7 @@ class _Run:
         self.unknown_left = sender.idempotent
         self.outcomes: dict[str, int] = {}
         self.total = 0
+        self.inline_db = ledger.dialect == "sqlite" and sender.batch_size <= INLINE_BATCH
 
     def stopping(self) -> bool:
         if self.stop_event is not None and self.stop_event.is_set():
@@ -344,48 +348,95 @@ class _Run:
 
     async def worker(self) -> None:
         size = max(1, self.sender.batch_size)
-        while not self.stopping():
-            want = size
-            if self.limit is not None:
-                want = min(size, self.limit - self.claimed)
-                if want <= 0:
+        done: list[tuple[Claimed, Result]] = []  # sent, not yet recorded
+        try:
+            while not self.stopping():
+                if done and not self._may_defer(done):
+                    await self._record(done)
+                    done = []
+                want = size
+                if self.limit is not None:
+                    want = min(size, self.limit - self.claimed)
+                    if want <= 0:
+                        return
+                await self.bucket.take(want)
+                if self.stopping():
                     return
-            await self.bucket.take(want)
-            if self.stopping():
-                return
-            self.claimed += want  # reserved while the claim runs; the unused part given back
-            claimed, skipped = await self._take(want)
-            self.claimed -= want - len(claimed)
-            if skipped:
-                self._count("skipped", skipped)
-            if not claimed:
+                self.claimed += want  # reserved while the claim runs; the unused part given back
+                claimed, skipped = await self._take(want, done)
+                done = []
+                self.claimed -= want - len(claimed)
                 if skipped:
+                    self._count("skipped", skipped)
+                if not claimed:
+                    if skipped:
+                        continue
+                    if self.in_flight:
+                        await asyncio.sleep(0.05)
+                        continue
+                    wait = self._deferred_wait()
+                    if wait is None:
+                        return
+                    await self._nap(min(wait, 1.0))
                     continue
-                if self.in_flight:
-                    await asyncio.sleep(0.05)
-                    continue
-                wait = self._deferred_wait()
-                if wait is None:
-                    return
-                await self._nap(min(wait, 1.0))
-                continue
-            await self._send(claimed)
+                done = await self._send(claimed)
+        finally:
+            if done:
+                await self._record(done)
 
-    async def _take(self, want: int) -> tuple[list[Claimed], int]:
-        """Claim in a thread: the database works (without the GIL) while other
-        workers build and post their batches."""
+    def _may_defer(self, done: list[tuple[Claimed, Result]]) -> bool:
+        """Whether these results may be recorded with the next claim, in one transaction.
+
+        Not when the next claim may wait (a paced send, a throttling reply that
+        must hold everyone first) or takes unknown groups: results are never
+        held while nothing is on the wire.
+        """
+        return (
+            self.bucket.rate <= 0
+            and not self.unknown_left
+            and not any(r.throttled for _, r in done)
+        )
+
+    async def _take(
+        self, want: int, done: list[tuple[Claimed, Result]]
+    ) -> tuple[list[Claimed], int]:
+        """Record ``done`` and claim the next batch in one transaction (see _db)."""
         claimed: list[Claimed] = []
         skipped = 0
         if self.unknown_left:
-            claimed, skipped = await asyncio.to_thread(self.ledger.take, want, unknown_groups=True)
+            claimed, skipped = await self._db(
+                functools.partial(self.ledger.take, want, unknown_groups=True)
+            )
             if not claimed and not skipped:
                 self.unknown_left = False
         if not claimed:
-            claimed, more = await asyncio.to_thread(self.ledger.take, want)
+            counts, claimed, more = await self._db(
+                functools.partial(
+                    self.ledger.step,
+                    done,
+                    want,
+                    max_attempts=max(1, self.settings.max_attempts),
+                    backoff=BACKOFF_SECONDS,
+                )
+            )
             skipped += more
+            if done:
+                self._recorded(done, counts)
         return claimed, skipped
 
-    async def _send(self, claimed: list[Claimed]) -> None:
+    async def _db(self, call: Callable[[], T]) -> T:
+        """Run a ledger call in a thread (the database works without the GIL while
+        other workers build and post their batches), or here when that is cheaper:
+        one-message claims and records on SQLite take microseconds, and handing
+        them to a thread costs more in GIL hand-offs (stalling every socket write
+        of the event loop) than it saves.
+        """
+        if self.inline_db:
+            return call()
+        return await asyncio.to_thread(call)
+
+    async def _send(self, claimed: list[Claimed]) -> list[tuple[Claimed, Result]]:
+        """Send one batch; its results, for the worker to record."""
         from digest.render import Recipient
 
         slug = self.ledger.issue
@@ -412,13 +463,19 @@ class _Run:
             self.ledger.release([c.subscriber_id for c in claimed[len(partial) :]])
             self.fatal = str(exc)
             self.halted = True
-            return
+            return []
+        except Exception as exc:  # nothing from one recipient's data may stop the send
+            why = f"{type(exc).__name__}: {exc}"
+            if len(claimed) == 1:
+                results = [Result.permanent(why)]
+            else:  # which message of the batch broke, and whether the rest went, is unknown
+                results = [Result.unknown(f"the sender failed: {why}")] * len(claimed)
         finally:
             self.in_flight -= 1
-        await self._record(list(zip(claimed, results, strict=True)))
+        return list(zip(claimed, results, strict=True))
 
     async def _record(self, outcomes: list[tuple[Claimed, Result]]) -> None:
-        counts = await asyncio.to_thread(
+        counts = await self._db(
             functools.partial(
                 self.ledger.record,
                 outcomes,
@@ -426,6 +483,9 @@ class _Run:
                 backoff=BACKOFF_SECONDS,
             )
         )
+        self._recorded(outcomes, counts)
+
+    def _recorded(self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]) -> None:
         for state, n in counts.items():
             self._count(state, n)
         throttled = [r for _, r in outcomes if r.throttled]

@@ -230,88 +230,114 @@ class Ledger:
         each read from the (issue, state, subscriber_id) index, so a claim costs
         the same at the end of a send as at its start.
         """
+        with self.store.begin() as conn:
+            raw = _Raw(conn, self.dialect)
+            try:
+                return self._take(raw, size, unknown_groups=unknown_groups)
+            finally:
+                raw.close()
+
+    def step(
+        self,
+        outcomes: Sequence[tuple[Claimed, Result]],
+        size: int,
+        *,
+        max_attempts: int,
+        backoff: float,
+    ) -> tuple[dict[str, int], list[Claimed], int]:
+        """:meth:`record` these outcomes and :meth:`take` the next rows, in one transaction.
+
+        A sender that has one message per connection in flight records each
+        result before its next message goes, at the cost of one commit.
+        """
+        with self.store.begin() as conn:
+            raw = _Raw(conn, self.dialect)
+            try:
+                counts = self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
+                taken, skipped = self._take(raw, size) if size > 0 else ([], 0)
+            finally:
+                raw.close()
+        return counts, taken, skipped
+
+    def _take(
+        self, raw: _Raw, size: int, *, unknown_groups: bool = False
+    ) -> tuple[list[Claimed], int]:
         now_dt = clock.now()
         now = stamp(now_dt)
         lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
         claim_id = uuid.uuid4().hex
         lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
-        with self.store.begin() as conn:
-            raw = _Raw(conn, self.dialect)
-            try:
-                if unknown_groups:
-                    found = raw.all(
-                        "SELECT claim FROM deliveries"
-                        " WHERE issue = ? AND state = 'unknown' LIMIT 1",
-                        (self.issue,),
-                    )
-                    if not found:
-                        return [], 0
-                    claim_id = found[0][0]
-                    picked = [
-                        row[0]
-                        for row in raw.all(
-                            "SELECT subscriber_id FROM deliveries WHERE issue = ?"
-                            " AND state = 'unknown' AND claim = ? ORDER BY subscriber_id" + lock,
-                            (self.issue, claim_id),
-                        )
-                    ]
-                else:
-                    # Two index range reads rather than one OR, which SQLite answers by
-                    # walking every row of the issue past those already sent.
-                    picked = [
-                        row[0]
-                        for row in raw.all(
-                            "SELECT subscriber_id FROM deliveries WHERE issue = ?"
-                            " AND state = 'pending' ORDER BY subscriber_id LIMIT ?" + lock,
-                            (self.issue, size),
-                        )
-                    ]
-                    due = raw.all(
-                        "SELECT subscriber_id FROM deliveries WHERE issue = ?"
-                        " AND state = 'deferred' AND retry_at <= ?"
-                        " ORDER BY subscriber_id LIMIT ?" + lock,
-                        (self.issue, now, size),
-                    )
-                    if due:
-                        picked = sorted(picked + [row[0] for row in due])[:size]
-                if not picked:
-                    return [], 0
-                where, params = raw.among(picked)
-                claimed = raw.all(
-                    "UPDATE deliveries SET state = 'sending', owner = ?, claim = ?,"
-                    " lease_until = ?, attempts = attempts + 1, updated_at = ?"
-                    f" WHERE issue = ? AND subscriber_id {where}"
-                    " RETURNING subscriber_id, attempts",
-                    [self.owner, claim_id, lease, now, self.issue, *params],
+        if unknown_groups:
+            found = raw.all(
+                "SELECT claim FROM deliveries WHERE issue = ? AND state = 'unknown' LIMIT 1",
+                (self.issue,),
+            )
+            if not found:
+                return [], 0
+            claim_id = found[0][0]
+            picked = [
+                row[0]
+                for row in raw.all(
+                    "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                    " AND state = 'unknown' AND claim = ? ORDER BY subscriber_id" + lock,
+                    (self.issue, claim_id),
                 )
-                if not claimed:
-                    return [], 0
-                attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
-                where, params = raw.among(list(attempts))
-                people = raw.all(
-                    "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
-                    " LEFT JOIN suppressions p ON p.key = s.email_key"
-                    f" WHERE s.id {where}",
-                    params,
+            ]
+        else:
+            # Two index range reads rather than one OR, which SQLite answers by
+            # walking every row of the issue past those already sent.
+            picked = [
+                row[0]
+                for row in raw.all(
+                    "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                    " AND state = 'pending' ORDER BY subscriber_id LIMIT ?" + lock,
+                    (self.issue, size),
                 )
-                found_people = {row[0]: row for row in people}
-                out: list[Claimed] = []
-                skipped: list[tuple[str, str, str, str]] = []
-                for sid in sorted(attempts):
-                    row = found_people.get(sid)
-                    reason = _unmailable(row)
-                    if reason:
-                        skipped.append((reason, now, self.issue, sid))
-                    else:
-                        assert row is not None
-                        out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
-                raw.many(
-                    "UPDATE deliveries SET state = 'skipped', reason = ?, owner = '',"
-                    " updated_at = ? WHERE issue = ? AND subscriber_id = ?",
-                    skipped,
-                )
-            finally:
-                raw.close()
+            ]
+            due = raw.all(
+                "SELECT subscriber_id FROM deliveries WHERE issue = ?"
+                " AND state = 'deferred' AND retry_at <= ?"
+                " ORDER BY subscriber_id LIMIT ?" + lock,
+                (self.issue, now, size),
+            )
+            if due:
+                picked = sorted(picked + [row[0] for row in due])[:size]
+        if not picked:
+            return [], 0
+        where, params = raw.among(picked)
+        claimed = raw.all(
+            "UPDATE deliveries SET state = 'sending', owner = ?, claim = ?,"
+            " lease_until = ?, attempts = attempts + 1, updated_at = ?"
+            f" WHERE issue = ? AND subscriber_id {where}"
+            " RETURNING subscriber_id, attempts",
+            [self.owner, claim_id, lease, now, self.issue, *params],
+        )
+        if not claimed:
+            return [], 0
+        attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
+        where, params = raw.among(list(attempts))
+        people = raw.all(
+            "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+            " LEFT JOIN suppressions p ON p.key = s.email_key"
+            f" WHERE s.id {where}",
+            params,
+        )
+        found_people = {row[0]: row for row in people}
+        out: list[Claimed] = []
+        skipped: list[tuple[str, str, str, str]] = []
+        for sid in sorted(attempts):
+            row = found_people.get(sid)
+            reason = _unmailable(row)
+            if reason:
+                skipped.append((reason, now, self.issue, sid))
+            else:
+                assert row is not None
+                out.append(Claimed(sid, row[1], row[2] or "", attempts[sid]))
+        raw.many(
+            "UPDATE deliveries SET state = 'skipped', reason = ?, owner = '',"
+            " updated_at = ? WHERE issue = ? AND subscriber_id = ?",
+            skipped,
+        )
         return out, len(skipped)
 
     lease_seconds = 300
@@ -344,6 +370,23 @@ class Ledger:
         backoff: float,
     ) -> dict[str, int]:
         """Write each message's result in one transaction; return counts by new state."""
+        with self.store.begin() as conn:
+            raw = _Raw(conn, self.dialect)
+            try:
+                return self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
+            finally:
+                raw.close()
+
+    def _record(
+        self,
+        raw: _Raw,
+        outcomes: Sequence[tuple[Claimed, Result]],
+        *,
+        max_attempts: int,
+        backoff: float,
+    ) -> dict[str, int]:
+        if not outcomes:
+            return {}
         now_dt = clock.now()
         now = stamp(now_dt)
         groups: dict[str, list[dict[str, Any]]] = {}
@@ -371,38 +414,29 @@ class Ledger:
                 groups.setdefault("unknown", []).append(row)
         issue, owner = self.issue, self.owner
         mine = " WHERE issue = ? AND subscriber_id = ? AND owner = ? AND state = 'sending'"
-        with self.store.begin() as conn:
-            raw = _Raw(conn, self.dialect)
-            # One executemany per outcome, straight to the driver.
-            # Acceptance is the truth even if the row was meanwhile taken as unknown.
-            raw.many(
-                "UPDATE deliveries SET state = 'sent', provider_id = ?, sent_at = ?, owner = '',"
-                " reason = '', failure = '', updated_at = ?"
-                " WHERE issue = ? AND subscriber_id = ? AND state IN ('sending', 'unknown')",
-                [(r["pid"], now, now, issue, r["sid"]) for r in groups.get("sent", ())],
-            )
-            raw.many(
-                "UPDATE deliveries SET state = 'failed', reason = ?, failure = ?, owner = '',"
-                " updated_at = ?" + mine,
-                [
-                    (r["why"], r["kind"], now, issue, r["sid"], owner)
-                    for r in groups.get("failed", ())
-                ],
-            )
-            raw.many(
-                "UPDATE deliveries SET state = 'deferred', reason = ?, retry_at = ?, owner = '',"
-                " updated_at = ?" + mine,
-                [
-                    (r["why"], r["at"], now, issue, r["sid"], owner)
-                    for r in groups.get("deferred", ())
-                ],
-            )
-            raw.many(
-                "UPDATE deliveries SET state = 'unknown', reason = ?, owner = '', updated_at = ?"
-                + mine,
-                [(r["why"], now, issue, r["sid"], owner) for r in groups.get("unknown", ())],
-            )
-            raw.close()
+        # One executemany per outcome, straight to the driver.
+        # Acceptance is the truth even if the row was meanwhile taken as unknown.
+        raw.many(
+            "UPDATE deliveries SET state = 'sent', provider_id = ?, sent_at = ?, owner = '',"
+            " reason = '', failure = '', updated_at = ?"
+            " WHERE issue = ? AND subscriber_id = ? AND state IN ('sending', 'unknown')",
+            [(r["pid"], now, now, issue, r["sid"]) for r in groups.get("sent", ())],
+        )
+        raw.many(
+            "UPDATE deliveries SET state = 'failed', reason = ?, failure = ?, owner = '',"
+            " updated_at = ?" + mine,
+            [(r["why"], r["kind"], now, issue, r["sid"], owner) for r in groups.get("failed", ())],
+        )
+        raw.many(
+            "UPDATE deliveries SET state = 'deferred', reason = ?, retry_at = ?, owner = '',"
+            " updated_at = ?" + mine,
+            [(r["why"], r["at"], now, issue, r["sid"], owner) for r in groups.get("deferred", ())],
+        )
+        raw.many(
+            "UPDATE deliveries SET state = 'unknown', reason = ?, owner = '', updated_at = ?"
+            + mine,
+            [(r["why"], now, issue, r["sid"], owner) for r in groups.get("unknown", ())],
+        )
         return {state: len(rows) for state, rows in groups.items()}
 
     def abandon(self) -> int:

@@ -2,16 +2,28 @@
 
 Each ``send`` call borrows one connection from a small pool (``connections``
 of them) and sends its messages one after another on it; a connection is
-closed and opened again after ``messages_per_connection`` messages. Replies
-are read per stage, because the stage tells what a failure means:
+closed and opened again after ``messages_per_connection`` messages.
+aiosmtplib opens each session (TLS or STARTTLS, AUTH, EHLO); the mail
+transactions then run on digest's own small protocol over the same
+transport (:class:`_Session`), which writes the built bytes as they are and
+pipelines MAIL, RCPT and DATA when the server offers PIPELINING (RFC 2920).
+
+International addresses (RFC 6531): with SMTPUTF8 offered they go as they
+are; without it a domain-only IDN goes with its IDNA domain and a non-ASCII
+local part is that recipient's permanent failure (see :func:`route`). Any
+unexpected error from one recipient's data is that recipient's permanent
+failure too, never the send's.
+
+Replies are read per stage, because the stage tells what a failure means:
 
 * MAIL or RCPT refused with 4xx: transient (retried later, with backoff);
   with 5xx: permanent for that recipient. A 421 ("closing") reconnects and
   tries the message once more at once.
-* The connection lost before DATA: nothing was delivered; the message is
-  tried once more on a fresh connection.
-* The connection lost during DATA: the server may have taken the message, so
-  it is *unknown*, reported, and re-sent only when the operator asks.
+* The connection lost before the message's bytes went: nothing was
+  delivered; the message is tried once more on a fresh connection.
+* The connection lost after they went: the server may have taken the
+  message, so it is *unknown*, reported, and re-sent only when the operator
+  asks.
 * Authentication and TLS failures, a refused sender address, or a server
   that cannot be reached stop the whole send with one line naming host:port.
 """
@@ -19,12 +31,15 @@ are read per stage, because the stage tells what a failure means:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import re
 import socket
 import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
+import idna
 
 from digest.config import Smtp
 from digest.errors import SendError
@@ -36,6 +51,9 @@ CONNECT_TRIES = 3
 @dataclass(eq=False)
 class _Connection:
     client: aiosmtplib.SMTP
+    session: _Session
+    smtputf8: bool = False
+    pipelining: bool = False
     used: int = 0
     alive: bool = True
 
@@ -49,7 +67,7 @@ class SmtpSender(Sender):
         username: str | None = None,
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
-        batch_size: int = 10,
+        batch_size: int = 1,
     ) -> None:
         self.settings = settings
         self.envelope_from = envelope_from
@@ -60,6 +78,7 @@ class SmtpSender(Sender):
         self.name = f"smtp {self.where} ({settings.security}, {settings.connections} connections)"
         self.parallel = max(1, settings.connections)
         self.batch_size = batch_size
+        self._from = envelope_from.encode("utf-8")
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
 
@@ -81,6 +100,11 @@ class SmtpSender(Sender):
             try:
                 try:
                     await client.connect()
+                    if client.is_ehlo_or_helo_needed:
+                        try:
+                            await client.ehlo()
+                        except aiosmtplib.SMTPHeloError:
+                            await client.helo()
                 except BaseException:
                     await _abort(client)  # a refused login or TLS can leave the socket open
                     raise
@@ -110,7 +134,16 @@ class SmtpSender(Sender):
                 last = exc
             else:
                 _no_delay(client)
-                connection = _Connection(client)
+                transport = client.transport
+                assert transport is not None
+                session = _Session(transport)
+                transport.set_protocol(session)  # digest runs the transactions from here on
+                connection = _Connection(
+                    client,
+                    session,
+                    smtputf8=client.supports_extension("smtputf8"),
+                    pipelining=client.supports_extension("pipelining"),
+                )
                 self._all.add(connection)
                 return connection
             await asyncio.sleep(0.5 * 2**attempt)
@@ -122,7 +155,7 @@ class SmtpSender(Sender):
     async def _acquire(self) -> _Connection:
         while self._idle:
             connection = self._idle.pop()
-            if connection.alive and connection.client.is_connected:
+            if connection.alive and connection.session.lost is None:
                 return connection
             await self._drop(connection)
         return await self._open()
@@ -136,13 +169,18 @@ class SmtpSender(Sender):
     async def _drop(self, connection: _Connection, polite: bool = False) -> None:
         self._all.discard(connection)
         connection.alive = False
+        session = connection.session
         try:
-            if polite and connection.client.is_connected:
-                await connection.client.quit()
+            if polite and session.lost is None:
+                await session.quit(self.settings.timeout)
             else:
-                connection.client.close()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            connection.client.close()
+                transport = session.transport
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.abort()
+        except (TimeoutError, ConnectionError, OSError):
+            session.transport.close()
+        for _ in range(2):  # let the transport release its socket
+            await asyncio.sleep(0)
 
     # -- sending -----------------------------------------------------------------
     async def send(self, batch: list[OutgoingMessage]) -> list[Result]:
@@ -174,51 +212,240 @@ class SmtpSender(Sender):
         self, connection: _Connection, message: OutgoingMessage
     ) -> tuple[Result, bool]:
         """One message; the flag asks for a fresh connection and one more try."""
-        client = connection.client
         connection.used += 1
-        stage = "MAIL FROM"
         try:
-            await client.mail(self.envelope_from)
-            stage = "RCPT TO"
-            await client.rcpt(message.email)
-            stage = "DATA"
-            reply = await client.data(message.wire)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421 or not client.is_connected:
-                connection.alive = False
-                return Result.transient(f"{exc.code} {exc.message}".strip()), True
-            if exc.code in (530, 535):
-                raise SendError(
-                    f"{self.where}: the server requires authentication ({exc.code} "
-                    f"{exc.message}); set [sender.smtp] username_env and password_env"
-                ) from None
-            if stage == "MAIL FROM" and exc.code >= 500:
-                raise SendError(
-                    f"{self.where}: the server refused the sender address "
-                    f"{self.envelope_from} ({exc.code} {exc.message}); check [newsletter] from"
-                ) from None
-            await self._reset(connection)
-            reason = f"{exc.code} {exc.message}".strip()
-            if 400 <= exc.code < 500:
-                return Result.transient(reason), False
-            return Result.permanent(reason), False
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            commands, payload = self._transaction(connection, message)
+        except Unroutable as exc:
+            return Result.permanent(str(exc)), False
+        except Exception as exc:  # one recipient's data must never stop the send
+            return Result.permanent(f"{type(exc).__name__}: {_short(exc)}"), False
+        session = connection.session
+        stage = "MAIL FROM"
+        rcpt: tuple[int, str] | None = None
+        data: tuple[int, str] | None = None
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                if connection.pipelining:  # RFC 2920: MAIL, RCPT and DATA in one write
+                    replies = session.send(b"".join(commands), 3)
+                    mail = await replies[0]
+                    stage = "RCPT TO"
+                    rcpt = await replies[1]
+                    stage = "DATA"
+                    data = await replies[2]
+                else:
+                    mail = await session.send(commands[0], 1)[0]
+                    if mail[0] == 250:
+                        stage = "RCPT TO"
+                        rcpt = await session.send(commands[1], 1)[0]
+                        if rcpt[0] in (250, 251):
+                            stage = "DATA"
+                            data = await session.send(commands[2], 1)[0]
+                refusal = _refusal(mail, rcpt, data)
+                if refusal is None:
+                    stage = "the message"
+                    reply = await session.send(payload, 1)[0]
+                    if reply[0] == 250:
+                        return Result.accepted(reply[1]), False
+                    refusal = reply
+                elif data is not None and data[0] == 354:
+                    # A server that said 354 after refusing the envelope: end the empty message.
+                    await session.send(b".\r\n", 1)[0]
+                if mail[0] != 250:
+                    stage = "MAIL FROM"
+                elif rcpt is None or rcpt[0] not in (250, 251):
+                    stage = "RCPT TO"
+                return await self._refused(connection, stage, refusal)
+        except SendError:
+            raise
+        except (TimeoutError, ConnectionError, OSError) as exc:
             connection.alive = False
-            if stage == "DATA":
+            if stage == "the message":
                 return Result.unknown(f"connection lost during DATA ({_short(exc)})"), False
             return Result.transient(f"connection lost at {stage} ({_short(exc)})"), True
-        return Result.accepted(reply.message.strip()), False
+
+    def _transaction(
+        self, connection: _Connection, message: OutgoingMessage
+    ) -> tuple[list[bytes], bytes]:
+        """The MAIL, RCPT and DATA commands and the dot-stuffed message for one recipient."""
+        address, utf8 = route(message.email, smtputf8=connection.smtputf8)
+        wire = message.wire if address == message.email else message.wire_for(address)
+        mail = b"MAIL FROM:<" + self._from + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
+        rcpt = b"RCPT TO:<" + address.encode("utf-8") + b">\r\n"
+        return [mail, rcpt, b"DATA\r\n"], data_payload(wire, crlf=message.builder is not None)
+
+    async def _refused(
+        self, connection: _Connection, stage: str, reply: tuple[int, str]
+    ) -> tuple[Result, bool]:
+        code, text = reply
+        reason = f"{code} {text}".strip()
+        if code == 421:
+            connection.alive = False
+            return Result.transient(reason), True
+        if code in (530, 535):
+            raise SendError(
+                f"{self.where}: the server requires authentication ({reason}); "
+                "set [sender.smtp] username_env and password_env"
+            )
+        if stage == "MAIL FROM" and code >= 500:
+            raise SendError(
+                f"{self.where}: the server refused the sender address "
+                f"{self.envelope_from} ({reason}); check [newsletter] from"
+            )
+        await self._reset(connection)
+        if 400 <= code < 500:
+            return Result.transient(reason), False
+        return Result.permanent(reason), False
 
     async def _reset(self, connection: _Connection) -> None:
         try:
-            await connection.client.rset()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            async with asyncio.timeout(self.settings.timeout):
+                await connection.session.send(b"RSET\r\n", 1)[0]
+        except (TimeoutError, ConnectionError, OSError):
             connection.alive = False
 
     async def aclose(self) -> None:
         for connection in list(self._all):
             await self._drop(connection, polite=True)
         self._idle.clear()
+
+
+class Unroutable(ValueError):
+    """This server cannot take this address (a reason for one row, not for the send)."""
+
+
+def route(address: str, *, smtputf8: bool) -> tuple[str, bool]:
+    """The envelope address for ``address`` and whether the message needs SMTPUTF8.
+
+    RFC 6531: with SMTPUTF8 an address goes as it is. Without it, an address
+    whose domain alone is non-ASCII goes with the IDNA (punycode) domain; a
+    non-ASCII local part has no ASCII form and cannot go at all.
+    """
+    if _UNSAFE.search(address):
+        raise Unroutable("not an address an SMTP command can carry")
+    if address.isascii():
+        return address, False
+    if smtputf8:
+        return address, True
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise Unroutable(
+            "server does not accept internationalised addresses (no SMTPUTF8) and this "
+            "address has no ASCII form"
+        )
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise Unroutable(f"the domain has no IDNA form ({exc})") from None
+    return f"{local}@{ascii_domain}", False
+
+
+def data_payload(wire: bytes, *, crlf: bool = False) -> bytes:
+    """The message as DATA sends it: CRLF line ends, leading dots doubled, the final dot.
+
+    ``crlf``: the bytes come from digest's builder, which writes CRLF only;
+    other messages are normalised.
+    """
+    if not crlf:
+        pairs = wire.count(b"\r\n")
+        if wire.count(b"\n") != pairs or wire.count(b"\r") != pairs:
+            wire = _LINE_ENDS.sub(b"\r\n", wire)
+    if b"\n." in wire:
+        wire = wire.replace(b"\r\n.", b"\r\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    if not wire.endswith(b"\r\n"):
+        wire += b"\r\n"
+    return wire + b".\r\n"
+
+
+def _refusal(
+    mail: tuple[int, str], rcpt: tuple[int, str] | None, data: tuple[int, str] | None
+) -> tuple[int, str] | None:
+    """The first reply that refuses the envelope, or None when the message may follow."""
+    if mail[0] != 250:
+        return mail
+    assert rcpt is not None
+    if rcpt[0] not in (250, 251):
+        return rcpt
+    assert data is not None
+    return None if data[0] == 354 else data
+
+
+_UNSAFE = re.compile(r"[\x00-\x20\x7f<>]")
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+
+
+class _Session(asyncio.Protocol):
+    """The SMTP session after aiosmtplib opened it (TLS, STARTTLS, AUTH, EHLO).
+
+    digest runs the mail transactions itself on the same transport: the bytes
+    of each message go out as built (no per-message regular expressions), and
+    replies are matched to commands in order, so pipelined commands (RFC 2920)
+    work too.
+    """
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.waiting: collections.deque[asyncio.Future[tuple[int, str]]] = collections.deque()
+        self.buffer = bytearray()
+        self.text: list[str] = []
+        self.lost: BaseException | None = None
+
+    def send(self, data: bytes, replies: int) -> list[asyncio.Future[tuple[int, str]]]:
+        """Write ``data``; futures for the ``replies`` it asks for, in order."""
+        transport = self.transport
+        if self.lost is not None or transport.is_closing():
+            raise ConnectionResetError(str(self.lost or "the connection is closed"))
+        futures = [self.loop.create_future() for _ in range(replies)]
+        self.waiting.extend(futures)
+        transport.write(data)  # type: ignore[attr-defined]
+        return futures
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = bytes(buffer[start : end + 1])
+            start = end + 1
+            self.text.append(line[4:].strip().decode("utf-8", "replace"))
+            if line[3:4] == b"-":
+                continue
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = 0
+            reply = (code, "\n".join(self.text))
+            self.text = []
+            if self.waiting:
+                waiter = self.waiting.popleft()
+                if not waiter.done():
+                    waiter.set_result(reply)
+            elif code == 421:  # the server is closing (idle timeout, shutdown)
+                self.lost = ConnectionResetError(f"{reply[0]} {reply[1]}")
+        del buffer[:start]
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc or ConnectionResetError("the server closed the connection")
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError(str(self.lost)))
+                waiter.exception()  # retrieved: nobody may await it any more
+
+    async def quit(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.send(b"QUIT\r\n", 1)[0]
+        finally:
+            self.transport.close()
 
 
 def _no_delay(client: aiosmtplib.SMTP) -> None:
