@@ -1,6 +1,6 @@
 """SMTP send rate of `digest send` beside the fastest plain client, in one run.
 
-    python benchmarks/smtp_bench.py [--messages 6000] [--connections 4] [--rounds 1]
+    python benchmarks/smtp_bench.py [--messages 10000] [--connections 4] [--rounds 1]
 
 A loopback aiosmtpd sink that counts and discards runs in its own process.
 Each round runs, against that same sink:
@@ -203,7 +203,7 @@ def digest_send(root: Path) -> tuple[float, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=6000)
+    parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()

@@ -323,28 +323,31 @@ class _Run:
         counts = self.ledger.counts()
         self.total = sum(counts.values())
         self.base = {k: counts[k] for k in ("sent", "failed", "skipped")}
+        held = self.ledger.held() if self.inline_db else contextlib.nullcontext()
         async with self.sender:
-            tasks = [
-                asyncio.create_task(self.worker()) for _ in range(max(1, self.sender.parallel))
-            ]
-            deadline: float | None = None
-            pending = set(tasks)
-            while pending:
-                _, pending = await asyncio.wait(pending, timeout=0.1)
-                if self.stopping() and deadline is None:
-                    deadline = time.monotonic() + STOP_GRACE
-                if deadline is not None and time.monotonic() > deadline and pending:
-                    for task in pending:
-                        task.cancel()
-                    await asyncio.gather(*pending, return_exceptions=True)
-                    break
-            for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    self.ledger.abandon()
-                    raise task.exception()  # type: ignore[misc]
+            with held:
+                await self._work()
         abandoned = self.ledger.abandon()
         if abandoned:
             self.outcomes["unknown"] = self.outcomes.get("unknown", 0) + abandoned
+
+    async def _work(self) -> None:
+        tasks = [asyncio.create_task(self.worker()) for _ in range(max(1, self.sender.parallel))]
+        deadline: float | None = None
+        pending = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+            if self.stopping() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE
+            if deadline is not None and time.monotonic() > deadline and pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                self.ledger.abandon()
+                raise task.exception()  # type: ignore[misc]
 
     async def worker(self) -> None:
         size = max(1, self.sender.batch_size)
@@ -621,19 +624,22 @@ def retry(
     line, then send them; ``report.reset`` says how many of each went back. Without an
     issue, the one whose send started last (see :func:`sent_issue`)."""
     target = sent_issue(ws, issue)
-    with open_store(ws) as store, send_lock(store, target.slug):
+    with open_store(ws) as store, send_lock(store, target.slug) as exclusive:
         ledger = Ledger(store, target.slug)
         if not ledger.frozen():
             raise SendError(
                 f"issue {target.slug} has not been sent yet: nothing to retry; "
                 f"send it with `digest send {target.slug}`"
             )
+        # Rows a killed run left in flight are unknown first, so --include-unknown takes them.
+        recovered = ledger.recover(exclusive=exclusive)
         reset = ledger.retry(include_unknown=include_unknown)
     if any(reset.values()) and target.status == "sent":
         target.status = "sending"
         save_issue(target)
     report = run_send(ws, target, on_progress=on_progress, stop_event=stop_event)
     report.reset = reset
+    report.recovered_unknown += recovered
     return report
 
 

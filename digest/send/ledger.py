@@ -22,10 +22,12 @@ group is re-sent as the same batch, so it carries the same key).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest import clock
+from digest.errors import StoreError
 from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
 from digest.store import Store, schema, stamp
 
@@ -105,10 +108,13 @@ class _Raw:
     statements go to the driver as written (``?`` becomes ``%s`` on PostgreSQL).
     """
 
-    def __init__(self, conn: Connection, dialect: str) -> None:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        self.cursor = driver.cursor()
+    def __init__(self, conn: Connection | None, dialect: str, cursor: Any = None) -> None:
+        if cursor is None:
+            assert conn is not None
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+        self.cursor = cursor
         self.pg = dialect == "postgresql"
 
     def sql(self, text: str) -> str:
@@ -230,12 +236,48 @@ class Ledger:
         each read from the (issue, state, subscriber_id) index, so a claim costs
         the same at the end of a send as at its start.
         """
-        with self.store.begin() as conn:
-            raw = _Raw(conn, self.dialect)
+        with self._transaction() as raw:
+            return self._take(raw, size, unknown_groups=unknown_groups)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one SQLite connection for :meth:`take`, :meth:`step` and :meth:`record`
+        until the block ends (one thread only): a per-message commit then costs
+        the database's work, not a pool checkout and SQLAlchemy's bookkeeping."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        with self.store.engine.connect() as conn:
+            self._held = conn.connection.driver_connection
             try:
-                return self._take(raw, size, unknown_groups=unknown_groups)
+                yield
             finally:
-                raw.close()
+                self._held = None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[_Raw]:
+        held = self._held
+        if held is None:
+            with self.store.begin() as conn:
+                raw = _Raw(conn, self.dialect)
+                try:
+                    yield raw
+                finally:
+                    raw.close()
+            return
+        raw = _Raw(None, self.dialect, held.cursor())
+        try:
+            raw.cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield raw
+            except BaseException:
+                raw.cursor.execute("ROLLBACK")
+                raise
+            raw.cursor.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"database {self.store.describe()}: {exc}") from None
+        finally:
+            raw.close()
 
     def step(
         self,
@@ -250,13 +292,9 @@ class Ledger:
         A sender that has one message per connection in flight records each
         result before its next message goes, at the cost of one commit.
         """
-        with self.store.begin() as conn:
-            raw = _Raw(conn, self.dialect)
-            try:
-                counts = self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
-                taken, skipped = self._take(raw, size) if size > 0 else ([], 0)
-            finally:
-                raw.close()
+        with self._transaction() as raw:
+            counts = self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
+            taken, skipped = self._take(raw, size) if size > 0 else ([], 0)
         return counts, taken, skipped
 
     def _take(
@@ -342,6 +380,7 @@ class Ledger:
 
     lease_seconds = 300
     skipped_last = 0
+    _held: Any = None
 
     def release(self, subscriber_ids: Sequence[str]) -> None:
         """Give back rows that were claimed but never handed to the sender."""
@@ -370,12 +409,8 @@ class Ledger:
         backoff: float,
     ) -> dict[str, int]:
         """Write each message's result in one transaction; return counts by new state."""
-        with self.store.begin() as conn:
-            raw = _Raw(conn, self.dialect)
-            try:
-                return self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
-            finally:
-                raw.close()
+        with self._transaction() as raw:
+            return self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
 
     def _record(
         self,
