@@ -17,8 +17,8 @@ from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 from digest.errors import SendError
 from digest.issue import load_issue
 from digest.send import engine
-from digest.send.base import OutgoingMessage, Result, Sender
-from digest.send.ledger import Ledger
+from digest.send.deliveries import DeliveryLedger
+from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.store import open_store
 from digest.subscribers import admin_add
 from digest.workspace import Workspace
@@ -96,7 +96,7 @@ def test_idn_recipients_mixed_with_ascii_on_both_kinds_of_server(
         assert b"=?utf-8?" in anna.data.split(b"\r\n\r\n")[0]
         with open_store(ws) as store:
             [(state, reason, count)] = [
-                p for p in Ledger(store, SEND_DAY).failures() if p[0] == "failed"
+                p for p in DeliveryLedger(store, SEND_DAY).failures() if p[0] == "failed"
             ]
         assert count == 1
         assert "server does not accept internationalised addresses" in reason
@@ -153,7 +153,7 @@ def test_an_unexpected_error_on_one_recipient_fails_that_row_only(send_ws: Works
     assert report.complete and not report.fatal
     assert report.counts["sent"] == 5 and report.counts["failed"] == 1
     with open_store(send_ws) as store:
-        reasons = [p for p in Ledger(store, SEND_DAY).failures() if p[0] == "failed"]
+        reasons = [p for p in DeliveryLedger(store, SEND_DAY).failures() if p[0] == "failed"]
     assert reasons == [("failed", "ValueError: surprising byte in the address", 1)]
 
 
