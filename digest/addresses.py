@@ -1,4 +1,4 @@
-"""Email addresses: the one normalising rule and the one masking rule of digest.
+"""Email addresses: the one normalising, masking and name-cleaning rules of digest.
 
 A leaf of the base layer, so the senders, the subscriber records and the web
 pages all check and mask addresses the same way without loading each other.
@@ -6,12 +6,18 @@ pages all check and mask addresses the same way without loading each other.
 Addresses are checked and normalised by email-validator (no DNS lookups;
 internationalised addresses allowed). What logs, lists and stored failure
 reasons show instead of an address is its mask, ``a***@example.com``.
+
+A display name, wherever it comes from (the subscribe form, a CSV import,
+the command line), is cleaned by :func:`clean_name` before it is stored and
+again before it is written into a message: one line of printable text, so
+no name can add a header or break one.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 from digest.errors import SubscriberError
 
@@ -64,3 +70,24 @@ def normalise(address: str) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise SubscriberError(f"{mask(text)!s} is not a valid email address: {exc}") from None
+
+
+NAME_MAX = 200  # characters kept of a display name
+
+
+def clean_name(name: str | None) -> str:
+    """One line of printable text: CR, LF, NUL and every other control or format
+    character go, whitespace runs (line and paragraph separators included) become
+    one space, the ends are trimmed, and at most ``NAME_MAX`` characters stay."""
+    if not name:
+        return ""
+    if name.isprintable() and name == name.strip() and "  " not in name:
+        return name[:NAME_MAX]
+    out = []
+    for ch in name:
+        category = unicodedata.category(ch)
+        if ch.isspace() or category in ("Zl", "Zp", "Zs"):
+            out.append(" ")
+        elif category[0] != "C":
+            out.append(ch)
+    return " ".join("".join(out).split())[:NAME_MAX]

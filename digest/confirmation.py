@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 
 from digest import clock, render
-from digest.addresses import mask
+from digest.addresses import clean_name, mask
 from digest.errors import SendError, TemplateError
+from digest.message import encode_address
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
@@ -37,6 +40,7 @@ class ConfirmationParts:
     text: str
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""  # the display name, cleaned
 
 
 def confirm_url(ws: Workspace, token: str) -> str:
@@ -44,8 +48,14 @@ def confirm_url(ws: Workspace, token: str) -> str:
 
 
 def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
-    """The confirmation message for one address; ``url`` is its confirm link."""
+    """The confirmation message for one address; ``url`` is its confirm link.
+
+    The name is cleaned by the one rule of digest (a form may send CR, LF or
+    NUL in it); the To field is the newsletter's own form of it (RFC 2047
+    words for a non-ASCII name), which HTTP mail APIs take as it is.
+    """
     config = ws.config
+    name = clean_name(name)
     context = {
         "newsletter": config.newsletter,
         "email": email,
@@ -62,21 +72,22 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
     return ConfirmationParts(
         subject=f"Confirm your subscription to {config.newsletter.name}",
         from_=config.newsletter.from_,
-        to=formataddr((name, email)) if name else email,
+        to=encode_address(name, email).replace("\r\n", ""),
         reply_to=config.newsletter.reply_to,
         html=html,
         text=text,
         message_id=make_msgid("confirm", domain=config.newsletter.domain),
         headers={"Auto-Submitted": "auto-generated"},
+        name=name,
     )
 
 
-def to_mime(parts: ConfirmationParts) -> EmailMessage:
-    """The RFC 5322 message: text first, HTML last."""
+def to_mime(parts: ConfirmationParts, address: str) -> EmailMessage:
+    """The RFC 5322 message to ``address``: text first, HTML last."""
     message = EmailMessage()
     message["Subject"] = parts.subject
     message["From"] = parts.from_
-    message["To"] = parts.to
+    message["To"] = mailbox(parts.name, address)
     if parts.reply_to:
         message["Reply-To"] = parts.reply_to
     message["Date"] = format_datetime(clock.now())
@@ -88,13 +99,34 @@ def to_mime(parts: ConfirmationParts) -> EmailMessage:
     return message
 
 
+def mailbox(name: str, address: str) -> str:
+    """``Name <address>`` with the name quoted as RFC 5322 wants it.
+
+    (``email.headerregistry.Address`` refuses a non-ASCII local part outright,
+    although RFC 6532 allows one; the header parser only notes it.)
+    """
+    if not name:
+        return address
+    shown = str(Address(display_name=name, addr_spec="x@example.com"))
+    return f"{shown.removesuffix(' <x@example.com>')} <{address}>"
+
+
+def wire(parts: ConfirmationParts, address: str) -> bytes:
+    """The bytes for ``address``: RFC 6532 UTF-8 headers only for a non-ASCII address
+    (which goes with SMTPUTF8), else plain ASCII with RFC 2047 words."""
+    policy = SMTP.clone(utf8=not address.isascii())
+    return to_mime(parts, address).as_bytes(policy=policy)
+
+
 def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> OutgoingMessage:
     return OutgoingMessage(
         subscriber_id,
         email,
         f"confirm-{subscriber_id}",
-        wire=lambda: to_mime(parts).as_bytes(),
+        wire=lambda: wire(parts, email),
+        wire_for=lambda address: wire(parts, address),
         parts=parts,
+        name=parts.name,
     )
 
 
@@ -134,4 +166,5 @@ __all__ = [
     "send_confirmation",
     "send_quietly",
     "to_mime",
+    "wire",
 ]

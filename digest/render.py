@@ -32,7 +32,6 @@ import logging
 import re
 import textwrap
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup, escape
 
+from digest.addresses import clean_name
 from digest.errors import TemplateError
 from digest.issue import Issue
 from digest.tokens import Tokens
@@ -84,21 +84,9 @@ class Recipient:
     def __post_init__(self) -> None:
         name = self.name
         if not name.isprintable() or name != name.strip() or "  " in name:
-            object.__setattr__(self, "name", clean_name(name))
+            object.__setattr__(self, "name", clean_name(name))  # the one rule of digest
         if self.email != self.email.strip():
             object.__setattr__(self, "email", self.email.strip())
-
-
-def clean_name(name: str) -> str:
-    """One line of printable text: whitespace runs become one space, controls go."""
-    out = []
-    for ch in name:
-        category = unicodedata.category(ch)
-        if ch.isspace() or category in ("Zl", "Zp", "Zs"):
-            out.append(" ")
-        elif category[0] != "C":
-            out.append(ch)
-    return " ".join("".join(out).split())[:200]
 
 
 def sample_recipient() -> Recipient:

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, func, select
 
 from digest import clock, consent, lifecycle
-from digest.addresses import mask, normalise
+from digest.addresses import clean_name, mask, normalise
 from digest.consent import Draft
 from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
@@ -202,7 +202,12 @@ def _insert(
 ) -> Subscriber:
     now = stamp(clock.now())
     sub = Subscriber(
-        new_id(), normalized, name or None, status, now, consent.canonical(attributes or {})
+        new_id(),
+        normalized,
+        clean_name(name) or None,  # the form's, the CLI's: one rule for every name
+        status,
+        now,
+        consent.canonical(attributes or {}),
     )
     conn.execute(
         subs_t.insert().values(
@@ -977,7 +982,8 @@ def _write_imported(
     for sid, (key, (line, address, row, consented)) in zip(
         sorted(new_ids(len(fresh))), fresh, strict=True
     ):
-        name = row[name_at].strip() or None
+        given = row[name_at].strip()  # the evidence keeps the file's cell
+        name = clean_name(given) or None
         policy = row[policy_at].strip()
         if extras and (kept_cells := [f"{label}:{text(row[i])}" for i, label in extras if row[i]]):
             kept = f"{{{','.join(kept_cells)}}}"
@@ -988,7 +994,7 @@ def _write_imported(
         evidence = (
             f'{opening}"consented_at":"{consented}","email":{text(address)},"file":{file},'
             f'"ip":{text(row[ip_at].strip())},"line":{line},'
-            f'"name":{text(name) if name else "null"},"policy_version":{text(policy)},'
+            f'"name":{text(given) if given else "null"},"policy_version":{text(policy)},'
             f'"source":{text(row[source_at].strip())}}}'
         )
         items.append((sid, key, policies[policy], evidence))
