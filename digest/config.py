@@ -38,6 +38,14 @@ def _choices(*allowed: str) -> dict[str, Any]:
     return {"choices": allowed}
 
 
+def _at_least(low: float, high: float | None = None) -> dict[str, Any]:
+    """A number from ``low`` (to ``high``), checked when the file is loaded."""
+    return {"min": low, "max": high}
+
+
+_POSITIVE: dict[str, Any] = {"above": 0}  # a number greater than zero
+
+
 @dataclass(frozen=True)
 class Newsletter:
     name: str = "The Weekly Brief"
@@ -115,13 +123,13 @@ class Database:
 @dataclass(frozen=True)
 class Smtp:
     host: str = "127.0.0.1"
-    port: int = 587
+    port: int = field(default=587, metadata=_at_least(1, 65535))
     security: str = field(default="starttls", metadata=_choices(*SMTP_SECURITY))
     username_env: str = ""
     password_env: str = ""
-    connections: int = 4
-    messages_per_connection: int = 1000
-    timeout: float = 30.0
+    connections: int = field(default=4, metadata=_at_least(1))
+    messages_per_connection: int = field(default=1000, metadata=_at_least(1))
+    timeout: float = field(default=30.0, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -133,16 +141,16 @@ class Http:
     batch_size: int = 0
     url: str = ""
     body_template: str = ""
-    timeout: float = 30.0
+    timeout: float = field(default=30.0, metadata=_POSITIVE)
 
 
 @dataclass(frozen=True)
 class Sender:
     kind: str = field(default="outbox", metadata=_choices(*SENDER_KINDS))
-    rate: float = 0.0
-    concurrency: int = 4
-    lease_seconds: int = 300
-    max_attempts: int = 5
+    rate: float = 0.0  # messages per second; 0: no cap
+    concurrency: int = field(default=4, metadata=_at_least(1))
+    lease_seconds: int = field(default=300, metadata=_at_least(1))
+    max_attempts: int = field(default=5, metadata=_at_least(1))
     smtp: Smtp = field(default_factory=Smtp)
     http: Http = field(default_factory=Http)
 
@@ -163,8 +171,8 @@ class Dkim:
 class Web:
     secret_key_env: str = "DIGEST_SECRET_KEY"
     trusted_proxies: tuple[str, ...] = ()
-    confirm_expiry_days: int = 7
-    rate_limit_per_minute: int = 10
+    confirm_expiry_days: int = field(default=7, metadata=_at_least(1))
+    rate_limit_per_minute: int = field(default=10, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -289,14 +297,14 @@ def _coerce(
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise locator.error(keys, f"must be a whole number, not {value!r}")
-        if value < 0:
-            raise locator.error(keys, f"must not be negative, not {value}")
+        _in_range(value, keys, locator, f)
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise locator.error(keys, f"must be a number, not {value!r}")
-        if value < 0:
-            raise locator.error(keys, f"must not be negative, not {value}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise locator.error(keys, f"must be a finite number, not {value!r}")
+        _in_range(value, keys, locator, f)
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -314,6 +322,20 @@ def _coerce(
     raise TypeError(f"unsupported setting type {hint!r}")  # pragma: no cover
 
 
+def _in_range(
+    value: float, keys: tuple[str, ...], locator: _Locator, f: dataclasses.Field[Any]
+) -> None:
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if "above" in f.metadata and value <= f.metadata["above"]:
+        raise locator.error(keys, f"must be greater than {f.metadata['above']}, not {value}")
+    if low is not None and high is not None and not low <= value <= high:
+        raise locator.error(keys, f"must be from {low} to {high}, not {value}")
+    if low is not None and value < low:
+        raise locator.error(keys, f"must be at least {low}, not {value}")
+    if value < 0:
+        raise locator.error(keys, f"must not be negative, not {value}")
+
+
 def _check(config: Config, locator: _Locator) -> None:
     """Checks that need more than one value's type."""
     n = config.newsletter
@@ -327,6 +349,12 @@ def _check(config: Config, locator: _Locator) -> None:
     if not re.match(r"https?://[^/\s]+", n.base_url):
         raise locator.error(
             ("newsletter", "base_url"), f"must start with https:// (or http://), not {n.base_url!r}"
+        )
+    policy = config.privacy.policy_url
+    if not re.match(r"(https://[^/\s]+|mailto:[^\s@]+@[^\s@]+$)", policy):
+        raise locator.error(
+            ("privacy", "policy_url"),
+            f"must be an https:// or mailto: URL, not {policy!r}",
         )
     if not n.sections:
         raise locator.error(("newsletter", "sections"), "must name at least one section")
