@@ -30,12 +30,14 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import textwrap
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from email.utils import parseaddr
 from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,8 +47,10 @@ import jinja2
 from markupsafe import Markup, escape
 
 from digest.addresses import clean_name
-from digest.errors import TemplateError
+from digest.errors import SubscriberError, TemplateError
 from digest.issue import Issue
+from digest.store import open_store
+from digest.subscribers import find_by_email
 from digest.tokens import Tokens
 
 if TYPE_CHECKING:
@@ -92,6 +96,30 @@ class Recipient:
 def sample_recipient() -> Recipient:
     """The made-up reader of previews and `digest render`."""
     return Recipient(subscriber_id="sample", email="reader@example.com", name="Sample Reader")
+
+
+def reader_for(ws: Workspace, to: str | None) -> Recipient:
+    """Who `digest render` renders for.
+
+    ``to`` naming a subscriber ("Ann <ann@example.com>" or the bare address):
+    that subscriber, so the message is exactly theirs (their name, unsubscribe
+    link and Message-ID). Anyone else, or nobody: a sample reader with an id
+    of its own, so each rendered message has a Message-ID never used before
+    (a mailbox drops a second message with a Message-ID it has seen).
+    """
+    sample = sample_recipient()
+    email, name = sample.email, sample.name
+    if to:
+        name, email = parseaddr(to)
+        email = email or to.strip()
+        with open_store(ws) as store:
+            try:
+                subscriber = find_by_email(store, email)
+            except SubscriberError:  # not a valid address: nobody's
+                subscriber = None
+        if subscriber is not None and subscriber.status != "erased":
+            return Recipient(subscriber.id, subscriber.email or email, subscriber.name or "")
+    return Recipient(f"sample-{secrets.token_hex(8)}", email, name)
 
 
 # -- escaping exactly as lxml's HTML serializer writes a value -----------------

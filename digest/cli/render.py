@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from email.utils import parseaddr
 from pathlib import Path
 
 import click
@@ -14,7 +13,7 @@ from digest.cli import echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder
-from digest.render import Recipient, prepare, sample_recipient, template_listing
+from digest.render import prepare, reader_for, template_listing
 
 
 @click.command("render")
@@ -26,7 +25,13 @@ from digest.render import Recipient, prepare, sample_recipient, template_listing
     "--text", "text_path", type=click.Path(dir_okay=False), help="Write the text part here."
 )
 @click.option("--eml", "eml_path", type=click.Path(dir_okay=False), help="Write a whole .eml here.")
-@click.option("--to", "to", metavar="ADDR", help='The sample reader, e.g. "Ann <ann@example.com>".')
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDR",
+    help='Render as this reader gets it, e.g. "Ann <ann@example.com>" (a subscriber: '
+    "exactly their message).",
+)
 @click.pass_context
 def render_cmd(
     ctx: click.Context,
@@ -42,10 +47,7 @@ def render_cmd(
     """
     ws = workspace_of(ctx)
     prepared = prepare(ws, workspace_issue(ws, day))
-    reader = sample_recipient()
-    if to:
-        name, address = parseaddr(to)
-        reader = Recipient(reader.subscriber_id, address or to, name)
+    reader = reader_for(ws, to)
     outputs = {
         html_path: lambda: prepared.html(reader).encode("utf-8"),
         text_path: lambda: prepared.text(reader).encode("utf-8"),

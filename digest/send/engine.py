@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -554,14 +555,17 @@ def send_test(
     target = resolve_issue(ws, issue)
     builder = MessageBuilder.for_workspace(ws, prepare(ws, target))
     messages = []
-    for n, raw in enumerate(addresses, 1):
+    for raw in addresses:
         address = normalise(raw)
-        recipient = Recipient(f"test-{n}", address, "")
+        # An id of its own for every copy, so each has a Message-ID never used before:
+        # a mailbox drops a message whose Message-ID it has seen (an earlier proof).
+        copy = f"test-{secrets.token_hex(8)}"
+        recipient = Recipient(copy, address, "")
         messages.append(
             OutgoingMessage(
-                f"test-{n}",
+                copy,
                 address,
-                f"digest-test-{target.slug}-{n}-{time.time_ns()}",
+                f"digest-{target.slug}-{copy}",
                 builder=builder,
                 recipient=recipient,
                 test=True,
@@ -572,7 +576,13 @@ def send_test(
         async with open_sender(ws, target.slug, test=True) as sender:
             size = max(1, sender.batch_size)
             chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
-            results = await asyncio.gather(*(sender.send(c) for c in chunks))
+            lanes = asyncio.Semaphore(max(1, sender.parallel))
+
+            async def one(chunk: list[OutgoingMessage]) -> list[Result]:
+                async with lanes:
+                    return await sender.send(chunk)
+
+            results = await asyncio.gather(*(one(c) for c in chunks))
             return [r for chunk in results for r in chunk]
 
     results = asyncio.run(go())
