@@ -19,6 +19,8 @@ import functools
 import re
 import unicodedata
 
+import idna
+
 from digest.errors import SubscriberError
 
 
@@ -91,3 +93,39 @@ def clean_name(name: str | None) -> str:
         elif category[0] != "C":
             out.append(ch)
     return " ".join("".join(out).split())[:NAME_MAX]
+
+
+# -- where an address can go -----------------------------------------------------
+
+_UNSAFE = re.compile(r"[\x00-\x20\x7f<>]")
+
+
+class Unroutable(ValueError):
+    """This server or API cannot take this address (one row's failure, not the send's)."""
+
+
+def route(address: str, *, utf8: bool, who: str) -> tuple[str, bool]:
+    """The address to send to and whether it needs SMTPUTF8 (RFC 6531) on the way.
+
+    ``utf8``: the server (or mail API) ``who`` takes internationalised
+    addresses; then an address goes as it is. Otherwise an address whose
+    domain alone is non-ASCII goes with its IDNA (punycode) domain, and a
+    non-ASCII local part, which has no ASCII form, cannot go at all.
+    """
+    if _UNSAFE.search(address):
+        raise Unroutable("not an address mail can be sent to (a space, control character or <>)")
+    if address.isascii():
+        return address, False
+    if utf8:
+        return address, True
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise Unroutable(
+            f"{who} does not accept internationalised addresses (no SMTPUTF8) and this "
+            "address has no ASCII form"
+        )
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise Unroutable(f"the domain has no IDNA form ({exc})") from None
+    return f"{local}@{ascii_domain}", False

@@ -8,6 +8,7 @@ writes it to ``outbox/confirmations/`` and an SMTP or API workspace mails it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -124,9 +125,13 @@ def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> Outgoi
         email,
         f"confirm-{subscriber_id}",
         wire=lambda: wire(parts, email),
-        wire_for=lambda address: wire(parts, address),
         parts=parts,
         name=parts.name,
+        readdress=lambda address: outgoing(
+            subscriber_id,
+            address,
+            dataclasses.replace(parts, to=encode_address(parts.name, address).replace("\r\n", "")),
+        ),
     )
 
 

@@ -9,9 +9,11 @@ its punycode domain and a non-ASCII local part is that row's ``failed``.
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from email import message_from_string
 from email.policy import default as default_policy
 
+from _render_fixtures import sample_issue, write_issue
 from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 
 from digest.errors import SendError
@@ -165,3 +167,60 @@ def test_a_whole_send_problem_still_stops_the_send(send_ws: Workspace) -> None:
     add_readers(send_ws, 3)
     report = engine.run_send(send_ws, SEND_DAY, sender=Down())
     assert report.fatal and report.counts["pending"] == 3
+
+
+def http_sender(provider: str, seen: list[str]):  # type: ignore[no-untyped-def]
+    """A provider on httpx.MockTransport that notes each recipient it was given."""
+    import json
+
+    import httpx
+
+    from digest.config import Http
+    from digest.send.http import HttpSender
+    from digest.send.providers import provider_for
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if provider == "postmark":  # a JSON array, one result per message
+            body = json.loads(request.content)
+            seen.extend(item["To"] for item in body)
+            return httpx.Response(
+                200, json=[{"ErrorCode": 0, "Message": "OK", "MessageID": "m"} for _ in body]
+            )
+        # Mailgun: multipart form with "to" and the MIME message
+        text = request.content.decode("utf-8")
+        seen.append(text.split('name="to"\r\n\r\n', 1)[1].split("\r\n", 1)[0])
+        return httpx.Response(200, json={"id": "<mg@news.example.com>", "message": "Queued."})
+
+    settings = Http(provider=provider, base_url="https://api.test", token_env="T")
+    options = {"domain": "news.example.com"} if provider == "mailgun" else {}
+    return HttpSender(
+        provider_for(settings, "tok", **options),
+        settings,
+        transport=httpx.MockTransport(handler),
+    )
+
+
+def test_http_providers_take_idn_addresses_as_each_documents(send_ws: Workspace) -> None:
+    add_readers(send_ws, 2)
+    add(send_ws, CYRILLIC, "Ольга")
+    add(send_ws, DOMAIN_ONLY, "Anna Müller")
+    postmark: list[str] = []
+    report = engine.run_send(send_ws, SEND_DAY, sender=http_sender("postmark", postmark))
+    assert report.complete and report.counts["sent"] == 3 and report.counts["failed"] == 1
+    assert any(PUNYCODE in to for to in postmark)  # Postmark: the IDNA domain
+    assert not any("пример" in to or "exämple" in to for to in postmark)
+    with open_store(send_ws) as store:
+        [(_, reason, _)] = [
+            p for p in DeliveryLedger(store, SEND_DAY).failures() if p[0] == "failed"
+        ]
+    assert "postmark does not accept internationalised addresses" in reason
+
+    # Mailgun documents SMTPUTF8 through its Messages API: both go as they are.
+    issue = sample_issue()
+    issue.date = date(2026, 12, 11)
+    issue.status = "ready"
+    write_issue(send_ws, issue)
+    mailgun: list[str] = []
+    report = engine.run_send(send_ws, "2026-12-11", sender=http_sender("mailgun", mailgun))
+    assert report.complete and report.counts["sent"] == 4
+    assert CYRILLIC in mailgun and DOMAIN_ONLY in mailgun

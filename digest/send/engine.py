@@ -34,7 +34,7 @@ from typing import IO, Any, Protocol, TypeVar
 
 from digest import clock
 from digest.addresses import normalise
-from digest.errors import IssueError, SendError
+from digest.errors import DigestError, IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
 from digest.send.configured import open_sender
 from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
@@ -469,6 +469,8 @@ class _Run:
             self.fatal = str(exc)
             self.halted = True
             return []
+        except DigestError:  # a setting or template: the whole send's problem
+            raise
         except Exception as exc:  # nothing from one recipient's data may stop the send
             why = f"{type(exc).__name__}: {exc}"
             if len(claimed) == 1:

@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from digest.addresses import Unroutable, route
 from digest.config import Http
-from digest.errors import SendError
+from digest.errors import DigestError, SendError
 from digest.send.providers import Provider
 from digest.send.sender import OutgoingMessage, Result, Sender
 
@@ -58,7 +59,66 @@ class HttpSender(Sender):
         )
 
     async def send(self, batch: list[OutgoingMessage]) -> list[Result]:
-        request = self.provider.request(batch)
+        """One request for the batch; a message the provider cannot take (its address,
+        or an error building its payload) is that message's failure, not the batch's."""
+        going, refused = self._addressed(batch)
+        if not refused:
+            try:
+                request = self.provider.request(going)
+            except DigestError:  # the settings, not one message: the whole send stops
+                raise
+            except Exception:
+                request = None
+        if refused or request is None:
+            return await self._send_apart(going, refused)
+        return await self._post(request, going)
+
+    def _addressed(
+        self, batch: list[OutgoingMessage]
+    ) -> tuple[list[OutgoingMessage], dict[int, Result]]:
+        """Each message as the provider takes its address, and those it cannot take."""
+        going: list[OutgoingMessage] = []
+        refused: dict[int, Result] = {}
+        for index, message in enumerate(batch):
+            if message.email.isascii():
+                going.append(message)
+                continue
+            try:
+                address, _ = route(message.email, utf8=self.provider.eai, who=self.provider.name)
+                going.append(message.readdressed(address))
+            except Unroutable as exc:
+                refused[index] = Result.permanent(str(exc))
+            except Exception as exc:
+                refused[index] = Result.permanent(f"{type(exc).__name__}: {exc}")
+        return going, refused
+
+    async def _send_apart(
+        self, going: list[OutgoingMessage], refused: dict[int, Result]
+    ) -> list[Result]:
+        """The slow path: find the messages whose payload cannot be built, send the rest."""
+        fine: list[OutgoingMessage] = []
+        broken: dict[int, Result] = {}
+        for message in going:
+            try:
+                self.provider.request([message])
+            except DigestError:
+                raise
+            except Exception as exc:
+                broken[id(message)] = Result.permanent(f"{type(exc).__name__}: {exc}")
+            else:
+                fine.append(message)
+        sent = iter(await self._post(self.provider.request(fine), fine) if fine else [])
+        results: list[Result] = []
+        pending = iter(going)
+        for index in range(len(going) + len(refused)):
+            if index in refused:
+                results.append(refused[index])
+                continue
+            message = next(pending)
+            results.append(broken.get(id(message)) or next(sent))
+        return results
+
+    async def _post(self, request: dict[str, Any], batch: list[OutgoingMessage]) -> list[Result]:
         try:
             response = await self.client.send(self.client.build_request(**request))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -74,7 +74,7 @@ class OutgoingMessage:
         "test",
         "_wire",
         "_parts",
-        "_wire_for",
+        "_readdress",
     )
 
     def __init__(
@@ -89,7 +89,7 @@ class OutgoingMessage:
         builder: MessageBuilder | None = None,
         recipient: Recipient | None = None,
         test: bool = False,
-        wire_for: Callable[[str], bytes] | None = None,
+        readdress: Callable[[str], OutgoingMessage] | None = None,
     ) -> None:
         self.subscriber_id = subscriber_id
         self.email = email
@@ -100,7 +100,7 @@ class OutgoingMessage:
         self.test = test
         self._wire = wire
         self._parts = parts
-        self._wire_for = wire_for
+        self._readdress = readdress
 
     @property
     def wire(self) -> bytes:
@@ -113,17 +113,24 @@ class OutgoingMessage:
             value = self._wire = value()
         return value
 
-    def wire_for(self, address: str) -> bytes:
-        """The bytes with the recipient's address written as ``address`` (its IDNA
-        form, for a server without SMTPUTF8); the same message otherwise."""
+    def readdressed(self, address: str) -> OutgoingMessage:
+        """This message with the recipient's address written as ``address`` (its IDNA
+        form, for a server or API without SMTPUTF8); itself for the same address."""
         if address == self.email:
-            return self.wire
-        if self._wire_for is not None:
-            return self._wire_for(address)
+            return self
+        if self._readdress is not None:
+            return self._readdress(address)
         if self.builder is None or self.recipient is None:
             raise TypeError("this message cannot be rewritten for another address form")
-        recipient = dataclasses.replace(self.recipient, email=address)
-        return self.builder.build(recipient, test=self.test)
+        return OutgoingMessage(
+            self.subscriber_id,
+            address,
+            self.key,
+            name=self.name,
+            builder=self.builder,
+            recipient=dataclasses.replace(self.recipient, email=address),
+            test=self.test,
+        )
 
     @property
     def parts(self) -> PartsLike:

@@ -39,8 +39,8 @@ import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
-import idna
 
+from digest.addresses import Unroutable, route
 from digest.config import Smtp
 from digest.errors import SendError
 from digest.send.sender import OutgoingMessage, Result, Sender
@@ -267,8 +267,8 @@ class SmtpSender(Sender):
         self, connection: _Connection, message: OutgoingMessage
     ) -> tuple[list[bytes], bytes]:
         """The MAIL, RCPT and DATA commands and the dot-stuffed message for one recipient."""
-        address, utf8 = route(message.email, smtputf8=connection.smtputf8)
-        wire = message.wire if address == message.email else message.wire_for(address)
+        address, utf8 = route(message.email, utf8=connection.smtputf8, who="the server")
+        wire = message.readdressed(address).wire
         mail = b"MAIL FROM:<" + self._from + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
         rcpt = b"RCPT TO:<" + address.encode("utf-8") + b">\r\n"
         return [mail, rcpt, b"DATA\r\n"], data_payload(wire, crlf=message.builder is not None)
@@ -309,36 +309,6 @@ class SmtpSender(Sender):
         self._idle.clear()
 
 
-class Unroutable(ValueError):
-    """This server cannot take this address (a reason for one row, not for the send)."""
-
-
-def route(address: str, *, smtputf8: bool) -> tuple[str, bool]:
-    """The envelope address for ``address`` and whether the message needs SMTPUTF8.
-
-    RFC 6531: with SMTPUTF8 an address goes as it is. Without it, an address
-    whose domain alone is non-ASCII goes with the IDNA (punycode) domain; a
-    non-ASCII local part has no ASCII form and cannot go at all.
-    """
-    if _UNSAFE.search(address):
-        raise Unroutable("not an address an SMTP command can carry")
-    if address.isascii():
-        return address, False
-    if smtputf8:
-        return address, True
-    local, _, domain = address.rpartition("@")
-    if not local.isascii():
-        raise Unroutable(
-            "server does not accept internationalised addresses (no SMTPUTF8) and this "
-            "address has no ASCII form"
-        )
-    try:
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise Unroutable(f"the domain has no IDNA form ({exc})") from None
-    return f"{local}@{ascii_domain}", False
-
-
 def data_payload(wire: bytes, *, crlf: bool = False) -> bytes:
     """The message as DATA sends it: CRLF line ends, leading dots doubled, the final dot.
 
@@ -371,7 +341,6 @@ def _refusal(
     return None if data[0] == 354 else data
 
 
-_UNSAFE = re.compile(r"[\x00-\x20\x7f<>]")
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 
 

@@ -37,6 +37,10 @@ class Provider:
     max_batch = 1
     idempotent = False
     batched = False  # the body is a JSON array of payloads, not one payload
+    # Takes internationalised addresses (RFC 6531 local parts) as they are, as its
+    # documentation says; otherwise digest sends a domain-only IDN with its IDNA
+    # domain and fails an address with a non-ASCII local part, one row each.
+    eai = False
 
     def __init__(self, settings: Http, token: str) -> None:
         self.settings = settings

@@ -23,6 +23,7 @@ from digest.send.sender import OutgoingMessage, Result
 
 class Mailgun(Provider):
     name = "mailgun"
+    eai = True  # documented: internationalised addresses through the Messages API
     default_base_url = "https://api.mailgun.net"
     max_batch = 1
 
