@@ -9,7 +9,8 @@ builds the same message with the ``email`` package, slowly and obviously: the
 tests check that both parse the same.
 
 The message: ``multipart/alternative`` (text first, HTML last), UTF-8,
-quoted-printable, CRLF line endings, no line over 998 octets; From, Reply-To,
+quoted-printable, CRLF line endings, no line over 998 octets and none starting
+with a dot (so SMTP sends the bytes as they are); From, Reply-To,
 To, Subject, Date, a Message-ID that is the same for an (issue, subscriber)
 pair on every run, MIME-Version, List-Id, List-Unsubscribe (https, plus
 mailto when configured), List-Unsubscribe-Post (RFC 8058), optional
@@ -128,8 +129,18 @@ def _message_id(list_id: str, domain: str, day: str, subscriber_id: str) -> str:
 
 
 def _qp(line: str) -> bytes:
-    # No raw newline is in ``line``, so every "\n" out of b2a_qp is a soft break.
-    return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """One line, quoted-printable, no physical line starting with a dot.
+
+    No raw newline is in ``line``, so every "\n" out of b2a_qp is a soft break.
+    A leading "." is written "=2E" (RFC 2045 lets any octet be encoded), so
+    SMTP's DATA never has to dot-stuff a built message (RFC 5321 4.5.2).
+    """
+    encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
+    if encoded.startswith(b"."):
+        encoded = b"=2E" + encoded[1:]
+    if b"\n." in encoded:
+        encoded = encoded.replace(b"\n.", b"\n=2E")
+    return encoded.replace(b"\n", b"\r\n")
 
 
 class _EncodedPart:

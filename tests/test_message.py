@@ -203,3 +203,28 @@ def test_a_missing_dkim_key_is_a_clear_error(issue_ws: Workspace) -> None:
     ws = set_config(ws, 'private_key_file = ""', 'private_key_file = "nope.pem"')
     with pytest.raises(ConfigError, match="nope.pem: cannot read the DKIM key"):
         builder_of(ws)
+
+
+def test_no_line_of_a_built_message_starts_with_a_dot(issue_ws: Workspace) -> None:
+    """SMTP sends built bytes without dot-stuffing them, so none may start a line with
+    a dot; a line that does in the HTML or text is written with "=2E"."""
+    builder = builder_of(issue_ws)
+    for person in PEOPLE:
+        raw = builder.build(person)
+        assert b"\r\n." not in raw and not raw.startswith(b".")
+        html = builder.parts(person).html
+        decoded = parse(raw).get_body(("html",)).get_content().replace("\r\n", "\n")
+        assert decoded == html
+    lines = [line for line in builder.parts(PEOPLE[0]).html.splitlines() if line.startswith(".")]
+    assert lines, "the sample issue has lines starting with a dot (CSS), so this test bites"
+
+
+def test_quoted_printable_soft_breaks_never_leave_a_dot_first() -> None:
+    import quopri
+
+    from digest.message import _qp
+
+    for text in (".hidden { x }", "a" * 75 + ".after the soft break", "x" * 74 + "..."):
+        encoded = _qp(text)
+        assert not encoded.startswith(b".") and b"\r\n." not in encoded
+        assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode() == text

@@ -161,3 +161,10 @@ def test_nobody_listening_is_one_clear_line() -> None:
     s = SmtpSender(Smtp(host="127.0.0.1", port=port, security="none", timeout=2), "b@example.com")
     with pytest.raises(SendError, match=rf"127\.0\.0\.1:{port}: cannot connect"):
         asyncio.run(send_all(s, [message(1)]))
+
+
+def test_data_payload_stuffs_dots_and_ends_lines_with_crlf() -> None:
+    from digest.send.smtp import data_payload
+
+    assert data_payload(b".a\n..b\r\nc\rd") == b"..a\r\n...b\r\nc\r\nd\r\n.\r\n"
+    assert data_payload(b"x\r\n", built=True) == b"x\r\n.\r\n"

@@ -271,7 +271,7 @@ class SmtpSender(Sender):
         wire = message.readdressed(address).wire
         mail = b"MAIL FROM:<" + self._from + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
         rcpt = b"RCPT TO:<" + address.encode("utf-8") + b">\r\n"
-        return [mail, rcpt, b"DATA\r\n"], data_payload(wire, crlf=message.builder is not None)
+        return [mail, rcpt, b"DATA\r\n"], data_payload(wire, built=message.builder is not None)
 
     async def _refused(
         self, connection: _Connection, stage: str, reply: tuple[int, str]
@@ -309,16 +309,18 @@ class SmtpSender(Sender):
         self._idle.clear()
 
 
-def data_payload(wire: bytes, *, crlf: bool = False) -> bytes:
+def data_payload(wire: bytes, *, built: bool = False) -> bytes:
     """The message as DATA sends it: CRLF line ends, leading dots doubled, the final dot.
 
-    ``crlf``: the bytes come from digest's builder, which writes CRLF only;
-    other messages are normalised.
+    ``built``: the bytes come from digest's builder, which writes CRLF only and
+    no line starting with a dot, so they go as they are. Other messages are
+    normalised.
     """
-    if not crlf:
-        pairs = wire.count(b"\r\n")
-        if wire.count(b"\n") != pairs or wire.count(b"\r") != pairs:
-            wire = _LINE_ENDS.sub(b"\r\n", wire)
+    if built:
+        return wire + b".\r\n"
+    pairs = wire.count(b"\r\n")
+    if wire.count(b"\n") != pairs or wire.count(b"\r") != pairs:
+        wire = _LINE_ENDS.sub(b"\r\n", wire)
     if b"\n." in wire:
         wire = wire.replace(b"\r\n.", b"\r\n..")
     if wire.startswith(b"."):
