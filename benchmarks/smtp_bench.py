@@ -11,7 +11,9 @@ Each round runs, against that same sink:
    bookkeeping at all;
 2. ``digest send --yes`` as a subprocess, timed from process start to exit:
    imports, render and check, freezing the audience, building every message,
-   the deliveries ledger (SQLite) claiming and recording each one.
+   the deliveries ledger (SQLite) claiming and recording each one;
+3. the limit client again: ours is compared with the mean of its two runs,
+   so a change in the (shared) machine's load weighs on both sides.
 
 Target: ours >= 80% of the limit client. Subscribers are inserted straight
 into the table before the clock starts (setup, not what is measured).
@@ -223,30 +225,39 @@ def main() -> None:
                 ws = make_workspace(root, port, n, k)
                 message = message or sample_message(ws)
                 load = os.getloadavg()[0]
-                before, cpu_before = counter.value, sink_cpu.value
-                limit_seconds, pipelined = limit_client(port, message, n, k)
-                assert counter.value - before == n, (counter.value - before, n)
-                limit_cpu = sink_cpu.value - cpu_before
+
+                def limit_run(message: bytes = message) -> tuple[float, float, bool]:
+                    before, cpu_before = counter.value, sink_cpu.value
+                    seconds, pipelined = limit_client(port, message, n, k)
+                    assert counter.value - before == n, (counter.value - before, n)
+                    return seconds, sink_cpu.value - cpu_before, pipelined
+
+                first = limit_run()
                 before, cpu_before = counter.value, sink_cpu.value
                 ours_seconds, ours_own_cpu, summary = digest_send(root)
                 assert counter.value - before == n, (counter.value - before, n)
                 ours_cpu = sink_cpu.value - cpu_before
-                limit_rate, ours_rate = n / limit_seconds, n / ours_seconds
+                # The limit client runs again after ours, so a change in the machine's
+                # load weighs on both sides: ours is compared with the mean of the two.
+                second = limit_run()
+                limit_rate = (n / first[0] + n / second[0]) / 2
+                ours_rate = n / ours_seconds
                 print(
                     f"round {round_} (message {len(message):,} bytes, load average "
                     f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)"
                 )
                 print(
                     f"  limit client (raw sockets, prebuilt bytes, {k} threads, "
-                    f"{'pipelined' if pipelined else 'no PIPELINING offered'}): "
-                    f"{limit_rate:,.0f} msg/s ({limit_seconds:.2f}s; sink CPU {limit_cpu:.2f}s)"
+                    f"{'pipelined' if first[2] else 'no PIPELINING offered'}): "
+                    f"{n / first[0]:,.0f} msg/s before ours, {n / second[0]:,.0f} after, "
+                    f"mean {limit_rate:,.0f} (sink CPU {first[1]:.2f}s, {second[1]:.2f}s)"
                 )
                 print(
                     f"  digest send (process start to exit, render + ledger): "
                     f"{ours_rate:,.0f} msg/s ({ours_seconds:.2f}s; sink CPU {ours_cpu:.2f}s, "
                     f"digest CPU {ours_own_cpu:.2f}s = {ours_own_cpu / n * 1e6:.0f} us/message)"
                 )
-                print(f"  ratio: {ours_rate / limit_rate:.0%} (target >= 80%)")
+                print(f"  ratio: {ours_rate / limit_rate:.0%} of the mean limit (target >= 80%)")
                 print(f"  digest said: {summary}")
     finally:
         sink.kill()

@@ -277,6 +277,15 @@ class DeliveryLedger:
                     (self.issue, claim_id),
                 )
             ]
+        elif self.dialect == "sqlite":
+            # Under SQLite's write lock (BEGIN IMMEDIATE) nobody else claims, so the
+            # pick, its people and their suppressions come in one statement.
+            found_people = {}
+            for sid, *person in raw.all(
+                _PICK_SQLITE, (self.issue, size, self.issue, now, size, size)
+            ):
+                found_people[sid] = tuple(person) if person[0] is not None else None
+            picked = list(found_people)
         else:
             # Two index range reads rather than one OR, which SQLite answers by
             # walking every row of the issue past those already sent.
@@ -309,14 +318,15 @@ class DeliveryLedger:
         if not claimed:
             return [], 0
         attempts: dict[str, int] = {str(sid): int(n) for sid, n in claimed}
-        where, params = raw.among(list(attempts))
-        people = raw.all(
-            "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
-            " LEFT JOIN suppressions p ON p.key = s.email_key"
-            f" WHERE s.id {where}",
-            params,
-        )
-        found_people = {row[0]: row for row in people}
+        if unknown_groups or self.dialect != "sqlite":
+            where, params = raw.among(list(attempts))
+            people = raw.all(
+                "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+                " LEFT JOIN suppressions p ON p.key = s.email_key"
+                f" WHERE s.id {where}",
+                params,
+            )
+            found_people = {row[0]: row for row in people}
         out: list[Claimed] = []
         skipped: list[tuple[str, str, str, str]] = []
         for sid in sorted(attempts):
@@ -584,6 +594,22 @@ def latest_send(store: Store) -> str | None:
             .limit(1)
         ).scalar()
     return str(value) if value is not None else None
+
+
+# Pending rows, and deferred rows now due, lowest ids first (two index range reads,
+# not one OR, which SQLite answers by walking every row past those already sent),
+# with each one's subscriber and suppression.
+_PICK_SQLITE = (
+    "SELECT d.subscriber_id, s.id, s.email, s.name, s.status, p.reason FROM ("
+    " SELECT subscriber_id FROM (SELECT subscriber_id FROM deliveries"
+    "  WHERE issue = ? AND state = 'pending' ORDER BY subscriber_id LIMIT ?)"
+    " UNION ALL"
+    " SELECT subscriber_id FROM (SELECT subscriber_id FROM deliveries"
+    "  WHERE issue = ? AND state = 'deferred' AND retry_at <= ? ORDER BY subscriber_id LIMIT ?)"
+    " ORDER BY 1 LIMIT ?) d"
+    " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+    " LEFT JOIN suppressions p ON p.key = s.email_key"
+)
 
 
 def _unmailable(row: Any) -> str:
