@@ -467,6 +467,8 @@ _MAILABLE = (
     " AND NOT EXISTS (SELECT 1 FROM suppressions WHERE suppressions.key = subscribers.email_key)"
 )
 _AUDIENCE = "SELECT id, email, name, status, created_at, attributes" + _MAILABLE + " ORDER BY id"
+# The audience's ids as one SELECT, for a statement that copies them in the database.
+AUDIENCE_IDS = "SELECT id" + _MAILABLE
 
 
 def audience_count(store: Store) -> int:

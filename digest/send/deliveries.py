@@ -139,11 +139,12 @@ class DeliveryLedger:
             ).first()
         return row is not None
 
-    def freeze(self, audience: Iterable[Any], batch_size: int = 5000) -> int | None:
+    def freeze(self, audience: Iterable[Any] | str, batch_size: int = 5000) -> int | None:
         """Write one pending row per subscriber, once; None if it was frozen before.
 
-        One transaction: a crash midway leaves no half-frozen audience. The
-        audience streams in, ``batch_size`` rows at a time.
+        One transaction: a crash midway leaves no half-frozen audience.
+        ``audience`` is the subscribers (streamed in, ``batch_size`` rows at a
+        time), or a SELECT of their ids, copied by the database itself.
         """
         now = _now()
         with self.store.begin() as conn:
@@ -155,6 +156,25 @@ class DeliveryLedger:
             if conn.execute(marker).first() is None:
                 return None
             raw = _Raw(conn, self.dialect)
+            if isinstance(audience, str):
+                # The ids' SELECT has a WHERE, so SQLite reads ON CONFLICT as the upsert.
+                raw.cursor.execute(
+                    raw.sql(
+                        "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner,"
+                        " claim, lease_until, retry_at, failure, reason, provider_id, updated_at)"
+                        " SELECT ?, id, 'pending', 0, '', '', '', '', '', '', '', ?"
+                        f" FROM ({audience}) AS audience WHERE true ON CONFLICT DO NOTHING"
+                    ),
+                    (self.issue, now),
+                )
+                total = max(0, int(raw.cursor.rowcount))
+                raw.close()
+                conn.execute(
+                    update(issue_sends)
+                    .where(issue_sends.c.issue == self.issue)
+                    .values(audience=total)
+                )
+                return total
             insert = (
                 "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner, claim,"
                 " lease_until, retry_at, failure, reason, provider_id, updated_at)"
@@ -164,7 +184,8 @@ class DeliveryLedger:
             total = 0
             rows: list[tuple[str, str, str]] = []
             issue = self.issue
-            for subscriber in audience:
+            people: Iterable[Any] = audience
+            for subscriber in people:
                 rows.append((issue, subscriber.id, now))
                 if len(rows) >= batch_size:
                     raw.many(insert, rows)
