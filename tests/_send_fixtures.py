@@ -63,6 +63,7 @@ class SinkHandler:
     drop_data: set[str] = field(default_factory=set)
     connections: int = 0
     delay: float = 0.0
+    pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -71,6 +72,8 @@ class SinkHandler:
         session.host_name = hostname
         with self.lock:
             self.connections += 1
+        if self.pipelining:  # aiosmtpd reads commands in order, so it can offer RFC 2920
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(

@@ -168,3 +168,34 @@ def test_data_payload_stuffs_dots_and_ends_lines_with_crlf() -> None:
 
     assert data_payload(b".a\n..b\r\nc\rd") == b"..a\r\n...b\r\nc\r\nd\r\n.\r\n"
     assert data_payload(b"x\r\n", built=True) == b"x\r\n.\r\n"
+
+
+def test_pipelining_where_offered_with_refusals_in_the_middle(smtp_sink: SmtpSink) -> None:
+    """RFC 2920: MAIL, RCPT and DATA go in one write; a refused RCPT's DATA reply is read
+    and the transaction reset, so the next message is not confused by it."""
+    smtp_sink.handler.pipelining = True
+    smtp_sink.script("reader2@example.net", "550 5.1.1 unknown user")
+    smtp_sink.script("reader4@example.net", "451 4.7.1 try later")
+    s = sender(smtp_sink, connections=1)
+
+    async def go() -> tuple[list, bool]:
+        results = await s.send([message(n) for n in range(7)])
+        offered = all(c.pipelining for c in s._idle)
+        await s.aclose()
+        return results, offered
+
+    results, offered = asyncio.run(go())
+    assert offered
+    assert [r.state for r in results] == [
+        ACCEPTED,
+        ACCEPTED,
+        PERMANENT,
+        ACCEPTED,
+        TRANSIENT,
+        ACCEPTED,
+        ACCEPTED,
+    ]
+    assert sorted(smtp_sink.recipients()) == sorted(
+        f"reader{n}@example.net" for n in (0, 1, 3, 5, 6)
+    )
+    assert smtp_sink.handler.connections == 1
