@@ -40,6 +40,9 @@ from digest.issue import (
     add_article,
     canonical_section,
     check_section,
+    create_issue,
+    next_open_date,
+    passed_note,
     same_url,
     save_issue,
     workspace_issue,
@@ -512,7 +515,12 @@ def add_url(
             )
 
     if issue is None:
-        issue = workspace_issue(ws, issue_date, create=True)
+        day, passed = next_open_date(ws)
+        issue = create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+        note = passed_note(passed)
+        notes.append(
+            f"started the issue of {issue.slug}" + (f" ({note}: the week moved on)" if note else "")
+        )
     if not same_url(meta.url, url):
         _refuse_duplicate(issue, meta.url)
     article = Article(url=meta.url, section=section, blurb=(blurb or "").strip(), **values)

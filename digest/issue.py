@@ -452,13 +452,7 @@ def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: boo
             if issue.status in UNSENT:
                 return issue
     if create:
-        day = schedule.next_issue_date(ws.config.schedule, clock.now())
-        path = issue_path(ws.issues_dir, day)
-        if path.exists():
-            # The next slot's issue exists but is sent or skipped: take the week after.
-            day = schedule.next_issue_date(
-                ws.config.schedule, schedule.slot_on(ws.config.schedule, day) + timedelta(minutes=1)
-            )
+        day, _ = next_open_date(ws)
         return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
     raise IssueError(
         f"no upcoming draft or ready issue in {ws.issues_dir}; "
@@ -466,14 +460,52 @@ def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: boo
     )
 
 
-def new_workspace_issue(ws: Workspace, day: date | None = None, *, force: bool = False) -> Issue:
-    """``digest issue new``: the next slot's date by default; the configured weekday only."""
+def next_open_date(ws: Workspace) -> tuple[date, list[Issue]]:
+    """The first slot date from now on without an issue file, and the sent or skipped
+    issues passed over on the way (the week moves on once its issue has gone).
+
+    An unsent issue on the way is an :class:`IssueError`: it is the one to edit.
+    """
     sched = ws.config.schedule
+    day = schedule.next_issue_date(sched, clock.now())
+    passed: list[Issue] = []
+    while True:
+        path = issue_path(ws.issues_dir, day)
+        if not path.exists():
+            return day, passed
+        existing = load_issue(path)
+        if existing.status in UNSENT:
+            raise IssueError(
+                f"{path} already exists and is {existing.status}: it is the upcoming issue; "
+                "edit it, or pick another --date"
+            )
+        passed.append(existing)
+        day = schedule.next_issue_date(sched, schedule.slot_on(sched, day) + timedelta(minutes=1))
+
+
+def new_workspace_issue(
+    ws: Workspace, day: date | None = None, *, force: bool = False
+) -> tuple[Issue, list[Issue]]:
+    """``digest issue new``: the next slot without an issue by default (a slot whose issue
+    is sent or skipped is passed over, and returned too); with ``day``, the configured
+    weekday only."""
+    sched = ws.config.schedule
+    passed: list[Issue] = []
     if day is None:
-        day = schedule.next_issue_date(sched, clock.now())
+        day, passed = next_open_date(ws)
     elif day.weekday() != sched.weekday_index and not force:
         raise IssueError(
             f"{day} is a {day.strftime('%A')}, but issues go out on {sched.weekday.title()}s; "
             "pick another date or pass --force"
         )
-    return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+    return create_issue(ws.issues_dir, day, ws.config.newsletter.name), passed
+
+
+def passed_note(passed: Sequence[Issue]) -> str:
+    """``2026-12-04 is sent`` / ``2026-12-04 and 2026-12-11 are sent or skipped``."""
+    if not passed:
+        return ""
+    states = " or ".join(dict.fromkeys(i.status for i in passed))
+    names = [i.slug for i in passed]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{listed} {'is' if len(names) == 1 else 'are'} {states}"

@@ -121,6 +121,17 @@ def duration_text(seconds: float) -> str:
     return " ".join(parts[:2])
 
 
+def ahead_of_slot(schedule: Schedule, day: date, now: datetime) -> str:
+    """``slot Fri 4 Dec 07:00 Europe/Moscow, in 1d 12h`` when the issue dated ``day`` is
+    sent before its slot; empty when the slot has come."""
+    slot = slot_on(schedule, day)
+    if slot <= now:
+        return ""
+    local = slot.astimezone(schedule.zone)
+    when = f"{local:%a} {local.day} {local:%b %H:%M}"
+    return f"slot {when} {schedule.timezone}, in {duration_text((slot - now).total_seconds())}"
+
+
 # -- issue statuses, cheaply --------------------------------------------------
 
 _status_cache: dict[Path, tuple[tuple[int, int], str]] = {}

@@ -15,6 +15,7 @@ from digest.issue import (
     move_article,
     new_workspace_issue,
     parse_date,
+    passed_note,
     remove_article,
     save_issue,
     workspace_issue,
@@ -49,8 +50,9 @@ def issue() -> None:
 @click.pass_context
 def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
     """Start a new issue file for the next Friday (or --date)."""
-    created = new_workspace_issue(workspace_of(ctx), day, force=force)
-    click.echo(f"created {created.path}")
+    created, passed = new_workspace_issue(workspace_of(ctx), day, force=force)
+    note = passed_note(passed)
+    click.echo(f"created {created.path}" + (f" (the next slot: {note})" if note else ""))
 
 
 @issue.command("list")

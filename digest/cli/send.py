@@ -12,8 +12,10 @@ from typing import Any
 
 import click
 
+from digest import clock
 from digest.cli import echo_json, workspace_of
 from digest.cli.issues import DATE
+from digest.schedule import ahead_of_slot
 
 
 @contextmanager
@@ -155,13 +157,18 @@ def send_cmd(
         for result in engine.send_test(ws, issue, list(tests)):
             click.echo(f"[TEST] {result.address}: {result.state} {result.detail}".rstrip())
         return
+    engine.refuse_sent(ws, issue)
     engine.preflight(ws, issue, force=force)
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
     click.echo(f"{issue.slug} \u201c{issue.subject}\u201d: {what} {size} via {sender.name}")
     if not yes:
-        click.confirm("Send now?", abort=True)
+        early = ahead_of_slot(ws.config.schedule, issue.date, clock.now())
+        question = f"{early[0].upper()}{early[1:]}; send now anyway?" if early else "Send now?"
+        if not click.confirm(question):
+            click.echo("Nothing sent.")
+            sys.exit(1)
     _run(engine.run_send, ws, issue, limit=limit, force=force, sender=sender)
 
 

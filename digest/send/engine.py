@@ -114,9 +114,26 @@ class SendReport:
 
 
 def resolve_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
+    """``issue``, or the upcoming one; when none is upcoming because the last one has
+    gone, the error says when it went."""
     if isinstance(issue, Issue):
         return issue
-    return workspace_issue(ws, issue)
+    try:
+        return workspace_issue(ws, issue)
+    except IssueError:
+        if issue is not None:
+            raise
+        last = sent_issue(ws, None) if _any_send(ws) else None
+        if last is not None:
+            refuse_sent(ws, last)
+        raise
+
+
+def _any_send(ws: Workspace) -> bool:
+    from digest.send.ledger import latest_send
+
+    with open_store(ws) as store:
+        return latest_send(store) is not None
 
 
 def sent_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
@@ -139,6 +156,28 @@ def require_postal_address(ws: Workspace) -> None:
             f"{ws.config_path}: [newsletter] postal_address is empty; the law (CAN-SPAM) wants "
             "a postal address in every newsletter: set it, then send again"
         )
+
+
+def refuse_sent(ws: Workspace, issue: Issue) -> None:
+    """``digest send`` of an issue that has gone: say when, instead of a run that sends 0."""
+    if issue.status != "sent":
+        return
+    with open_store(ws) as store:
+        ledger = Ledger(store, issue.slug)
+        _, last, audience = ledger.timing()
+        sent = ledger.counts()["sent"]
+    when = ""
+    if last:
+        from datetime import datetime
+
+        local = datetime.fromisoformat(last.replace("Z", "+00:00")).astimezone(
+            ws.config.schedule.zone
+        )
+        when = f" on {local:%a} {local.day} {local:%b %Y %H:%M} {local.tzname()}"
+    raise SendError(
+        f"{issue.label}: already sent{when} ({sent} of an audience of {audience}); "
+        f"see `digest deliveries {issue.slug}`, or start the next one with `digest issue new`"
+    )
 
 
 def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
