@@ -18,7 +18,7 @@ import httpx
 import lxml.html
 
 from digest.errors import TemplateError
-from digest.issue import Issue
+from digest.issue import Issue, canonical_section
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def check_prepared(prepared: PreparedIssue, result: CheckResult | None = None) -
     for number, article in enumerate(issue.articles, 1):
         if not article.title.strip():
             result.error("article-no-title", f"article {number} ({article.url}) has no title")
-        if article.section not in n.sections:
+        if canonical_section(article.section, n.sections) not in n.sections:
             result.error(
                 "section-unknown",
                 f"article {number} ({article.url}) is in section {article.section or '(none)'!r}, "

@@ -91,6 +91,7 @@ class PageMeta:
     image_alt: str = ""
     site_name: str = ""
     final_url: str = ""
+    not_article: str = ""  # why the page does not look like an article; empty when it does
 
 
 @dataclass
@@ -145,6 +146,7 @@ def fetch(
 ) -> Fetched:
     """GET ``url``: redirects followed, at most ``max_bytes``, ``timeout`` seconds in all."""
     url = check_url(url)
+    way_out = _feed_way_out(url) if what == "feed" else _by_hand(url)
     deadline = time.monotonic() + timeout
     try:
         with (
@@ -153,19 +155,24 @@ def fetch(
         ):
             if response.status_code >= 400:
                 reason = response.reason_phrase or "error"
+                if what == "feed":
+                    raise CurateError(
+                        f"{url}: the server answered HTTP {response.status_code} {reason}: "
+                        f"the feed URL is wrong or the feed has moved; {way_out}"
+                    )
                 raise CurateError(
                     f"{url}: the server answered HTTP {response.status_code} {reason}; "
-                    f"check the URL, or {_by_hand(url)}"
+                    f"check the URL, or {way_out}"
                 )
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_big(url, max_bytes, what)
+                raise _too_big(url, max_bytes, what, way_out)
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _too_big(url, max_bytes, what)
+                    raise _too_big(url, max_bytes, what, way_out)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("total time exceeded")
                 chunks.append(chunk)
@@ -178,18 +185,18 @@ def fetch(
             )
     except httpx.TimeoutException:
         raise CurateError(
-            f"{url}: no answer within {timeout:g} s; try again later, or {_by_hand(url)}"
+            f"{url}: no answer within {timeout:g} s; try again later, or {way_out}"
         ) from None
     except httpx.TooManyRedirects:
-        raise CurateError(f"{url}: too many redirects; {_by_hand(url)}") from None
+        raise CurateError(f"{url}: too many redirects; {way_out}") from None
     except httpx.ConnectError as exc:
         host = urlsplit(url).netloc
         raise CurateError(
             f"{url}: cannot connect to {host} ({_reason(exc)}); "
-            f"check the URL and your network, or {_by_hand(url)}"
+            f"check the URL and your network, or {way_out}"
         ) from None
     except httpx.HTTPError as exc:
-        raise CurateError(f"{url}: {_reason(exc)}; {_by_hand(url)}") from None
+        raise CurateError(f"{url}: {_reason(exc)}; {way_out}") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -200,10 +207,18 @@ def _reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def _too_big(url: str, max_bytes: int, what: str) -> CurateError:
+def _too_big(url: str, max_bytes: int, what: str, way_out: str) -> CurateError:
+    kind = "a feed" if what == "feed" else "an article page"
     return CurateError(
         f"{url}: the {what} is larger than the {max_bytes:,}-byte cap; "
-        f"it is probably not an article page; {_by_hand(url)}"
+        f"it is probably not {kind}; {way_out}"
+    )
+
+
+def _feed_way_out(url: str) -> str:
+    return (
+        "find the site's feed address and replace this one "
+        f"(`digest feed remove {url}`, then `digest feed add URL`)"
     )
 
 
@@ -289,7 +304,25 @@ def parse_page(text: str, url: str) -> PageMeta:
     canonical = canonical or metas.get("og:url", "") or _ld_url(ld)
     resolved = _absolute(canonical, url) if canonical else ""
 
+    deliberate_title = _first(
+        metas.get("og:title"), metas.get("twitter:title"), clean(ld.get("headline"))
+    )
+    any_summary = _first(
+        metas.get("og:description"),
+        metas.get("twitter:description"),
+        clean(ld.get("description")),
+        metas.get("description"),
+    )
+    heading = root.find(".//h1")
+    heading_text = clean(heading.text_content()) if heading is not None else ""
+    not_article = ""
+    if page_title.startswith("Index of ") or heading_text.startswith("Index of "):
+        not_article = "it is a directory listing"
+    elif not deliberate_title and not ld and not any_summary:
+        not_article = "it has no title beyond <title> and no description"
+
     return PageMeta(
+        not_article=not_article,
         url=resolved or url,
         title=_first(
             metas.get("og:title"),
@@ -491,6 +524,11 @@ def add_url(
                 raise
             meta = fallback
             notes.append(f"warning: {exc} (used the feed's title and summary instead)")
+        if meta.not_article:
+            notes.append(
+                f"warning: {url} does not look like an article ({meta.not_article}); "
+                "check its title and summary, or take it out with `digest remove`"
+            )
     else:
         if not given.get("title", "").strip():
             raise CurateError(f"{url}: --title is required with --no-fetch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -98,8 +99,8 @@ class Issue:
             number = int(text)
             if not 1 <= number <= len(self.articles):
                 raise IssueError(
-                    f"{self.label}: no article number {number} "
-                    f"(it has {len(self.articles)}; see `digest issue show {self.slug}`)"
+                    f"{self.label}: no article {number} (the issue has {len(self.articles)}; "
+                    f"see `digest issue show {self.slug}`)"
                 )
             return number - 1
         for index, article in enumerate(self.articles):
@@ -175,6 +176,24 @@ def move_article(
 def remove_article(issue: Issue, ref: str | int) -> Article:
     _refuse_unsent(issue, "edit")
     return issue.articles.pop(issue.find(ref))
+
+
+def restore_commands(issue: Issue, ref: str | int, sections: Sequence[str]) -> list[str]:
+    """The `digest` lines that would put article ``ref`` back as it is now: an ``add``
+    with every field, and a ``move`` when it is not last in its section."""
+    index = issue.find(ref)
+    article = issue.articles[index]
+    words = ["digest", "add", article.url, "--no-fetch", "--issue", issue.slug]
+    for key in ("section", "title", "summary", "author", "image", "image_alt", "blurb"):
+        value = getattr(article, key)
+        if value:
+            words += [f"--{key.replace('_', '-')}", value]
+    lines = [" ".join(shlex.quote(w) for w in words)]
+    members = [a for a in issue.articles if a.section == article.section]
+    place = members.index(article) + 1
+    if place < len(members):
+        lines.append(f"digest move {shlex.quote(article.url)} --to {place} --issue {issue.slug}")
+    return lines
 
 
 def check_section(name: str, sections: Sequence[str], where: str = "digest.toml") -> str:

@@ -81,10 +81,11 @@ def feed() -> None:
 @feed.command("add")
 @click.argument("url")
 @click.option("--section", help="Section for items whose category is not a configured section.")
+@click.option("--no-check", is_flag=True, help="Do not fetch it to check that it is a feed.")
 @click.pass_context
-def feed_add(ctx: click.Context, url: str, section: str | None) -> None:
-    """Follow the feed at URL."""
-    added = feeds_mod.add_feed(workspace_of(ctx), url, section)
+def feed_add(ctx: click.Context, url: str, section: str | None, no_check: bool) -> None:
+    """Follow the feed at URL, once it answers with RSS or Atom."""
+    added = feeds_mod.add_feed(workspace_of(ctx), url, section, check=not no_check)
     click.echo(f"following {added.url}" + (f" [{added.section}]" if added.section else ""))
 
 
@@ -146,7 +147,12 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
     if not items:
         click.echo("No candidates; run `digest feed pull`.")
     for item in items:
-        mark = f"picked {item.picked}" if item.picked else ""
+        if item.in_issue:
+            mark = f"in {item.in_issue}"
+        elif item.picked:
+            mark = f"picked for {item.picked}, not in it now"
+        else:
+            mark = ""
         day = item.day.isoformat() if item.day else ""
         byline = f" ({item.author})" if item.author else ""
         click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 
 import click
@@ -17,6 +18,7 @@ from digest.issue import (
     parse_date,
     passed_note,
     remove_article,
+    restore_commands,
     save_issue,
     workspace_issue,
 )
@@ -209,10 +211,25 @@ def move(
 @click.command()
 @click.argument("article")
 @click.option("--issue", "day", type=DATE, help="The issue (default: the upcoming one).")
+@click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @click.pass_context
-def remove(ctx: click.Context, article: str, day: date | None) -> None:
-    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue."""
-    target = workspace_issue(workspace_of(ctx), day)
+def remove(ctx: click.Context, article: str, day: date | None, yes: bool) -> None:
+    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue.
+
+    Asks first on a terminal; prints the `digest add` line that puts it back.
+    """
+    ws = workspace_of(ctx)
+    target = workspace_issue(ws, day)
+    found = target.articles[target.find(article)]
+    restore = restore_commands(target, article, ws.config.newsletter.sections)
+    if not yes and sys.stdin.isatty():
+        question = f"Remove {found.title or found.url} [{found.section}] from {target.slug}?"
+        if not click.confirm(question):
+            click.echo("Nothing removed.")
+            ctx.exit(1)
     removed = remove_article(target, article)
     save_issue(target)
-    click.echo(f"removed {removed.title or removed.url}")
+    click.echo(f"removed {removed.title or removed.url} [{removed.section}] from {target.slug}")
+    click.echo("to put it back:")
+    for line in restore:
+        click.echo(line)
