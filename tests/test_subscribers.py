@@ -239,7 +239,7 @@ def test_add_list_show_stats_unsubscribe(cli, store: Store) -> None:
     listing = cli("subscribers", "list")
     assert "J***@example.com" in listing.output and "Jo@example.com" not in listing.output
     only = cli("subscribers", "list", "--status", "active", "--json")
-    assert [json.loads(line)["email"] for line in only.output.splitlines()] == ["k***@example.com"]
+    assert [row["email"] for row in json.loads(only.output)] == ["k***@example.com"]
     shown = cli("subscribers", "show", "jo@example.com", "--json")
     data = json.loads(shown.output)
     assert data["subscriber"]["email"] == "Jo@example.com"

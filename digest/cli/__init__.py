@@ -7,6 +7,7 @@ in one place; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -84,9 +85,35 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
 
 
 def echo_json(data: Any) -> None:
+    """``--json``: one JSON document (an array for a list, an object for one thing)."""
     import json
 
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_json_rows(rows: Iterable[Any], *, lines: bool = False) -> None:
+    """A list streamed: one JSON array (``--json``), or one object a line (``--jsonl``).
+
+    Either way nothing holds the whole list, so a million rows cost no more memory
+    than one.
+    """
+    import json
+
+    if lines:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    first = True
+    for row in rows:
+        text = json.dumps(row, indent=2, ensure_ascii=False, default=str)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``article`` or ``articles`` for ``count``."""
+    return word if count == 1 else (many or word + "s")
 
 
 # Each command's module is imported only when that command runs, so a cron job's
@@ -128,4 +155,4 @@ def _load(name: str) -> click.Command:
     return command
 
 
-__all__ = ["main", "pass_state", "workspace_of", "echo_json"]
+__all__ = ["main", "pass_state", "workspace_of", "echo_json", "echo_json_rows", "plural"]

@@ -7,7 +7,7 @@ from datetime import date
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest.cli import echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import IssueError
 from digest.issue import (
     Issue,
@@ -58,9 +58,10 @@ def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
 
 
 @issue.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object a line.")
 @click.pass_context
-def issue_list(ctx: click.Context, as_json: bool) -> None:
+def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
     """List issues: date, status, article count, subject; broken files are named, not fatal."""
     issues, broken = [], []
     for path in list_issue_paths(workspace_of(ctx).issues_dir):
@@ -70,9 +71,9 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
             broken.append(str(exc))
     for problem in broken:
         click.echo(f"error: {problem}", err=True)
-    if as_json:
-        echo_json(
-            [
+    if as_json or jsonl:
+        echo_json_rows(
+            (
                 {
                     "date": i.slug,
                     "status": i.status,
@@ -80,13 +81,15 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
                     "subject": i.subject,
                 }
                 for i in issues
-            ]
+            ),
+            lines=jsonl,
         )
     else:
         if not issues and not broken:
             click.echo("No issues yet; start one with `digest issue new`.")
         for i in issues:
-            click.echo(f"{i.slug}  {i.status:<8} {len(i.articles):>3} articles  {i.subject}")
+            count = f"{len(i.articles):>3} {plural(len(i.articles), 'article')}"
+            click.echo(f"{i.slug}  {i.status:<8} {count:<12} {i.subject}")
     if broken:
         ctx.exit(1)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from digest import consent as consent_mod
+from digest import roster
 from digest import subscribers as subs
 from digest.atomic import write_text
-from digest.cli import echo_json, workspace_of
+from digest.cli import echo_json, echo_json_rows, plural, workspace_of
 from digest.store import Store, open_store
 
 
@@ -80,24 +81,47 @@ def import_(ctx: click.Context, file: Path, dry_run: bool, skip_invalid: bool) -
 
 @subscribers.command("list")
 @click.option("--status", type=click.Choice([*subs.STATUSES, "suppressed"]), help="Only these.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object a line (for big lists).")
 @click.pass_context
-def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """List subscribers (addresses masked; `show` one for the full record)."""
+def list_(ctx: click.Context, status: str | None, as_json: bool, jsonl: bool) -> None:
+    """List subscribers: id, masked address, name, status, consent date, source.
+
+    Addresses are masked; `digest subscribers show ID` gives one full record,
+    `digest subscribers export --all -o FILE` the whole list.
+    """
+    if as_json and jsonl:
+        raise click.UsageError("pick one of --json and --jsonl")
     with _store(ctx) as store:
-        for sub in subs.list_subscribers(store, status):
-            if as_json:
-                row = {
-                    "id": sub.id,
-                    "email": subs.mask(sub.email),
-                    "status": sub.status,
-                    "created_at": sub.created_at,
-                }
-                click.echo(json.dumps(row, ensure_ascii=False))
-            else:
-                click.echo(
-                    f"{sub.id}  {sub.status:<12}  {sub.created_at[:10]}  {subs.mask(sub.email)}"
-                )
+        listed = (
+            {**row.as_dict(), "email": subs.mask(row.email)} for row in roster.rows(store, status)
+        )
+        if as_json or jsonl:
+            echo_json_rows(listed, lines=jsonl)
+            return
+        click.echo(TABLE.format(*TABLE_HEADER).rstrip())
+        count = 0
+        for row in listed:
+            count += 1
+            click.echo(
+                TABLE.format(
+                    row["id"],
+                    _fit(row["email"], 30),
+                    _fit(row["name"] or "", 20),
+                    row["status"],
+                    row["consented_at"][:10],
+                    row["source"],
+                ).rstrip()
+            )
+    click.echo(f"{count} {plural(count, 'subscriber')}" + (f" ({status})" if status else ""))
+
+
+TABLE = "{:<22}  {:<30}  {:<20}  {:<12}  {:<10}  {}"
+TABLE_HEADER = ("ID", "ADDRESS", "NAME", "STATUS", "CONSENTED", "SOURCE")
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 @subscribers.command("show")
@@ -173,16 +197,45 @@ def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> No
 
 
 @subscribers.command("export")
-@click.argument("email_or_id")
+@click.argument("email_or_id", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Export the whole list (needs -o).")
+@click.option(
+    "--status",
+    type=click.Choice([*subs.STATUSES, "suppressed"]),
+    help="With --all: only subscribers with this status.",
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON to this file instead of printing it.",
+    help="Write to this file (.json; with --all also .csv) instead of printing.",
 )
 @click.pass_context
-def export(ctx: click.Context, email_or_id: str, output: Path | None) -> None:
-    """Everything held about one subscriber, as JSON (GDPR Art. 15/20)."""
+def export(
+    ctx: click.Context,
+    email_or_id: str | None,
+    everyone: bool,
+    status: str | None,
+    output: Path | None,
+) -> None:
+    """Everything held about one subscriber, as JSON (GDPR Art. 15/20); or, with --all,
+    the whole list with full addresses to a CSV or JSON file.
+
+    Each export is recorded in the consent ledger as an export by the operator.
+    """
+    if everyone:
+        if email_or_id:
+            raise click.UsageError("give an address or id, or --all, not both")
+        if output is None:
+            raise click.UsageError("--all writes a file: add -o FILE.csv or -o FILE.json")
+        with _store(ctx) as store:
+            count = roster.export_all(store, output, status=status, operator=_operator())
+        click.echo(f"wrote {count} {plural(count, 'subscriber')} to {output}")
+        return
+    if status:
+        raise click.UsageError("--status goes with --all")
+    if not email_or_id:
+        raise click.UsageError("name a subscriber (address or id), or pass --all -o FILE")
     with _store(ctx) as store:
         data = subs.export(store, email_or_id, source=_operator())
     if output is None:
