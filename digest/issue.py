@@ -28,7 +28,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from digest import clock, schedule
+from digest import clock, slots
 from digest.atomic import write_text
 from digest.errors import IssueError
 
@@ -486,7 +486,7 @@ def next_open_date(ws: Workspace) -> tuple[date, list[Issue]]:
     An unsent issue on the way is an :class:`IssueError`: it is the one to edit.
     """
     sched = ws.config.schedule
-    day = schedule.next_issue_date(sched, clock.now())
+    day = slots.next_issue_date(sched, clock.now())
     passed: list[Issue] = []
     while True:
         path = issue_path(ws.issues_dir, day)
@@ -499,7 +499,7 @@ def next_open_date(ws: Workspace) -> tuple[date, list[Issue]]:
                 "edit it, or pick another --date"
             )
         passed.append(existing)
-        day = schedule.next_issue_date(sched, schedule.slot_on(sched, day) + timedelta(minutes=1))
+        day = slots.next_issue_date(sched, slots.slot_on(sched, day) + timedelta(minutes=1))
 
 
 def new_workspace_issue(

@@ -7,6 +7,8 @@ in one place; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -86,8 +88,6 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
 
 def echo_json(data: Any) -> None:
     """``--json``: one JSON document (an array for a list, an object for one thing)."""
-    import json
-
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
@@ -97,8 +97,6 @@ def echo_json_rows(rows: Iterable[Any], *, lines: bool = False) -> None:
     Either way nothing holds the whole list, so a million rows cost no more memory
     than one.
     """
-    import json
-
     if lines:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False, default=str))
@@ -147,8 +145,6 @@ COMMANDS = {
 
 
 def _load(name: str) -> click.Command:
-    import importlib
-
     module, attribute = COMMANDS[name].split(":")
     command = getattr(importlib.import_module(f"digest.cli.{module}"), attribute)
     assert isinstance(command, click.Command)
