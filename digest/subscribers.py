@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
+import ipaddress
 import json
 import re
 import secrets
@@ -41,7 +41,8 @@ from sqlalchemy import Connection, func, select
 from digest import clock, consent, lifecycle
 from digest.addresses import mask, normalise
 from digest.consent import Draft
-from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.csvfile import CsvFile
+from digest.errors import ConfigError, CsvFileError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
 
 STATUSES = lifecycle.STATUSES
@@ -698,10 +699,20 @@ class ImportReport:
     dry_run: bool = False
     problems: list[str] = field(default_factory=list)  # "line N: ..." for bad rows
     notes: list[str] = field(default_factory=list)  # merged duplicates and suppressed rows
+    delimiter: str = "comma"
 
     def note(self, target: list[str], line: str) -> None:
         if len(target) < _MAX_LISTED:
             target.append(line)
+
+    def in_file_order(self) -> list[str]:
+        """Bad rows and notes together, by line number, as the file has them."""
+        return sorted(self.problems + self.notes, key=_line_number)
+
+
+def _line_number(text: str) -> int:
+    match = re.match(r"line (\d+):", text)
+    return int(match.group(1)) if match else 0
 
 
 class _Abort(Exception):
@@ -715,6 +726,7 @@ def import_csv(
     dry_run: bool = False,
     skip_invalid: bool = False,
     source: str | None = None,
+    policy_version: str | None = None,
 ) -> ImportReport:
     """Import subscribers who consented elsewhere, all or nothing.
 
@@ -723,49 +735,65 @@ def import_csv(
     written, unless ``skip_invalid``. Duplicates in the file and against the
     store are merged (the first consent is kept); suppressed addresses are
     never re-added. One transaction, batched inserts and one bulk chain
-    append per batch.
+    append per batch. ``policy_version`` stands in for a missing
+    ``policy_version`` column (and for empty cells of one).
     """
     report = ImportReport(str(path), dry_run=dry_run)
     source = source or path.name
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise SubscriberError(
-            f"{path}: cannot read ({exc.strerror}); check the file name"
-        ) from None
-    try:
-        with handle, _write(store) as conn:
-            _run_import(conn, store, handle, report, source, skip_invalid)
+        with CsvFile(path) as file, _write(store) as conn:
+            report.delimiter = file.delimiter_name
+            _run_import(conn, store, file, report, source, skip_invalid, policy_version)
             if dry_run or (report.invalid and not skip_invalid):
                 raise _Abort
             report.written = True
     except _Abort:
         pass
-    except UnicodeDecodeError:
-        raise SubscriberError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise SubscriberError(f"{path}: not a readable CSV file ({exc})") from None
+    except CsvFileError as exc:
+        raise SubscriberError(str(exc)) from None
     return report
 
 
 def _run_import(
     conn: Connection,
     store: Store,
-    handle: Any,
+    file: CsvFile,
     report: ImportReport,
     source: str,
     skip_invalid: bool,
+    policy_version: str | None,
 ) -> None:
-    reader = csv.reader(handle)
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise SubscriberError(
-            f"{report.path}:1: the header lacks {', '.join(missing)}; "
-            f"expected columns {', '.join(KNOWN)} (others are kept as attributes)"
-        )
+    header = file.header
     consent.texts_in_force(conn, store.workspace.config)
     policies = consent.policy_ids(conn)
+    known = ", ".join(sorted(policies))
+    if policy_version is not None and policy_version not in policies:
+        raise SubscriberError(
+            f"--policy-version {policy_version!r} is unknown (known: {known}); "
+            "set [privacy] policy_version to record a new one"
+        )
+    if "email" not in header:
+        found = ", ".join(repr(h) for h in header if h) or "none"
+        raise SubscriberError(
+            f"{report.path}:1: no `email` column; read with a {file.delimiter_name} as the "
+            f"delimiter, the header has the columns {found}; expected {', '.join(KNOWN)} "
+            "(others are kept as attributes)"
+        )
+    needed = [n for n in REQUIRED if n not in header]
+    if policy_version is not None and "policy_version" in needed:
+        needed.remove("policy_version")
+    if needed:
+        way = (
+            f"; add the column, or pass --policy-version V (known: {known})"
+            if needed == ["policy_version"]
+            else ""
+        )
+        raise SubscriberError(
+            f"{report.path}:1: the header lacks {', '.join(needed)}; "
+            f"expected columns {', '.join(KNOWN)} (others are kept as attributes){way}"
+        )
+    if policy_version is not None and "policy_version" not in header:
+        header = [*header, "policy_version"]  # a column of its own, filled by _check_row
     columns = _Columns.of(header)
     width = len(header)
     batch: dict[str, _Pending] = {}
@@ -773,11 +801,11 @@ def _run_import(
     start_seq, _ = consent.lock_head(conn, store.dialect)  # events after it are this import's
     pseudonym = store.pseudonym
     write = True
-    previous_line = reader.line_num
-    for row in reader:
-        line, previous_line = previous_line + 1, reader.line_num
+    previous_line = file.line
+    for row in file.rows:
+        line, previous_line = previous_line + 1, file.line
         try:
-            address, consented = _check_row(row, width, columns, policies)
+            address, consented = _check_row(row, width, columns, policies, policy_version)
         except SubscriberError as exc:
             if not "".join(row).strip():
                 continue  # a blank line (it has no address, so only a failed row can be one)
@@ -854,17 +882,36 @@ def _instant(text: str) -> str:
 
 
 def _check_row(
-    row: list[str], width: int, columns: _Columns, policies: dict[str, int]
+    row: list[str],
+    width: int,
+    columns: _Columns,
+    policies: dict[str, int],
+    default_policy: str | None = None,
 ) -> tuple[str, str]:
     """Check and normalise one row; pad it to ``width + 1`` cells (see :class:`_Columns`)."""
     count = len(row)
     if count > width:
         raise SubscriberError(f"{count} fields but the header has {width}")
     row += [""] * (width + 1 - count)
+    if default_policy is not None and not row[columns.policy_version].strip():
+        row[columns.policy_version] = default_policy
     raw = row[columns.email].strip()
     if not raw:
         raise SubscriberError("no email address")
+    if "\ufffd" in raw:
+        raise SubscriberError(
+            "the address holds U+FFFD replacement characters (\ufffd): the file lost letters "
+            "in a conversion from another encoding; export it again as UTF-8"
+        )
     address = normalise(raw)
+    ip = row[columns.ip].strip()
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise SubscriberError(
+                f"{mask(address)}: ip {ip[:60]!r} is not an IPv4 or IPv6 address"
+            ) from None
     when = row[columns.consented_at].strip()
     if not when:
         raise SubscriberError(f"{mask(address)} has no consent date (consented_at)")

@@ -56,26 +56,51 @@ def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option(
+    "--policy-version",
+    metavar="V",
+    help="The privacy-policy version for a file without a policy_version column.",
+)
 @click.pass_context
-def import_(ctx: click.Context, file: Path, dry_run: bool, skip_invalid: bool) -> None:
+def import_(
+    ctx: click.Context,
+    file: Path,
+    dry_run: bool,
+    skip_invalid: bool,
+    policy_version: str | None,
+) -> None:
     """Import a CSV: email, name, consented_at, source, policy_version, ip (+ attributes).
 
-    All or nothing: bad rows are listed with their line numbers and nothing
-    is written unless --skip-invalid. Duplicates are merged (first consent
-    kept); suppressed addresses are never re-added.
+    The delimiter (comma, semicolon or tab) is found from the header. All or
+    nothing: bad rows are listed with their line numbers and nothing is
+    written unless --skip-invalid. Duplicates are merged (first consent kept);
+    suppressed addresses are never re-added. --dry-run reports and exits as
+    the import would.
     """
     with _store(ctx) as store:
-        report = subs.import_csv(store, file, dry_run=dry_run, skip_invalid=skip_invalid)
-    for line in report.problems + report.notes:
+        report = subs.import_csv(
+            store,
+            file,
+            dry_run=dry_run,
+            skip_invalid=skip_invalid,
+            policy_version=policy_version,
+        )
+    for line in report.in_file_order():
         click.echo(f"{file}: {line}", err=True)
     verb = "imported" if report.written else "would import"
     click.echo(
         f"{verb} {report.imported}, merged {report.merged}, suppressed {report.suppressed}, "
-        f"invalid {report.invalid} ({report.rows} rows)"
+        f"invalid {report.invalid} ({report.rows} {plural(report.rows, 'row')}, "
+        f"{report.delimiter}-separated)"
     )
-    if report.invalid and not report.written and not dry_run:
+    if report.invalid and not skip_invalid:
+        bad = f"{report.invalid} bad {plural(report.invalid, 'row')}"
+        if dry_run:
+            raise click.ClickException(
+                f"{file}: {bad}: the import would write nothing; fix them or use --skip-invalid"
+            )
         raise click.ClickException(
-            f"{file}: {report.invalid} bad row(s), nothing imported; fix them or use --skip-invalid"
+            f"{file}: {bad}, nothing imported; fix them or use --skip-invalid"
         )
 
 
