@@ -18,9 +18,136 @@ from digest import __version__, clock
 from digest.errors import DigestError
 from digest.workspace import Workspace, find_workspace
 
+_ABBREVIATIONS = ("Art.", "e.g.", "i.e.", "etc.", "vs.", "No.", "cf.")
+
+
+def first_sentence(help_text: str) -> str:
+    """The first sentence of a command's help, whole: abbreviations such as "GDPR Art.
+    15/20" do not end it, and it is not cut to a width (the help formatter wraps it)."""
+    words = help_text.partition("\n\n")[0].split()
+    for i, word in enumerate(words[:-1]):
+        if word.endswith(".") and not word.endswith(_ABBREVIATIONS) and words[i + 1][:1].isupper():
+            return " ".join(words[: i + 1])
+    return " ".join(words)
+
+
+class HelpGroup(click.Group):
+    """A command group whose help lists each command with its whole first sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.short_help or first_sentence(command.help or "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# The top-level help, grouped as an editor's week goes. The lines are written here,
+# not read from each command, so that `digest --help` imports no command module
+# (tests/test_docs.py holds them to the commands' own help). A command missing
+# here (a new one) is listed under "Other commands" from its own help.
+HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Start",
+        (
+            ("init", "Make a new workspace in DIRECTORY (default: here)."),
+            ("demo", "Run the whole path on sample material, offline, in a new workspace."),
+        ),
+    ),
+    (
+        "One issue (DATE; default: the upcoming one)",
+        (
+            ("issue", "new, list, show, ready, draft, skip: the issue files (issues/DATE.yaml)."),
+            (
+                "preview",
+                "Preview an issue in the browser, live as you edit (default: the upcoming one).",
+            ),
+            ("check", "Check an issue before it goes; exit status 1 when there are errors."),
+            ("render", "Render an issue for one sample reader (default: the upcoming issue)."),
+            ("send", "Mail an issue to every subscriber, once each; run it again to resume."),
+            (
+                "deliveries",
+                "Show how an issue's send went: counts per state, rate, failures by reason.",
+            ),
+            ("retry", "Send again the deferred and temporarily failed messages of an issue."),
+        ),
+    ),
+    (
+        "Edit the upcoming issue (or --issue DATE)",
+        (
+            ("add", "Add the article at URL, reading its title, summary and image from the page."),
+            ("pick", "Add candidates (numbers from `digest candidates`), as `digest add` does."),
+            (
+                "move",
+                "Move ARTICLE (its number in `issue show`, or its URL) within or across sections.",
+            ),
+            ("remove", "Remove ARTICLE (its number in `issue show`, or its URL) from the issue."),
+        ),
+    ),
+    (
+        "Find articles",
+        (
+            ("feed", "add, list, remove, pull: the RSS and Atom feeds you follow."),
+            ("candidates", "List the candidates pulled from feeds, numbered for `digest pick`."),
+        ),
+    ),
+    (
+        "Readers and the web",
+        (
+            ("subscribers", "add, import, list, show, export, erase …: the list and its consent."),
+            ("consent", "Check the consent ledger."),
+            (
+                "serve",
+                "Serve the public pages: subscribe, confirm, unsubscribe, archive, /healthz.",
+            ),
+            ("secret", "Print a fresh random signing key for DIGEST_SECRET_KEY."),
+        ),
+    ),
+    (
+        "Every week, unattended",
+        (
+            ("schedule", "cron, systemd: show the next slot, or print a cron or systemd set-up."),
+            (
+                "scheduler",
+                "Send each issue when due, in the foreground (containers, systemd); "
+                "stop with SIGTERM.",
+            ),
+        ),
+    ),
+    (
+        "Settings",
+        (
+            ("templates", "List the built-in templates and which ones this workspace overrides."),
+            ("db", "status, upgrade: migrate and inspect the subscriber database."),
+        ),
+    ),
+)
+
 
 class DigestGroup(click.Group):
-    """Maps library errors to click errors once, for every command; loads commands lazily."""
+    """Maps library errors to click errors once, for every command; loads commands lazily;
+    lists them in sections without importing them."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        known = self.list_commands(ctx)
+        listed: set[str] = set()
+        for title, entries in HELP_SECTIONS:
+            rows = [(name, text) for name, text in entries if name in known]
+            listed.update(name for name, _ in rows)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+        rest = []
+        for name in known:
+            command = None if name in listed else self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rest.append((name, command.short_help or first_sentence(command.help or "")))
+        if rest:
+            with formatter.section("Other commands"):
+                formatter.write_dl(rest)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
@@ -151,4 +278,14 @@ def _load(name: str) -> click.Command:
     return command
 
 
-__all__ = ["main", "pass_state", "workspace_of", "echo_json", "echo_json_rows", "plural"]
+__all__ = [
+    "main",
+    "pass_state",
+    "workspace_of",
+    "echo_json",
+    "echo_json_rows",
+    "plural",
+    "HelpGroup",
+    "State",
+    "first_sentence",
+]

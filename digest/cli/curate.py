@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from digest import feeds as feeds_mod
-from digest.cli import echo_json, workspace_of
+from digest.cli import HelpGroup, echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.curate import Added, add_url
 from digest.errors import CurateError
@@ -49,7 +49,7 @@ def add(
     image_alt: str | None,
     no_fetch: bool,
 ) -> None:
-    """Add the article at URL to the issue, reading its title, summary and image from the page.
+    """Add the article at URL, reading its title, summary and image from the page.
 
     The page's Open Graph, Twitter card and JSON-LD metadata fill the entry;
     the options override them. The upcoming issue is created if missing.
@@ -73,7 +73,7 @@ def add(
     _say_added(added)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def feed() -> None:
     """Follow RSS and Atom feeds (feeds.yaml) that fill the candidates list."""
 
@@ -170,7 +170,7 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
 def pick(
     ctx: click.Context, numbers: tuple[int, ...], section: str | None, day: date | None
 ) -> None:
-    """Add candidates (numbers from `digest candidates`) to the issue, as `digest add` does."""
+    """Add candidates (numbers from `digest candidates`), as `digest add` does."""
     results = feeds_mod.pick(workspace_of(ctx), numbers, section=section, issue_date=day)
     for result in results:
         for note in result.notes:

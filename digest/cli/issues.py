@@ -7,8 +7,8 @@ from datetime import date
 
 import click
 
-from digest.cli import echo_json, echo_json_rows, plural, workspace_of
-from digest.errors import IssueError
+from digest.cli import HelpGroup, State, echo_json, echo_json_rows, plural, workspace_of
+from digest.errors import DigestError, IssueError
 from digest.issue import (
     Issue,
     list_issue_paths,
@@ -41,17 +41,41 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def issue() -> None:
-    """Create, list, show and mark issues (issues/YYYY-MM-DD.yaml)."""
+    """Create, list, show and mark issues (issues/DATE.yaml)."""
 
 
-@issue.command("new")
+class _NewIssueCommand(click.Command):
+    """`issue new --help` names the workspace's own weekday, time and zone when it can."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        slot = "the configured weekday, [schedule] in digest.toml"
+        state = ctx.find_object(State)
+        if state is not None:
+            try:
+                sched = state.workspace.config.schedule
+                slot = f"{sched.weekday.title()} {sched.time} {sched.timezone}, from digest.toml"
+            except DigestError:
+                pass  # no workspace here: the help stays general
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                f"Start a new issue file for the next slot ({slot}), or for --date DATE."
+            )
+            formatter.write_paragraph()
+            formatter.write_text(
+                "A slot whose issue is sent or skipped is passed over: the week moves on. "
+                "Another weekday than the configured one needs --force."
+            )
+
+
+@issue.command("new", cls=_NewIssueCommand)
 @click.option("--date", "day", type=DATE, help="The issue's date (default: the next slot).")
 @click.option("--force", is_flag=True, help="Allow a date that is not the configured weekday.")
 @click.pass_context
 def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
-    """Start a new issue file for the next Friday (or --date)."""
+    """Start a new issue file for the next slot (or --date DATE)."""
     created, passed = new_workspace_issue(workspace_of(ctx), day, force=force)
     note = passed_note(passed)
     click.echo(f"created {created.path}" + (f" (the next slot: {note})" if note else ""))
@@ -95,7 +119,7 @@ def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
 
 
 @issue.command("show")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def issue_show(ctx: click.Context, day: date | None, as_json: bool) -> None:
@@ -144,7 +168,7 @@ def _set_status(
 
 
 @issue.command("ready")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--force", is_flag=True, help="Mark it ready even when `digest check` finds errors.")
 @click.pass_context
 def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
@@ -160,13 +184,14 @@ def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
         if result.errors:
             raise IssueError(
                 f"{target.label}: not marked ready: `digest check` found "
-                f"{len(result.errors)} error(s); fix them, or pass --force"
+                f"{len(result.errors)} {plural(len(result.errors), 'error')}; "
+                "fix them, or pass --force"
             )
     _set_status(ctx, day, "ready", ("draft", "ready"))
 
 
 @issue.command("draft")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.pass_context
 def issue_draft(ctx: click.Context, day: date | None) -> None:
     """Take an issue back to draft (default: the upcoming one)."""
@@ -174,10 +199,10 @@ def issue_draft(ctx: click.Context, day: date | None) -> None:
 
 
 @issue.command("skip")
-@click.argument("day", type=DATE)
+@click.argument("day", type=DATE, metavar="DATE")
 @click.pass_context
 def issue_skip(ctx: click.Context, day: date) -> None:
-    """Skip the week of DAY: its slot sends nothing."""
+    """Skip the week of DATE: its slot sends nothing."""
     ws = workspace_of(ctx)
     target = workspace_issue(ws, day, create=True)
     if target.status not in ("draft", "ready", "skipped"):

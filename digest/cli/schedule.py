@@ -11,11 +11,11 @@ from datetime import timedelta
 import click
 
 from digest import clock
-from digest.cli import echo_json, workspace_of
+from digest.cli import HelpGroup, echo_json, workspace_of
 from digest.schedule import loop, recipes, view
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=HelpGroup, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def schedule(ctx: click.Context, as_json: bool) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from digest import clock
-from digest.cli import echo_json, workspace_of
+from digest.cli import echo_json, plural, workspace_of
 from digest.cli.issues import DATE
 from digest.slots import ahead_of_slot
 
@@ -85,7 +85,9 @@ def _summary(report: Any) -> None:
     )
     if report.recovered_unknown:
         click.echo(
-            f"{report.recovered_unknown} message(s) were in flight when an earlier run died: "
+            f"{report.recovered_unknown} "
+            f"{plural(report.recovered_unknown, 'message was', 'messages were')} "
+            "in flight when an earlier run died: "
             "they are unknown (they may have arrived)."
         )
     if c["unknown"]:
@@ -114,7 +116,7 @@ def _run(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 @click.command("send")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--yes", is_flag=True, help="Do not ask before mailing the audience.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
 @click.option("--force", is_flag=True, help="Send an issue that is not marked ready.")
@@ -174,12 +176,14 @@ def send_cmd(
 
 
 @click.command("deliveries")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
-    """Show how an issue's send went: counts per state, rate, failures by reason (default:
-    the issue sent last)."""
+    """Show how an issue's send went: counts per state, rate, failures by reason.
+
+    Without DATE, the issue sent last.
+    """
     from digest.send.engine import delivery_stats  # deferred, as in send_cmd
 
     stats = delivery_stats(workspace_of(ctx), day)
@@ -199,7 +203,7 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
 
 
 @click.command("retry")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option(
     "--include-unknown",
     is_flag=True,
@@ -207,8 +211,10 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
 )
 @click.pass_context
 def retry_cmd(ctx: click.Context, day: date | None, include_unknown: bool) -> None:
-    """Send again the deferred and temporarily failed messages of an issue (default: the
-    issue sent last)."""
+    """Send again the deferred and temporarily failed messages of an issue.
+
+    Without DATE, the issue sent last.
+    """
     from digest.send.engine import retry  # deferred, as in send_cmd
 
     ws = workspace_of(ctx)

@@ -12,7 +12,7 @@ from digest import consent as consent_mod
 from digest import roster
 from digest import subscribers as subs
 from digest.atomic import write_text
-from digest.cli import echo_json, echo_json_rows, plural, workspace_of
+from digest.cli import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.store import Store, open_store
 
 
@@ -27,7 +27,7 @@ def _operator() -> str:
         return "cli"
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def subscribers() -> None:
     """Add, import, list, show, unsubscribe, suppress, export and erase subscribers."""
 
@@ -286,7 +286,7 @@ def erase(ctx: click.Context, email_or_id: str, yes: bool) -> None:
     echo_json(receipt)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def consent() -> None:
     """Check the consent ledger."""
 

@@ -196,7 +196,8 @@ def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
     if result.errors:
         first = result.errors[0]
         raise IssueError(
-            f"{issue.label}: `digest check {issue.slug}` finds {len(result.errors)} error(s), "
+            f"{issue.label}: `digest check {issue.slug}` finds {len(result.errors)} "
+            f"error{'' if len(result.errors) == 1 else 's'}, "
             f"first: {first.code}: {first.message}; fix them before sending"
         )
     return prepared
