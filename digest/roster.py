@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from sqlalchemy import Connection, select
 
 from digest import consent
+from digest.addresses import mask
 from digest.consent import Draft
 from digest.errors import SubscriberError
 from digest.store import Store, schema
@@ -52,6 +53,32 @@ class Row(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+    def masked(self) -> Row:
+        """The row as lists show it: the address masked."""
+        return self._replace(email=mask(self.email))
+
+
+TABLE = "{:<22}  {:<30}  {:<20}  {:<12}  {:<10}  {}"
+TABLE_HEADER = ("ID", "ADDRESS", "NAME", "STATUS", "CONSENTED", "SOURCE")
+
+
+def table(listed: Iterable[Row]) -> Iterator[str]:
+    """The header line, then one line per subscriber (address masked, consent date only)."""
+    yield TABLE.format(*TABLE_HEADER).rstrip()
+    for row in listed:
+        yield TABLE.format(
+            row.id,
+            _fit(mask(row.email), 30),
+            _fit(row.name or "", 20),
+            row.status,
+            row.consented_at[:10],
+            row.source,
+        ).rstrip()
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def rows(store: Store, status: str | None = None) -> Iterator[Row]:

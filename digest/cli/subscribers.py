@@ -118,35 +118,16 @@ def list_(ctx: click.Context, status: str | None, as_json: bool, jsonl: bool) ->
     if as_json and jsonl:
         raise click.UsageError("pick one of --json and --jsonl")
     with _store(ctx) as store:
-        listed = (
-            {**row.as_dict(), "email": subs.mask(row.email)} for row in roster.rows(store, status)
-        )
         if as_json or jsonl:
-            echo_json_rows(listed, lines=jsonl)
+            echo_json_rows((r.masked().as_dict() for r in roster.rows(store, status)), lines=jsonl)
             return
-        click.echo(TABLE.format(*TABLE_HEADER).rstrip())
+        lines = roster.table(roster.rows(store, status))
+        click.echo(next(lines))  # the header
         count = 0
-        for row in listed:
+        for line in lines:
             count += 1
-            click.echo(
-                TABLE.format(
-                    row["id"],
-                    _fit(row["email"], 30),
-                    _fit(row["name"] or "", 20),
-                    row["status"],
-                    row["consented_at"][:10],
-                    row["source"],
-                ).rstrip()
-            )
+            click.echo(line)
     click.echo(f"{count} {plural(count, 'subscriber')}" + (f" ({status})" if status else ""))
-
-
-TABLE = "{:<22}  {:<30}  {:<20}  {:<12}  {:<10}  {}"
-TABLE_HEADER = ("ID", "ADDRESS", "NAME", "STATUS", "CONSENTED", "SOURCE")
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 @subscribers.command("show")
