@@ -68,7 +68,8 @@ class Candidate:
     summary: str = ""
     published: str = ""  # ISO 8601, UTC; empty when the feed gives no date
     found: str = ""  # when a pull first saw it
-    picked: str = ""  # the date of the issue it was picked into
+    picked: str = ""  # the date of the issue it was picked or added into
+    article_url: str = ""  # the URL the issue holds for it (the page's canonical one)
     in_issue: str = ""  # the date of an issue holding its link, however it got there
 
     @property
@@ -249,6 +250,8 @@ def list_candidates(
     chosen = []
     for item in load_candidates(ws).items:
         item.in_issue = holding.get(item.link.rstrip("/"), "")
+        if not item.in_issue and item.article_url:
+            item.in_issue = holding.get(item.article_url.rstrip("/"), "")
         placed = item.in_issue or item.picked
         if not include_old and placed and placed < today:
             continue
@@ -447,8 +450,24 @@ def pick(
                 result.error = str(exc)
                 continue
             candidate.picked = result.added.issue.slug
+            candidate.article_url = result.added.article.url
             save_candidates(ws, candidates)
     return results
+
+
+def remember_added(ws: Workspace, url: str, added: Added) -> None:
+    """After ``digest add URL``: a candidate with that link (or the page's canonical one)
+    remembers the issue and the URL it went in as, so `digest candidates` marks it."""
+    if not ws.candidates_path.exists():
+        return
+    candidates = load_candidates(ws)
+    changed = False
+    for item in candidates.items:
+        if same_url(item.link, url) or same_url(item.link, added.article.url):
+            item.picked, item.article_url = added.issue.slug, added.article.url
+            changed = True
+    if changed:
+        save_candidates(ws, candidates)
 
 
 def _configured(section: str, sections: Sequence[str]) -> str | None:

@@ -34,6 +34,14 @@ EXTRA_ROUTES = {
         b'<a href="report.pdf">report.pdf</a></body></html>'
     ),
     "/bare.html": Route(body=b"<html><head><title>Home</title></head><body>Hi</body></html>"),
+    # A feed whose item links through a short link that redirects to the article.
+    "/short.rss": Route(
+        body=b'<?xml version="1.0"?><rss version="2.0"><channel><title>Short</title>'
+        b"<link>http://127.0.0.1:PORT/</link><description>d</description><item>"
+        b"<title>Tula</title><link>http://127.0.0.1:PORT/short/tula-plant.html</link>"
+        b"</item></channel></rss>",
+        content_type="application/rss+xml",
+    ),
 }
 
 

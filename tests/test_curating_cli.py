@@ -46,6 +46,23 @@ def test_candidates_marks_what_is_in_the_issue_however_it_got_there(
     assert "<in " not in cli("--now", NOW, "candidates").output
 
 
+def test_candidates_marks_an_article_added_by_its_short_link(
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
+) -> None:
+    feeds.add_feed(workspace, f"{sample_site.url}/short.rss")
+    feeds.pull(workspace)
+    (short,) = feeds.list_candidates(workspace)
+    assert "/short/" in short.link
+    added = cli("--now", NOW, "add", short.link)
+    assert added.exit_code == 0, added.output
+    issue = load_issue(workspace.issues_dir / "2026-12-04.yaml")
+    assert issue.articles[0].url.endswith("/articles/tula-plant.html")  # the canonical URL
+    shown = cli("--now", NOW, "candidates").output
+    assert shown.splitlines()[0].endswith("<in 2026-12-04>")
+    cli("--now", NOW, "remove", "1", "--yes")
+    assert "<picked for 2026-12-04, not in it now>" in cli("--now", NOW, "candidates").output
+
+
 def test_remove_names_the_article_and_prints_how_to_put_it_back(
     cli: Cli, workspace: Workspace
 ) -> None:

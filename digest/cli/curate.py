@@ -70,6 +70,7 @@ def add(
         overrides=overrides,
         fetch=not no_fetch,
     )
+    feeds_mod.remember_added(workspace_of(ctx), url, added)
     _say_added(added)
 
 
