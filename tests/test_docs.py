@@ -126,6 +126,15 @@ def test_the_checker_catches_what_does_not_exist() -> None:
     assert problems("digest frobnicate") != []
 
 
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_page_opens_with_a_title_and_a_two_line_summary(page: str) -> None:
+    lines = PAGES[page].splitlines()
+    assert lines[0].startswith("# "), f"docs/{page} does not open with a title"
+    assert lines[1] == "" and lines[2].strip() and lines[3].strip() and lines[4] == "", (
+        f"docs/{page}: the title is not followed by a two-line summary and a blank line"
+    )
+
+
 def test_readme_links_every_page() -> None:
     for name in PAGES:
         assert f"docs/{name}" in README, f"README.md does not link docs/{name}"
