@@ -87,6 +87,8 @@ def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
 @click.pass_context
 def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
     """List issues: date, status, article count, subject; broken files are named, not fatal."""
+    if as_json and jsonl:
+        raise click.UsageError("pick one of --json and --jsonl")
     issues, broken = [], []
     for path in list_issue_paths(workspace_of(ctx).issues_dir):
         try:
