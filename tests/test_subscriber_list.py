@@ -136,3 +136,27 @@ def test_neutralise() -> None:
         "plain",
         "",
     ]
+
+
+def test_every_json_option_says_array_or_object() -> None:
+    import click
+
+    from digest.cli import main
+
+    def walk(group: click.Group) -> list[click.Command]:
+        ctx = click.Context(group)
+        found = []
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            found.append(command)
+            if isinstance(command, click.Group):
+                found.extend(walk(command))
+        return found
+
+    for command in walk(main):
+        for param in command.params:
+            if "--json" in getattr(param, "opts", ()):
+                assert param.help in ("Print one JSON array.", "Print one JSON object."), (
+                    command.name
+                )

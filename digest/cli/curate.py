@@ -91,7 +91,7 @@ def feed_add(ctx: click.Context, url: str, section: str | None, no_check: bool) 
 
 
 @feed.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.pass_context
 def feed_list(ctx: click.Context, as_json: bool) -> None:
     """List the feeds followed."""
@@ -137,7 +137,7 @@ def feed_pull(ctx: click.Context) -> None:
 @click.command()
 @click.option("--since", type=DATE, help="Only those published on or after this date.")
 @click.option("--all", "show_all", is_flag=True, help="Also those picked for past issues.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.pass_context
 def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: bool) -> None:
     """List the candidates pulled from feeds, numbered for `digest pick`."""

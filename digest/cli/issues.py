@@ -122,7 +122,7 @@ def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
 
 @issue.command("show")
 @click.argument("day", type=DATE, required=False, metavar="[DATE]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def issue_show(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """Show an issue (default: the upcoming one), its articles numbered."""

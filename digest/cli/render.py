@@ -64,7 +64,7 @@ def render_cmd(
 @click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--links", is_flag=True, help="Also fetch every link and report broken ones.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per link (--links).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def check_cmd(
     ctx: click.Context, day: date | None, links: bool, timeout: float, as_json: bool

@@ -16,7 +16,7 @@ from digest.schedule import loop, recipes, view
 
 
 @click.group(cls=HelpGroup, invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def schedule(ctx: click.Context, as_json: bool) -> None:
     """Show the next slot, the issue it sends, its audience and any warnings."""

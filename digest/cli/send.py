@@ -177,7 +177,7 @@ def send_cmd(
 
 @click.command("deliveries")
 @click.argument("day", type=DATE, required=False, metavar="[DATE]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """Show how an issue's send went: counts per state, rate, failures by reason.

@@ -132,7 +132,7 @@ def list_(ctx: click.Context, status: str | None, as_json: bool, jsonl: bool) ->
 
 @subscribers.command("show")
 @click.argument("email_or_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
     """Show one subscriber (by address or id) and their full consent history."""
@@ -156,7 +156,7 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
 
 
 @subscribers.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Counts by status, suppressions, the mailable audience and the ledger's length."""
