@@ -706,7 +706,7 @@ def _fingerprint(ws: Workspace, issue: Issue, secret: bytes) -> str:
 
 def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> PreparedIssue:
     """Render ``issue`` once; the same issue, templates and config give the cached result."""
-    secret = ws.secret(ws.config.web.secret_key_env)
+    secret = ws.signing_key()
     key = _fingerprint(ws, issue, secret)
     cached = _CACHE.get(key)
     if cached is not None:

@@ -17,7 +17,8 @@ from digest.errors import DigestError, SendError
 from digest.issue import issue_path, load_issue, save_issue
 from digest.issue_status import issue_statuses
 from digest.schedule.view import CheckFn, default_check
-from digest.send.claims import RunClaims, new_owner
+from digest.send.claims import RunClaims
+from digest.send.owners import new_owner
 from digest.slots import (
     describe,
     duration_text,
