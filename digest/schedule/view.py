@@ -78,31 +78,12 @@ def upcoming(
     sched = ws.config.schedule
     statuses = issue_statuses(ws.issues_dir)
     warnings: list[str] = []
-    last = previous_slot(sched, now)
-    last_day = slot_date(sched, last)
-    grace = timedelta(seconds=sched.grace_seconds)
-    skipped: list[date] = []
-    if now - last <= grace and is_due(statuses.get(last_day)):
-        slot, due_now = last, True
-    else:
-        due_now = False
-        slot = next_slot(sched, now + timedelta(microseconds=1) if last == now else now)
-        for _ in range(104):  # two years of skipped weeks is surely a mistake
-            if statuses.get(slot_date(sched, slot)) != "skipped":
-                break
-            skipped.append(slot_date(sched, slot))
-            slot = next_slot(sched, slot + timedelta(minutes=1))
-        if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
-            warnings.append(
-                f"the slot of {describe(sched, last)} was missed (grace {sched.grace}): "
-                f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
-                f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
-            )
+    slot, due_now, skipped = _slot_that_matters(sched, statuses, now, warnings)
     day = slot_date(sched, slot)
     path = issue_path(ws.issues_dir, day)
     status = statuses.get(day)
-    subject, articles = "", 0
     cutoff = review_cutoff(sched, slot)
+    subject, articles = "", 0
     if status is None:
         warnings.append(
             f"no issue for {describe(sched, slot)}: create it with "
@@ -113,33 +94,7 @@ def upcoming(
     else:
         issue = load_issue(path)
         subject, articles = issue.subject, len(issue.articles)
-        if status == "draft":
-            late = cutoff is not None and now >= cutoff
-            when = (
-                f"the review cutoff ({describe(sched, cutoff)}) has passed"
-                if late and cutoff
-                else "it will not be sent unless it is ready"
-            )
-            warnings.append(
-                f"issue {day} is still a draft: {when}; "
-                f"mark it ready with `digest issue ready {day}`"
-            )
-        if status in ("draft", "ready") and check is not None:
-            try:
-                problems = check(ws, issue)
-            except DigestError as exc:
-                problems = [str(exc)]
-            if problems:
-                warnings.append(
-                    f"issue {day} fails `digest check`: {problems[0]}"
-                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                )
-    count = None
-    if audience is not None:
-        try:
-            count = audience()
-        except DigestError as exc:
-            warnings.append(f"audience unknown: {exc}")
+        warnings += _issue_warnings(ws, issue, day, status, now, cutoff, check)
     return SlotView(
         slot=slot,
         due_now=due_now,
@@ -151,8 +106,77 @@ def upcoming(
         cutoff=cutoff,
         skipped=skipped,
         warnings=warnings,
-        audience=count,
+        audience=_count(audience, warnings),
     )
+
+
+def _slot_that_matters(
+    sched: Schedule, statuses: dict[date, str], now: datetime, warnings: list[str]
+) -> tuple[datetime, bool, list[date]]:
+    """``(slot, due now, skipped dates)``; a missed slot adds its warning."""
+    last = previous_slot(sched, now)
+    last_day = slot_date(sched, last)
+    grace = timedelta(seconds=sched.grace_seconds)
+    if now - last <= grace and is_due(statuses.get(last_day)):
+        return last, True, []
+    skipped: list[date] = []
+    slot = next_slot(sched, now + timedelta(microseconds=1) if last == now else now)
+    for _ in range(104):  # two years of skipped weeks is surely a mistake
+        if statuses.get(slot_date(sched, slot)) != "skipped":
+            break
+        skipped.append(slot_date(sched, slot))
+        slot = next_slot(sched, slot + timedelta(minutes=1))
+    if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
+        warnings.append(
+            f"the slot of {describe(sched, last)} was missed (grace {sched.grace}): "
+            f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
+            f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
+        )
+    return slot, False, skipped
+
+
+def _issue_warnings(
+    ws: Workspace,
+    issue: Issue,
+    day: date,
+    status: str,
+    now: datetime,
+    cutoff: datetime | None,
+    check: CheckFn | None,
+) -> list[str]:
+    """A draft's reminder and the first `digest check` error of an unsent issue."""
+    sched = ws.config.schedule
+    warnings = []
+    if status == "draft":
+        when = (
+            f"the review cutoff ({describe(sched, cutoff)}) has passed"
+            if cutoff is not None and now >= cutoff
+            else "it will not be sent unless it is ready"
+        )
+        warnings.append(
+            f"issue {day} is still a draft: {when}; mark it ready with `digest issue ready {day}`"
+        )
+    if status in ("draft", "ready") and check is not None:
+        try:
+            problems = check(ws, issue)
+        except DigestError as exc:
+            problems = [str(exc)]
+        if problems:
+            warnings.append(
+                f"issue {day} fails `digest check`: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+    return warnings
+
+
+def _count(audience: Callable[[], int] | None, warnings: list[str]) -> int | None:
+    if audience is None:
+        return None
+    try:
+        return audience()
+    except DigestError as exc:
+        warnings.append(f"audience unknown: {exc}")
+        return None
 
 
 def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
