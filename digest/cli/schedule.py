@@ -23,7 +23,9 @@ def schedule(ctx: click.Context, as_json: bool) -> None:
         return
     ws = workspace_of(ctx)
     now = clock.now()
-    slot = view.upcoming(ws, now, check=view.default_check, audience=lambda: view.audience_size(ws))
+    slot = view.upcoming(
+        ws, now, check=view.default_check, audience=lambda: view.current_audience(ws)
+    )
     if as_json:
         echo_json(slot.to_dict(ws.config.schedule))
     else:

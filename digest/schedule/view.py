@@ -12,7 +12,14 @@ from digest.config import Schedule
 from digest.errors import DigestError
 from digest.issue import issue_path, load_issue
 from digest.issue_status import is_due, issue_statuses
-from digest.slots import describe, duration_text, next_slot, previous_slot, review_cutoff, slot_date
+from digest.slots import (
+    duration_text,
+    next_slot,
+    previous_slot,
+    review_cutoff,
+    slot_date,
+    wall_clock,
+)
 
 if TYPE_CHECKING:
     from digest.issue import Issue
@@ -86,7 +93,7 @@ def upcoming(
     subject, articles = "", 0
     if status is None:
         warnings.append(
-            f"no issue for {describe(sched, slot)}: create it with "
+            f"no issue for {wall_clock(sched, slot)}: create it with "
             f"`digest issue new --date {day}` or skip the week with `digest issue skip {day}`"
         )
     elif status.startswith("broken: "):
@@ -128,7 +135,7 @@ def _slot_that_matters(
         slot = next_slot(sched, slot + timedelta(minutes=1))
     if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
         warnings.append(
-            f"the slot of {describe(sched, last)} was missed (grace {sched.grace}): "
+            f"the slot of {wall_clock(sched, last)} was missed (grace {sched.grace}): "
             f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
             f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
         )
@@ -149,7 +156,7 @@ def _issue_warnings(
     warnings = []
     if status == "draft":
         when = (
-            f"the review cutoff ({describe(sched, cutoff)}) has passed"
+            f"the review cutoff ({wall_clock(sched, cutoff)}) has passed"
             if cutoff is not None and now >= cutoff
             else "it will not be sent unless it is ready"
         )
@@ -189,7 +196,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     )
     utc = view.slot.astimezone(UTC)
     lines = [
-        f"Next slot:  {describe(schedule, view.slot)} ({schedule.timezone}), {when}",
+        f"Next slot:  {wall_clock(schedule, view.slot)} ({schedule.timezone}), {when}",
         f"            {utc:%A %Y-%m-%d %H:%M} UTC",
     ]
     if view.status is None:
@@ -203,7 +210,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     if view.audience is not None:
         lines.append(f"Audience:   {view.audience} subscriber{'s' * (view.audience != 1)}")
     if view.cutoff is not None:
-        lines.append(f"Cutoff:     {describe(schedule, view.cutoff)} (review_cutoff)")
+        lines.append(f"Cutoff:     {wall_clock(schedule, view.cutoff)} (review_cutoff)")
     if view.skipped:
         lines.append(f"Skipped:    {', '.join(d.isoformat() for d in view.skipped)}")
     for warning in view.warnings:
@@ -211,7 +218,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     return "\n".join(lines)
 
 
-def audience_size(ws: Workspace) -> int:
+def current_audience(ws: Workspace) -> int:
     """How many subscribers a send would go to now (confirmed, not suppressed)."""
     from digest.store import open_store  # deferred: SQLAlchemy, only when a count is asked for
     from digest.subscribers import audience_count  # deferred, as above

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from digest.addresses import mask, scrub
+from digest.addresses import mask, mask_all
 
 if TYPE_CHECKING:
     from digest.message import MessageBuilder, MessageParts
@@ -119,15 +119,15 @@ class Result:
     def transient(
         cls, reason: str, retry_after: float | None = None, *, throttled: bool = False
     ) -> Result:
-        return cls(TRANSIENT, reason=scrub(reason), retry_after=retry_after, throttled=throttled)
+        return cls(TRANSIENT, reason=mask_all(reason), retry_after=retry_after, throttled=throttled)
 
     @classmethod
     def permanent(cls, reason: str) -> Result:
-        return cls(PERMANENT, reason=scrub(reason))
+        return cls(PERMANENT, reason=mask_all(reason))
 
     @classmethod
     def unknown(cls, reason: str) -> Result:
-        return cls(UNKNOWN, reason=scrub(reason))
+        return cls(UNKNOWN, reason=mask_all(reason))
 
     @property
     def ok(self) -> bool:
