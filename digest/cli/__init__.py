@@ -1,21 +1,22 @@
 """The ``digest`` command: a thin click layer over the library.
 
 Each command parses its options, calls one library function and prints the
-result. A :class:`DigestError` becomes one clean line and exit status 1 here,
-in one place; anything else is a bug and keeps its traceback.
+result; the commands live in this package's modules, which share
+:mod:`digest.cli.common` and are imported only when their command runs. A
+:class:`DigestError` becomes one clean line and exit status 1 here, in one
+place; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from typing import Any
 
 import click
 
 from digest import __version__, clock
+from digest.cli.common import State, echo_json, pass_state, workspace_of
 from digest.errors import DigestError
-from digest.workspace import Workspace, find_workspace
 
 
 class DigestGroup(click.Group):
@@ -50,27 +51,6 @@ class DigestGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class State:
-    """What every command may need, found lazily: a workspace only when asked for."""
-
-    def __init__(self, directory: str | None) -> None:
-        self.directory = directory
-        self._workspace: Workspace | None = None
-
-    @property
-    def workspace(self) -> Workspace:
-        if self._workspace is None:
-            self._workspace = find_workspace(explicit=self.directory)
-        return self._workspace
-
-
-pass_state = click.make_pass_decorator(State)
-
-
-def workspace_of(ctx: click.Context) -> Workspace:
-    return ctx.ensure_object(State).workspace
-
-
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="digest")
 @click.option(
@@ -97,10 +77,6 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
     except DigestError as exc:
         raise click.BadParameter(str(exc), param_hint="--now") from None
     ctx.obj = State(directory)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 # Each command's module is imported only when that command runs, so a cron job's

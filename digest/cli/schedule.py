@@ -9,7 +9,7 @@ from datetime import timedelta
 import click
 
 from digest import clock
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.stopping import stop_on_signals
 from digest.schedule import loop, recipes, view
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.cli.stopping import stop_on_signals
 
