@@ -1,53 +1,35 @@
 """The ``digest`` command: a thin click layer over the library.
 
 Each command parses its options, calls one library function and prints the
-result. A :class:`DigestError` becomes one clean line and exit status 1 here,
-in one place; anything else is a bug and keeps its traceback.
+result; the commands live in this package's modules, which share
+:mod:`digest.cli.common` and are imported only when their command runs. A
+:class:`DigestError` becomes one clean line and exit status 1 here, in one
+place; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from digest import __version__, clock
+from digest.cli.common import (
+    HelpGroup,
+    State,
+    echo_json,
+    echo_json_rows,
+    first_sentence,
+    pass_state,
+    plural,
+    workspace_of,
+)
 from digest.errors import DigestError
-from digest.workspace import Workspace, find_workspace
-
-_ABBREVIATIONS = ("Art.", "e.g.", "i.e.", "etc.", "vs.", "No.", "cf.")
-
-
-def first_sentence(help_text: str) -> str:
-    """The first sentence of a command's help, whole: abbreviations such as "GDPR Art.
-    15/20" do not end it, and it is not cut to a width (the help formatter wraps it)."""
-    words = help_text.partition("\n\n")[0].split()
-    for i, word in enumerate(words[:-1]):
-        if word.endswith(".") and not word.endswith(_ABBREVIATIONS) and words[i + 1][:1].isupper():
-            return " ".join(words[: i + 1])
-    return " ".join(words)
-
-
-class HelpGroup(click.Group):
-    """A command group whose help lists each command with its whole first sentence."""
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is not None and not command.hidden:
-                rows.append((name, command.short_help or first_sentence(command.help or "")))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
 
 # The top-level help, grouped as an editor's week goes. The lines are written here,
 # not read from each command, so that `digest --help` imports no command module
-# (tests/test_docs.py holds them to the commands' own help). A command missing
+# (tests/test_help.py holds them to the commands' own help). A command missing
 # here (a new one) is listed under "Other commands" from its own help.
 HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -164,27 +146,6 @@ class DigestGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class State:
-    """What every command may need, found lazily: a workspace only when asked for."""
-
-    def __init__(self, directory: str | None) -> None:
-        self.directory = directory
-        self._workspace: Workspace | None = None
-
-    @property
-    def workspace(self) -> Workspace:
-        if self._workspace is None:
-            self._workspace = find_workspace(explicit=self.directory)
-        return self._workspace
-
-
-pass_state = click.make_pass_decorator(State)
-
-
-def workspace_of(ctx: click.Context) -> Workspace:
-    return ctx.ensure_object(State).workspace
-
-
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="digest")
 @click.option(
@@ -211,34 +172,6 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
     except DigestError as exc:
         raise click.BadParameter(str(exc), param_hint="--now") from None
     ctx.obj = State(directory)
-
-
-def echo_json(data: Any) -> None:
-    """``--json``: one JSON document (an array for a list, an object for one thing)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def echo_json_rows(rows: Iterable[Any], *, lines: bool = False) -> None:
-    """A list streamed: one JSON array (``--json``), or one object a line (``--jsonl``).
-
-    Either way nothing holds the whole list, so a million rows cost no more memory
-    than one.
-    """
-    if lines:
-        for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False, default=str))
-        return
-    first = True
-    for row in rows:
-        text = json.dumps(row, indent=2, ensure_ascii=False, default=str)
-        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
-        first = False
-    click.echo("[]" if first else "\n]")
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``article`` or ``articles`` for ``count``."""
-    return word if count == 1 else (many or word + "s")
 
 
 # Each command's module is imported only when that command runs, so a cron job's

@@ -7,7 +7,7 @@ from datetime import date
 
 import click
 
-from digest.cli import HelpGroup, State, echo_json, echo_json_rows, plural, workspace_of
+from digest.cli.common import HelpGroup, State, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError, IssueError
 from digest.issue import (
     Issue,

@@ -12,7 +12,7 @@ from digest import consent as consent_mod
 from digest import roster
 from digest import subscribers as subs
 from digest.atomic import write_text
-from digest.cli import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
+from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.store import Store, open_store
 
 
