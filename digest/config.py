@@ -75,9 +75,9 @@ class Newsletter:
 class Privacy:
     policy_url: str = "https://newsletter.example.com/privacy"
     policy_version: str = "2026-05-01"
+    # "{name}" stands for the newsletter's name (filled in by Config).
     consent_statement: str = (
-        "Yes, send me The Weekly Brief by email every Friday. "
-        "I can unsubscribe at any time with one click."
+        "Yes, send me {name} by email every Friday. I can unsubscribe at any time with one click."
     )
 
 
@@ -183,6 +183,16 @@ class Config:
     web: Web = field(default_factory=Web)
     consent: Consent = field(default_factory=Consent)
     path: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        # The statement names the newsletter as it is called now: renaming it makes
+        # a new statement text, which the consent ledger records as a new version.
+        statement = self.privacy.consent_statement
+        if "{name}" in statement:
+            filled = statement.replace("{name}", self.newsletter.name)
+            object.__setattr__(
+                self, "privacy", dataclasses.replace(self.privacy, consent_statement=filled)
+            )
 
     def secret(self, env_name: str, what: str) -> str:
         """The secret held in environment variable ``env_name``, or a clear error."""

@@ -15,6 +15,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from digest import clock, render
 from digest.errors import SendError, TemplateError
+from digest.languages import language
 from digest.send.base import OutgoingMessage, Result, Sender, mask
 from digest.workspace import Workspace
 
@@ -45,7 +46,8 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
     """The confirmation message for one address; ``url`` is its confirm link."""
     config = ws.config
     context = {
-        "newsletter": config.newsletter,
+        "newsletter": render.newsletter_context(config),
+        "language": language(config.newsletter.language),
         "email": email,
         "name": name,
         "confirm_url": url,
@@ -55,7 +57,8 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
     }
     # The render module's environment: workspace overrides first, then the built-ins.
     env = render.environment(ws.templates_dir)
-    html = render._render(env, "confirm_email.html", context)
+    # The issue's shell and style, inlined like an issue (one premailer run per signup).
+    html = render.inline_css(render._render(env, "confirm_email.html", context))
     text = render._render(env, "confirm_email.txt", context)
     return ConfirmationParts(
         subject=f"Confirm your subscription to {config.newsletter.name}",

@@ -35,14 +35,18 @@ def prepared_of(ws: Workspace):
 def test_default_design_has_what_mail_apps_need(issue_ws: Workspace) -> None:
     html = prepared_of(issue_ws).html(READER)
     assert html.startswith("<!DOCTYPE html>")
-    assert '<html lang="en"' in html
-    assert '<meta name="color-scheme" content="light dark">' in html
-    assert 'role="presentation"' in html and 'width="600"' in html
+    assert '<html lang="en" dir="ltr"' in html
+    assert 'role="presentation"' in html
+    # Fluid: a div at most 600px wide; Outlook for Windows gets a 600px ghost table
+    # and the 96 pixels-per-inch setting, both in conditional comments.
+    assert re.search(r'<div class="sheet" style="max-width:600px', html)
+    assert re.search(r"<!--\[if mso\]><table [^>]*width=\"600\"", html)
+    assert re.search(r"<!--\[if mso\]>.*<o:PixelsPerInch>96</o:PixelsPerInch>.*<!\[endif\]-->", html, re.S)
     # premailer inlined the rules and kept the media queries in <style>.
-    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    style = re.findall(r"<style>(.*?)</style>", html, re.S)[-1]
     assert "@media only screen and (max-width: 620px)" in style
     assert "prefers-color-scheme: dark" in style and "!important" in style
-    assert re.search(r'<td class="article" style="[^"]*border-bottom:1px solid #e3ded3', html)
+    assert re.search(r'<td class="article" [^>]*style="[^"]*border-bottom:1px solid #e3ded3', html)
     assert "Georgia, 'Times New Roman', Times, serif" in html
 
 
@@ -221,9 +225,21 @@ def test_public_html_has_no_personal_data(issue_ws: Workspace) -> None:
     prepared = prepared_of(issue_ws)
     public = prepared.html_public()
     assert "reader@example.com" not in public and "@example.com" not in public.split("<body")[1]
-    assert 'href="https://newsletter.example.com/unsubscribe"' in public
+    assert "/unsubscribe" not in public and ">Unsubscribe<" not in public
     assert prepared.tokens.unsubscribe("sample") not in public
     assert "1 Press Lane" in public
+
+
+def test_the_archive_copy_is_a_public_page(issue_ws: Workspace) -> None:
+    """No "you subscribed" line, no unsubscribe or "View in browser" link; a subscribe link."""
+    prepared = prepared_of(issue_ws)
+    public = prepared.html_public()
+    assert "You get this email because" not in public
+    assert "View in browser" not in public and "This email was sent to" not in public
+    assert re.search(r'href="https://newsletter.example.com/subscribe"[^>]*>Subscribe</a>', public)
+    text = prepared.text_public()
+    assert "Unsubscribe" not in text and "View in browser" not in text
+    assert "https://newsletter.example.com/subscribe" in text
 
 
 # -- premailer once per issue -----------------------------------------------------
