@@ -431,9 +431,7 @@ def _ld_image_size(value: Any) -> str:
     return ""
 
 
-def measure_image(
-    url: str, *, client: httpx.Client | None = None, timeout: float = TIMEOUT
-) -> str:
+def measure_image(url: str, *, client: httpx.Client | None = None, timeout: float = TIMEOUT) -> str:
     """``"WxH"`` read from the first bytes of the image at ``url``; "" when that fails.
 
     Asks for a byte range; a server that ignores it is read only as far as

@@ -85,7 +85,8 @@ def _block(node: Any, width: int) -> str | None:
 def _indent(body: str, first: str, rest: str) -> str:
     lines = body.split("\n")
     return "\n".join(
-        (first if i == 0 else rest if line else rest.rstrip()) + line for i, line in enumerate(lines)
+        (first if i == 0 else rest if line else rest.rstrip()) + line
+        for i, line in enumerate(lines)
     )
 
 

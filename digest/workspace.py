@@ -144,8 +144,8 @@ def default_config_text(name: str | None = None) -> str:
         name = " ".join(name.split())
         sender = Address(display_name=name, addr_spec=config_mod.Newsletter().from_address)
         for key, value in (("name", name), ("from", str(sender))):
-            line = f"{key} = {_toml_string(value)}"
-            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', lambda _m: line, text, count=1, flags=re.M)
+            line = f"{key} = {_toml_string(value)}".replace("\\", "\\\\")
+            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', line, text, count=1, flags=re.M)
     return text
 
 

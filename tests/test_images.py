@@ -115,8 +115,9 @@ def test_add_records_the_image_size(workspace: Workspace, image_site: SampleSite
 
 def test_image_boxes_fit_the_column_and_cap_tall_pictures() -> None:
     def box(size: str) -> tuple[int, int]:
-        shown = image_box(Article(url="https://x.example/", image="https://x.example/i.jpg",
-                                  image_size=size))
+        shown = image_box(
+            Article(url="https://x.example/", image="https://x.example/i.jpg", image_size=size)
+        )
         return shown.width, shown.height
 
     assert box("1200x630") == (COLUMN_WIDTH, 281)  # scaled to the column
@@ -141,4 +142,7 @@ def test_the_email_carries_the_image_box(workspace: Workspace) -> None:
     plain = re.search(r'<img [^>]*src="https://news.example.com/img/plain.jpg"[^>]*>', html).group()
     assert 'width="536"' in plain and "height=" not in plain.replace("line-height", "")
     # No attribute copied from CSS by the inliner: no height="auto", no <body width>.
-    assert 'height="auto"' not in html and 'width="100%"' not in re.search(r"<body[^>]*>", html).group()
+    assert (
+        'height="auto"' not in html
+        and 'width="100%"' not in re.search(r"<body[^>]*>", html).group()
+    )
