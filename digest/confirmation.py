@@ -17,6 +17,7 @@ from digest import clock, render
 from digest.addresses import mask
 from digest.errors import SendError, TemplateError
 from digest.languages import language
+from digest.message import smaller_encoding
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
@@ -86,8 +87,9 @@ def to_mime(parts: ConfirmationParts) -> EmailMessage:
     message["Message-ID"] = parts.message_id
     for name, value in parts.headers.items():
         message[name] = value
-    message.set_content(parts.text)
-    message.add_alternative(parts.html, subtype="html")
+    # Each part quoted-printable or base64, whichever is smaller (as in an issue).
+    message.set_content(parts.text, cte=smaller_encoding(parts.text))
+    message.add_alternative(parts.html, subtype="html", cte=smaller_encoding(parts.html))
     return message
 
 
