@@ -1,4 +1,4 @@
-"""SpamAssassin's local rules (Debian's `spamassassin -L -t`) score the demo's messages at most 0.1."""
+"""SpamAssassin (Debian's `spamassassin -L -t`, local rules) scores the demo's mail at most 0.1."""
 
 from __future__ import annotations
 
