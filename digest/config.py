@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.languages import is_tag
 
 CONFIG_NAME = "digest.toml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -337,6 +338,11 @@ def _check(config: Config, locator: _Locator) -> None:
     if not re.match(r"https?://[^/\s]+", n.base_url):
         raise locator.error(
             ("newsletter", "base_url"), f"must start with https:// (or http://), not {n.base_url!r}"
+        )
+    if not is_tag(n.language):
+        raise locator.error(
+            ("newsletter", "language"),
+            f"must be a language tag like en, de, pt-BR or ar, not {n.language!r}",
         )
     if not n.sections:
         raise locator.error(("newsletter", "sections"), "must name at least one section")
