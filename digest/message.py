@@ -142,9 +142,18 @@ def _qp(line: str) -> bytes:
     return binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """``data`` in base64, 76 characters a line (57 octets), CRLF between lines."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+
 def _base64(text: str) -> bytes:
-    body = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    return base64.encodebytes(body).replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    return _base64_lines(_crlf(text).encode("utf-8"))
 
 
 def smaller_encoding(text: str) -> str:
@@ -154,16 +163,34 @@ def smaller_encoding(text: str) -> str:
 
 
 class _Base64Part:
-    """A part's body in base64: encoded whole for each recipient (values shift its blocks)."""
+    """A part's body in base64.
+
+    The values shift the 3-octet groups after them, so only the text before the
+    first value is encoded once (whole 57-octet lines of it); the rest is encoded
+    for each recipient.
+    """
 
     encoding = "base64"
 
     def __init__(self, skeleton: Skeleton) -> None:
-        self.skeleton = skeleton
         self.keys = skeleton.keys
+        head = _crlf(skeleton.pieces[0]).encode("utf-8")
+        cut = len(head) - len(head) % 57 if skeleton.slots else len(head)
+        self.head = _base64_lines(head[:cut])
+        self.carry = head[cut:]
+        self.tail = Skeleton(("",) + skeleton.pieces[1:], skeleton.slots)
 
     def encode(self, escaped: dict[SlotKey, str]) -> bytes:
-        return _base64(self.skeleton.fill(escaped))
+        return b"".join(self.pieces(escaped))
+
+    def pieces(self, escaped: dict[SlotKey, str]) -> list[bytes]:
+        """The body in pieces, for the message's one join (no copy of the big head)."""
+        rest = self.carry + _crlf(self.tail.fill(escaped)).encode("utf-8")
+        if not rest:
+            return [self.head]
+        if not self.head:
+            return [_base64_lines(rest)]
+        return [self.head, b"\r\n", _base64_lines(rest)]
 
 
 class _EncodedPart:
@@ -195,8 +222,16 @@ class _EncodedPart:
             self.chunks.append(b"\r\n".join(run))
 
     def encode(self, escaped: dict[SlotKey, str]) -> bytes:
-        out = [c if isinstance(c, bytes) else _qp(c.fill(escaped)) for c in self.chunks]
-        return b"\r\n".join(out)
+        return b"".join(self.pieces(escaped))
+
+    def pieces(self, escaped: dict[SlotKey, str]) -> list[bytes]:
+        """The body in pieces (CRLF between chunks), for the message's one join."""
+        out: list[bytes] = []
+        for chunk in self.chunks:
+            if out:
+                out.append(b"\r\n")
+            out.append(chunk if isinstance(chunk, bytes) else _qp(chunk.fill(escaped)))
+        return out
 
 
 _Part = _EncodedPart | _Base64Part
@@ -320,24 +355,19 @@ class MessageBuilder:
         unsubscribe = self.list_unsubscribe(values["unsubscribe_url"])
         if self.mailto:
             unsubscribe = unsubscribe.replace(", ", ",\r\n ")
-        headers = b"".join(
-            (
+        message = b"".join(
+            [
                 self._head[test],
                 f"To: {to}\r\nMessage-ID: {mid}\r\nList-Unsubscribe: {unsubscribe}\r\n".encode(),
                 self._date_header(),
                 self._rest,
-            )
-        )
-        message = b"".join(
-            (
-                headers,
                 b"\r\nThis is a multipart message in MIME format.\r\n",
                 self._open["plain", text_part.encoding],
-                text_part.encode(escaped),
+                *text_part.pieces(escaped),
                 self._open["html", html_part.encoding],
-                html_part.encode(escaped),
+                *html_part.pieces(escaped),
                 self._close,
-            )
+            ]
         )
         if self.dkim_key is not None:
             message = self.sign(message) + message

@@ -13,6 +13,8 @@ import pytest
 from _render_fixtures import ISSUE_DAY, sample_issue, set_config, write_issue
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.issue import workspace_issue
 from digest.message import DKIM_HEADERS, MessageBuilder, smaller_encoding
@@ -156,3 +158,18 @@ def test_each_part_takes_the_smaller_encoding(workspace: Workspace) -> None:
     assert len(b64.get_payload()) < len(qp.get_payload())
     body = raw.partition(b"\r\n\r\n")[2]
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+
+
+@given(
+    pieces=st.lists(st.text(max_size=300), min_size=1, max_size=5),
+    value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80),
+)
+def test_base64_made_of_precomputed_lines_equals_encoding_it_whole(
+    pieces: list[str], value: str
+) -> None:
+    from digest.message import _base64, _Base64Part
+    from digest.render import Skeleton
+
+    skeleton = Skeleton(tuple(pieces), tuple(("name", "text") for _ in pieces[1:]))
+    escaped = {("name", "text"): value.replace("\r", "").replace("\n", " ")}
+    assert _Base64Part(skeleton).encode(escaped) == _base64(skeleton.fill(escaped))
