@@ -1,6 +1,7 @@
 """An image's width and height, read from the first bytes of its file.
 
-PNG, GIF, WebP and JPEG say their size near the start of the file, so
+PNG, GIF, WebP and JPEG say their size near the start of the file (a JPEG
+whose Exif orientation turns it by 90° is shown, and measured, turned), so
 ``digest add`` asks for only the first ``HEAD_BYTES`` of an article's image
 (an HTTP range) and reads the size here, with no imaging library. Anything
 else (SVG, AVIF, a truncated or broken header) gives None: the email then
@@ -52,7 +53,9 @@ def _webp(data: bytes) -> tuple[int, int] | None:
 
 
 def _jpeg(data: bytes) -> tuple[int, int] | None:
+    """The frame's size, turned when the Exif orientation says the picture is shown rotated."""
     at = 2
+    turned = False
     while at + 4 <= len(data):
         if data[at] != 0xFF:
             return None
@@ -66,10 +69,33 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header seen
             return None
         (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+        if marker == 0xE1 and data[at + 4 : at + 10] == b"Exif\x00\x00":
+            turned = _exif_orientation(data[at + 10 : at + 2 + length]) in (5, 6, 7, 8)
         if marker in _SOF:
             if at + 9 > len(data):
                 return None
             height, width = struct.unpack(">HH", data[at + 5 : at + 9])
-            return width, height
+            return (height, width) if turned else (width, height)
         at += 2 + length
     return None
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The Exif Orientation tag (1-8) of a TIFF header block; 1 when absent or unreadable."""
+    if tiff[:2] == b"II":
+        order = "<"
+    elif tiff[:2] == b"MM":
+        order = ">"
+    else:
+        return 1
+    try:
+        (first,) = struct.unpack(order + "I", tiff[4:8])
+        (count,) = struct.unpack(order + "H", tiff[first : first + 2])
+        for index in range(count):
+            entry = first + 2 + 12 * index
+            tag, kind, _n = struct.unpack(order + "HHI", tiff[entry : entry + 8])
+            if tag == 0x0112 and kind == 3:  # Orientation, a SHORT
+                return int(struct.unpack(order + "H", tiff[entry + 8 : entry + 10])[0])
+    except struct.error:
+        return 1
+    return 1

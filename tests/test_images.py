@@ -146,3 +146,13 @@ def test_the_email_carries_the_image_box(workspace: Workspace) -> None:
         'height="auto"' not in html
         and 'width="100%"' not in re.search(r"<body[^>]*>", html).group()
     )
+
+
+def test_a_jpeg_turned_by_its_exif_orientation_is_measured_as_shown() -> None:
+    jpeg = (SAMPLE_IMAGES / "rapprochement.jpg").read_bytes()  # stored 1200x630
+    for order, pack in ((b"II", "<"), (b"MM", ">")):
+        entry = struct.pack(pack + "HHIH2x", 0x0112, 3, 1, 6)  # Orientation 6: turned 90°
+        tiff = order + struct.pack(pack + "HI", 42, 8) + struct.pack(pack + "H", 1) + entry
+        tiff += b"\x00\x00\x00\x00"
+        app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
+        assert dimensions(jpeg[:2] + app1 + jpeg[2:]) == (630, 1200)

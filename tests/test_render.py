@@ -454,3 +454,32 @@ def test_unconfigured_section_is_still_rendered(workspace: Workspace) -> None:
     issue.articles.append(Article(url="https://news.example.com/x", title="X", section="Sport"))
     write_issue(workspace, issue)
     assert 'data-section="Sport"' in prepared_of(workspace).html(READER)
+
+
+def test_no_invalid_presentational_attributes_after_inlining(issue_ws: Workspace) -> None:
+    """premailer copies CSS into attributes; only those HTML allows on that element remain."""
+    import lxml.html
+
+    from digest.confirmation import build
+
+    documents = [
+        prepared_of(issue_ws).html(READER),
+        prepared_of(issue_ws).html_public(),
+        build(issue_ws, "ann@example.com", "Ann", "https://newsletter.example.com/confirm/t").html,
+    ]
+    allowed = {
+        "width": {"table", "td", "th", "img"},
+        "height": {"table", "td", "th", "img"},
+        "bgcolor": {"body", "table", "tr", "td", "th"},
+    }
+    for html in documents:
+        for element in lxml.html.document_fromstring(html).iter():
+            if not isinstance(element.tag, str):
+                continue
+            for name, tags in allowed.items():
+                value = element.get(name)
+                if value is None:
+                    continue
+                assert element.tag in tags, f"<{element.tag} {name}={value!r}>"
+                if name != "bgcolor":
+                    assert re.fullmatch(r"\d+%?", value), f"<{element.tag} {name}={value!r}>"
