@@ -10,6 +10,7 @@ import pytest
 from _email_fixtures import CONFIRM_URL
 
 from digest import confirmation
+from digest.message import parts_to_mime
 from digest.workspace import Workspace
 
 MAX_SCORE = 0.1
@@ -50,5 +51,5 @@ def test_the_demo_issue_scores_at_most_a_tenth(demo_ws: Workspace) -> None:
 def test_the_confirmation_email_scores_at_most_a_tenth(demo_ws: Workspace) -> None:
     spamassassin()
     parts = confirmation.build(demo_ws, "reader@example.com", "Zoë Müller", CONFIRM_URL)
-    points, fired = score(confirmation.to_mime(parts).as_bytes())
+    points, fired = score(parts_to_mime(parts))
     assert points <= MAX_SCORE, f"{points} points: {fired}"
