@@ -82,3 +82,15 @@ def test_the_text_part_of_the_sample_issue_holds_no_markdown(workspace: Workspac
     assert URL in lines and f"{URL}#contract" in lines
     assert "- the gas contract" in lines
     assert all(len(line) <= 78 for line in lines if "://" not in line)
+
+
+def test_the_demo_messages_text_part_holds_no_markdown(demo_ws: Workspace) -> None:
+    import email
+    from email import policy
+
+    path = sorted(demo_ws.outbox_dir.glob("*/*.eml"))[0]
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert "30-year gas contract" in text and "**" not in text
+    assert not MARKDOWN_SYNTAX.search(text), MARKDOWN_SYNTAX.search(text)
+    assert all(len(line) <= 78 for line in text.splitlines() if "://" not in line)
