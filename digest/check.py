@@ -354,7 +354,7 @@ def article_no_summary(email: Email) -> Iterator[str]:
         if not article.summary.strip() and not article.blurb.strip():
             yield (
                 f"article {number} ({article.url}) has neither a summary nor a blurb: the email "
-                "shows only its title; add one with `digest edit`"
+                "shows only its title; write a `blurb:` for it in the issue file"
             )
 
 

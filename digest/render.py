@@ -455,7 +455,6 @@ def context(
     config: Config, issue: Issue, recipient: Any, *, public: bool = False
 ) -> dict[str, Any]:
     n = config.newsletter
-    base = n.base_url.rstrip("/")
     sections = []
     for name, articles in issue.by_section(n.sections):
         items = []
@@ -493,7 +492,6 @@ def context(
         "recipient": recipient,
         "public": public,
         "preheader_padding": Markup("&#847;&zwnj;&nbsp;" * 24),
-        "base_url": base,
     }
 
 
