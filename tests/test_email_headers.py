@@ -30,8 +30,8 @@ def builder_of(ws: Workspace) -> MessageBuilder:
 
 
 @pytest.fixture
-def signed(issue_ws: Workspace, tmp_path: Path) -> tuple[bytes, object]:
-    """A signed message and a stub DNS answering with its public key (and nothing else)."""
+def signed(issue_ws: Workspace, tmp_path: Path, dns_server) -> tuple[bytes, object]:
+    """A signed message, and a lookup through a loopback DNS server holding its public key."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key = tmp_path / "dkim.pem"
     key.write_bytes(
@@ -50,12 +50,8 @@ def signed(issue_ws: Workspace, tmp_path: Path) -> tuple[bytes, object]:
     ws = set_config(ws, 'feedback_id = ""', 'feedback_id = "{issue}:weekly:brief"')
     ws = set_config(ws, 'reply_to = ""', 'reply_to = "Desk <desk@example.com>"')
 
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
-        if name == f"{SELECTOR}._domainkey.example.com.".encode():
-            return record
-        return b""
-
-    return builder_of(ws).build(READER), dnsfunc
+    dns_server.records[f"{SELECTOR}._domainkey.example.com."] = [record]
+    return builder_of(ws).build(READER), dns_server.dnsfunc
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
@@ -69,9 +65,10 @@ def _add_on_top(raw: bytes, header: bytes) -> bytes:
     return raw[:signature_end] + header + b"\r\n" + raw[signature_end:]
 
 
-def test_the_signature_verifies_and_names_every_header_twice(signed) -> None:
+def test_the_signature_verifies_and_names_every_header_twice(signed, dns_server) -> None:
     raw, dnsfunc = signed
     assert dkim.verify(raw, dnsfunc=dnsfunc)
+    assert dns_server.questions == [f"{SELECTOR}._domainkey.example.com."]
     message = email.message_from_bytes(raw, policy=policy.default)
     tags = str(message["DKIM-Signature"]).replace(" ", "").replace("\r\n", "")
     listed = re.search(r"h=([^;]+)", tags).group(1).lower().split(":")
