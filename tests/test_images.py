@@ -156,3 +156,13 @@ def test_a_jpeg_turned_by_its_exif_orientation_is_measured_as_shown() -> None:
         tiff += b"\x00\x00\x00\x00"
         app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
         assert dimensions(jpeg[:2] + app1 + jpeg[2:]) == (630, 1200)
+
+
+def test_an_image_given_by_hand_is_measured(workspace: Workspace, image_site: SampleSite) -> None:
+    added = add_url(
+        workspace,
+        f"{image_site.url}/articles/stated.html",
+        overrides={"image": f"{image_site.url}/img/wide.png"},
+    )
+    # Not the page's stated 1080x1350: that was the size of the page's own image.
+    assert added.article.image_size == "1200x600"
