@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.languages import is_tag
 
 CONFIG_NAME = "digest.toml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -75,9 +76,9 @@ class Newsletter:
 class Privacy:
     policy_url: str = "https://newsletter.example.com/privacy"
     policy_version: str = "2026-05-01"
+    # "{name}" stands for the newsletter's name (filled in by Config).
     consent_statement: str = (
-        "Yes, send me The Weekly Brief by email every Friday. "
-        "I can unsubscribe at any time with one click."
+        "Yes, send me {name} by email every Friday. I can unsubscribe at any time with one click."
     )
 
 
@@ -183,6 +184,16 @@ class Config:
     web: Web = field(default_factory=Web)
     consent: Consent = field(default_factory=Consent)
     path: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        # The statement names the newsletter as it is called now: renaming it makes
+        # a new statement text, which the consent ledger records as a new version.
+        statement = self.privacy.consent_statement
+        if "{name}" in statement:
+            filled = statement.replace("{name}", self.newsletter.name)
+            object.__setattr__(
+                self, "privacy", dataclasses.replace(self.privacy, consent_statement=filled)
+            )
 
     def secret(self, env_name: str, what: str) -> str:
         """The secret held in environment variable ``env_name``, or a clear error."""
@@ -327,6 +338,11 @@ def _check(config: Config, locator: _Locator) -> None:
     if not re.match(r"https?://[^/\s]+", n.base_url):
         raise locator.error(
             ("newsletter", "base_url"), f"must start with https:// (or http://), not {n.base_url!r}"
+        )
+    if not is_tag(n.language):
+        raise locator.error(
+            ("newsletter", "language"),
+            f"must be a language tag like en, de, pt-BR or ar, not {n.language!r}",
         )
     if not n.sections:
         raise locator.error(("newsletter", "sections"), "must name at least one section")

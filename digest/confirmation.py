@@ -15,6 +15,7 @@ from email.utils import formataddr, make_msgid
 from digest import render
 from digest.addresses import mask
 from digest.errors import SendError, TemplateError
+from digest.languages import language
 from digest.message import MessageParts, parts_to_mime
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
@@ -33,7 +34,8 @@ def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
     """The confirmation message for one address; ``url`` is its confirm link."""
     config = ws.config
     context = {
-        "newsletter": config.newsletter,
+        "newsletter": render.newsletter_context(config),
+        "language": language(config.newsletter.language),
         "email": email,
         "name": name,
         "confirm_url": url,
@@ -41,8 +43,11 @@ def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
         "statement": config.privacy.consent_statement,
         "policy_url": config.privacy.policy_url,
     }
-    # Workspace overrides first, then the built-ins, as for an issue.
-    html = render.render_template(ws.templates_dir, "confirm_email.html", context)
+    # Workspace overrides first, then the built-ins, as for an issue; the issue's shell
+    # and style, inlined like an issue (one premailer run per sign-up).
+    html = render.inline_css(
+        render.render_template(ws.templates_dir, "confirm_email.html", context)
+    )
     text = render.render_template(ws.templates_dir, "confirm_email.txt", context)
     return MessageParts(
         subject=f"Confirm your subscription to {config.newsletter.name}",

@@ -34,6 +34,7 @@ from lxml import etree
 
 from digest import __version__
 from digest.errors import CurateError, IssueError
+from digest.images import HEAD_BYTES, dimensions
 from digest.issue import (
     Article,
     Issue,
@@ -89,6 +90,7 @@ class PageMeta:
     section: str = ""
     image: str = ""
     image_alt: str = ""
+    image_size: str = ""  # "WIDTHxHEIGHT" when the page states it (og:image:width/height)
     site_name: str = ""
     final_url: str = ""
     not_article: str = ""  # why the page does not look like an article; empty when it does
@@ -288,12 +290,15 @@ def parse_page(text: str, url: str) -> PageMeta:
         clean(title_tag.text_content()) if title_tag is not None else "", site_name
     )
 
+    image_size = ""
     if og_image:
         image, image_alt = og_image, metas.get("og:image:alt", "")
+        image_size = _size(metas.get("og:image:width"), metas.get("og:image:height"))
     elif tw_image:
         image, image_alt = tw_image, metas.get("twitter:image:alt", "")
     else:
         image, image_alt = ld_image, ld_image_alt
+        image_size = _ld_image_size(ld.get("image"))
 
     canonical = ""
     for link in root.iter("link"):
@@ -340,6 +345,7 @@ def parse_page(text: str, url: str) -> PageMeta:
         section=_first(metas.get("article:section"), _ld_section(ld.get("articleSection"))),
         image=_absolute(image, url) if image else "",
         image_alt=image_alt,
+        image_size=image_size if image else "",
         site_name=site_name,
         final_url=url,
     )
@@ -444,6 +450,53 @@ def _ld_image(value: Any) -> tuple[str, str]:
     return "", ""
 
 
+def _size(width: Any, height: Any) -> str:
+    """``"WxH"`` from two stated numbers of pixels, or "" when either is missing or odd."""
+    try:
+        w, h = int(str(width).strip()), int(str(height).strip())
+    except (TypeError, ValueError):
+        return ""
+    return f"{w}x{h}" if 0 < w < 100_000 and 0 < h < 100_000 else ""
+
+
+def _ld_image_size(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        return _size(value.get("width"), value.get("height"))
+    return ""
+
+
+def measure_image(url: str, *, client: httpx.Client | None = None, timeout: float = TIMEOUT) -> str:
+    """``"WxH"`` read from the first bytes of the image at ``url``; "" when that fails.
+
+    Asks for a byte range; a server that ignores it is read only as far as
+    :data:`digest.images.HEAD_BYTES`. A missing size never stops ``digest add``.
+    """
+    try:
+        with (
+            client_or_new(client, timeout) as http,
+            http.stream(
+                "GET",
+                url,
+                headers={"Range": f"bytes=0-{HEAD_BYTES - 1}"},
+                follow_redirects=True,
+                timeout=timeout,
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                return ""
+            head = b""
+            for chunk in response.iter_bytes():
+                head += chunk
+                if len(head) >= HEAD_BYTES:
+                    break
+    except httpx.HTTPError:
+        return ""
+    size = dimensions(head[:HEAD_BYTES])
+    return f"{size[0]}x{size[1]}" if size else ""
+
+
 def _ld_url(ld: Mapping[str, Any]) -> str:
     for key in ("url", "mainEntityOfPage"):
         value = ld.get(key)
@@ -512,6 +565,7 @@ def add_url(
         _refuse_duplicate(issue, url)
     meta = _page(url, given, fetch, fallback, client, timeout, notes)
     values = _article_values(url, meta, given)
+    image_size = _image_size(meta, values, fetch, client, timeout)
     if section is None:
         section = _section_of(meta, sections, notes)
 
@@ -524,7 +578,13 @@ def add_url(
         )
     if not same_url(meta.url, url):
         _refuse_duplicate(issue, meta.url)
-    article = Article(url=meta.url, section=section, blurb=(blurb or "").strip(), **values)
+    article = Article(
+        url=meta.url,
+        section=section,
+        blurb=(blurb or "").strip(),
+        image_size=image_size,
+        **values,
+    )
     index = add_article(issue, article, sections)
     save_issue(issue)
     return Added(issue=issue, article=article, number=index + 1, notes=notes)
@@ -579,6 +639,22 @@ def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str
     if not values["title"]:
         raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
     return values
+
+
+def _image_size(
+    meta: PageMeta,
+    values: dict[str, str],
+    fetch: bool,
+    client: httpx.Client | None,
+    timeout: float,
+) -> str:
+    """The size the page states for its image, else measured from the image's first bytes."""
+    image = values.get("image", "")
+    if not image:
+        return ""
+    if image == meta.image and meta.image_size:
+        return meta.image_size
+    return measure_image(image, client=client, timeout=timeout) if fetch else ""
 
 
 def _section_of(meta: PageMeta, sections: tuple[str, ...], notes: list[str]) -> str:

@@ -31,13 +31,17 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from digest import clock, slots
 from digest.atomic import write_text
 from digest.errors import IssueError
+from digest.languages import is_tag
 
 if TYPE_CHECKING:
     from digest.workspace import Workspace
 
 STATUSES = ("draft", "ready", "sending", "sent", "skipped")
 UNSENT = ("draft", "ready")
-ISSUE_KEYS = ("date", "subject", "preheader", "intro", "status", "articles")
+ISSUE_KEYS = ("date", "subject", "preheader", "intro", "language", "status", "articles")
+
+
+_SIZE = re.compile(r"(\d{1,5})\s*[x×]\s*(\d{1,5})")
 
 
 @dataclass
@@ -49,7 +53,17 @@ class Article:
     author: str = ""
     image: str = ""
     image_alt: str = ""
+    image_size: str = ""  # "WIDTHxHEIGHT" in pixels, when known
     blurb: str = ""
+
+    @property
+    def image_dimensions(self) -> tuple[int, int] | None:
+        """``(width, height)`` from ``image_size``, or None when unknown or malformed."""
+        match = _SIZE.fullmatch(self.image_size.strip())
+        if not match:
+            return None
+        width, height = int(match.group(1)), int(match.group(2))
+        return (width, height) if width > 0 and height > 0 else None
 
     def to_dict(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -64,6 +78,7 @@ class Issue:
     subject: str = ""
     preheader: str = ""
     intro: str = ""
+    language: str = ""  # a BCP 47 tag; empty: the newsletter's language
     status: str = "draft"
     articles: list[Article] = field(default_factory=list)
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -79,6 +94,7 @@ class Issue:
             "subject": self.subject,
             "preheader": self.preheader,
             "intro": self.intro,
+            "language": self.language,
             "status": self.status,
             "articles": [a.to_dict() for a in self.articles],
         }
@@ -318,6 +334,12 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         raise IssueError(
             f"{path}{_line(doc, 'status')}: status {status!r} is not one of {', '.join(STATUSES)}"
         )
+    language = _text(doc.get("language"), f"{path}{_line(doc, 'language')}", "language").strip()
+    if language and not is_tag(language):
+        raise IssueError(
+            f"{path}{_line(doc, 'language')}: language {language!r} is not a language tag "
+            "like en, de, pt-BR or ar"
+        )
     raw_articles = doc.get("articles") or []
     if not isinstance(raw_articles, list):
         raise IssueError(f"{path}{_line(doc, 'articles')}: articles must be a list")
@@ -343,6 +365,7 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         subject=_text(doc.get("subject"), f"{path}{_line(doc, 'subject')}", "subject"),
         preheader=_text(doc.get("preheader"), f"{path}{_line(doc, 'preheader')}", "preheader"),
         intro=_text(doc.get("intro"), f"{path}{_line(doc, 'intro')}", "intro"),
+        language=language,
         status=status,
         articles=articles,
         path=path,
@@ -377,6 +400,11 @@ def _to_doc(issue: Issue) -> CommentedMap:
     _set(doc, "date", issue.date)
     for key in ("subject", "preheader", "intro", "status"):
         _set(doc, key, getattr(issue, key))
+    if issue.language and "language" not in doc:
+        keys = list(doc)
+        at = keys.index("status") if "status" in keys else len(keys)
+        doc.insert(at, "language", issue.language)
+    _set(doc, "language", issue.language, keep_empty=False)
     old = doc.get("articles")
     old_items: list[Any] = list(old) if isinstance(old, list) else []
     by_url: dict[str, CommentedMap] = {}

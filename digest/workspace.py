@@ -12,6 +12,7 @@ import re
 import secrets
 import tempfile
 from dataclasses import dataclass
+from email.headerregistry import Address
 from importlib import resources
 from pathlib import Path
 
@@ -172,11 +173,19 @@ def find_workspace(start: Path | None = None, explicit: str | Path | None = None
 
 
 def default_config_text(name: str | None = None) -> str:
+    """The commented default digest.toml; ``name`` fills the name and From's display name."""
     text = resources.files("digest").joinpath("data/digest.toml").read_text(encoding="utf-8")
     if name:
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        text = re.sub(r'^name = ".*"$', f'name = "{quoted}"', text, count=1, flags=re.M)
+        name = " ".join(name.split())
+        sender = Address(display_name=name, addr_spec=config_mod.Newsletter().from_address)
+        for key, value in (("name", name), ("from", str(sender))):
+            line = f"{key} = {_toml_string(value)}".replace("\\", "\\\\")
+            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', line, text, count=1, flags=re.M)
     return text
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def init_workspace(root: Path, name: str | None = None) -> list[Path]:

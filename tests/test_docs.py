@@ -161,3 +161,13 @@ def test_every_setting_is_in_the_config_template() -> None:
 
     for key in keys(config.Config):
         assert f"\n{key} = " in text, f"setting {key} is not in digest/data/digest.toml"
+
+
+def test_every_check_rule_is_in_the_commands_table() -> None:
+    from digest.check import RULES
+
+    page = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (.+?) \| (error|warning|error / warning) \|", page, re.M)
+    documented = {code for cell, _ in rows for code in re.findall(r"`([a-z-]+)`", cell)}
+    missing = [r.code for r in RULES if r.code not in documented]
+    assert not missing, f"check codes missing from the table in docs/commands.md: {missing}"
