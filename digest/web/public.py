@@ -15,9 +15,10 @@ Decisions worth knowing:
 * Unsubscribing is never rate limited or refused for a valid link: the
   signed token is the proof, and mailbox providers post one-click requests
   from a few shared addresses.
-* Resubscribing from the unsubscribe page needs the consent box ticked
-  again; the link came from the subscriber's own mailbox, so it also counts
-  as the confirmation (two events: ``resubscribed``, then ``confirmed``).
+* Resubscribing from the unsubscribe page needs the form (its CSRF token
+  and this browser's cookie) with the consent box ticked, and then a fresh
+  confirmation email, like a first sign-up: an unsubscribe link can be
+  forwarded, so it never puts a reader back by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -67,6 +69,7 @@ log = logging.getLogger("digest.web.public")
 HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
+RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
 MAX_BODY = 64 * 1024
 MIN_KEY_LENGTH = 16
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -272,6 +275,26 @@ class PublicSite:
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
+    def _with_form_token(
+        self, request: Request, path: str, render: Callable[[str], HTMLResponse]
+    ) -> HTMLResponse:
+        """A page holding a CSRF form token, bound to this browser's cookie for ``path``."""
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
+        response = render(form_token(self.tokens, nonce))
+        if nonce != cookie:
+            response.set_cookie(
+                CSRF_COOKIE,
+                nonce,
+                max_age=CSRF_MAX_AGE,
+                path=path,
+                secure=self.secure_cookie,
+                httponly=True,
+                samesite="lax",
+            )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def _form_page(
         self,
         request: Request,
@@ -279,27 +302,41 @@ class PublicSite:
         errors: tuple[str, ...] = (),
         values: dict[str, str] | None = None,
     ) -> Response:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
-        response = self.page(
-            "public_subscribe.html",
-            status,
-            errors=errors,
-            values=values or {"email": "", "name": ""},
-            form_token=form_token(self.tokens, nonce),
+        return self._with_form_token(
+            request,
+            "/subscribe",
+            lambda token: self.page(
+                "public_subscribe.html",
+                status,
+                errors=errors,
+                values=values or {"email": "", "name": ""},
+                form_token=token,
+            ),
         )
-        if nonce != cookie:
-            response.set_cookie(
-                CSRF_COOKIE,
-                nonce,
-                max_age=CSRF_MAX_AGE,
-                path="/subscribe",
-                secure=self.secure_cookie,
-                httponly=True,
-                samesite="lax",
+
+    def _unsubscribed_page(
+        self,
+        request: Request,
+        token: str | None,
+        status: int = 200,
+        errors: tuple[str, ...] = (),
+    ) -> Response:
+        """The "you are unsubscribed" page; with ``token``, its resubscribe form."""
+        if token is None:
+            return self.page(
+                "public_unsubscribed.html", status, errors=errors, resubscribe_action=None
             )
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return self._with_form_token(
+            request,
+            "/resubscribe",
+            lambda form: self.page(
+                "public_unsubscribed.html",
+                status,
+                errors=errors,
+                resubscribe_action=f"/resubscribe/{token}",
+                form_token=form,
+            ),
+        )
 
     async def subscribe_form(self, request: Request) -> Response:
         return self._form_page(request)
@@ -461,13 +498,16 @@ class PublicSite:
             )
         except SubscriberError:
             pass  # erased or unknown: nothing left to unsubscribe
-        return self.page(
-            "public_unsubscribed.html",
-            errors=(),
-            resubscribe_action=None if one_click else f"/resubscribe/{token}",
-        )
+        return self._unsubscribed_page(request, None if one_click else token)
 
     async def resubscribe(self, request: Request) -> Response:
+        """A fresh consent from the unsubscribe page: pending again, and a new confirmation.
+
+        The token in the path comes from an email that may have been forwarded,
+        so it proves nothing about who posts: the form needs its CSRF token
+        (this browser's cookie) and the reader is back only after confirming
+        from their mailbox, as on first sign-up.
+        """
         ip = client_ip(request, self.proxies)
         self._limit(request, ip)
         token = request.path_params["token"]
@@ -476,38 +516,69 @@ class PublicSite:
         except TokenError as exc:
             return self._problem(str(exc), restart=True)
         form = await _form(request)
+        if not check_form_token(
+            self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
+        ):
+            return self._unsubscribed_page(
+                request,
+                token,
+                403,
+                ("The form had expired. Please tick the box and send it again.",),
+            )
         if _field(form, "consent") != "yes":
-            return self.page(
-                "public_unsubscribed.html",
+            return self._unsubscribed_page(
+                request,
+                token,
                 400,
-                resubscribe_action=f"/resubscribe/{token}",
-                errors=("Please tick the box to say you want to receive the newsletter again.",),
+                ("Please tick the box to say you want to receive the newsletter again.",),
             )
         evidence = _evidence(
             request,
             ip,
             self.ws,
             form={"consent": True},
+            path=RESUBSCRIBE_PATH,
             consent_statement=self.config.privacy.consent_statement,
             policy_version=self.config.privacy.policy_version,
             policy_url=self.config.privacy.policy_url,
         )
         try:
-            await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
+            pending = await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
         except SubscriberError:
             return self._problem(
                 "this address cannot be subscribed again from here; "
                 "write to us if you want to receive the newsletter.",
             )
-        return self.page("public_welcome.html", again=True)
+        done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
+        if pending is not None and pending.email:
+            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
+            done.background = BackgroundTask(
+                confirmation.send_quietly,
+                self.ws,
+                pending.id,
+                pending.email,
+                pending.name or "",
+                url,
+            )
+        return done
 
-    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> None:
-        source = f"{_urls(self.ws).base}/resubscribe"
-        sub = subs.resubscribe(
-            self.store, subscriber_id, method="web_form", source=source, evidence=evidence
-        )
-        if sub.status == "pending":  # the link came from their own mailbox: that confirms it
-            subs.confirm(self.store, subscriber_id, method="link", source=source, evidence=evidence)
+    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> subs.Subscriber | None:
+        """Back to pending; the subscriber to send a confirmation to, or None."""
+        store = self.store
+        with self._signup_lock:
+            before = subs.get_subscriber(store, subscriber_id)
+            if before is None:
+                raise SubscriberError(f"no subscriber {subscriber_id}")
+            if before.status == "pending" and self._asked_lately(before):
+                return None
+            sub = subs.resubscribe(
+                store,
+                subscriber_id,
+                method="web_form",
+                source=f"{_urls(self.ws).base}/resubscribe",
+                evidence=evidence,
+            )
+        return sub if sub.status == "pending" else None
 
     # -- archive ------------------------------------------------------------------
 

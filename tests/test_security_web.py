@@ -1,0 +1,96 @@
+"""Attacks on the public and preview apps, each reproduced, then defended.
+
+Resubscribing with an old link, Host headers and redirects, rate-limit keys,
+the archive of a broken issue file. Body limits, timeouts and the access log
+run against a real ``digest serve`` in ``test_security_serve.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from _public_fixtures import SECRET, Site, confirm_link
+
+from digest import consent
+from digest import subscribers as subs
+from digest.store import Store
+from digest.tokens import Tokens
+
+
+def _unsubscribed(store: Store, email: str = "reader@example.com") -> tuple[str, str]:
+    """An active reader who has since unsubscribed, and the unsubscribe token of their mail."""
+    sub = subs.admin_add(store, email, source="test", confirmed=True)
+    subs.unsubscribe(store, sub.id, method="one_click", source="test", evidence={})
+    return sub.id, Tokens(SECRET.encode()).unsubscribe(sub.id)
+
+
+def _status(store: Store, sid: str) -> str:
+    found = subs.get_subscriber(store, sid)
+    assert found is not None
+    return found.status
+
+
+# -- 1. resubscribing ------------------------------------------------------------------
+
+
+def test_an_old_unsubscribe_link_cannot_resubscribe_without_the_form(
+    site: Site, store: Store
+) -> None:
+    """A third party holding a forwarded email posts straight to /resubscribe."""
+    sid, token = _unsubscribed(store)
+    attacker = site.client_from("198.51.100.66")
+    reply = site.post(
+        f"/resubscribe/{token}",
+        attacker,
+        data={"consent": "yes"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert reply.status_code == 403
+    assert _status(store, sid) == "unsubscribed"
+    kinds = [e.kind for e in subs.history(store, subs.get_subscriber(store, sid))]  # type: ignore[arg-type]
+    assert kinds == ["admin_added", "unsubscribed"]
+    assert site.mails() == []
+
+
+def test_resubscribing_goes_through_double_opt_in_again(site: Site, store: Store) -> None:
+    sid = subs.admin_add(store, "back@example.com", "Back Again", source="t", confirmed=True).id
+    path = f"/unsubscribe/{Tokens(SECRET.encode()).unsubscribe(sid)}"
+    done = site.post(path, data={"action": "unsubscribe"})
+    assert done.status_code == 200 and _status(store, sid) == "unsubscribed"
+    action = re.search(r'action="(/resubscribe/[^"]+)"', done.text)
+    token = re.search(r'name="form_token" value="([^"]+)"', done.text)
+    assert action and token, done.text
+    assert "digest_form" in done.headers.get("set-cookie", "")
+
+    # The form with its token, from the same browser: pending, and a fresh confirmation email.
+    back = site.post(action.group(1), data={"consent": "yes", "form_token": token.group(1)})
+    assert back.status_code == 200 and "Check your inbox" in back.text
+    assert _status(store, sid) == "pending"
+    assert [s.id for s in subs.audience(store)] == []
+    [mail] = site.mails()
+    assert mail["To"] == "Back Again <back@example.com>"
+    events = subs.history(store, subs.get_subscriber(store, sid))  # type: ignore[arg-type]
+    assert [(e.kind, e.method) for e in events][1:] == [
+        ("unsubscribed", "link"),
+        ("resubscribed", "web_form"),
+    ]
+    assert events[-1].evidence is not None
+    assert events[-1].evidence["path"] == "resubscribe form, then a confirmation email"
+
+    # Only the reader's own confirmation puts them back.
+    assert site.post(urlsplit(confirm_link(mail)).path).status_code == 200
+    assert _status(store, sid) == "active"
+    assert consent.verify(store).ok
+
+
+def test_a_resubscribe_token_from_another_browser_is_refused(site: Site, store: Store) -> None:
+    sid, token = _unsubscribed(store)
+    victim_page = site.post(f"/unsubscribe/{token}", data={"action": "unsubscribe"})
+    form_token = re.search(r'name="form_token" value="([^"]+)"', victim_page.text)
+    assert form_token
+    other = site.client_from("198.51.100.67")  # no cookie of the page that made the token
+    reply = site.post(
+        f"/resubscribe/{token}", other, data={"consent": "yes", "form_token": form_token.group(1)}
+    )
+    assert reply.status_code == 403 and _status(store, sid) == "unsubscribed"
