@@ -7,15 +7,21 @@ run against a real ``digest serve`` in ``test_security_serve.py``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import urlsplit
 
-from _public_fixtures import SECRET, Site, confirm_link
+import httpx
+import pytest
+from _public_fixtures import SECRET, Site, configure, confirm_link
+from _render_fixtures import sample_issue, write_issue
 
 from digest import consent
 from digest import subscribers as subs
 from digest.store import Store
 from digest.tokens import Tokens
+from digest.web.app import create_app
+from digest.workspace import Workspace
 
 
 def _unsubscribed(store: Store, email: str = "reader@example.com") -> tuple[str, str]:
@@ -94,3 +100,58 @@ def test_a_resubscribe_token_from_another_browser_is_refused(site: Site, store: 
         f"/resubscribe/{token}", other, data={"consent": "yes", "form_token": form_token.group(1)}
     )
     assert reply.status_code == 403 and _status(store, sid) == "unsubscribed"
+
+
+# -- 3. Host headers, redirects, HSTS -------------------------------------------------
+
+
+def _preview_get(ws: Workspace, url: str, host: str | None = None) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(ws, "preview"))
+        async with httpx.AsyncClient(transport=transport) as client:
+            headers = {"Host": host} if host is not None else {}
+            return await client.get(url, headers=headers)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["attacker.example", "attacker.example:8765", "localhost.attacker.example:8765", "127.0.0.1:9"],
+)
+def test_preview_refuses_other_hosts_dns_rebinding(workspace: Workspace, host: str) -> None:
+    write_issue(workspace, sample_issue())
+    reply = _preview_get(workspace, "http://127.0.0.1:8765/", host)
+    assert reply.status_code == 400
+    assert "port strike" not in reply.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8765/", "http://localhost:8765/", "http://[::1]:8765/"]
+)
+def test_preview_answers_its_loopback_names(workspace: Workspace, url: str) -> None:
+    write_issue(workspace, sample_issue())
+    reply = _preview_get(workspace, url)
+    assert reply.status_code == 200 and "The port strike" in reply.text
+
+
+def test_public_redirects_never_echo_the_request_host(site: Site) -> None:
+    evil = {"Host": "evil.example"}
+    for path in ("/archive/2026-12-04/", "/subscribe/", "/"):
+        reply = site.get(path, headers=evil)
+        assert reply.status_code in (301, 303, 307, 308), (path, reply.status_code)
+        location = reply.headers["location"]
+        assert location.startswith("https://newsletter.example.com/"), location
+        assert "evil" not in location
+
+
+def test_hsts_only_when_base_url_is_https(site: Site, workspace: Workspace) -> None:
+    assert site.get("/subscribe").headers["strict-transport-security"].startswith("max-age=")
+    plain = configure(
+        site.ws, {'base_url = "https://newsletter.example.com"': 'base_url = "http://127.0.0.1"'}
+    )
+    other = Site(plain, None)
+    try:
+        assert "strict-transport-security" not in other.get("/subscribe").headers
+    finally:
+        other.close()

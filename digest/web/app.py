@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest.web.guards import BodyLimit, LoopbackHosts
 from digest.workspace import Workspace
 
 Mode = Literal["preview", "public"]
@@ -33,11 +34,18 @@ SECURITY_HEADERS = {
 }
 
 
+HSTS = b"max-age=31536000"  # a year; sent only when base_url is https
+
+
 class SecurityHeaders:
     """Adds the security headers to every response that does not set its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = {
+            **SECURITY_HEADERS,
+            **({b"strict-transport-security": HSTS} if hsts else {}),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +55,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS.items() if k not in present]
+                extra = [(k, v) for k, v in self.headers.items() if k not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -96,12 +104,21 @@ def create_app(ws: Workspace, mode: Mode, *, debug: bool = False) -> Starlette:
     else:  # pragma: no cover - Literal guards this
         raise ValueError(mode)
     routes: list[BaseRoute] = [Route("/healthz", healthz), *side.routes(ws)]
+    https = ws.config.newsletter.base_url.startswith("https://")
+    middleware = [
+        Middleware(SecurityHeaders, hsts=https and mode == "public"),
+        *([Middleware(LoopbackHosts)] if mode == "preview" else []),
+        Middleware(BodyLimit, limits=getattr(side, "BODY_LIMITS", None)),
+    ]
     app = Starlette(
         debug=debug,
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
+    # Starlette's own slash redirect builds its Location from the request's Host header;
+    # the public side redirects from base_url itself (see digest.web.public).
+    app.router.redirect_slashes = mode == "preview"
     app.state.workspace = ws
     app.state.error_page = getattr(side, "error_page", plain_error_page)
     return app

@@ -232,6 +232,7 @@ class PublicSite:
             Route("/resubscribe/{token}", self.resubscribe, methods=["POST"]),
             Route("/archive", self.archive, methods=["GET"]),
             Route("/archive/{day}", self.archived_issue, methods=["GET"]),
+            Route("/{path:path}/", self.without_slash, methods=["GET", "HEAD"]),
         ]
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -266,7 +267,11 @@ class PublicSite:
     # -- pages ------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse("/subscribe", 303)
+        return RedirectResponse(_urls(self.ws).subscribe, 303)
+
+    async def without_slash(self, request: Request) -> Response:
+        """``/archive/D/`` -> ``/archive/D`` on base_url (never the request's Host)."""
+        return RedirectResponse(f"{_urls(self.ws).base}/{request.path_params['path']}", 308)
 
     async def stylesheet(self, request: Request) -> Response:
         return FileResponse(
