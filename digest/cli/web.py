@@ -37,7 +37,7 @@ def serve(ctx: click.Context, host: str, port: int, path: str | None) -> None:
         click.echo(f"{response.status_code} {response.reason_phrase}")
         click.echo(response.text)
         ctx.exit(0 if response.status_code < 400 else 1)
-    run(app, host, port)
+    run(ws, app, host, port)
 
 
 @click.command("secret")

@@ -108,7 +108,11 @@ def create_app(ws: Workspace, mode: Mode, *, debug: bool = False) -> Starlette:
     middleware = [
         Middleware(SecurityHeaders, hsts=https and mode == "public"),
         *([Middleware(LoopbackHosts)] if mode == "preview" else []),
-        Middleware(BodyLimit, limits=getattr(side, "BODY_LIMITS", None)),
+        Middleware(
+            BodyLimit,
+            limits=getattr(side, "BODY_LIMITS", None),
+            timeout=ws.config.web.body_timeout,
+        ),
     ]
     app = Starlette(
         debug=debug,

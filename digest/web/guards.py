@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digest.web.public_guard import client_ip, parse_proxies
 
 DEFAULT_BODY_LIMIT = 64 * 1024  # bytes: the largest form a page here sends, with room
 BODY_TIMEOUT = 15.0  # seconds for a whole request body to arrive
@@ -185,9 +188,10 @@ def redact_path(path: str) -> str:
 class AccessLog:
     """One line per request: method, redacted path, status (and the client, if asked)."""
 
-    def __init__(self, app: ASGIApp, client_ip: bool = False) -> None:
+    def __init__(self, app: ASGIApp, client_ip: bool = False, proxies: Sequence[str] = ()) -> None:
         self.app = app
         self.client_ip = client_ip
+        self.proxies = parse_proxies(proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,9 +208,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, note_status)
         finally:
-            who = ""
-            if self.client_ip and scope.get("client"):
-                who = f"{scope['client'][0]} "
+            who = f"{client_ip(Request(scope), self.proxies)} " if self.client_ip else ""
             access_log.info(
                 '%s"%s %s" %s', who, scope["method"], redact_path(scope["path"]), status or 500
             )

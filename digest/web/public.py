@@ -80,6 +80,7 @@ HEADINGS = {
     403: "That form has expired",
     404: "Page not found",
     405: "Not allowed",
+    408: "That took too long",
     413: "Too much data",
     429: "Too many attempts",
     500: "Something went wrong on our side",
@@ -363,7 +364,7 @@ class PublicSite:
             )
         done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
         if _field(form, HONEYPOT_FIELD):
-            log.info("subscribe form from %s dropped: the hidden field was filled in", ip)
+            log.info("a subscribe form was dropped: the hidden field was filled in")
             return done
         errors = []
         try:

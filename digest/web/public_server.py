@@ -1,19 +1,37 @@
-"""Running the public app: under uvicorn, or for one in-process request (``--get``)."""
+"""Running the public app: under uvicorn, or for one in-process request (``--get``).
+
+Under uvicorn the app is wrapped in the access log (tokens redacted, no client
+address unless ``[web] log_client_ip``), and each connection must send a
+request's headers within ``[web] header_timeout`` seconds: uvicorn itself
+waits for headers forever, so a client dribbling them one byte at a time
+(slowloris) would hold a connection open. Bodies are timed and counted by
+:class:`digest.web.guards.BodyLimit` inside the app.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import httpx
+import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from digest.web.app import create_app
+from digest.web.guards import HEADER_TIMEOUT, AccessLog
 from digest.workspace import Workspace
+
+log = logging.getLogger("digest.web.server")
+
+MAX_HEADER_BYTES = 16 * 1024  # h11 refuses a request whose headers are larger (431/400)
+KEEP_ALIVE = 5  # seconds an idle connection is kept between requests
 
 
 def create_public_app(ws: Workspace) -> ASGIApp:
     """The public app; ConfigError when the signing key is missing from the environment."""
-    from digest.web.app import create_app
-
     return create_app(ws, "public")
 
 
@@ -32,16 +50,86 @@ def request_once(app: ASGIApp, path: str, base_url: str) -> httpx.Response:
     return asyncio.run(go())
 
 
-def run(app: ASGIApp, host: str, port: int) -> None:
-    """Serve with uvicorn. Its own proxy-header rewriting is off: the app decides whom
-    to believe (``[web] trusted_proxies``), so a forged X-Forwarded-For changes nothing."""
-    import uvicorn
+class TimedHeaders(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose headers come too slowly.
 
+    The clock starts when the connection opens and again after each response
+    (keep-alive); it stops when a request's headers are complete.
+    """
+
+    header_timeout = HEADER_TIMEOUT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def _start_header_clock(self) -> None:
+        self._stop_header_clock()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            log.info("closed a connection whose request headers took over %gs", self.header_timeout)
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:  # a request's headers are in
+            self._stop_header_clock()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._start_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus digest's own loggers on the same stream."""
+    config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
+    config["formatters"] = {
+        **LOGGING_CONFIG["formatters"],
+        "digest": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    }
+    config["handlers"] = {
+        **LOGGING_CONFIG["handlers"],
+        "digest": {
+            "formatter": "digest",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        },
+    }
+    config["loggers"]["digest"] = {"handlers": ["digest"], "level": "INFO", "propagate": False}
+    return config
+
+
+def run(ws: Workspace, app: ASGIApp, host: str, port: int) -> None:
+    """Serve with uvicorn. Its own proxy-header rewriting is off: the app decides whom
+    to believe (``[web] trusted_proxies``), so a forged X-Forwarded-For changes nothing.
+    Its own access log is off too: :class:`AccessLog` writes one without tokens."""
+    web = ws.config.web
+    protocol = type("TimedHeaders", (TimedHeaders,), {"header_timeout": web.header_timeout})
     uvicorn.run(
-        app,
+        AccessLog(app, client_ip=web.log_client_ip, proxies=web.trusted_proxies),
         host=host,
         port=port,
+        http=protocol,
         proxy_headers=False,
         server_header=False,
+        access_log=False,
+        log_config=_log_config(),
         log_level="info",
+        timeout_keep_alive=KEEP_ALIVE,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
