@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,11 +18,12 @@ import pytest
 from _public_fixtures import SECRET, Site, configure, confirm_link
 from _render_fixtures import sample_issue, write_issue
 
-from digest import consent
+from digest import clock, consent
 from digest import subscribers as subs
 from digest.store import Store
 from digest.tokens import Tokens
 from digest.web.app import create_app
+from digest.web.public_guard import rate_key
 from digest.workspace import Workspace
 
 
@@ -243,3 +245,69 @@ def test_a_declared_length_past_the_limit_is_refused_before_reading(site: Site) 
         headers={"Content-Type": "text/plain"},
     )
     assert reply.status_code == 413 and "Too much data" in reply.text
+
+
+# -- 4. rate-limit keys and the global cap on confirmation emails -------------------
+
+
+def test_rotating_addresses_within_one_ipv6_64_does_not_escape_the_limit(
+    site_ws: Workspace, smtp_sink: Any, store: Store
+) -> None:
+    ws = configure(site_ws, {"rate_limit_per_minute = 10": "rate_limit_per_minute = 3"})
+    site = Site(ws, smtp_sink)
+    try:
+        codes = [
+            site.subscribe(
+                f"victim{n}@example.com", client=site.client_from(f"2001:db8:1:2::{n + 1:x}")
+            ).status_code
+            for n in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+        assert len(site.mails()) == 3
+        # Another /64 is someone else; IPv4 addresses count one by one.
+        assert (
+            site.subscribe("x@example.com", client=site.client_from("2001:db8:1:3::1")).status_code
+            == 200
+        )
+        v4 = [
+            site.subscribe(
+                f"v4-{n}@example.com", client=site.client_from(f"192.0.2.{n}")
+            ).status_code
+            for n in range(1, 5)
+        ]
+        assert v4 == [200] * 4
+    finally:
+        site.close()
+
+
+def test_the_ipv6_prefix_is_configurable() -> None:
+    assert rate_key("2001:db8:1:2:aaaa::1", 64) == rate_key("2001:db8:1:2:bbbb::9", 64)
+    assert rate_key("2001:db8:1:2:aaaa::1", 128) != rate_key("2001:db8:1:2:aaaa::2", 128)
+    assert rate_key("2001:db8:1:2:aaaa::1", 48) == rate_key("2001:db8:1:ffff::1", 48)
+    assert rate_key("192.0.2.1", 64) != rate_key("192.0.2.2", 64)
+    assert rate_key("::ffff:192.0.2.1", 64) == rate_key("192.0.2.1", 64)
+    assert rate_key("unknown", 64) == "unknown"
+
+
+def test_confirmation_emails_have_a_global_hourly_cap(
+    site_ws: Workspace, smtp_sink: Any, store: Store
+) -> None:
+    ws = configure(site_ws, {"confirmations_per_hour = 200": "confirmations_per_hour = 2"})
+    site = Site(ws, smtp_sink)
+    try:
+        start = clock.now()
+        clock.set_now(start)
+        codes = [
+            site.subscribe(
+                f"c{n}@example.com", client=site.client_from(f"198.51.100.{n}")
+            ).status_code
+            for n in range(1, 5)
+        ]
+        assert codes == [200, 200, 503, 503]
+        assert len(site.mails()) == 2
+        assert subs.find_by_email(store, "c3@example.com") is None
+        clock.set_now(start + timedelta(minutes=61))
+        late = site.subscribe("c3@example.com", client=site.client_from("198.51.100.3"))
+        assert late.status_code == 200 and len(site.mails()) == 3
+    finally:
+        site.close()

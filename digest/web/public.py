@@ -61,6 +61,7 @@ from digest.web.public_guard import (
     form_token,
     new_form_nonce,
     parse_proxies,
+    rate_key,
 )
 from digest.workspace import Workspace
 
@@ -83,6 +84,7 @@ HEADINGS = {
     408: "That took too long",
     413: "Too much data",
     429: "Too many attempts",
+    503: "Please try again later",
     500: "Something went wrong on our side",
 }
 
@@ -203,6 +205,10 @@ class PublicSite:
         self.tokens = Tokens(signing_key(ws))
         self.proxies = parse_proxies(ws.config.web.trusted_proxies)
         self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
+        # A backstop whatever the addresses: the form must never become a mailer.
+        self.confirmations = RateLimiter(
+            ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
+        )
         self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -240,7 +246,7 @@ class PublicSite:
         return page(self.ws, name, status, **context)
 
     def _limit(self, request: Request, ip: str) -> None:
-        wait = self.limiter.retry_after(ip)
+        wait = self.limiter.retry_after(rate_key(ip, self.config.web.ipv6_prefix))
         if wait:
             request.scope["digest.retry_after"] = wait
             raise HTTPException(
@@ -264,6 +270,19 @@ class PublicSite:
             restart=restart,
             unsubscribe_help=unsubscribe,
         )
+
+    def _cap_confirmations(self) -> None:
+        """503 once this hour's confirmation emails are used up (``confirmations_per_hour``)."""
+        wait = self.confirmations.retry_after("all")
+        if wait:
+            log.warning(
+                "sign-ups refused: %s confirmation emails this hour", self.confirmations.per_minute
+            )
+            raise HTTPException(
+                503,
+                "We are receiving too many sign-ups right now; please try again later.",
+                {"Retry-After": str(wait)},
+            )
 
     # -- pages ------------------------------------------------------------------
 
@@ -375,6 +394,7 @@ class PublicSite:
             errors.append("Please tick the box to say you want to receive the newsletter.")
         if errors:
             return self._form_page(request, 400, tuple(errors), values)
+        self._cap_confirmations()
         evidence = _evidence(
             request,
             ip,
@@ -538,6 +558,7 @@ class PublicSite:
                 400,
                 ("Please tick the box to say you want to receive the newsletter again.",),
             )
+        self._cap_confirmations()
         evidence = _evidence(
             request,
             ip,
