@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import statistics
+import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -311,3 +313,78 @@ def test_confirmation_emails_have_a_global_hourly_cap(
         assert late.status_code == 200 and len(site.mails()) == 3
     finally:
         site.close()
+
+
+# -- 5. timing ---------------------------------------------------------------------------
+
+
+def _timed_subscribe(site: Site, email: str, form_token: str) -> float:
+    """Seconds from the request to the reply's first byte, as the server sends it.
+
+    Measured at the ASGI ``send`` (not after the background task, which a real
+    server runs after the reply has gone).
+    """
+    cookie = site.client.cookies.get("digest_form")
+    body = urlencode({"email": email, "consent": "yes", "form_token": form_token, "website": ""})
+    replied = 0.0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body.encode(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal replied
+        if message["type"] == "http.response.start" and not replied:
+            assert message["status"] == 200
+            replied = time.perf_counter()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/subscribe",
+        "raw_path": b"/subscribe",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"newsletter.example.com"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cookie", f"digest_form={cookie}".encode()),
+        ],
+        "client": ("203.0.113.9", 5000),
+        "server": ("newsletter.example.com", 443),
+    }
+    started = time.perf_counter()
+    site.run(site.app(scope, receive, send))
+    return replied - started
+
+
+@pytest.mark.slow
+def test_reply_time_does_not_tell_suppressed_from_subscribed(
+    site_ws: Workspace, smtp_sink: Any, store: Store
+) -> None:
+    ws = configure(
+        site_ws,
+        {
+            "subscribe_reply_seconds = 0": "subscribe_reply_seconds = 0.1",
+            "rate_limit_per_minute = 10": "rate_limit_per_minute = 0",
+        },
+    )
+    site = Site(ws, smtp_sink)
+    try:
+        subs.suppress(store, "gone@example.com", reason="hard bounce", kind="bounced", source="t")
+        subs.admin_add(store, "here@example.com", source="test", confirmed=True)
+        token = site.form_token()
+        suppressed, active = [], []
+        for _ in range(40):
+            suppressed.append(_timed_subscribe(site, "gone@example.com", token))
+            active.append(_timed_subscribe(site, "here@example.com", token))
+    finally:
+        site.close()
+    # How often a suppressed reply is faster than an active one: 0.5 when the two
+    # distributions are alike, near 0 when the suppressed path is quicker.
+    faster = sum(s < a for s in suppressed for a in active) / (len(suppressed) * len(active))
+    assert 0.25 < faster < 0.75, (faster, statistics.median(suppressed), statistics.median(active))
+    assert min(suppressed + active) >= 0.1

@@ -23,11 +23,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -367,6 +369,18 @@ class PublicSite:
         return self._form_page(request)
 
     async def subscribe(self, request: Request) -> Response:
+        """The form's POST; whatever happened, the reply leaves after the same minimum time.
+
+        Suppressed, active, pending and new addresses do different amounts of
+        work; holding every reply until ``[web] subscribe_reply_seconds`` after
+        the request came in hides that difference from a stopwatch.
+        """
+        started = time.monotonic()
+        response = await self._subscribe(request)
+        await asyncio.sleep(self.config.web.subscribe_reply_seconds - (time.monotonic() - started))
+        return response
+
+    async def _subscribe(self, request: Request) -> Response:
         ip = client_ip(request, self.proxies)
         self._limit(request, ip)
         form = await _form(request)
@@ -405,23 +419,33 @@ class PublicSite:
             policy_url=self.config.privacy.policy_url,
         )
         pending = await run_in_threadpool(self._request_signup, email, name, evidence)
-        if pending is not None:
-            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-            done.background = BackgroundTask(
-                confirmation.send_quietly, self.ws, pending.id, email, name, url
-            )
+        # The same queue step for every outcome: a background task that mails or does nothing.
+        done.background = BackgroundTask(self._confirm_by_email, pending, email, name)
         return done
+
+    async def _confirm_by_email(
+        self, pending: subs.Subscriber | None, email: str, name: str
+    ) -> None:
+        if pending is None:
+            return
+        url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
+        await confirmation.send_quietly(self.ws, pending.id, email, name, url)
 
     def _request_signup(
         self, email: str, name: str, evidence: dict[str, Any]
     ) -> subs.Subscriber | None:
-        """Record the request; the pending subscriber to mail, or None to send nothing."""
+        """Record the request; the pending subscriber to mail, or None to send nothing.
+
+        Every outcome runs the same reads (suppression, the subscriber, their
+        history) and then the sign-up's own transaction, which refuses a
+        suppressed address itself: no early return after the first query.
+        """
         store = self.store
         with self._signup_lock:
-            if subs.is_suppressed(store, email):
-                return None
+            suppressed = subs.is_suppressed(store, email)
             known = subs.find_by_email(store, email)
-            if known is not None and known.status == "pending" and self._asked_lately(known):
+            asked = self._asked_lately(known) if known is not None else False
+            if known is not None and known.status == "pending" and asked and not suppressed:
                 return None
             try:
                 sub = subs.request_signup(
