@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -381,10 +383,144 @@ class Verification:
     head_hash: str
     broken_seq: int | None = None
     problem: str = ""
+    mismatches: list[str] = field(default_factory=list)  # tables that disagree with the ledger
 
 
-def verify(store: Store, batch_size: int = 10_000) -> Verification:
-    """Recompute the chain; report the first broken sequence number, if any."""
+# The status each event leaves a subject in (None: unchanged). It mirrors the
+# subscriber lifecycle in digest.subscribers, which writes these events; an
+# ``admin_added`` subject is active or pending by its evidence's "confirmed".
+STATUS_AFTER: dict[str, str | None] = {
+    "signup_requested": "pending",
+    "confirmed": "active",
+    "unsubscribed": "unsubscribed",
+    "resubscribed": "pending",
+    "bounced": "bounced",
+    "complained": "complained",
+    "imported": "active",
+    "admin_added": None,
+    "exported": None,
+    "erased": "erased",
+}
+SUPPRESSED = ("bounced", "complained", "erased")  # statuses that must be on the suppression list
+MAX_MISMATCHES = 1000
+_UNKNOWN = "active or pending"  # admin_added whose evidence is gone
+
+
+class _Replay:
+    """Subjects' statuses replayed from the events, as :func:`verify` walks the chain."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}
+        self.pseudonym: dict[str, str] = {}  # only for subjects that reached a suppressed status
+        self.missing: dict[str, list[int]] = {}  # subject -> events whose evidence is gone
+
+    def apply(self, seq: int, kind: str, subject: str, pseudonym: str, body: str | None) -> None:
+        after = STATUS_AFTER.get(kind)
+        if kind == "admin_added":
+            after = (
+                _UNKNOWN
+                if body is None
+                else ("active" if json.loads(body).get("confirmed") else "pending")
+            )
+        if after is not None:
+            self.status[subject] = after
+            if after in SUPPRESSED:
+                self.pseudonym[subject] = pseudonym
+        elif subject not in self.status:
+            self.status[subject] = _UNKNOWN
+        if body is None:
+            self.missing.setdefault(subject, []).append(seq)
+
+    def compare(self, conn: Connection) -> list[str]:
+        """Every disagreement between the replay and the subscribers and suppressions tables."""
+        found: list[str] = []
+        subs_t = schema.subscribers
+        suppressed = {key for (key,) in conn.execute(select(schema.suppressions.c.key))}
+        seen: set[str] = set()
+        rows = conn.execute(select(subs_t.c.id, subs_t.c.status).order_by(subs_t.c.id))
+        for subject, status in rows:
+            seen.add(subject)
+            expected = self.status.get(subject)
+            if expected is None:
+                found.append(f"subscriber {subject}: has a subscriber row but no consent events")
+                continue
+            found.extend(self._subject(subject, expected, suppressed, status))
+        for subject in sorted(set(self.status) - seen):
+            found.append(f"subscriber {subject}: has consent events but no subscriber row")
+        return found
+
+    def _subject(
+        self, subject: str, expected: str, suppressed: set[str], status: str | None
+    ) -> list[str]:
+        found = []
+        if status != expected and not (expected == _UNKNOWN and status in ("active", "pending")):
+            found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
+        if expected != "erased":
+            found.extend(
+                f"subscriber {subject}: the evidence of event {seq} is missing "
+                "(only an erasure deletes evidence)"
+                for seq in self.missing.get(subject, ())
+            )
+        if expected in SUPPRESSED and self.pseudonym[subject] not in suppressed:
+            found.append(
+                f"subscriber {subject}: {expected} in the ledger but not on the suppression list"
+            )
+        return found
+
+
+def head(store: Store) -> str:
+    """The chain head as ``SEQ:HASH``, to publish (archive footer, a git commit, a notary)."""
+    with store.read() as conn:
+        seq, digest = conn.execute(select(head_t.c.seq, head_t.c.hash)).one()
+    return f"{seq}:{digest}"
+
+
+_HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as published by :func:`head`; ConsentError when it is not one."""
+    found = _HEAD.fullmatch(text.strip())
+    if not found:
+        raise ConsentError(
+            f"{text.strip()!r} is not a published head; write SEQ:HASH as "
+            "`digest consent head` prints it (e.g. 1234:9f2c…, 64 hex digits)"
+        )
+    return int(found.group(1)), found.group(2)
+
+
+def read_heads(path: Path) -> list[tuple[int, str]]:
+    """Published heads, one ``SEQ:HASH`` a line; blank lines and ``#`` comments skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConsentError(f"{path}: cannot read the published heads ({exc})") from None
+    heads = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            heads.append(parse_head(text))
+        except ConsentError as exc:
+            raise ConsentError(f"{path}:{number}: {exc}") from None
+    return heads
+
+
+def verify(
+    store: Store, batch_size: int = 10_000, expect: Iterable[tuple[int, str]] = ()
+) -> Verification:
+    """Recompute the chain, replay it against the tables, and check published heads.
+
+    The chain: the first broken sequence number, if any. Then, with the chain
+    whole: each subscriber's status against the one its events lead to, the
+    suppression list against the suppressed statuses, the evidence of every
+    reader not erased, and each published head in ``expect`` (a head no longer
+    in the ledger means its tail was cut off or rewritten after publishing).
+    """
+    expected_heads = dict(expect)
+    seen_heads: dict[int, str] = {}
+    replay = _Replay()
     with store.read() as conn:
         for text in conn.execute(select(texts_t)):
             expected = (
@@ -437,6 +573,9 @@ def verify(store: Store, batch_size: int = 10_000) -> Verification:
                         seq,
                         f"the evidence of event {seq} was edited",
                     )
+                if seq in expected_heads:
+                    seen_heads[seq] = row[11]
+                replay.apply(seq, row[2], row[3], row[4], body)
                 prev, count, expected_seq = row[11], count + 1, seq + 1
         if count != head_seq or prev != head_hash:
             return Verification(
@@ -447,7 +586,21 @@ def verify(store: Store, batch_size: int = 10_000) -> Verification:
                 count + 1,
                 f"the chain head names event {head_seq} but the ledger ends at event {count}",
             )
-    return Verification(True, count, head_seq, head_hash)
+        mismatches = replay.compare(conn)
+    for seq, digest in sorted(expected_heads.items()):
+        shown = f"{seq}:{digest[:12]}…"
+        if seq not in seen_heads:
+            why = f"it ends at event {count} (truncated)"
+        elif seen_heads[seq] != digest:
+            why = f"event {seq} has another hash (rewritten)"
+        else:
+            continue
+        problem = f"the published head {shown} is not in the ledger: {why}"
+        return Verification(False, count, head_seq, head_hash, None, problem, mismatches)
+    if len(mismatches) > MAX_MISMATCHES:
+        extra = len(mismatches) - MAX_MISMATCHES
+        mismatches = [*mismatches[:MAX_MISMATCHES], f"… and {extra} more"]
+    return Verification(not mismatches, count, head_seq, head_hash, None, "", mismatches)
 
 
 def _event_batches(conn: Connection, batch_size: int) -> Iterator[list[Any]]:
