@@ -104,9 +104,20 @@ class Workspace:
                 os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
+    @property
+    def exports_record(self) -> Path:
+        """Which export files were written for whom, so that erasure can find them."""
+        return self.subscribers_dir / ".exports.json"
+
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def outbox_file_name(subscriber_id: object) -> str:
+    """A subscriber's file in an outbox folder: named by id, never by address."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(subscriber_id)) or "_"
+    return f"{safe}.eml"
 
 
 def open_workspace(root: Path) -> Workspace:

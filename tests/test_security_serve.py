@@ -115,7 +115,10 @@ def _request(served: Served, head: str) -> bytes:
 
 
 def test_a_chunked_400_mb_text_body_does_not_grow_the_server(served: Served) -> None:
-    warm = "POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    warm = (
+        "POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 5\r\n\r\nhello"
+    )
     assert _request(served, warm).startswith(b"HTTP/1.1 403")  # no form token: refused
     before = served.peak_rss_kib()
     chunk = b"A" * 65536

@@ -10,7 +10,6 @@ import click
 
 from digest import consent as consent_mod
 from digest import subscribers as subs
-from digest.atomic import write_text
 from digest.cli import echo_json, workspace_of
 from digest.errors import DigestError
 from digest.store import Store, open_store
@@ -185,12 +184,12 @@ def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> No
 def export(ctx: click.Context, email_or_id: str, output: Path | None) -> None:
     """Everything held about one subscriber, as JSON (GDPR Art. 15/20)."""
     with _store(ctx) as store:
+        if output is not None:
+            subs.export_to_file(store, email_or_id, output, source=_operator())
+            click.echo(f"wrote {output}")
+            return
         data = subs.export(store, email_or_id, source=_operator())
-    if output is None:
-        echo_json(data)
-    else:
-        write_text(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
-        click.echo(f"wrote {output}")
+    echo_json(data)
 
 
 @subscribers.command("erase")
