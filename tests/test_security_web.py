@@ -388,3 +388,22 @@ def test_reply_time_does_not_tell_suppressed_from_subscribed(
     faster = sum(s < a for s in suppressed for a in active) / (len(suppressed) * len(active))
     assert 0.25 < faster < 0.75, (faster, statistics.median(suppressed), statistics.median(active))
     assert min(suppressed + active) >= 0.1
+
+
+# -- 11. a sent issue whose file was broken later ---------------------------------------
+
+
+def test_a_broken_sent_issue_gets_an_error_page_with_the_security_headers(site: Site) -> None:
+    issue = sample_issue()
+    issue.status = "sent"
+    write_issue(site.ws, issue)
+    path = site.ws.issues_dir / f"{issue.date}.yaml"
+    path.write_text(path.read_text() + "\narticles: [unclosed\n", encoding="utf-8")
+    reply = site.get(f"/archive/{issue.date}")
+    assert reply.status_code == 500
+    assert "Something went wrong on our side" in reply.text
+    assert "cannot be shown" in reply.text
+    assert "Traceback" not in reply.text and str(path) not in reply.text
+    assert "default-src 'self'" in reply.headers["content-security-policy"]
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert site.get("/archive").status_code == 200

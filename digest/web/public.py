@@ -665,7 +665,13 @@ class PublicSite:
             day = parse_date(text)
         except IssueError:
             raise HTTPException(404, "There is no issue at this address.") from None
-        html = await run_in_threadpool(self._public_html, day)
+        try:
+            html = await run_in_threadpool(self._public_html, day)
+        except IssueError as exc:  # the file was edited after it went out, and broke
+            log.error("archive cannot show %s: %s", day.isoformat(), exc)
+            raise HTTPException(
+                500, f"The issue of {day.isoformat()} cannot be shown right now; please try later."
+            ) from None
         if html is None:
             raise HTTPException(404, f"No issue of {day.isoformat()} has been sent.")
         return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
