@@ -109,6 +109,16 @@ class Workspace:
         """Which export files were written for whom, so that erasure can find them."""
         return self.subscribers_dir / ".exports.json"
 
+    def previous_secrets(self) -> tuple[bytes, ...]:
+        """Signing keys retired by a rotation that still verify links already mailed.
+
+        From ``[web] previous_secret_keys_env`` (default DIGEST_PREVIOUS_SECRET_KEYS),
+        separated by spaces, commas or newlines; never from a file.
+        """
+        name = self.config.web.previous_secret_keys_env
+        text = os.environ.get(name, "") if name else ""
+        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)

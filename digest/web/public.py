@@ -204,7 +204,7 @@ class PublicSite:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.config = ws.config
-        self.tokens = Tokens(signing_key(ws))
+        self.tokens = Tokens(signing_key(ws), previous=ws.previous_secrets())
         self.proxies = parse_proxies(ws.config.web.trusted_proxies)
         self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
         # A backstop whatever the addresses: the form must never become a mailer.

@@ -20,8 +20,13 @@ from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from digest.errors import ConfigError
+from digest.send.ledger import latest_send
+from digest.store import open_store
+from digest.tokens import Tokens
 from digest.web.app import create_app
 from digest.web.guards import HEADER_TIMEOUT, AccessLog
+from digest.web.public import signing_key
 from digest.workspace import Workspace
 
 log = logging.getLogger("digest.web.server")
@@ -31,8 +36,33 @@ KEEP_ALIVE = 5  # seconds an idle connection is kept between requests
 
 
 def create_public_app(ws: Workspace) -> ASGIApp:
-    """The public app; ConfigError when the signing key is missing from the environment."""
-    return create_app(ws, "public")
+    """The public app; ConfigError when the signing key is missing from the environment
+    or none of the keys verifies the links of the issue sent last."""
+    app = create_app(ws, "public")
+    check_link_keys(ws)
+    return app
+
+
+def check_link_keys(ws: Workspace) -> None:
+    """Refuse keys that would break every link of the issue sent last (a rotation gone wrong)."""
+    env = ws.config.web.secret_key_env
+    previous_env = ws.config.web.previous_secret_keys_env
+    tokens = Tokens(signing_key(ws), previous=ws.previous_secrets())
+    with open_store(ws) as store:
+        issue = latest_send(store)
+        if issue is None:
+            return
+        used = store.link_keys(issue)
+    if not used or used & set(tokens.verifying):
+        return
+    shown = ", ".join(sorted(f"{fingerprint}" for fingerprint in used))
+    raise ConfigError(
+        f"none of the signing keys in {env} and {previous_env} verifies the links in issue "
+        f"{issue}, the last one sent (its key's fingerprint: {shown}), so every unsubscribe "
+        f"link already mailed would fail. Set {env} back to the key that sent it, or keep "
+        f"that key verifying while {env} holds the new one: "
+        f'export {previous_env}="<the key that sent it>"'
+    )
 
 
 def request_once(app: ASGIApp, path: str, base_url: str) -> httpx.Response:
