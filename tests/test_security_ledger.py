@@ -13,7 +13,7 @@ import pytest
 from _store_fixtures import drop_append_only
 from sqlalchemy.exc import DBAPIError
 
-from digest import consent
+from digest import consent, lifecycle
 from digest import subscribers as subs
 from digest.store import Store
 
@@ -202,3 +202,9 @@ def test_a_malformed_published_head_is_one_clear_line(store: Store, cli, tmp_pat
     output = cli("consent", "verify", "--heads", str(bad))
     assert output.exit_code == 1
     assert f"{bad}:2:" in output.output and "Traceback" not in output.output
+
+
+def test_the_replay_agrees_with_the_lifecycle_table() -> None:
+    """verify replays events with its own table; it must say what the lifecycle does."""
+    for transition in lifecycle.TRANSITIONS.values():
+        assert consent.STATUS_AFTER[transition.event] == transition.target, transition.name

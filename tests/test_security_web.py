@@ -24,7 +24,7 @@ from digest import clock, consent
 from digest import subscribers as subs
 from digest.store import Store
 from digest.tokens import Tokens
-from digest.web.app import create_app
+from digest.web import preview
 from digest.web.public_guard import rate_key
 from digest.workspace import Workspace
 
@@ -110,9 +110,11 @@ def test_a_resubscribe_token_from_another_browser_is_refused(site: Site, store: 
 # -- 3. Host headers, redirects, HSTS -------------------------------------------------
 
 
-def _preview_get(ws: Workspace, url: str, host: str | None = None) -> httpx.Response:
+def _preview_get(
+    ws: Workspace, url: str, host: str | None = None, served_on: str | None = None
+) -> httpx.Response:
     async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_app(ws, "preview"))
+        transport = httpx.ASGITransport(app=preview.app(ws, host=served_on))
         async with httpx.AsyncClient(transport=transport) as client:
             headers = {"Host": host} if host is not None else {}
             return await client.get(url, headers=headers)
@@ -138,6 +140,16 @@ def test_preview_answers_its_loopback_names(workspace: Workspace, url: str) -> N
     write_issue(workspace, sample_issue())
     reply = _preview_get(workspace, url)
     assert reply.status_code == 200 and "The port strike" in reply.text
+
+
+def test_preview_served_on_a_chosen_address_answers_it_and_still_refuses_others(
+    workspace: Workspace,
+) -> None:
+    write_issue(workspace, sample_issue())
+    url = "http://192.0.2.10:8765/"
+    assert _preview_get(workspace, url, served_on="192.0.2.10").status_code == 200
+    refused = _preview_get(workspace, url, "attacker.example:8765", served_on="192.0.2.10")
+    assert refused.status_code == 400
 
 
 def test_public_redirects_never_echo_the_request_host(site: Site) -> None:

@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 
 from digest.atomic import write_bytes
-from digest.send.base import OutgoingMessage, Result, Sender
+from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import outbox_file_name
 
 file_name = outbox_file_name  # erasure finds the files by the same rule

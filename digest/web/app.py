@@ -1,9 +1,14 @@
-"""App assembly: routes of one side, security headers, error pages, health."""
+"""App assembly: one side's routes, security headers, error pages, health.
+
+Each side's module (:mod:`digest.web.preview`, :mod:`digest.web.public`)
+hands its routes and error page up to :func:`create_app`; this module knows
+no side by name, so the sides import it and never the other way round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,8 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.web.guards import BodyLimit, LoopbackHosts
 from digest.workspace import Workspace
-
-Mode = Literal["preview", "public"]
 
 # No inline scripts and nothing from third parties; images may come from the
 # articles' own sites, as in the email itself.
@@ -79,8 +82,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def plain_error_page(request: Request, status: int, detail: str) -> str:
-    from html import escape
-
     return (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{status}</title><h1>{status}</h1><p>{escape(detail)}</p></html>"
@@ -91,38 +92,41 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-RouteFactory = Callable[[Workspace], list[BaseRoute]]
 ErrorPage = Callable[[Request, int, str], str]
 
 
-def create_app(ws: Workspace, mode: Mode, *, debug: bool = False) -> Starlette:
-    """The app for one side; each side's module supplies its routes and error page."""
-    if mode == "preview":
-        from digest.web import preview as side
-    elif mode == "public":
-        from digest.web import public as side  # type: ignore[no-redef]
-    else:  # pragma: no cover - Literal guards this
-        raise ValueError(mode)
-    routes: list[BaseRoute] = [Route("/healthz", healthz), *side.routes(ws)]
+def create_app(
+    ws: Workspace,
+    routes: list[BaseRoute],
+    *,
+    error_page: ErrorPage = plain_error_page,
+    debug: bool = False,
+    loopback_only: bool = False,
+    also_hosts: Sequence[str] = (),
+    body_limits: Mapping[str, int] | None = None,
+    redirect_slashes: bool = True,
+) -> Starlette:
+    """The app for one side: its ``routes`` and ``error_page``, plus ``/healthz``.
+
+    Every request body is counted and timed as it streams (``body_limits``:
+    path prefix -> bytes, else 64 KiB); ``loopback_only`` answers only
+    loopback Host headers, and ``also_hosts`` (the preview); HSTS goes out when base_url is https
+    and the app is public. ``redirect_slashes=False`` turns off Starlette's
+    slash redirect, which builds its Location from the request's Host header.
+    """
     https = ws.config.newsletter.base_url.startswith("https://")
     middleware = [
-        Middleware(SecurityHeaders, hsts=https and mode == "public"),
-        *([Middleware(LoopbackHosts)] if mode == "preview" else []),
-        Middleware(
-            BodyLimit,
-            limits=getattr(side, "BODY_LIMITS", None),
-            timeout=ws.config.web.body_timeout,
-        ),
+        Middleware(SecurityHeaders, hsts=https and not loopback_only),
+        *([Middleware(LoopbackHosts, also=also_hosts)] if loopback_only else []),
+        Middleware(BodyLimit, limits=body_limits, timeout=ws.config.web.body_timeout),
     ]
     app = Starlette(
         debug=debug,
-        routes=routes,
+        routes=[Route("/healthz", healthz), *routes],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
-    # Starlette's own slash redirect builds its Location from the request's Host header;
-    # the public side redirects from base_url itself (see digest.web.public).
-    app.router.redirect_slashes = mode == "preview"
+    app.router.redirect_slashes = redirect_slashes
     app.state.workspace = ws
-    app.state.error_page = getattr(side, "error_page", plain_error_page)
+    app.state.error_page = error_page
     return app

@@ -26,8 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest.web.public_guard import client_ip, parse_proxies
 
 DEFAULT_BODY_LIMIT = 64 * 1024  # bytes: the largest form a page here sends, with room
-BODY_TIMEOUT = 15.0  # seconds for a whole request body to arrive
-HEADER_TIMEOUT = 10.0  # seconds for a request's headers (see digest.web.public_server)
+BODY_TIMEOUT = 15.0  # seconds for a whole request body ([web] body_timeout sets it)
 
 access_log = logging.getLogger("digest.web.access")
 
@@ -134,22 +133,27 @@ def split_host(value: str) -> tuple[str, str] | None:
     return name, port
 
 
-def loopback_host(value: str, server_port: int | None) -> bool:
-    """True for a loopback name, on the server's own port when the header names one."""
+def loopback_host(value: str, server_port: int | None, also: Sequence[str] = ()) -> bool:
+    """True for a loopback name (or one of ``also``), on the server's own port when given."""
     parts = split_host(value)
     if parts is None:
         return False
     name, port = parts
-    if name not in LOOPBACK_NAMES:
+    if name not in LOOPBACK_NAMES and name not in also:
         return False
     return not port or server_port is None or int(port) == server_port
 
 
 class LoopbackHosts:
-    """Answer 400 to any Host other than a loopback name on our port (DNS rebinding)."""
+    """Answer 400 to any Host other than a loopback name on our port (DNS rebinding).
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``also`` names the address the editor chose to serve on (``--host``), when
+    it is not a loopback one; a name an attacker controls never matches it.
+    """
+
+    def __init__(self, app: ASGIApp, also: Sequence[str] = ()) -> None:
         self.app = app
+        self.also = tuple(f"[{name}]" if ":" in name else name.lower() for name in also)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -160,7 +164,7 @@ class LoopbackHosts:
                     break
             server = scope.get("server")
             port = server[1] if server else None
-            if not loopback_host(host, port):
+            if not loopback_host(host, port, self.also):
                 if scope["type"] == "http":
                     response = PlainTextResponse(
                         "The preview answers only http://localhost, http://127.0.0.1 and "

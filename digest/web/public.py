@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
+from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -52,6 +53,7 @@ from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
+from digest.web.app import create_app
 from digest.web.public_guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -74,6 +76,7 @@ ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View i
 RESEND_AFTER = timedelta(hours=24)
 RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
 MAX_BODY = 64 * 1024
+BODY_LIMITS: dict[str, int] = {}  # path prefix -> bytes, for routes that take more than 64 KiB
 MIN_KEY_LENGTH = 16
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -689,3 +692,19 @@ class PublicSite:
 def routes(ws: Workspace) -> list[BaseRoute]:
     """The public routes; refuses (ConfigError) without a signing key in the environment."""
     return PublicSite(ws).routes()
+
+
+def app(ws: Workspace, *, debug: bool = False) -> Starlette:
+    """The public app; ConfigError when the signing key is missing from the environment.
+
+    Starlette's slash redirect is off: it would build its Location from the
+    request's Host header; :meth:`PublicSite.without_slash` redirects from base_url.
+    """
+    return create_app(
+        ws,
+        routes(ws),
+        error_page=error_page,
+        debug=debug,
+        body_limits=BODY_LIMITS,
+        redirect_slashes=False,
+    )

@@ -15,30 +15,26 @@ import logging
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from digest.errors import ConfigError
-from digest.send.ledger import latest_send
+from digest.send.deliveries import latest_send
 from digest.store import open_store
 from digest.tokens import Tokens
-from digest.web.app import create_app
-from digest.web.guards import HEADER_TIMEOUT, AccessLog
-from digest.web.public import signing_key
+from digest.web import public
+from digest.web.guards import AccessLog
 from digest.workspace import Workspace
 
 log = logging.getLogger("digest.web.server")
 
-MAX_HEADER_BYTES = 16 * 1024  # h11 refuses a request whose headers are larger (431/400)
+MAX_HEADER_BYTES = 16 * 1024  # h11 refuses a request whose headers are larger
 KEEP_ALIVE = 5  # seconds an idle connection is kept between requests
 
 
 def create_public_app(ws: Workspace) -> ASGIApp:
     """The public app; ConfigError when the signing key is missing from the environment
     or none of the keys verifies the links of the issue sent last."""
-    app = create_app(ws, "public")
+    app = public.app(ws)
     check_link_keys(ws)
     return app
 
@@ -47,7 +43,7 @@ def check_link_keys(ws: Workspace) -> None:
     """Refuse keys that would break every link of the issue sent last (a rotation gone wrong)."""
     env = ws.config.web.secret_key_env
     previous_env = ws.config.web.previous_secret_keys_env
-    tokens = Tokens(signing_key(ws), previous=ws.previous_secrets())
+    tokens = Tokens(public.signing_key(ws), previous=ws.previous_secrets())
     with open_store(ws) as store:
         issue = latest_send(store)
         if issue is None:
@@ -55,7 +51,7 @@ def check_link_keys(ws: Workspace) -> None:
         used = store.link_keys(issue)
     if not used or used & set(tokens.verifying):
         return
-    shown = ", ".join(sorted(f"{fingerprint}" for fingerprint in used))
+    shown = ", ".join(sorted(used))
     raise ConfigError(
         f"none of the signing keys in {env} and {previous_env} verifies the links in issue "
         f"{issue}, the last one sent (its key's fingerprint: {shown}), so every unsubscribe "
@@ -80,53 +76,57 @@ def request_once(app: ASGIApp, path: str, base_url: str) -> httpx.Response:
     return asyncio.run(go())
 
 
-class TimedHeaders(H11Protocol):
+def timed_headers_protocol(header_timeout: float) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol, closing a connection whose headers come too slowly.
 
     The clock starts when the connection opens and again after each response
     (keep-alive); it stops when a request's headers are complete.
     """
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # deferred: only a server needs it
 
-    header_timeout = HEADER_TIMEOUT
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._header_timer: asyncio.TimerHandle | None = None
-        super().connection_made(transport)
-        self._start_header_clock()
-
-    def _start_header_clock(self) -> None:
-        self._stop_header_clock()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _stop_header_clock(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if not self.transport.is_closing():
-            log.info("closed a connection whose request headers took over %gs", self.header_timeout)
-            self.transport.close()
-
-    def handle_events(self) -> None:
-        before = self.cycle
-        super().handle_events()
-        if self.cycle is not before:  # a request's headers are in
-            self._stop_header_clock()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
+    class TimedHeaders(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._header_timer: asyncio.TimerHandle | None = None
+            super().connection_made(transport)
             self._start_header_clock()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
-        super().connection_lost(exc)
+        def _start_header_clock(self) -> None:
+            self._stop_header_clock()
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _stop_header_clock(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                log.info("closed a connection whose request headers took over %gs", header_timeout)
+                self.transport.close()
+
+        def handle_events(self) -> None:
+            before = self.cycle
+            super().handle_events()
+            if self.cycle is not before:  # a request's headers are in
+                self._stop_header_clock()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._start_header_clock()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_header_clock()
+            super().connection_lost(exc)
+
+    return TimedHeaders
 
 
 def _log_config() -> dict[str, Any]:
     """uvicorn's logging, plus digest's own loggers on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG  # deferred: only a server needs it
+
     config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
     config["formatters"] = {
         **LOGGING_CONFIG["formatters"],
@@ -148,13 +148,14 @@ def run(ws: Workspace, app: ASGIApp, host: str, port: int) -> None:
     """Serve with uvicorn. Its own proxy-header rewriting is off: the app decides whom
     to believe (``[web] trusted_proxies``), so a forged X-Forwarded-For changes nothing.
     Its own access log is off too: :class:`AccessLog` writes one without tokens."""
+    import uvicorn  # deferred: only a running server needs it
+
     web = ws.config.web
-    protocol = type("TimedHeaders", (TimedHeaders,), {"header_timeout": web.header_timeout})
     uvicorn.run(
         AccessLog(app, client_ip=web.log_client_ip, proxies=web.trusted_proxies),
         host=host,
         port=port,
-        http=protocol,
+        http=timed_headers_protocol(web.header_timeout),
         proxy_headers=False,
         server_header=False,
         access_log=False,
