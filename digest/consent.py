@@ -20,8 +20,11 @@ on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite; the chain never forks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
 import re
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,68 +407,100 @@ STATUS_AFTER: dict[str, str | None] = {
 SUPPRESSED = ("bounced", "complained", "erased")  # statuses that must be on the suppression list
 MAX_MISMATCHES = 1000
 _UNKNOWN = "active or pending"  # admin_added whose evidence is gone
+MAILABLE = ("active", "pending")
 
 
-class _Replay:
-    """Subjects' statuses replayed from the events, as :func:`verify` walks the chain."""
+_BY_SUBJECT = """
+SELECT e.subject_id, e.seq, e.kind, e.pseudonym, v.seq IS NOT NULL,
+       CASE WHEN e.kind = 'admin_added' THEN v.body END
+FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
+ORDER BY e.subject_id{collate}, e.seq
+"""
+_SUBSCRIBERS = "SELECT id, status FROM subscribers ORDER BY id{collate}"
 
-    def __init__(self) -> None:
-        self.status: dict[str, str] = {}
-        self.pseudonym: dict[str, str] = {}  # only for subjects that reached a suppressed status
-        self.missing: dict[str, list[int]] = {}  # subject -> events whose evidence is gone
 
-    def apply(self, seq: int, kind: str, subject: str, pseudonym: str, body: str | None) -> None:
+def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
+    """One subject's events in order -> (status they lead to, pseudonym, seqs without evidence)."""
+    status, pseudonym, missing = _UNKNOWN, "", []
+    for row in events:
+        _, seq, kind, pseudonym, held, body = row  # every event of a subject has its pseudonym
         after = STATUS_AFTER.get(kind)
         if kind == "admin_added":
-            after = (
-                _UNKNOWN
-                if body is None
-                else ("active" if json.loads(body).get("confirmed") else "pending")
-            )
+            if body is None:
+                after = _UNKNOWN
+            else:
+                after = "active" if json.loads(body).get("confirmed") else "pending"
         if after is not None:
-            self.status[subject] = after
-            if after in SUPPRESSED:
-                self.pseudonym[subject] = pseudonym
-        elif subject not in self.status:
-            self.status[subject] = _UNKNOWN
-        if body is None:
-            self.missing.setdefault(subject, []).append(seq)
+            status = after
+        if not held:
+            missing.append(seq)
+    return status, pseudonym, missing
 
-    def compare(self, conn: Connection) -> list[str]:
-        """Every disagreement between the replay and the subscribers and suppressions tables."""
-        found: list[str] = []
-        subs_t = schema.subscribers
-        suppressed = {key for (key,) in conn.execute(select(schema.suppressions.c.key))}
-        seen: set[str] = set()
-        rows = conn.execute(select(subs_t.c.id, subs_t.c.status).order_by(subs_t.c.id))
-        for subject, status in rows:
-            seen.add(subject)
-            expected = self.status.get(subject)
-            if expected is None:
-                found.append(f"subscriber {subject}: has a subscriber row but no consent events")
-                continue
-            found.extend(self._subject(subject, expected, suppressed, status))
-        for subject in sorted(set(self.status) - seen):
+
+def _stream(conn: Connection, dialect: str, sql: str, batch_size: int) -> Iterator[Any]:
+    """Rows of ``sql`` in code-point order of ids, ``batch_size`` at a time (flat memory)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if dialect == "postgresql":
+        cursor = driver.cursor(name=f"digest_replay_{secrets.token_hex(4)}")
+        cursor.itersize = batch_size
+        sql = sql.format(collate=' COLLATE "C"')
+    else:
+        cursor = driver.cursor()
+        sql = sql.format(collate="")
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch_size):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
+    """Every disagreement between the events and the subscribers and suppressions tables.
+
+    Both tables are read in subject order and merged, so memory stays flat
+    however many subscribers there are; only the suppressed subjects are kept
+    until their suppression entries are looked up.
+    """
+    found: list[str] = []
+    suppressed: list[tuple[str, str, str]] = []  # (subject, status, pseudonym)
+    rows = _stream(conn, dialect, _SUBSCRIBERS, batch_size)
+    row = next(rows, None)
+    events = _stream(conn, dialect, _BY_SUBJECT, batch_size)
+    for subject, group in itertools.groupby(events, key=operator.itemgetter(0)):
+        while row is not None and row[0] < subject:
+            found.append(f"subscriber {row[0]}: has a subscriber row but no consent events")
+            row = next(rows, None)
+        expected, pseudonym, missing = _replay(group)
+        if row is None or row[0] != subject:
             found.append(f"subscriber {subject}: has consent events but no subscriber row")
-        return found
-
-    def _subject(
-        self, subject: str, expected: str, suppressed: set[str], status: str | None
-    ) -> list[str]:
-        found = []
-        if status != expected and not (expected == _UNKNOWN and status in ("active", "pending")):
+            continue
+        status = row[1]
+        row = next(rows, None)
+        if status != expected and not (expected == _UNKNOWN and status in MAILABLE):
             found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
         if expected != "erased":
             found.extend(
                 f"subscriber {subject}: the evidence of event {seq} is missing "
                 "(only an erasure deletes evidence)"
-                for seq in self.missing.get(subject, ())
+                for seq in missing
             )
-        if expected in SUPPRESSED and self.pseudonym[subject] not in suppressed:
-            found.append(
-                f"subscriber {subject}: {expected} in the ledger but not on the suppression list"
-            )
-        return found
+        if expected in SUPPRESSED:
+            suppressed.append((subject, expected, pseudonym))
+    while row is not None:
+        found.append(f"subscriber {row[0]}: has a subscriber row but no consent events")
+        row = next(rows, None)
+    keys = schema.suppressions.c.key
+    for start in range(0, len(suppressed), 500):
+        chunk = suppressed[start : start + 500]
+        listed = {k for (k,) in conn.execute(select(keys).where(keys.in_([c[2] for c in chunk])))}
+        found.extend(
+            f"subscriber {subject}: {status} in the ledger but not on the suppression list"
+            for subject, status, pseudonym in chunk
+            if pseudonym not in listed
+        )
+    return found
 
 
 def head(store: Store) -> str:
@@ -520,7 +555,6 @@ def verify(
     """
     expected_heads = dict(expect)
     seen_heads: dict[int, str] = {}
-    replay = _Replay()
     with store.read() as conn:
         for text in conn.execute(select(texts_t)):
             expected = (
@@ -575,7 +609,6 @@ def verify(
                     )
                 if seq in expected_heads:
                     seen_heads[seq] = row[11]
-                replay.apply(seq, row[2], row[3], row[4], body)
                 prev, count, expected_seq = row[11], count + 1, seq + 1
         if count != head_seq or prev != head_hash:
             return Verification(
@@ -586,7 +619,7 @@ def verify(
                 count + 1,
                 f"the chain head names event {head_seq} but the ledger ends at event {count}",
             )
-        mismatches = replay.compare(conn)
+        mismatches = _compare(conn, store.dialect, batch_size)
     for seq, digest in sorted(expected_heads.items()):
         shown = f"{seq}:{digest[:12]}…"
         if seq not in seen_heads:
