@@ -72,6 +72,8 @@ def test_each_send_records_its_key_and_serve_refuses_keys_that_cannot_verify_it(
     assert f"issue {SEND_DAY}" in refused.output
     assert 'export DIGEST_PREVIOUS_SECRET_KEYS="<the key that sent it>"' in refused.output
 
+    # Retiring a leaked key on purpose: the operator says so.
+    assert cli("serve", "--retire-sent-key", "--get", "/healthz").exit_code == 0
     monkeypatch.setenv("DIGEST_PREVIOUS_SECRET_KEYS", OLD)
     assert cli("serve", "--get", "/healthz").exit_code == 0
     monkeypatch.delenv("DIGEST_PREVIOUS_SECRET_KEYS")
