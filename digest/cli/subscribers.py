@@ -10,7 +10,7 @@ import click
 
 from digest import consent as consent_mod
 from digest import subscribers as subs
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.errors import DigestError
 from digest.store import Store, open_store
 

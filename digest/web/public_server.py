@@ -44,7 +44,7 @@ def check_link_keys(ws: Workspace) -> None:
     """Refuse keys that would break every link of the issue sent last (a rotation gone wrong)."""
     env = ws.config.web.secret_key_env
     previous_env = ws.config.web.previous_secret_keys_env
-    tokens = Tokens(public.signing_key(ws), previous=ws.previous_secrets())
+    tokens = Tokens(ws.signing_key(env_only=True), previous=ws.previous_secrets())
     with open_store(ws) as store:
         issue = latest_send(store)
         if issue is None:
