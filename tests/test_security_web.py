@@ -419,3 +419,19 @@ def test_a_broken_sent_issue_gets_an_error_page_with_the_security_headers(site: 
     assert "default-src 'self'" in reply.headers["content-security-policy"]
     assert reply.headers["x-content-type-options"] == "nosniff"
     assert site.get("/archive").status_code == 200
+
+
+def test_an_unexpected_failure_gets_the_error_page_with_the_security_headers(
+    site_ws: Workspace, smtp_sink: Any, dead_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is down: the reader sees the site's 500 page, never a bare one."""
+    monkeypatch.setenv("DIGEST_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{dead_port}/x")
+    site = Site(site_ws, smtp_sink)
+    try:
+        reply = site.subscribe("down@example.com")
+    finally:
+        site.close()
+    assert reply.status_code == 500
+    assert "Something went wrong on our side" in reply.text
+    assert "Traceback" not in reply.text and str(dead_port) not in reply.text
+    assert "default-src 'self'" in reply.headers["content-security-policy"]

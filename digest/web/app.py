@@ -7,6 +7,7 @@ no side by name, so the sides import it and never the other way round.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
@@ -18,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digest.web.guards import BodyLimit, LoopbackHosts
+from digest.web.guards import BodyLimit, LoopbackHosts, redact_path
 from digest.workspace import Workspace
 
 # No inline scripts and nothing from third parties; images may come from the
@@ -36,6 +37,8 @@ SECURITY_HEADERS = {
     b"cross-origin-opener-policy": b"same-origin",
 }
 
+
+log = logging.getLogger("digest.web")
 
 HSTS = b"max-age=31536000"  # a year; sent only when base_url is https
 
@@ -63,6 +66,45 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ErrorPages:
+    """An unexpected failure becomes the side's own 500 page, inside SecurityHeaders.
+
+    Starlette's last-resort handler sits outside every middleware, so its bare
+    500 would go out without the security headers; this one answers first
+    (unless the reply had already begun) and logs the failure, path redacted.
+    """
+
+    def __init__(self, app: ASGIApp, error_page: ErrorPage) -> None:
+        self.app = app
+        self.error_page = error_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            log.exception("%s %s failed", scope["method"], redact_path(scope["path"]))
+            detail = "Please try again in a few minutes."
+            request = Request(scope, receive)
+            if wants_json(request):
+                response: Response = JSONResponse({"error": detail, "status": 500}, 500)
+            else:
+                response = HTMLResponse(self.error_page(request, 500, detail), 500)
+            await response(scope, receive, send)
 
 
 def wants_json(request: Request) -> bool:
@@ -117,6 +159,7 @@ def create_app(
     https = ws.config.newsletter.base_url.startswith("https://")
     middleware = [
         Middleware(SecurityHeaders, hsts=https and not loopback_only),
+        *([] if debug else [Middleware(ErrorPages, error_page=error_page)]),
         *([Middleware(LoopbackHosts, also=also_hosts)] if loopback_only else []),
         Middleware(BodyLimit, limits=body_limits, timeout=ws.config.web.body_timeout),
     ]
