@@ -166,6 +166,14 @@ class Web:
     trusted_proxies: tuple[str, ...] = ()
     confirm_expiry_days: int = 7
     rate_limit_per_minute: int = 10
+    # Security settings (docs/security.md):
+    previous_secret_keys_env: str = "DIGEST_PREVIOUS_SECRET_KEYS"
+    ipv6_prefix: int = 64
+    confirmations_per_hour: int = 200
+    subscribe_reply_seconds: float = 0.4
+    header_timeout: float = 10.0
+    body_timeout: float = 15.0
+    log_client_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,6 +397,11 @@ def _check(config: Config, locator: _Locator) -> None:
         raise locator.error(
             ("sender", "smtp", "security"),
             f'"none" is allowed only for a loopback host, not {smtp.host!r}; use starttls or tls',
+        )
+    if not 1 <= config.web.ipv6_prefix <= 128:
+        raise locator.error(
+            ("web", "ipv6_prefix"),
+            f"must be a prefix length from 1 to 128, not {config.web.ipv6_prefix}",
         )
     if config.sender.concurrency < 1:
         raise locator.error(("sender", "concurrency"), "must be at least 1")

@@ -40,10 +40,12 @@ from sqlalchemy import Connection, func, select
 
 from digest import clock, consent, lifecycle
 from digest.addresses import mask, normalise
+from digest.atomic import write_text
 from digest.consent import Draft
 from digest.csvfile import CsvFile
 from digest.errors import ConfigError, CsvFileError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
+from digest.workspace import outbox_file_name
 
 STATUSES = lifecycle.STATUSES
 SUPPRESSION_REASONS = ("admin", "bounced", "complained")
@@ -610,6 +612,69 @@ def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     }
 
 
+def export_to_file(store: Store, email_or_id: str, path: Path, *, source: str) -> Path:
+    """:func:`export` written to ``path`` (mode 600), remembered so that erasure deletes it."""
+    data = export(store, email_or_id, source=source)
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
+    record = store.workspace.exports_record
+    written = _exports(record)
+    paths = written.setdefault(data["profile"]["id"], [])
+    if str(path.resolve()) not in paths:
+        paths.append(str(path.resolve()))
+    write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    return path
+
+
+def _exports(record: Path) -> dict[str, list[str]]:
+    try:
+        loaded = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise SubscriberError(
+            f"{record}: cannot read the record of export files ({exc}); "
+            "fix or delete it (it lists files `subscribers export -o` wrote)"
+        ) from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]]:
+    """Delete what digest wrote for one subscriber under the workspace.
+
+    The outbox copies (every issue's folder and ``outbox/confirmations``,
+    named by id) and the export files on record. Returns the deleted paths
+    (relative to the workspace) and the exports outside it, left for the
+    operator to delete.
+    """
+    ws = store.workspace
+    root = ws.root.resolve()
+    deleted: list[str] = []
+    outside: list[str] = []
+    candidates: list[Path] = []
+    if ws.outbox_dir.is_dir():
+        name = outbox_file_name(subscriber_id)
+        candidates += [
+            folder / name for folder in sorted(ws.outbox_dir.iterdir()) if folder.is_dir()
+        ]
+    record = ws.exports_record
+    written = _exports(record)
+    for text in written.pop(subscriber_id, []):
+        path = Path(text)
+        if path.is_relative_to(root):
+            candidates.append(path)
+        elif path.exists():
+            outside.append(text)
+    for path in candidates:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        deleted.append(path.resolve().relative_to(root).as_posix())
+    if record.exists():
+        write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    return deleted, outside
+
+
 def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     """Erase a subscriber (GDPR Art. 17) and return a receipt of what went and what stayed.
 
@@ -648,6 +713,7 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             )
         )
     _scrub(store)
+    files, outside = _erase_files(store, sub.id)
     return {
         "subscriber": sub.id,
         "erased_at": stamp(clock.now()),
@@ -656,8 +722,10 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             "name": sub.name is not None,
             "attributes": len(sub.attributes),
             "evidence records": deleted.rowcount,
+            "files": files,
         },
         "kept": {
+            "files outside the workspace": outside,
             "consent events": f"{events} pseudonymous events (random id and keyed hash only), "
             "so the ledger still verifies",
             "suppression entry": "a keyed hash of the address: never mailed or imported again",

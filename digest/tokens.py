@@ -3,7 +3,8 @@
 One itsdangerous serializer per purpose, each with its own salt, so an
 unsubscribe token can never be replayed as a confirmation (or the reverse).
 Unsubscribe tokens never expire (an old email's link must keep working);
-confirmation and CSRF tokens carry a timestamp and expire.
+confirmation and CSRF tokens carry a timestamp and expire. After a key
+rotation the previous keys still verify; only the newest signs.
 
 Building a token runs once per recipient of a send, so the per-purpose HMAC
 key is derived once (itsdangerous derives it on every call) and the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from itsdangerous import (
@@ -59,13 +61,17 @@ class _KeyedTimestampSigner(_KeyedSigner, TimestampSigner):
 
 
 class _Purpose:
-    """One salt: a serializer to read tokens and a long-lived signer to make them."""
+    """One salt: a serializer to read tokens and a long-lived signer to make them.
 
-    def __init__(self, secret: bytes, purpose: str, timed: bool) -> None:
+    ``secrets`` runs oldest to newest, as itsdangerous takes them: every one
+    verifies, only the last signs.
+    """
+
+    def __init__(self, secrets: list[bytes], purpose: str, timed: bool) -> None:
         cls = URLSafeTimedSerializer if timed else URLSafeSerializer
         signer = _KeyedTimestampSigner if timed else _KeyedSigner
         self.serializer = cls(
-            secret,
+            secrets,
             salt=SALTS[purpose],
             signer=signer,
             signer_kwargs={"digest_method": hashlib.sha256},
@@ -79,16 +85,28 @@ class _Purpose:
         return self._signer.sign(payload).decode("ascii")
 
 
-class Tokens:
-    """Makes and reads the signed tokens of one workspace secret."""
+def key_fingerprint(secret: bytes) -> str:
+    """A short public name for a signing key (an HMAC under it: it reveals nothing of it)."""
+    return hmac.new(secret, b"digest.key-fingerprint.v1", hashlib.sha256).hexdigest()[:16]
 
-    def __init__(self, secret: bytes) -> None:
+
+class Tokens:
+    """Makes tokens with one workspace secret; reads them with it or a previous one.
+
+    ``previous`` keys (after a rotation) still verify the links already mailed;
+    only ``secret`` signs.
+    """
+
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
         if not secret:
             raise TokenError("the signing secret is empty; set the web secret_key_env variable")
-        self._unsubscribe = _Purpose(secret, "unsubscribe", timed=False)
-        self._manage = _Purpose(secret, "manage", timed=False)
-        self._confirm = _Purpose(secret, "confirm", timed=True)
-        self._csrf = _Purpose(secret, "csrf", timed=True)
+        keys = [*(key for key in previous if key and key != secret), secret]
+        self.fingerprint = key_fingerprint(secret)
+        self.verifying = tuple(key_fingerprint(key) for key in keys)
+        self._unsubscribe = _Purpose(keys, "unsubscribe", timed=False)
+        self._manage = _Purpose(keys, "manage", timed=False)
+        self._confirm = _Purpose(keys, "confirm", timed=True)
+        self._csrf = _Purpose(keys, "csrf", timed=True)
 
     # -- unsubscribe: no expiry ------------------------------------------------
     def unsubscribe(self, subscriber_id: str) -> str:

@@ -107,6 +107,21 @@ class Workspace:
                 os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
+    @property
+    def exports_record(self) -> Path:
+        """Which export files were written for whom, so that erasure can find them."""
+        return self.subscribers_dir / ".exports.json"
+
+    def previous_secrets(self) -> tuple[bytes, ...]:
+        """Signing keys retired by a rotation that still verify links already mailed.
+
+        From ``[web] previous_secret_keys_env`` (default DIGEST_PREVIOUS_SECRET_KEYS),
+        separated by spaces, commas or newlines; never from a file.
+        """
+        name = self.config.web.previous_secret_keys_env
+        text = os.environ.get(name, "") if name else ""
+        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+
     def signing_key(self, *, env_only: bool = False) -> bytes:
         """The one key that signs links in emails and checks them on the public pages.
 
@@ -143,6 +158,12 @@ class Workspace:
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def outbox_file_name(subscriber_id: object) -> str:
+    """A subscriber's file in an outbox folder: named by id, never by address."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(subscriber_id)) or "_"
+    return f"{safe}.eml"
 
 
 def open_workspace(root: Path) -> Workspace:

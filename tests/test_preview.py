@@ -77,7 +77,9 @@ class Client:
     def get(self, path: str, **headers: str) -> httpx.Response:
         async def go() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://preview") as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8765"
+            ) as c:
                 return await c.get(path, headers=headers)
 
         return asyncio.run(go())

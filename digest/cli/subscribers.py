@@ -1,4 +1,4 @@
-"""Commands about subscribers and consent: subscribers …, consent verify."""
+"""Commands about subscribers and consent: subscribers …, consent verify/head."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import click
 from digest import consent as consent_mod
 from digest import roster
 from digest import subscribers as subs
-from digest.atomic import write_text
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
+from digest.errors import DigestError
 from digest.store import Store, open_store
 
 
@@ -243,12 +243,12 @@ def export(
     if not email_or_id:
         raise click.UsageError("name a subscriber (address or id), or pass --all -o FILE")
     with _store(ctx) as store:
+        if output is not None:
+            subs.export_to_file(store, email_or_id, output, source=_operator())
+            click.echo(f"wrote {output}")
+            return
         data = subs.export(store, email_or_id, source=_operator())
-    if output is None:
-        echo_json(data)
-    else:
-        write_text(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
-        click.echo(f"wrote {output}")
+    echo_json(data)
 
 
 @subscribers.command("erase")
@@ -272,14 +272,55 @@ def consent() -> None:
     """Check the consent ledger."""
 
 
+def _published_head(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
+    try:
+        return [consent_mod.parse_head(value) for value in values]
+    except DigestError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @consent.command("verify")
+@click.option(
+    "--expect-head",
+    "heads",
+    multiple=True,
+    metavar="SEQ:HASH",
+    callback=_published_head,
+    help="A head published earlier (`digest consent head`); it must still be in the ledger.",
+)
+@click.option(
+    "--heads",
+    "heads_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of published heads, one SEQ:HASH a line (# comments allowed).",
+)
 @click.pass_context
-def verify(ctx: click.Context) -> None:
-    """Recompute the hash chain; name the first broken event; print the head hash."""
+def verify(ctx: click.Context, heads: list[tuple[int, str]], heads_file: Path | None) -> None:
+    """Recompute the hash chain, replay it against every subscriber and the suppression
+    list, and check published heads; name each problem; print the head."""
+    expect = [*heads, *(consent_mod.read_heads(heads_file) if heads_file else [])]
     with _store(ctx) as store:
-        result = consent_mod.verify(store)
-    if not result.ok:
+        result = consent_mod.verify(store, expect=expect)
+    for line in result.mismatches:
+        click.echo(f"mismatch: {line}", err=True)
+    if result.broken_seq is not None:
         raise click.ClickException(
             f"consent ledger broken at event {result.broken_seq}: {result.problem}"
         )
+    if result.problem:
+        raise click.ClickException(f"consent ledger: {result.problem}")
+    if result.mismatches:
+        raise click.ClickException(
+            f"the chain is whole but {len(result.mismatches)} record(s) disagree with it "
+            "(listed above): the tables were edited outside digest"
+        )
     click.echo(f"ok: {result.events} events, head #{result.head_seq} {result.head_hash}")
+
+
+@consent.command("head")
+@click.pass_context
+def head(ctx: click.Context) -> None:
+    """Print the ledger's head as SEQ:HASH, to publish (a later `verify --expect-head`
+    proves nothing before it was cut off or rewritten)."""
+    with _store(ctx) as store:
+        click.echo(consent_mod.head(store))

@@ -268,6 +268,7 @@ def run_send(
                 "the issue stays as it is: add or import subscribers, then send again"
             )
         ledger.freeze(audience(store, batch_size=5000))
+        store.note_link_key(slug, prepared.tokens.fingerprint)  # `serve` checks its keys by it
         if target.status != "sending" and not ledger_complete(ledger):
             target.status = "sending"
             save_issue(target)
