@@ -484,7 +484,7 @@ def suppress(
             key = row.email_key
         if key is None or _suppressed(conn, key):
             return False
-        conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+        _suppress_key(conn, key, kind)
         if row is not None:
             status = "unsubscribed" if kind == "admin" else kind
             event = "unsubscribed" if kind == "admin" else kind
@@ -499,6 +499,83 @@ def suppress(
                 status=status,
             )
         return True
+
+
+def _suppress_key(conn: Connection, key: str, kind: str) -> None:
+    conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+
+
+# inside a caller's write transaction (the bounce policy records its report in the same one)
+
+
+def write_transaction(store: Store) -> contextlib.AbstractContextManager[Connection]:
+    """A write transaction with the chain head locked, as every lifecycle change takes."""
+    return _write(store)
+
+
+def find_in(
+    conn: Connection, store: Store, *, subscriber_id: str = "", address: str = ""
+) -> Subscriber | None:
+    """The subscriber with this id (or else this address), read in ``conn``."""
+    row = _by_id(conn, subscriber_id) if subscriber_id else None
+    if row is None and address:
+        try:
+            row = _by_key(conn, _key(store, normalise(address)))
+        except SubscriberError:
+            row = None
+    return _from_row(row) if row else None
+
+
+def suppress_in(
+    conn: Connection,
+    store: Store,
+    subscriber_id: str,
+    *,
+    kind: str,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+) -> bool:
+    """Suppress a pending or active subscriber for good (``bounced`` or ``complained``).
+
+    The status, the keyed-hash suppression entry and the consent event are written
+    in ``conn``; False (nothing written) when the subscriber is no longer mailable.
+    """
+    if kind not in ("bounced", "complained"):
+        raise SubscriberError(f"suppression kind {kind!r} is not bounced or complained")
+    row = _require(conn, subscriber_id)
+    if row.status not in ("pending", "active") or row.email_key is None:
+        return False
+    if not _suppressed(conn, row.email_key):
+        _suppress_key(conn, row.email_key, kind)
+    _event(conn, store, row, kind, method=method, source=source, evidence=evidence, status=kind)
+    return True
+
+
+def unsubscribe_in(
+    conn: Connection,
+    store: Store,
+    subscriber_id: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+) -> bool:
+    """:func:`unsubscribe` in ``conn``; False when there was nothing to withdraw."""
+    row = _require(conn, subscriber_id)
+    if row.status not in ("pending", "active"):
+        return False
+    _event(
+        conn,
+        store,
+        row,
+        "unsubscribed",
+        method=method,
+        source=source,
+        evidence=evidence,
+        status="unsubscribed",
+    )
+    return True
 
 
 # reading ---------------------------------------------------------------------------

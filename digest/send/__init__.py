@@ -13,6 +13,7 @@ null       builds every message and discards it (benchmarks, rehearsals)
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from digest.send.base import OutgoingMessage, Result, Sender, mask
@@ -53,6 +54,21 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'digest.send' has no attribute {name!r}")
 
 
+def return_path_for(ws: Workspace, issue: str) -> Callable[[OutgoingMessage], str] | None:
+    """The VERP envelope sender per message, when ``[bounces] return_path`` is set."""
+    template = ws.config.bounces.return_path
+    if not template:
+        return None
+    from digest.tokens import Tokens
+
+    tokens = Tokens(ws.secret(ws.config.web.secret_key_env))
+
+    def address(message: OutgoingMessage) -> str:
+        return template.replace("{token}", tokens.return_path(issue, str(message.subscriber_id)))
+
+    return address
+
+
 def open_sender(
     ws: Workspace,
     issue: str,
@@ -89,6 +105,7 @@ def open_sender(
             username=username,
             password=password,
             tls_context=tls_context,
+            return_path=return_path_for(ws, issue),
         )
     from digest.send.http import HttpSender
     from digest.send.providers import provider_for

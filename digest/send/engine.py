@@ -36,6 +36,7 @@ from digest.errors import IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
 from digest.send import open_sender
 from digest.send.base import ACCEPTED, OutgoingMessage, Result, Sender, idempotency_key
+from digest.send.intake.refusals import record_refusals
 from digest.send.ledger import FINAL, Claimed, Ledger
 from digest.send.pace import TokenBucket
 from digest.store import Store, open_store
@@ -428,6 +429,17 @@ class _Run:
         )
         for state, n in counts.items():
             self._count(state, n)
+        refused = [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
+        if refused:  # a refusal that is a bounce goes through the bounce policy
+            await asyncio.to_thread(
+                functools.partial(
+                    record_refusals,
+                    self.ledger.store,
+                    self.ledger.issue,
+                    refused,
+                    source=self.sender.bounce_source,
+                )
+            )
         throttled = [r for _, r in outcomes if r.throttled]
         if throttled:
             self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
