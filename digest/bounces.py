@@ -78,6 +78,7 @@ _HARD_WORDS = re.compile(
     r"does not exist|doesn't exist|not exist|mailbox not found|mailbox unavailable|"
     r"invalid (recipient|mailbox|address)|recipient (address )?rejected|address rejected|"
     r"unknown (recipient|mailbox|address)|no mailbox|account (has been )?disabled|"
+    r"(doesn't|does not) have an? [\w.-]* ?account|"
     r"account (is )?(inactive|closed|deactivated)|unrouteable|unroutable|"
     r"host (or domain name )?not found|domain not found|nxdomain|bad destination",
     re.I,

@@ -51,6 +51,11 @@ _BOUNCE_SUBJECT = re.compile(
     r"delivery incomplete",
     re.I,
 )
+# Where a bounce pastes the copy of the message it returns.
+_COPY_BELOW = re.compile(
+    r"^\s*(-{3,}.*(below this line|original message|copy of the message).*|-{6,}.*)$",
+    re.I | re.M,
+)
 _AUTOREPLY_SUBJECT = re.compile(
     r"^(auto(matic)? ?(reply|response)|auto:|out of (the )?office|abwesenheit|vacation)", re.I
 )
@@ -162,7 +167,7 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
     parsed.text = text
     original = _attached_original(msg)
     # The pasted or attached copy of our message is not the bounce's own text.
-    own = text.split("------", 1)[0] if "------" in text else text
+    own = _COPY_BELOW.split(text, 1)[0]
     quoted = [str(v) for v in original.get_all("To") or []] if original is not None else []
     quoted_to = [address for _, address in getaddresses(quoted) if "@" in address]
     candidates = [a for a in _ADDRESS.findall(own) if not _BOUNCE_FROM.search(a)]
