@@ -59,8 +59,11 @@ def messages(target: str) -> Iterator[tuple[str, bytes]]:
             head = handle.read(5)
         if head == b"From ":
             box_file = mailbox.mbox(path, create=False)
-            for index, key in enumerate(box_file.keys(), 1):
-                yield f"{path} message {index}", box_file.get_bytes(key)
+            try:
+                for index, key in enumerate(box_file.keys(), 1):
+                    yield f"{path} message {index}", box_file.get_bytes(key)
+            finally:
+                box_file.close()
             return
         yield str(path), path.read_bytes()
     except FileNotFoundError:
