@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from digest import clock
+from digest import addresses, clock
 from digest import subscribers as subs
 from digest.store import Store, schema, stamp
 
@@ -182,14 +182,9 @@ class Outcome:
         return self.outcome in (SUPPRESSED, UNSUBSCRIBED)
 
 
-_ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[A-Za-z0-9.-]+")
-
-
 def scrub(text: str, limit: int = 300) -> str:
     """A diagnostic as the ledger keeps it: one line, short, addresses masked."""
-    line = " ".join(text.split())
-    line = _ADDRESS.sub(lambda m: subs.mask(m.group(0)), line) if "@" in line else line
-    return line[:limit]
+    return addresses.scrub(" ".join(text.split()))[:limit]
 
 
 def _domain(address: str) -> str:
@@ -226,32 +221,21 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
             return Outcome(outcome, report.kind, sid or "", report.issue)
         evidence = _evidence(report)
         source = f"{report.source} report {key[:16]}"
-        if report.kind in (HARD, COMPLAINT):
-            kind = "bounced" if report.kind == HARD else "complained"
-            subs.suppress_in(
-                conn,
-                store,
-                sub.id,
-                kind=kind,
-                method=report.method,
-                source=source,
-                evidence=evidence,
+        step = {HARD: "bounce", COMPLAINT: "complaint", UNSUBSCRIBE: "unsubscribe"}.get(report.kind)
+        if step is not None:
+            subs.transition_in(
+                conn, store, sub.id, step, method=report.method, source=source, evidence=evidence
             )
-            outcome = SUPPRESSED
-        elif report.kind == UNSUBSCRIBE:
-            subs.unsubscribe_in(
-                conn, store, sub.id, method=report.method, source=source, evidence=evidence
-            )
-            outcome = UNSUBSCRIBED
+            outcome = UNSUBSCRIBED if report.kind == UNSUBSCRIBE else SUPPRESSED
         elif report.kind == SOFT:
             in_a_row = _soft_in_a_row(conn, sub.id, report.issue)
             if in_a_row >= limit:
                 evidence["soft_bounces_in_a_row"] = in_a_row
-                subs.suppress_in(
+                subs.transition_in(
                     conn,
                     store,
                     sub.id,
-                    kind="bounced",
+                    "bounce",
                     method=report.method,
                     source=source,
                     evidence=evidence,

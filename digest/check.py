@@ -2,6 +2,9 @@
 
 :func:`check_issue` returns a :class:`CheckResult`, a list of findings (level,
 code, message) that `digest check`, the preview and `digest send` all read.
+The checks are the small functions of :data:`RULES`, each registered with
+``@rule(code, level)`` and run in the order they are defined; a rule yields
+one message per problem it finds. Adding a check is adding such a function.
 Errors stop a send; warnings are worth a look. ``links=True`` also fetches
 every link of the email, concurrently, HEAD first and GET when a server
 refuses HEAD, and reports the ones that fail.
@@ -10,6 +13,8 @@ refuses HEAD, and reports the ones that fail.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -22,6 +27,7 @@ from digest.issue import Issue
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
+    from digest.config import Newsletter
     from digest.workspace import Workspace
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -96,134 +102,241 @@ def check_issue(
 
 
 def check_prepared(prepared: PreparedIssue, result: CheckResult | None = None) -> CheckResult:
+    """Run every rule of :data:`RULES`, in order, on ``prepared`` as a sample reader gets it."""
     result = result if result is not None else CheckResult()
-    issue, config = prepared.issue, prepared.config
-    n = config.newsletter
     reader = sample_recipient()
     try:
-        html = prepared.html(reader)
-        text = prepared.text(reader)
+        email = Email(prepared, reader, prepared.html(reader), prepared.text(reader))
     except TemplateError as exc:
         result.error("template", str(exc))
         return result
-
-    # The issue itself.
-    subject = issue.subject.strip()
-    if not subject:
-        result.error("subject-empty", "the subject is empty; set `subject:` in the issue file")
-    elif len(subject) > SUBJECT_MAX:
-        result.warning(
-            "subject-long",
-            f"the subject is {len(subject)} characters; mail apps cut it near {SUBJECT_MAX}",
-        )
-    if not issue.preheader.strip():
-        result.warning(
-            "preheader-missing",
-            "no preheader; mail apps will show the first words of the email after the subject",
-        )
-    if not issue.articles:
-        result.error("no-articles", "the issue has no articles; add some with `digest add URL`")
-    for number, article in enumerate(issue.articles, 1):
-        if not article.title.strip():
-            result.error("article-no-title", f"article {number} ({article.url}) has no title")
-        if article.section not in n.sections:
-            result.error(
-                "section-unknown",
-                f"article {number} ({article.url}) is in section {article.section or '(none)'!r}, "
-                f"which is not one of {', '.join(n.sections)}; move it with `digest move`",
-            )
-
-    # The HTML as the reader gets it.
-    size = len(html.encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
-        result.error(
-            "html-too-large",
-            f"the HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB "
-            "(hiding the footer and unsubscribe link): cut articles or text",
-        )
-    elif size > NEAR_CLIP_BYTES:
-        result.warning(
-            "html-near-limit", f"the HTML is {size / 1024:.0f} KB, close to Gmail's 102 KB clip"
-        )
-    doc = lxml.html.document_fromstring(html)
-    style = sum(len((s.text or "").encode("utf-8")) for s in doc.iter("style"))
-    if style > STYLE_LIMIT_BYTES:
-        result.warning(
-            "style-too-large",
-            f"<style> holds {style / 1024:.1f} KB; Gmail drops style blocks over 16 KB "
-            "(media queries and dark mode are lost)",
-        )
-    for img in doc.iter("img"):
-        src = img.get("src", "")
-        if not (img.get("alt") or "").strip():
-            result.error("image-no-alt", f"image {src or '(no src)'} has no alt text")
-        _check_url(result, src, "image", allow_mail=False)
-    hrefs = [a.get("href", "") for a in doc.iter("a")]
-    for href in hrefs:
-        _check_url(result, href, "link", allow_mail=True)
-
-    unsubscribe = prepared.values(reader)["unsubscribe_url"]
-    if unsubscribe not in hrefs:
-        result.error("unsubscribe-missing", "the HTML has no visible unsubscribe link")
-    if unsubscribe not in text:
-        result.error("unsubscribe-missing", "the text part has no unsubscribe URL")
-    address = n.postal_address.strip()
-    if not address:
-        result.error(
-            "postal-address-missing",
-            "no postal address; set [newsletter] postal_address in digest.toml (the law "
-            "in many countries wants it in every bulk email)",
-        )
-    else:
-        page_text = doc.text_content()
-        if " ".join(address.split()) not in " ".join(page_text.split()):
-            result.error("postal-address-missing", "the HTML does not show the postal address")
-        if " ".join(address.split()) not in " ".join(text.split()):
-            result.error("postal-address-missing", "the text part does not show the postal address")
-
-    # Sections an override may have left empty: their articles' links are missing.
-    linked = set(hrefs)
-    for section, articles in issue.by_section(n.sections):
-        shown = [a for a in articles if a.url in linked]
-        if not shown:
-            result.error(
-                "section-empty",
-                f"section {section!r} shows none of its {len(articles)} article(s) in the HTML",
-            )
-        elif len(shown) < len(articles):
-            for a in articles:
-                if a.url not in linked:
-                    result.warning("article-missing", f"{a.url} is not linked in the HTML")
-
-    long_lines = [i for i, line in enumerate(text.split("\n"), 1) if len(line) > MAX_LINE]
-    if long_lines:
-        result.error(
-            "text-line-long",
-            f"text part line {long_lines[0]} is over {MAX_LINE} characters",
-        )
+    for each in RULES:
+        for message in each.check(email):
+            result.findings.append(Finding(each.level, each.code, message))
     return result
 
 
-def _check_url(result: CheckResult, url: str, what: str, *, allow_mail: bool) -> None:
-    url = url.strip()
-    if not url:
-        result.error("link-relative", f"a {what} has an empty address")
-        return
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in LINK_SCHEMES_OK:
-        if not urlsplit(url).netloc:
-            result.error("link-relative", f"{what} {url} has no host")
-        return
-    if allow_mail and scheme in HREF_SCHEMES_ALSO_OK:
-        return
-    if not scheme:
-        result.error(
-            "link-relative",
-            f"{what} {url} is relative; mail apps have no page to resolve it against: "
-            "write the full https:// address",
+# -- the rules ---------------------------------------------------------------------
+
+
+@dataclass
+class Email:
+    """What every rule reads: the issue and its email as a sample reader gets it."""
+
+    prepared: PreparedIssue
+    reader: Recipient
+    html: str
+    text: str
+
+    @property
+    def issue(self) -> Issue:
+        return self.prepared.issue
+
+    @property
+    def newsletter(self) -> Newsletter:
+        return self.prepared.config.newsletter
+
+    @functools.cached_property
+    def doc(self) -> lxml.html.HtmlElement:
+        return lxml.html.document_fromstring(self.html)
+
+    @functools.cached_property
+    def hrefs(self) -> list[str]:
+        return [a.get("href", "") for a in self.doc.iter("a")]
+
+    @functools.cached_property
+    def unsubscribe_url(self) -> str:
+        return str(self.prepared.values(self.reader)["unsubscribe_url"])
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: each message ``check`` yields becomes a finding with this code and level."""
+
+    code: str
+    level: str  # "error" stops a send; "warning" is worth a look
+    check: Callable[[Email], Iterable[str]]
+
+
+RULES: list[Rule] = []
+
+
+def rule(code: str, level: str) -> Callable[[RuleFn], RuleFn]:
+    """Register the decorated function as a rule; rules run in the order they are defined."""
+    if level not in ("error", "warning"):  # pragma: no cover - a programming error
+        raise ValueError(f"rule {code}: level {level!r} is not error or warning")
+
+    def register(fn: RuleFn) -> RuleFn:
+        RULES.append(Rule(code, level, fn))
+        return fn
+
+    return register
+
+
+RuleFn = Callable[[Email], Iterable[str]]
+
+
+@rule("subject-empty", "error")
+def subject_empty(email: Email) -> Iterator[str]:
+    if not email.issue.subject.strip():
+        yield "the subject is empty; set `subject:` in the issue file"
+
+
+@rule("subject-long", "warning")
+def subject_long(email: Email) -> Iterator[str]:
+    subject = email.issue.subject.strip()
+    if len(subject) > SUBJECT_MAX:
+        yield f"the subject is {len(subject)} characters; mail apps cut it near {SUBJECT_MAX}"
+
+
+@rule("preheader-missing", "warning")
+def preheader_missing(email: Email) -> Iterator[str]:
+    if not email.issue.preheader.strip():
+        yield "no preheader; mail apps will show the first words of the email after the subject"
+
+
+@rule("no-articles", "error")
+def no_articles(email: Email) -> Iterator[str]:
+    if not email.issue.articles:
+        yield "the issue has no articles; add some with `digest add URL`"
+
+
+@rule("article-no-title", "error")
+def article_no_title(email: Email) -> Iterator[str]:
+    for number, article in enumerate(email.issue.articles, 1):
+        if not article.title.strip():
+            yield f"article {number} ({article.url}) has no title"
+
+
+@rule("section-unknown", "error")
+def section_unknown(email: Email) -> Iterator[str]:
+    sections = email.newsletter.sections
+    for number, article in enumerate(email.issue.articles, 1):
+        if article.section not in sections:
+            yield (
+                f"article {number} ({article.url}) is in section {article.section or '(none)'!r}, "
+                f"which is not one of {', '.join(sections)}; move it with `digest move`"
+            )
+
+
+@rule("html-too-large", "error")
+def html_too_large(email: Email) -> Iterator[str]:
+    size = len(email.html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        yield (
+            f"the HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB "
+            "(hiding the footer and unsubscribe link): cut articles or text"
         )
-    else:
-        result.error("link-scheme", f"{what} {url} is not an http(s) address")
+
+
+@rule("html-near-limit", "warning")
+def html_near_limit(email: Email) -> Iterator[str]:
+    size = len(email.html.encode("utf-8"))
+    if NEAR_CLIP_BYTES < size <= GMAIL_CLIP_BYTES:
+        yield f"the HTML is {size / 1024:.0f} KB, close to Gmail's 102 KB clip"
+
+
+@rule("style-too-large", "warning")
+def style_too_large(email: Email) -> Iterator[str]:
+    style = sum(len((s.text or "").encode("utf-8")) for s in email.doc.iter("style"))
+    if style > STYLE_LIMIT_BYTES:
+        yield (
+            f"<style> holds {style / 1024:.1f} KB; Gmail drops style blocks over 16 KB "
+            "(media queries and dark mode are lost)"
+        )
+
+
+@rule("image-no-alt", "error")
+def image_no_alt(email: Email) -> Iterator[str]:
+    for img in email.doc.iter("img"):
+        if not (img.get("alt") or "").strip():
+            yield f"image {img.get('src', '') or '(no src)'} has no alt text"
+
+
+def _addresses(email: Email) -> Iterator[tuple[str, str, bool]]:
+    """``(url, what, mail allowed)`` for every image source, then every link."""
+    for img in email.doc.iter("img"):
+        yield img.get("src", "").strip(), "image", False
+    for href in email.hrefs:
+        yield href.strip(), "link", True
+
+
+@rule("link-relative", "error")
+def link_relative(email: Email) -> Iterator[str]:
+    for url, what, _ in _addresses(email):
+        parts = urlsplit(url)
+        if not url:
+            yield f"a {what} has an empty address"
+        elif parts.scheme.lower() in LINK_SCHEMES_OK and not parts.netloc:
+            yield f"{what} {url} has no host"
+        elif not parts.scheme:
+            yield (
+                f"{what} {url} is relative; mail apps have no page to resolve it against: "
+                "write the full https:// address"
+            )
+
+
+@rule("link-scheme", "error")
+def link_scheme(email: Email) -> Iterator[str]:
+    for url, what, allow_mail in _addresses(email):
+        scheme = urlsplit(url).scheme.lower()
+        if not scheme or scheme in LINK_SCHEMES_OK:
+            continue
+        if not (allow_mail and scheme in HREF_SCHEMES_ALSO_OK):
+            yield f"{what} {url} is not an http(s) address"
+
+
+@rule("unsubscribe-missing", "error")
+def unsubscribe_missing(email: Email) -> Iterator[str]:
+    if email.unsubscribe_url not in email.hrefs:
+        yield "the HTML has no visible unsubscribe link"
+    if email.unsubscribe_url not in email.text:
+        yield "the text part has no unsubscribe URL"
+
+
+@rule("postal-address-missing", "error")
+def postal_address_missing(email: Email) -> Iterator[str]:
+    address = " ".join(email.newsletter.postal_address.split())
+    if not address:
+        yield (
+            "no postal address; set [newsletter] postal_address in digest.toml (the law "
+            "in many countries wants it in every bulk email)"
+        )
+        return
+    if address not in " ".join(email.doc.text_content().split()):
+        yield "the HTML does not show the postal address"
+    if address not in " ".join(email.text.split()):
+        yield "the text part does not show the postal address"
+
+
+@rule("section-empty", "error")
+def section_empty(email: Email) -> Iterator[str]:
+    """A section an override left empty: none of its articles is linked in the HTML."""
+    linked = set(email.hrefs)
+    for section, articles in email.issue.by_section(email.newsletter.sections):
+        if not any(a.url in linked for a in articles):
+            yield f"section {section!r} shows none of its {len(articles)} article(s) in the HTML"
+
+
+@rule("article-missing", "warning")
+def article_missing(email: Email) -> Iterator[str]:
+    """Some, not all, of a section's articles are missing from the HTML."""
+    linked = set(email.hrefs)
+    for _, articles in email.issue.by_section(email.newsletter.sections):
+        if any(a.url in linked for a in articles):
+            for a in articles:
+                if a.url not in linked:
+                    yield f"{a.url} is not linked in the HTML"
+
+
+@rule("text-line-long", "error")
+def text_line_long(email: Email) -> Iterator[str]:
+    long_lines = [i for i, line in enumerate(email.text.split("\n"), 1) if len(line) > MAX_LINE]
+    if long_lines:
+        yield f"text part line {long_lines[0]} is over {MAX_LINE} characters"
+
+
+# -- links, fetched ----------------------------------------------------------------
 
 
 def external_links(prepared: PreparedIssue, reader: Recipient | None = None) -> list[str]:

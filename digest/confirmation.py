@@ -2,7 +2,7 @@
 
 It is built from two small templates (``confirm_email.html`` and
 ``confirm_email.txt``; a workspace may override either) and handed to the
-same :class:`~digest.send.base.Sender` a send uses, so an outbox workspace
+same :class:`~digest.send.sender.Sender` a send uses, so an outbox workspace
 writes it to ``outbox/confirmations/`` and an SMTP or API workspace mails it.
 """
 
@@ -14,8 +14,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from digest import clock, render
+from digest.addresses import mask
 from digest.errors import SendError, TemplateError
-from digest.send.base import OutgoingMessage, Result, Sender, mask
+from digest.send.configured import open_sender as configured_sender
+from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
 
 log = logging.getLogger("digest.confirmation")
@@ -25,7 +27,7 @@ OUTBOX_FOLDER = "confirmations"
 
 @dataclass
 class ConfirmationParts:
-    """The message as an HTTP mail API wants it (see ``send.base.PartsLike``)."""
+    """The message as an HTTP mail API wants it (see ``send.sender.PartsLike``)."""
 
     subject: str
     from_: str
@@ -98,9 +100,7 @@ def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> Outgoi
 
 def open_sender(ws: Workspace) -> Sender:
     """The workspace's configured sender; the outbox writes to ``outbox/confirmations/``."""
-    from digest.send import open_sender as configured
-
-    return configured(ws, OUTBOX_FOLDER)
+    return configured_sender(ws, OUTBOX_FOLDER)
 
 
 async def send_confirmation(

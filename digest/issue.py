@@ -27,7 +27,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from digest import clock, schedule
+from digest import clock, slots
 from digest.atomic import write_text
 from digest.errors import IssueError
 
@@ -452,12 +452,12 @@ def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: boo
             if issue.status in UNSENT:
                 return issue
     if create:
-        day = schedule.next_issue_date(ws.config.schedule, clock.now())
+        day = slots.next_issue_date(ws.config.schedule, clock.now())
         path = issue_path(ws.issues_dir, day)
         if path.exists():
             # The next slot's issue exists but is sent or skipped: take the week after.
-            day = schedule.next_issue_date(
-                ws.config.schedule, schedule.slot_on(ws.config.schedule, day) + timedelta(minutes=1)
+            day = slots.next_issue_date(
+                ws.config.schedule, slots.slot_on(ws.config.schedule, day) + timedelta(minutes=1)
             )
         return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
     raise IssueError(
@@ -470,7 +470,7 @@ def new_workspace_issue(ws: Workspace, day: date | None = None, *, force: bool =
     """``digest issue new``: the next slot's date by default; the configured weekday only."""
     sched = ws.config.schedule
     if day is None:
-        day = schedule.next_issue_date(sched, clock.now())
+        day = slots.next_issue_date(sched, clock.now())
     elif day.weekday() != sched.weekday_index and not force:
         raise IssueError(
             f"{day} is a {day.strftime('%A')}, but issues go out on {sched.weekday.title()}s; "

@@ -24,6 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
@@ -304,7 +305,7 @@ class MessageBuilder:
         return message
 
     def sign(self, message: bytes) -> bytes:
-        import dkim
+        import dkim  # deferred: only a workspace that signs loads dkimpy
 
         assert self.dkim_key is not None
         signature = dkim.sign(
@@ -382,8 +383,6 @@ def reference_message(
 
 
 def _address_header(recipient: Recipient) -> str:
-    from email.headerregistry import Address
-
     return str(Address(display_name=recipient.name, addr_spec=recipient.email))
 
 

@@ -289,7 +289,7 @@ def date_label(day: date) -> str:
 
 
 def _markdown() -> Any:
-    from markdown_it import MarkdownIt
+    from markdown_it import MarkdownIt  # deferred: loaded on the first Markdown text
 
     return MarkdownIt("commonmark", {"html": False})
 
@@ -382,7 +382,7 @@ def premailer_runs() -> int:
 def inline_css(html: str) -> str:
     """premailer with the network off, ``!important`` and media queries kept."""
     global _RUNS
-    import premailer
+    import premailer  # deferred: the heaviest import of digest, only when inlining
 
     with _RUNS_LOCK:
         _RUNS += 1

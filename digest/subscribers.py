@@ -11,12 +11,13 @@ the same transaction as the event that changes it::
     admin_added ──> pending;  bounced / complained ──> suppressed for good
     erased ──> the address, name, attributes and evidence are gone; a keyed hash stays suppressed
 
+Every status change is a row of the transition table in :mod:`digest.lifecycle`.
+
 Every write transaction locks the chain head first, so concurrent sign-ups
 for one address, on any number of processes, are applied one after another.
 
-Addresses are checked and normalised by email-validator (no DNS lookups;
-internationalised addresses allowed). The lookup and suppression key is the
-keyed HMAC of the case-folded normalised address, so ``IVAN@Example.com``
+Addresses are checked and normalised by :mod:`digest.addresses`. The lookup
+and suppression key is the keyed HMAC of the case-folded normalised address, so ``IVAN@Example.com``
 and ``ivan@example.com`` are one subscriber, and a suppressed or erased
 address is recognised without being stored.
 """
@@ -26,7 +27,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
-import functools
 import json
 import re
 import secrets
@@ -36,15 +36,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, func, select
 
-from digest import clock, consent
+from digest import clock, consent, lifecycle
+from digest.addresses import mask, normalise
 from digest.consent import Draft
 from digest.errors import ConfigError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
 
-STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained", "erased")
+STATUSES = lifecycle.STATUSES
 SUPPRESSION_REASONS = ("admin", "bounced", "complained")
 
 subs_t = schema.subscribers
@@ -80,41 +80,6 @@ def new_ids(count: int) -> list[str]:
     """
     text = base64.urlsafe_b64encode(secrets.token_bytes(18 * count)).decode("ascii")
     return [text[i : i + 22] for i in range(0, 24 * count, 24)]
-
-
-def mask(address: str | None) -> str:
-    """``a***@example.com``: what logs and lists show instead of an address."""
-    if not address:
-        return "(erased)"
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return address[:1] + "***"
-    return f"{local[:1]}***@{domain}"
-
-
-# addresses ------------------------------------------------------------------------
-
-# Local parts of plain ASCII "atext" atoms: email-validator accepts these
-# unchanged, so only their domain needs its (cached) check. Anything else
-# takes the full validation.
-_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*")
-
-
-@functools.lru_cache(maxsize=4096)
-def _domain(domain: str) -> str:
-    return validate_email(f"x@{domain}", check_deliverability=False).domain
-
-
-def normalise(address: str) -> str:
-    """The normalised form of an address, or :class:`SubscriberError` saying why not."""
-    text = address.strip()
-    local, at, domain = text.rpartition("@")
-    try:
-        if at and len(local) <= 64 and len(text) <= 254 and _SIMPLE_LOCAL.fullmatch(local):
-            return f"{local}@{_domain(domain)}"
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise SubscriberError(f"{mask(text)!s} is not a valid email address: {exc}") from None
 
 
 def _key(store: Store, normalized: str) -> str:
@@ -315,15 +280,16 @@ def request_signup(
                 evidence=evidence,
             )
         elif row.status == "unsubscribed":
+            step = lifecycle.TRANSITIONS["resubscribe"]
             _event(
                 conn,
                 store,
                 row,
-                "resubscribed",
+                step.event,
                 method=method,
                 source=source,
                 evidence=evidence,
-                status="pending",
+                status=step.target,
             )
         else:
             raise _refuse_suppressed(normalized)
@@ -337,29 +303,43 @@ def _require(conn: Connection, subscriber_id: str) -> Any:
     return row
 
 
-def confirm(
-    store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
+def _transition(
+    store: Store,
+    subscriber_id: str,
+    name: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
 ) -> Subscriber:
-    """Double opt-in: pending -> active. Confirming an active subscriber changes nothing."""
+    """Apply lifecycle transition ``name`` (see :mod:`digest.lifecycle`) to one subscriber."""
     with _write(store) as conn:
         row = _require(conn, subscriber_id)
-        if row.status == "active":
+        step = lifecycle.plan(
+            name, row.status, subscriber_id, suppressed=lambda: _suppressed(conn, row.email_key)
+        )
+        if step is None:
             return _from_row(row)
-        if row.status != "pending" or _suppressed(conn, row.email_key):
-            raise SubscriberError(
-                f"subscriber {subscriber_id} is {row.status}, not pending: nothing to confirm"
-            )
         _event(
             conn,
             store,
             row,
-            "confirmed",
+            step.event,
             method=method,
             source=source,
             evidence=evidence,
-            status="active",
+            status=step.target,
         )
         return _from_row(_require(conn, subscriber_id))
+
+
+def confirm(
+    store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
+) -> Subscriber:
+    """Double opt-in: pending -> active. Confirming an active subscriber changes nothing."""
+    return _transition(
+        store, subscriber_id, "confirm", method=method, source=source, evidence=evidence
+    )
 
 
 def unsubscribe(
@@ -372,22 +352,10 @@ def unsubscribe(
     reason: str | None = None,
 ) -> Subscriber:
     """Withdraw consent at once. A second unsubscribe records nothing and is harmless."""
-    with _write(store) as conn:
-        row = _require(conn, subscriber_id)
-        if row.status not in ("pending", "active"):
-            return _from_row(row)
-        details = {**evidence, **({"reason": reason} if reason else {})}
-        _event(
-            conn,
-            store,
-            row,
-            "unsubscribed",
-            method=method,
-            source=source,
-            evidence=details,
-            status="unsubscribed",
-        )
-        return _from_row(_require(conn, subscriber_id))
+    details = {**evidence, **({"reason": reason} if reason else {})}
+    return _transition(
+        store, subscriber_id, "unsubscribe", method=method, source=source, evidence=details
+    )
 
 
 def resubscribe(
@@ -398,25 +366,9 @@ def resubscribe(
     Pending and active subscribers are returned unchanged; a suppressed or
     erased one is refused.
     """
-    with _write(store) as conn:
-        row = _require(conn, subscriber_id)
-        if row.status in ("pending", "active"):
-            return _from_row(row)
-        if row.status != "unsubscribed" or _suppressed(conn, row.email_key):
-            raise SubscriberError(
-                f"subscriber {subscriber_id} is {row.status}; it cannot resubscribe"
-            )
-        _event(
-            conn,
-            store,
-            row,
-            "resubscribed",
-            method=method,
-            source=source,
-            evidence=evidence,
-            status="pending",
-        )
-        return _from_row(_require(conn, subscriber_id))
+    return _transition(
+        store, subscriber_id, "resubscribe", method=method, source=source, evidence=evidence
+    )
 
 
 def admin_add(
@@ -486,18 +438,19 @@ def suppress(
             return False
         _suppress_key(conn, key, kind)
         if row is not None:
-            status = "unsubscribed" if kind == "admin" else kind
-            event = "unsubscribed" if kind == "admin" else kind
-            _event(
-                conn,
-                store,
-                row,
-                event,
-                method=method,
-                source=source,
-                evidence={**(evidence or {}), "reason": reason},
-                status=status,
-            )
+            name = {"admin": "suppress", "bounced": "bounce", "complained": "complaint"}[kind]
+            step = lifecycle.plan(name, row.status, row.id, suppressed=lambda: True)
+            if step is not None:
+                _event(
+                    conn,
+                    store,
+                    row,
+                    step.event,
+                    method=method,
+                    source=source,
+                    evidence={**(evidence or {}), "reason": reason},
+                    status=step.target,
+                )
         return True
 
 
@@ -526,54 +479,40 @@ def find_in(
     return _from_row(row) if row else None
 
 
-def suppress_in(
+def transition_in(
     conn: Connection,
     store: Store,
     subscriber_id: str,
+    name: str,
     *,
-    kind: str,
     method: str,
     source: str,
     evidence: dict[str, Any],
 ) -> bool:
-    """Suppress a pending or active subscriber for good (``bounced`` or ``complained``).
+    """Apply lifecycle transition ``name`` in the caller's :func:`write_transaction`.
 
-    The status, the keyed-hash suppression entry and the consent event are written
-    in ``conn``; False (nothing written) when the subscriber is no longer mailable.
+    A bounce or a complaint also puts the address's keyed hash on the
+    suppression list. False when the transition changes nothing from the
+    subscriber's state (see :mod:`digest.lifecycle`).
     """
-    if kind not in ("bounced", "complained"):
-        raise SubscriberError(f"suppression kind {kind!r} is not bounced or complained")
     row = _require(conn, subscriber_id)
-    if row.status not in ("pending", "active") or row.email_key is None:
+    step = lifecycle.plan(
+        name, row.status, subscriber_id, suppressed=lambda: _suppressed(conn, row.email_key)
+    )
+    if step is None:
         return False
-    if not _suppressed(conn, row.email_key):
-        _suppress_key(conn, row.email_key, kind)
-    _event(conn, store, row, kind, method=method, source=source, evidence=evidence, status=kind)
-    return True
-
-
-def unsubscribe_in(
-    conn: Connection,
-    store: Store,
-    subscriber_id: str,
-    *,
-    method: str,
-    source: str,
-    evidence: dict[str, Any],
-) -> bool:
-    """:func:`unsubscribe` in ``conn``; False when there was nothing to withdraw."""
-    row = _require(conn, subscriber_id)
-    if row.status not in ("pending", "active"):
-        return False
+    if step.target in SUPPRESSION_REASONS and row.email_key is not None:
+        if not _suppressed(conn, row.email_key):
+            _suppress_key(conn, row.email_key, step.target)
     _event(
         conn,
         store,
         row,
-        "unsubscribed",
+        step.event,
         method=method,
         source=source,
         evidence=evidence,
-        status="unsubscribed",
+        status=step.target,
     )
     return True
 

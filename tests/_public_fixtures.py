@@ -20,8 +20,8 @@ import httpx
 import pytest
 from _send_fixtures import SmtpSink
 
-from digest.web.app import create_app
 from digest.web.public import PublicSite
+from digest.web.public import app as public_app
 from digest.workspace import Workspace
 
 SECRET = "test-signing-key-for-links-0123456789"
@@ -52,7 +52,7 @@ class Site:
     def __init__(self, ws: Workspace, sink: SmtpSink | None, ip: str = CLIENT_IP) -> None:
         self.ws = ws
         self.sink = sink
-        self.app = create_app(ws, "public")
+        self.app = public_app(ws)
         self.public = next(
             r.endpoint.__self__  # type: ignore[attr-defined]
             for r in self.app.routes

@@ -113,7 +113,7 @@ def test_soft_bounces_suppress_after_three_issues_in_a_row(store: Store) -> None
 
 
 def test_a_delivered_issue_resets_the_soft_count(store: Store) -> None:
-    from digest.send.ledger import deliveries
+    from digest.store.schema import deliveries
 
     sub = _reader(store)
     with store.begin() as conn:  # issue 2026-11-27 went to the reader and did not bounce

@@ -19,7 +19,7 @@ import pytest
 from digest.errors import DigestError
 from digest.issue import load_issue
 from digest.render import prepare, sample_recipient
-from digest.web.app import create_app
+from digest.web.preview import app as preview_app
 from digest.web.preview import as_dark, bind, fingerprint, is_loopback
 from digest.workspace import Workspace, open_workspace
 
@@ -72,7 +72,7 @@ class Client:
     """Synchronous GETs against the preview app through httpx.ASGITransport."""
 
     def __init__(self, ws: Workspace) -> None:
-        self.app = create_app(ws, "preview")
+        self.app = preview_app(ws)
 
     def get(self, path: str, **headers: str) -> httpx.Response:
         async def go() -> httpx.Response:

@@ -10,7 +10,7 @@ import pytest
 from _browser_fixtures import serve_app
 from test_preview import DAY, ISSUE
 
-from digest.web.app import create_app
+from digest.web.preview import app as preview_app
 from digest.workspace import Workspace
 
 pytestmark = pytest.mark.browser
@@ -33,7 +33,7 @@ def test_editor_previews_switches_to_mobile_and_sees_an_edit_live(
     page = browser_page
     elsewhere: list[str] = []
 
-    with serve_app(create_app(workspace, "preview")) as base:
+    with serve_app(preview_app(workspace)) as base:
 
         def outside(route: Any) -> None:
             # Nothing may leave the machine: note what the page asked for, then refuse it.
@@ -104,7 +104,7 @@ def test_dark_background_and_tabs(workspace: Workspace, browser_page: Any) -> No
 
     (workspace.issues_dir / f"{DAY}.yaml").write_text(ISSUE, encoding="utf-8")
     page = browser_page
-    with serve_app(create_app(workspace, "preview")) as base:
+    with serve_app(preview_app(workspace)) as base:
         page.route(lambda url: not url.startswith(base), lambda route: route.abort())
         page.goto(f"{base}/issue/{DAY}")
         frame = page.frame_locator("#email-frame")

@@ -17,7 +17,7 @@ from digest import subscribers as subs
 from digest.errors import ConfigError
 from digest.store import Store
 from digest.tokens import Tokens
-from digest.web.app import create_app
+from digest.web.public import app as public_app
 from digest.web.public_guard import RateLimiter, client_ip, parse_proxies
 from digest.workspace import Workspace
 
@@ -51,16 +51,16 @@ def test_the_app_refuses_to_start_without_a_signing_key(
 ) -> None:
     monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="digest secret"):
-        create_app(workspace, "public")
+        public_app(workspace)
     # The workspace key file that other commands would make is not enough for `serve`,
     # but the refusal says how to keep links signed with it working.
     workspace.secret("DIGEST_SECRET_KEY")
     with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is not set") as info:
-        create_app(workspace, "public")
+        public_app(workspace)
     assert ".keys/DIGEST_SECRET_KEY" in str(info.value) and "keep working" in str(info.value)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "short")
     with pytest.raises(ConfigError, match="at least 16"):
-        create_app(workspace, "public")
+        public_app(workspace)
 
 
 def test_serve_get_and_secret_commands(cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,9 +86,9 @@ def test_config_names_its_own_key_variable(
     )
     monkeypatch.setenv("DIGEST_SECRET_KEY", SECRET)
     with pytest.raises(ConfigError, match="BRIEF_KEY"):
-        create_app(ws, "public")
+        public_app(ws)
     monkeypatch.setenv("BRIEF_KEY", SECRET)
-    create_app(ws, "public")
+    public_app(ws)
 
 
 # -- submitting the form --------------------------------------------------------------

@@ -14,7 +14,7 @@ from _send_fixtures import SmtpSink
 
 from digest import subscribers as subs
 from digest.store import open_store
-from digest.web.app import create_app
+from digest.web.public import app as public_app
 from digest.workspace import Workspace
 
 pytestmark = pytest.mark.browser
@@ -29,7 +29,7 @@ def test_a_reader_fills_in_the_form_and_confirms(
     chromium: Any = request.getfixturevalue("browser")  # skips (or fails on CI) without one
     monkeypatch.setenv("DIGEST_SECRET_KEY", SECRET)
     ws = configure(workspace, smtp_settings(smtp_sink))
-    app = create_app(ws, "public")
+    app = public_app(ws)
     problems: list[str] = []
     context = chromium.new_context(viewport={"width": 1024, "height": 800})
     page = context.new_page()

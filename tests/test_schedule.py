@@ -14,7 +14,7 @@ from conftest import Cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import schedule
+from digest import slots as slot_math
 from digest.config import Schedule
 from digest.issue import load_issue, save_issue
 from digest.workspace import Workspace
@@ -27,7 +27,7 @@ def utc(text: str) -> datetime:
 def fridays(sched: Schedule, start: date, weeks: int) -> list[datetime]:
     slots, now = [], datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     for _ in range(weeks):
-        slot = schedule.next_slot(sched, now)
+        slot = slot_math.next_slot(sched, now)
         slots.append(slot)
         now = slot + timedelta(seconds=1)
     return slots
@@ -60,25 +60,25 @@ def test_friday_seven_local_all_year(zone: str, winter_utc: int, summer_utc: int
 
 def test_tokyo_slot_is_thursday_in_utc_but_the_issue_is_fridays() -> None:
     sched = Schedule(timezone="Asia/Tokyo")
-    slot = schedule.next_slot(sched, utc("2026-12-01T00:00:00"))
+    slot = slot_math.next_slot(sched, utc("2026-12-01T00:00:00"))
     assert slot == utc("2026-12-03T22:00:00")
-    assert schedule.slot_date(sched, slot) == date(2026, 12, 4)
+    assert slot_math.slot_date(sched, slot) == date(2026, 12, 4)
 
 
 def test_berlin_slots_either_side_of_the_spring_and_autumn_changes() -> None:
     sched = Schedule(timezone="Europe/Berlin")
     # clocks go forward Sunday 2026-03-29, back Sunday 2026-10-25
-    assert schedule.next_slot(sched, utc("2026-03-21T00:00:00")) == utc("2026-03-27T06:00:00")
-    assert schedule.next_slot(sched, utc("2026-03-28T00:00:00")) == utc("2026-04-03T05:00:00")
-    assert schedule.next_slot(sched, utc("2026-10-24T00:00:00")) == utc("2026-10-30T06:00:00")
+    assert slot_math.next_slot(sched, utc("2026-03-21T00:00:00")) == utc("2026-03-27T06:00:00")
+    assert slot_math.next_slot(sched, utc("2026-03-28T00:00:00")) == utc("2026-04-03T05:00:00")
+    assert slot_math.next_slot(sched, utc("2026-10-24T00:00:00")) == utc("2026-10-30T06:00:00")
 
 
 def test_new_york_slots_either_side_of_the_changes() -> None:
     sched = Schedule(timezone="America/New_York")
     # forward Sunday 2026-03-08, back Sunday 2026-11-01
-    assert schedule.next_slot(sched, utc("2026-03-01T00:00:00")) == utc("2026-03-06T12:00:00")
-    assert schedule.next_slot(sched, utc("2026-03-07T00:00:00")) == utc("2026-03-13T11:00:00")
-    assert schedule.next_slot(sched, utc("2026-10-31T00:00:00")) == utc("2026-11-06T12:00:00")
+    assert slot_math.next_slot(sched, utc("2026-03-01T00:00:00")) == utc("2026-03-06T12:00:00")
+    assert slot_math.next_slot(sched, utc("2026-03-07T00:00:00")) == utc("2026-03-13T11:00:00")
+    assert slot_math.next_slot(sched, utc("2026-10-31T00:00:00")) == utc("2026-11-06T12:00:00")
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_new_york_slots_either_side_of_the_changes() -> None:
 )
 def test_a_skipped_local_time_moves_later_by_the_gap(zone: str, day: date, expected: str) -> None:
     sched = Schedule(timezone=zone, weekday="sunday", time="02:30")
-    slot = schedule.slot_on(sched, day)
+    slot = slot_math.slot_on(sched, day)
     assert slot == utc(expected)
     assert slot.astimezone(ZoneInfo(zone)).strftime("%H:%M") == "03:30"
 
@@ -106,9 +106,9 @@ def test_a_skipped_local_time_moves_later_by_the_gap(zone: str, day: date, expec
 )
 def test_a_repeated_local_time_is_taken_first(zone: str, day: date, at: str, expected: str) -> None:
     sched = Schedule(timezone=zone, weekday="sunday", time=at)
-    assert schedule.slot_on(sched, day) == utc(expected)
+    assert slot_math.slot_on(sched, day) == utc(expected)
     # and only once: the next slot after it is a week later
-    assert schedule.next_slot(sched, utc(expected) + timedelta(seconds=1)) > utc(expected) + (
+    assert slot_math.next_slot(sched, utc(expected) + timedelta(seconds=1)) > utc(expected) + (
         timedelta(days=6)
     )
 
@@ -116,15 +116,15 @@ def test_a_repeated_local_time_is_taken_first(zone: str, day: date, at: str, exp
 def test_a_friday_that_is_a_dst_day() -> None:
     # Israel moves its clocks forward on the Friday before the last Sunday of March.
     sched = Schedule(timezone="Asia/Jerusalem")
-    assert schedule.slot_on(sched, date(2026, 3, 20)) == utc("2026-03-20T05:00:00")  # +02
-    assert schedule.slot_on(sched, date(2026, 3, 27)) == utc("2026-03-27T04:00:00")  # +03
+    assert slot_math.slot_on(sched, date(2026, 3, 20)) == utc("2026-03-20T05:00:00")  # +02
+    assert slot_math.slot_on(sched, date(2026, 3, 27)) == utc("2026-03-27T04:00:00")  # +03
     early = Schedule(timezone="Asia/Jerusalem", time="02:30")  # inside that Friday's gap
-    slot = schedule.next_slot(early, utc("2026-03-26T12:00:00"))
+    slot = slot_math.next_slot(early, utc("2026-03-26T12:00:00"))
     assert slot == utc("2026-03-27T00:30:00")
     assert slot.astimezone(early.zone).strftime("%a %H:%M") == "Fri 03:30"
     # Jordan fell back on Friday 2021-10-29 at 01:00: 00:30 came twice; the first counts.
     amman = Schedule(timezone="Asia/Amman", time="00:30")
-    assert schedule.slot_on(amman, date(2021, 10, 29)) == utc("2021-10-28T21:30:00")
+    assert slot_math.slot_on(amman, date(2021, 10, 29)) == utc("2021-10-28T21:30:00")
 
 
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Jerusalem", "Australia/Sydney"]
@@ -142,13 +142,13 @@ def test_previous_and_next_slot_bracket_now(
 ) -> None:
     sched = Schedule(timezone=zone, weekday=weekday, time=at)
     now = now.replace(tzinfo=UTC)
-    before, after = schedule.previous_slot(sched, now), schedule.next_slot(sched, now)
+    before, after = slot_math.previous_slot(sched, now), slot_math.next_slot(sched, now)
     assert before <= now <= after
     assert timedelta(days=7) - timedelta(hours=1) <= after - before <= timedelta(
         days=7, hours=1
     ) or (before == after == now)
-    assert schedule.slot_date(sched, after).strftime("%A").lower() == weekday
-    assert schedule.next_slot(sched, after) == after  # a slot is "at or after" itself
+    assert slot_math.slot_date(sched, after).strftime("%A").lower() == weekday
+    assert slot_math.next_slot(sched, after) == after  # a slot is "at or after" itself
 
 
 # -- review cutoff ------------------------------------------------------------------
@@ -156,11 +156,11 @@ def test_previous_and_next_slot_bracket_now(
 
 def test_review_cutoff_is_the_last_one_before_the_slot() -> None:
     sched = Schedule(timezone="Europe/Berlin", review_cutoff="thursday 18:00")
-    slot = schedule.slot_on(sched, date(2026, 12, 4))
-    assert schedule.review_cutoff(sched, slot) == utc("2026-12-03T17:00:00")
+    slot = slot_math.slot_on(sched, date(2026, 12, 4))
+    assert slot_math.review_cutoff(sched, slot) == utc("2026-12-03T17:00:00")
     same_day = Schedule(timezone="Europe/Berlin", review_cutoff="Friday 06:00")
-    assert schedule.review_cutoff(same_day, slot) == utc("2026-12-04T05:00:00")
-    assert schedule.review_cutoff(Schedule(), slot) is None
+    assert slot_math.review_cutoff(same_day, slot) == utc("2026-12-04T05:00:00")
+    assert slot_math.review_cutoff(Schedule(), slot) is None
 
 
 # -- digest schedule -----------------------------------------------------------------

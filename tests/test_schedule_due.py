@@ -19,8 +19,12 @@ from typing import Any
 import pytest
 from conftest import Cli
 
-from digest import clock, schedule
+from digest import clock
 from digest.issue import Issue, load_issue
+from digest.schedule import due as schedule_due
+from digest.schedule.view import default_check
+from digest.send.claims import Claim, RunClaims
+from digest.slots import slot_on
 from digest.store import open_store
 from digest.store.schema import schedule_runs
 from digest.workspace import Workspace, open_workspace
@@ -67,9 +71,11 @@ def write_issue(ws: Workspace, day: str, status: str, subject: str = "The week")
     return path
 
 
-def due(ws: Workspace, now: str, send: Recorder, check: Any = no_problems) -> schedule.DueOutcome:
+def due(
+    ws: Workspace, now: str, send: Recorder, check: Any = no_problems
+) -> schedule_due.DueOutcome:
     clock.set_now(utc(now))
-    return schedule.run_due(ws, send=send, check=check)
+    return schedule_due.run_due(ws, send=send, check=check)
 
 
 # -- the grace window and what is due ----------------------------------------------
@@ -143,7 +149,7 @@ def test_a_due_issue_that_is_not_ready_fails_with_one_line(
 def test_a_due_issue_failing_its_check_is_not_sent(workspace: Workspace) -> None:
     write_issue(workspace, "2026-12-04", "ready", subject="")
     send = Recorder()
-    outcome = due(workspace, "2026-12-04T07:00:00", send, check=schedule.default_check)
+    outcome = due(workspace, "2026-12-04T07:00:00", send, check=default_check)
     assert outcome.exit_code == 1 and send.calls == []
     (line,) = outcome.lines
     assert line.startswith("issue 2026-12-04 is due but fails its check, not sent: ")
@@ -201,17 +207,17 @@ def test_a_claim_held_by_a_live_process_is_not_taken(
 ) -> None:
     write_issue(workspace, "2026-12-04", "ready")
     with open_store(workspace) as store:
-        db = schedule._Db(workspace, store)
+        db = RunClaims(workspace, store)
         slot = utc("2026-12-04T07:00:00")
         held = db.claim(date(2026, 12, 4), slot, slot, "elsewhere:1")
-        assert isinstance(held, schedule._Claim)
-        other = schedule._Db(workspace, None)
+        assert isinstance(held, Claim)
+        other = RunClaims(workspace, None)
         try:
             assert other.claim(date(2026, 12, 4), slot, slot, "here:2") == "elsewhere:1"
         finally:
             other.close()
         held.release(done=True)
-        again = schedule._Db(workspace, None)
+        again = RunClaims(workspace, None)
         try:
             assert again.claim(date(2026, 12, 4), slot, slot, "here:2") == "sent"
         finally:
@@ -258,7 +264,8 @@ RUNNER = textwrap.dedent(
     """
     import os, sys, time, json
     from pathlib import Path
-    from digest import clock, schedule
+    from digest import clock
+    from digest.schedule import due as schedule_due
     from digest.workspace import open_workspace
 
     root, now, out, hang, start_at = sys.argv[1:6]
@@ -274,7 +281,7 @@ RUNNER = textwrap.dedent(
 
     while time.time() < float(start_at):
         time.sleep(0.001)
-    outcome = schedule.run_due(open_workspace(Path(root)), send=send, check=lambda ws, i: [])
+    outcome = schedule_due.run_due(open_workspace(Path(root)), send=send, check=lambda ws, i: [])
     print(json.dumps([s.kind for s in outcome.steps]))
     """
 )
@@ -345,7 +352,7 @@ def test_a_week_of_runs_every_minute_sends_exactly_once(workspace: Workspace, zo
     ws = open_workspace(workspace.root)
     write_issue(ws, "2026-10-30", "ready")  # the Friday before Europe's clocks go back
     write_issue(ws, "2026-11-06", "draft")  # next week's, still being written
-    slot = schedule.slot_on(ws.config.schedule, date(2026, 10, 30))
+    slot = slot_on(ws.config.schedule, date(2026, 10, 30))
     start = utc("2026-10-25T00:00:00")  # a Sunday: a DST night in Europe
     send = Recorder()
     began = time.perf_counter()
@@ -353,7 +360,7 @@ def test_a_week_of_runs_every_minute_sends_exactly_once(workspace: Workspace, zo
     for minute in range(7 * 24 * 60):
         now = start + timedelta(minutes=minute)
         clock.set_now(now)
-        outcome = schedule.run_due(ws, send=send, check=no_problems)
+        outcome = schedule_due.run_due(ws, send=send, check=no_problems)
         assert outcome.exit_code == 0, (now, outcome.lines)
         runs += 1
     elapsed = time.perf_counter() - began

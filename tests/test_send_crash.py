@@ -19,7 +19,7 @@ import pytest
 from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 from sqlalchemy import select
 
-from digest.send.ledger import deliveries
+from digest.send.deliveries import deliveries
 from digest.store import open_store
 from digest.subscribers import get_subscriber
 from digest.workspace import Workspace

@@ -17,8 +17,8 @@ from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 from digest.errors import IssueError, SendError
 from digest.issue import load_issue
 from digest.send import engine
-from digest.send.base import Result, Sender
-from digest.send.ledger import Ledger
+from digest.send.deliveries import DeliveryLedger
+from digest.send.sender import Result, Sender
 from digest.store import open_store
 from digest.subscribers import suppress, unsubscribe
 from digest.workspace import Workspace
@@ -47,7 +47,7 @@ def test_the_audience_is_frozen_once(send_ws: Workspace) -> None:
     assert "send 2026-12-04 --yes" in first.resume
     add_readers(send_ws, 3, start=100)  # joined after the freeze: not this issue's audience
     with open_store(send_ws) as store:
-        assert Ledger(store, SEND_DAY).freeze(iter(())) is None
+        assert DeliveryLedger(store, SEND_DAY).freeze(iter(())) is None
     second = engine.run_send(send_ws, SEND_DAY)
     assert second.complete and second.counts["sent"] == 6 and len(outbox_files(send_ws)) == 6
 
@@ -94,7 +94,7 @@ def test_a_dead_runs_messages_become_unknown_and_the_outbox_resends_them(
     with open_store(send_ws) as store:
         from digest.subscribers import audience
 
-        dead = Ledger(store, SEND_DAY, owner="localhost-gone:999999999:dead")
+        dead = DeliveryLedger(store, SEND_DAY, owner="localhost-gone:999999999:dead")
         dead.freeze(audience(store))
         dead.lease_seconds = -1  # its lease is over as well
         claimed = dead.claim(3)

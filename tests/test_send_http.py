@@ -13,9 +13,10 @@ import pytest
 
 from digest.config import Http
 from digest.errors import ConfigError, SendError
-from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, OutgoingMessage, batch_key
 from digest.send.http import HttpSender
+from digest.send.keys import batch_key
 from digest.send.providers import provider_for
+from digest.send.sender import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, OutgoingMessage
 
 UNSUB = "<https://news.example.com/u/TOKEN>"
 

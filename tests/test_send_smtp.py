@@ -10,7 +10,7 @@ from _send_fixtures import SmtpSink, TlsFiles
 
 from digest.config import Smtp
 from digest.errors import SendError
-from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, OutgoingMessage
+from digest.send.sender import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, OutgoingMessage
 from digest.send.smtp import SmtpSender
 
 

@@ -11,8 +11,9 @@ from digest.config import Http
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder
 from digest.render import Recipient, prepare
-from digest.send.base import OutgoingMessage, idempotency_key
+from digest.send.keys import idempotency_key
 from digest.send.providers import Provider, provider_for
+from digest.send.sender import OutgoingMessage
 from digest.send.splice import Splicer, dumps
 from digest.workspace import Workspace
 

@@ -7,6 +7,8 @@ in one place; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
+import json
 from typing import Any
 
 import click
@@ -84,8 +86,6 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
 
 
 def echo_json(data: Any) -> None:
-    import json
-
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
@@ -120,8 +120,6 @@ COMMANDS = {
 
 
 def _load(name: str) -> click.Command:
-    import importlib
-
     module, attribute = COMMANDS[name].split(":")
     command = getattr(importlib.import_module(f"digest.cli.{module}"), attribute)
     assert isinstance(command, click.Command)

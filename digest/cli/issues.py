@@ -143,7 +143,7 @@ def _set_status(
 def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
     """Mark an issue ready to send (default: the upcoming one), once `digest check` passes."""
     if not force:
-        from digest.check import check_issue
+        from digest.check import check_issue  # deferred: render and lxml, only with --check
 
         ws = workspace_of(ctx)
         target = workspace_issue(ws, day)

@@ -33,7 +33,7 @@ def preview(
     dark background), the text part, the raw source, the headers and the
     results of `digest check`. Stop it with Ctrl-C.
     """
-    from digest.web.preview import serve
+    from digest.web.preview import serve  # deferred: the web stack, for this command only
 
     serve(
         workspace_of(ctx),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+
 import click
 
 from digest import clock
-from digest import schedule as sched_mod
 from digest.cli import echo_json, workspace_of
+from digest.schedule import loop, recipes, view
 
 
 @click.group(invoke_without_command=True)
@@ -18,13 +24,11 @@ def schedule(ctx: click.Context, as_json: bool) -> None:
         return
     ws = workspace_of(ctx)
     now = clock.now()
-    view = sched_mod.upcoming(
-        ws, now, check=sched_mod.default_check, audience=lambda: sched_mod.audience_size(ws)
-    )
+    slot = view.upcoming(ws, now, check=view.default_check, audience=lambda: view.audience_size(ws))
     if as_json:
-        echo_json(view.to_dict(ws.config.schedule))
+        echo_json(slot.to_dict(ws.config.schedule))
     else:
-        click.echo(sched_mod.format_view(view, ws.config.schedule, now))
+        click.echo(view.format_view(slot, ws.config.schedule, now))
 
 
 @schedule.command("cron")
@@ -34,7 +38,7 @@ def schedule(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def schedule_cron(ctx: click.Context, every: int) -> None:
     """Print a crontab entry that runs `digest send --due` for this workspace."""
-    click.echo(sched_mod.cron_entry(workspace_of(ctx), every), nl=False)
+    click.echo(recipes.cron_entry(workspace_of(ctx), every), nl=False)
 
 
 @schedule.command("systemd")
@@ -44,7 +48,7 @@ def schedule_cron(ctx: click.Context, every: int) -> None:
 @click.pass_context
 def schedule_systemd(ctx: click.Context, every: int) -> None:
     """Print a systemd service and timer that run `digest send --due` for this workspace."""
-    units = sched_mod.systemd_units(workspace_of(ctx), every)
+    units = recipes.systemd_units(workspace_of(ctx), every)
     for name, text in units.items():
         click.echo(f"# --- /etc/systemd/system/{name} ---")
         click.echo(text)
@@ -56,12 +60,6 @@ def schedule_systemd(ctx: click.Context, every: int) -> None:
 @click.pass_context
 def scheduler(ctx: click.Context) -> None:
     """Send each issue when due, in the foreground (containers, systemd); stop with SIGTERM."""
-    import logging
-    import signal
-    import threading
-    import time
-    from datetime import timedelta
-
     ws = workspace_of(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stop = threading.Event()
@@ -78,4 +76,4 @@ def scheduler(ctx: click.Context) -> None:
         if start is not None:
             clock.set_now(start + timedelta(seconds=time.monotonic() - began))
 
-    sched_mod.run_scheduler(ws, stop, tick=tick)
+    loop.run_scheduler(ws, stop, tick=tick)

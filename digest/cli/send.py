@@ -139,17 +139,18 @@ def send_cmd(
     Shows the audience and the sender and asks first, unless --yes. Ctrl-C
     stops cleanly and prints the command that resumes.
     """
-    from digest.send import engine
-
     ws = workspace_of(ctx)
     if due:
-        from digest.schedule import run_due
+        # deferred: a cron run with nothing due must not pay for the engine's imports
+        from digest.schedule.due import run_due
 
         with _stop_on_signals() as stop:
             outcome = run_due(ws, stop_event=stop)
         for line in outcome.lines:
             click.echo(line)
         sys.exit(outcome.exit_code)
+    from digest.send import engine  # deferred, as above
+
     issue = engine.resolve_issue(ws, day)
     if tests:
         for result in engine.send_test(ws, issue, list(tests)):
@@ -172,7 +173,7 @@ def send_cmd(
 def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """Show how an issue's send went: counts per state, rate, failures by reason (default:
     the issue sent last)."""
-    from digest.send.engine import delivery_stats
+    from digest.send.engine import delivery_stats  # deferred, as in send_cmd
 
     stats = delivery_stats(workspace_of(ctx), day)
     if as_json:
@@ -201,7 +202,7 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
 def retry_cmd(ctx: click.Context, day: date | None, include_unknown: bool) -> None:
     """Send again the deferred and temporarily failed messages of an issue (default: the
     issue sent last)."""
-    from digest.send.engine import retry
+    from digest.send.engine import retry  # deferred, as in send_cmd
 
     ws = workspace_of(ctx)
     report = _run(retry, ws, day, include_unknown)

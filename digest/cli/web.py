@@ -28,6 +28,7 @@ def serve(ctx: click.Context, host: str, port: int, path: str | None) -> None:
     Needs the signing key in the environment (DIGEST_SECRET_KEY, or the
     variable [web] secret_key_env names); `digest secret` makes one.
     """
+    # deferred: the web stack, for this command only
     from digest.web.public_server import create_public_app, request_once, run
 
     ws = workspace_of(ctx)

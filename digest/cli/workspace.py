@@ -35,6 +35,6 @@ def demo(directory: Path | None) -> None:
     consent, and sends the issue to the outbox/ folder: nothing is mailed.
     DIRECTORY defaults to ./digest-demo (or -2, -3 … when that is taken).
     """
-    from digest.demo import pick_folder, run_demo
+    from digest.demo import pick_folder, run_demo  # deferred: the whole flow, for this command
 
     run_demo(directory or pick_folder(Path("digest-demo")).resolve(), echo=click.echo)

@@ -1,129 +1,14 @@
-"""Sending an issue: senders (one small interface), the deliveries ledger, the engine.
+"""Sending an issue: the engine, the deliveries ledger, run claims and the senders.
 
-``open_sender(ws, issue)`` makes the sender ``[sender] kind`` names:
+=================  ==========================================================
+``sender.py``      the one small interface every sender implements
+``configured.py``  ``open_sender``: the sender ``[sender] kind`` names
+``engine.py``      freeze the audience, deliver, resume, retry, report
+``deliveries.py``  the deliveries ledger: one row per (issue, subscriber)
+``claims.py``      run claims: which process sends which scheduled issue
+``outbox.py`` ...  the senders (outbox, null, smtp, http and its providers)
+=================  ==========================================================
 
-=========  ===========================================================
-outbox     one .eml file per message in outbox/ISSUE/ (the default)
-smtp       aiosmtplib, ``connections`` persistent connections
-http       an HTTP mail API: postmark, sendgrid, mailgun, resend, generic
-null       builds every message and discards it (benchmarks, rehearsals)
-=========  ===========================================================
+The package imports nothing itself, so loading one of its modules loads only
+what that module needs.
 """
-
-from __future__ import annotations
-
-import ssl
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-from digest.send.base import OutgoingMessage, Result, Sender, mask
-
-if TYPE_CHECKING:
-    import httpx
-
-    from digest.send.engine import (
-        SendReport,
-        delivery_stats,
-        retry,
-        run_send,
-        send_test,
-    )
-    from digest.workspace import Workspace
-
-__all__ = [
-    "OutgoingMessage",
-    "Result",
-    "SendReport",
-    "Sender",
-    "delivery_stats",
-    "mask",
-    "open_sender",
-    "retry",
-    "run_send",
-    "send_test",
-]
-_ENGINE = ("SendReport", "delivery_stats", "retry", "run_send", "send_test")
-
-
-def __getattr__(name: str) -> Any:
-    """The engine's entry points, imported on first use (the engine needs the store)."""
-    if name in _ENGINE:
-        from digest.send import engine
-
-        return getattr(engine, name)
-    raise AttributeError(f"module 'digest.send' has no attribute {name!r}")
-
-
-def return_path_for(ws: Workspace, issue: str) -> Callable[[OutgoingMessage], str] | None:
-    """The VERP envelope sender per message, when ``[bounces] return_path`` is set."""
-    template = ws.config.bounces.return_path
-    if not template:
-        return None
-    from digest.tokens import Tokens
-
-    tokens = Tokens(ws.secret(ws.config.web.secret_key_env))
-
-    def address(message: OutgoingMessage) -> str:
-        return template.replace("{token}", tokens.return_path(issue, str(message.subscriber_id)))
-
-    return address
-
-
-def open_sender(
-    ws: Workspace,
-    issue: str,
-    *,
-    test: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
-    tls_context: ssl.SSLContext | None = None,
-) -> Sender:
-    """The configured sender for issue ``issue`` (a date slug); secrets from the environment."""
-    config = ws.config
-    kind = config.sender.kind
-    if kind == "outbox":
-        from digest.send.outbox import OutboxSender
-
-        folder = ws.outbox_dir / issue
-        return OutboxSender(folder / "test" if test else folder)
-    if kind == "null":
-        from digest.send.null import NullSender
-
-        return NullSender()
-    if kind == "smtp":
-        from digest.send.smtp import SmtpSender
-
-        smtp = config.sender.smtp
-        username = (
-            config.secret(smtp.username_env, "the SMTP user name") if smtp.username_env else None
-        )
-        password = (
-            config.secret(smtp.password_env, "the SMTP password") if smtp.password_env else None
-        )
-        return SmtpSender(
-            smtp,
-            config.newsletter.from_address,
-            username=username,
-            password=password,
-            tls_context=tls_context,
-            return_path=return_path_for(ws, issue),
-        )
-    from digest.send.http import HttpSender
-    from digest.send.providers import provider_for
-
-    http = config.sender.http
-    options: dict[str, Any] = {}
-    if http.provider == "generic":
-        token = ""
-        if http.token_env:
-            import os
-
-            token = os.environ.get(http.token_env, "")
-        template = http.body_template
-        if template and "\n" not in template and (ws.templates_dir / template).is_file():
-            options["template_text"] = (ws.templates_dir / template).read_text(encoding="utf-8")
-    else:
-        token = config.secret(http.token_env, f"the {http.provider} API token")
-    if http.provider == "mailgun":
-        options["domain"] = config.newsletter.domain
-    provider = provider_for(http, token, **options)
-    return HttpSender(provider, http, parallel=config.sender.concurrency, transport=transport)

@@ -27,19 +27,22 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from digest import clock
+from digest.addresses import normalise
 from digest.errors import IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
-from digest.send import open_sender
-from digest.send.base import ACCEPTED, OutgoingMessage, Result, Sender, idempotency_key
+from digest.send.configured import open_sender
+from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
 from digest.send.intake.refusals import record_refusals
-from digest.send.ledger import FINAL, Claimed, Ledger
+from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
+from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
 from digest.store import Store, open_store
+from digest.subscribers import audience, audience_count
 from digest.workspace import Workspace
 
 BACKOFF_SECONDS = 30.0  # first retry of a transient failure; doubles each attempt
@@ -125,8 +128,6 @@ def sent_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
     else the upcoming one: what `digest deliveries` and `digest retry` look at."""
     if issue is not None:
         return resolve_issue(ws, issue)
-    from digest.send.ledger import latest_send
-
     with open_store(ws) as store:
         slug = latest_send(store)
     if slug is not None and (ws.issues_dir / f"{slug}.yaml").exists():
@@ -144,6 +145,7 @@ def require_postal_address(ws: Workspace) -> None:
 
 def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
     """Refuse an issue that must not go; return its prepared rendering."""
+    # deferred: rendering loads jinja2 and lxml, which `digest deliveries` never needs
     from digest.check import check_prepared
     from digest.render import prepare
 
@@ -211,8 +213,7 @@ def run_send(
     sender: Sender | None = None,
 ) -> SendReport:
     """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
-    from digest.message import MessageBuilder
-    from digest.subscribers import audience, audience_count
+    from digest.message import MessageBuilder  # deferred, as in preflight
 
     target = resolve_issue(ws, issue)
     prepared = preflight(ws, target, force=force)
@@ -220,7 +221,7 @@ def run_send(
     builder = MessageBuilder.for_workspace(ws, prepared)
     started = time.monotonic()
     with open_store(ws) as store, send_lock(store, slug) as exclusive:
-        ledger = Ledger(store, slug)
+        ledger = DeliveryLedger(store, slug)
         ledger.lease_seconds = ws.config.sender.lease_seconds
         recovered = ledger.recover(exclusive=exclusive)
         if not ledger.frozen() and audience_count(store) == 0:
@@ -264,7 +265,7 @@ def run_send(
     )
 
 
-def ledger_complete(ledger: Ledger) -> bool:
+def ledger_complete(ledger: DeliveryLedger) -> bool:
     counts = ledger.counts()
     return sum(counts.values()) > 0 and all(counts[s] == 0 for s in counts if s not in FINAL)
 
@@ -284,7 +285,7 @@ class _Run:
     def __init__(
         self,
         ws: Workspace,
-        ledger: Ledger,
+        ledger: DeliveryLedger,
         builder: Any,
         sender: Sender,
         limit: int | None,
@@ -387,7 +388,7 @@ class _Run:
         return claimed, skipped
 
     async def _send(self, claimed: list[Claimed]) -> None:
-        from digest.render import Recipient
+        from digest.render import Recipient  # deferred, as in preflight
 
         slug = self.ledger.issue
         messages = []
@@ -496,9 +497,8 @@ def send_test(
     ws: Workspace, issue: Issue | date | str | None, addresses: list[str]
 ) -> list[TestResult]:
     """A ``[TEST]`` copy to each address, subscriber or not; nothing goes in the ledger."""
-    from digest.message import MessageBuilder
+    from digest.message import MessageBuilder  # deferred, as in preflight
     from digest.render import Recipient, prepare
-    from digest.subscribers import normalise
 
     target = resolve_issue(ws, issue)
     builder = MessageBuilder.for_workspace(ws, prepare(ws, target))
@@ -536,14 +536,12 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
     without an issue, those of the last send (see :func:`sent_issue`)."""
     target = sent_issue(ws, issue)
     with open_store(ws) as store:
-        ledger = Ledger(store, target.slug)
+        ledger = DeliveryLedger(store, target.slug)
         counts = ledger.counts()
         first, last, audience = ledger.timing()
         problems = ledger.failures()
     rate = 0.0
     if first and last and first != last:
-        from datetime import datetime
-
         span = (
             datetime.fromisoformat(last.replace("Z", "+00:00"))
             - datetime.fromisoformat(first.replace("Z", "+00:00"))
@@ -574,7 +572,7 @@ def retry(
     issue, the one whose send started last (see :func:`sent_issue`)."""
     target = sent_issue(ws, issue)
     with open_store(ws) as store, send_lock(store, target.slug):
-        ledger = Ledger(store, target.slug)
+        ledger = DeliveryLedger(store, target.slug)
         if not ledger.frozen():
             raise SendError(
                 f"issue {target.slug} has not been sent yet: nothing to retry; "
@@ -591,10 +589,8 @@ def retry(
 
 def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:
     """The audience to mail: the frozen count once frozen (True), else today's count."""
-    from digest.subscribers import audience_count
-
     with open_store(ws) as store:
-        ledger = Ledger(store, issue.slug)
+        ledger = DeliveryLedger(store, issue.slug)
         if ledger.frozen():
             return ledger.timing()[2], True
         return audience_count(store), False

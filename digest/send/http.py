@@ -28,8 +28,8 @@ import httpx
 
 from digest.config import Http
 from digest.errors import SendError
-from digest.send.base import OutgoingMessage, Result, Sender
 from digest.send.providers import Provider
+from digest.send.sender import OutgoingMessage, Result, Sender
 
 
 class HttpSender(Sender):

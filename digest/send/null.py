@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest.send.base import OutgoingMessage, Result, Sender
+from digest.send.sender import OutgoingMessage, Result, Sender
 
 
 class NullSender(Sender):

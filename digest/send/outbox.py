@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from digest.atomic import write_bytes
-from digest.send.base import OutgoingMessage, Result, Sender
+from digest.send.sender import OutgoingMessage, Result, Sender
 
 
 def file_name(subscriber_id: object) -> str:

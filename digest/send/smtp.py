@@ -30,7 +30,7 @@ import aiosmtplib
 from digest.bounces import classify
 from digest.config import Smtp
 from digest.errors import SendError
-from digest.send.base import OutgoingMessage, Result, Sender
+from digest.send.sender import OutgoingMessage, Result, Sender
 
 CONNECT_TRIES = 3
 

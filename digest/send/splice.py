@@ -28,7 +28,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from digest.send.base import OutgoingMessage
+from digest.message import RecipientFields
+from digest.send.sender import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.message import MessageBuilder, RecipientFields
@@ -123,8 +124,6 @@ class Splicer:
     ) -> _Template | None:
         """``has_name``: the rendered reader has a name; ``named``: the message's raw name
         is not empty (a provider may branch on either)."""
-        from digest.message import RecipientFields
-
         prepared = builder.prepared
         keys = sorted(
             prepared.skeleton("text", has_name).keys | prepared.skeleton("html", has_name).keys,

@@ -78,9 +78,8 @@ def _consent_ledger(conn: Connection, dialect: str) -> None:
 
 
 def _deliveries(conn: Connection, dialect: str) -> None:
-    from digest.send.ledger import create_tables  # the ledger's tables live with the engine
-
-    create_tables(conn, dialect)
+    schema.issue_sends.create(conn)
+    schema.deliveries.create(conn)
 
 
 def _bounces(conn: Connection) -> None:

@@ -135,6 +135,36 @@ key_checks = Table(
     Column("check_value", String(64), nullable=False),
 )
 
+# The deliveries ledger (digest.send.deliveries): one row per (issue, subscriber).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("issue", String(10), primary_key=True),
+    Column("subscriber_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("claim", String(40), nullable=False, default=""),
+    Column("lease_until", String(32), nullable=False, default=""),
+    Column("retry_at", String(32), nullable=False, default=""),
+    Column("failure", String(16), nullable=False, default=""),  # transient | permanent
+    Column("reason", Text, nullable=False, default=""),
+    Column("provider_id", Text, nullable=False, default=""),
+    Column("sent_at", String(32)),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_deliveries_issue_state", "issue", "state", "subscriber_id"),
+)
+
+# One row per issue whose audience was frozen: when, how many, and when it finished.
+issue_sends = Table(
+    "issue_sends",
+    metadata,
+    Column("issue", String(10), primary_key=True),
+    Column("frozen_at", String(32), nullable=False),
+    Column("audience", Integer, nullable=False, default=0),
+    Column("finished_at", String(32)),
+)
+
 # One row per bounce, complaint or mailbox unsubscribe report digest has read (per
 # recipient of a report), from any source: the key makes processing idempotent, and
 # the rows are what `digest bounces` counts. No address: a subscriber id, the

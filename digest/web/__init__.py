@@ -1,13 +1,8 @@
-"""The one Starlette app of digest.
+"""The one Starlette app of digest, in two sides.
 
-``create_app(ws, "preview")`` is the loopback-only preview of issues for
-editors; ``create_app(ws, "public")`` is the public side (subscribe, confirm,
-unsubscribe, archive) meant to sit behind a reverse proxy. Both share the
-security headers, the error pages and ``/healthz`` from :mod:`digest.web.app`.
+``digest.web.preview.app(ws)`` is the loopback-only preview of issues for
+editors; ``digest.web.public.app(ws)`` is the public side (subscribe,
+confirm, unsubscribe, archive) meant to sit behind a reverse proxy. Both are
+assembled by :mod:`digest.web.app`, which adds the security headers, the
+error pages and ``/healthz``. The package imports nothing itself.
 """
-
-from __future__ import annotations
-
-from digest.web.app import create_app
-
-__all__ = ["create_app"]

@@ -1,9 +1,14 @@
-"""App assembly: routes of one side, security headers, error pages, health."""
+"""App assembly: one side's routes, security headers, error pages, health.
+
+Each side's module (:mod:`digest.web.preview`, :mod:`digest.web.public`)
+hands its routes and error page up to :func:`create_app`; this module knows
+no side by name, so the sides import it and never the other way round.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from html import escape
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,8 +19,6 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.workspace import Workspace
-
-Mode = Literal["preview", "public"]
 
 # No inline scripts and nothing from third parties; images may come from the
 # articles' own sites, as in the email itself.
@@ -71,8 +74,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def plain_error_page(request: Request, status: int, detail: str) -> str:
-    from html import escape
-
     return (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{status}</title><h1>{status}</h1><p>{escape(detail)}</p></html>"
@@ -83,25 +84,23 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-RouteFactory = Callable[[Workspace], list[BaseRoute]]
 ErrorPage = Callable[[Request, int, str], str]
 
 
-def create_app(ws: Workspace, mode: Mode, *, debug: bool = False) -> Starlette:
-    """The app for one side; each side's module supplies its routes and error page."""
-    if mode == "preview":
-        from digest.web import preview as side
-    elif mode == "public":
-        from digest.web import public as side  # type: ignore[no-redef]
-    else:  # pragma: no cover - Literal guards this
-        raise ValueError(mode)
-    routes: list[BaseRoute] = [Route("/healthz", healthz), *side.routes(ws)]
+def create_app(
+    ws: Workspace,
+    routes: list[BaseRoute],
+    *,
+    error_page: ErrorPage = plain_error_page,
+    debug: bool = False,
+) -> Starlette:
+    """The app for one side: its ``routes`` and ``error_page``, plus ``/healthz``."""
     app = Starlette(
         debug=debug,
-        routes=routes,
+        routes=[Route("/healthz", healthz), *routes],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.workspace = ws
-    app.state.error_page = getattr(side, "error_page", plain_error_page)
+    app.state.error_page = error_page
     return app

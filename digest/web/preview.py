@@ -35,14 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from digest import check, render
 from digest.errors import DigestError, IssueError
-from digest.issue import Issue, issue_path, list_issue_paths, load_issue
+from digest.issue import Issue, issue_path, list_issue_paths, load_issue, workspace_issue
+from digest.message import MessageBuilder
+from digest.web.app import create_app
 from digest.workspace import Workspace, open_workspace
 
 HERE = Path(__file__).parent
@@ -199,8 +203,6 @@ def _relative(ws: Workspace, path: Path | None) -> str:
 
 def build_view(ws: Workspace, issue: Issue) -> IssueView:
     """Render ``issue`` for the sample subscriber and check it, as a send would."""
-    from digest import render
-    from digest.message import MessageBuilder
 
     prepared = render.prepare(ws, issue)
     raw = MessageBuilder.for_workspace(ws, prepared).build(render.sample_recipient())
@@ -227,7 +229,6 @@ def build_view(ws: Workspace, issue: Issue) -> IssueView:
 
 def run_check(ws: Workspace, issue: Issue, prepared: Any, html: str) -> tuple[list[Finding], int]:
     """`digest check`'s findings for the issue, and the decoded HTML's size as Gmail counts it."""
-    from digest import check
 
     result = check.check_prepared(prepared)
     findings = [Finding(f.level, f.code, f.message) for f in result.findings]
@@ -471,6 +472,11 @@ def routes(ws: Workspace) -> list[BaseRoute]:
     ]
 
 
+def app(ws: Workspace, *, debug: bool = False) -> Starlette:
+    """The preview app: these routes and error page, assembled by :mod:`digest.web.app`."""
+    return create_app(ws, routes(ws), error_page=error_page, debug=debug)
+
+
 # -- serving -----------------------------------------------------------------
 
 
@@ -516,7 +522,6 @@ def start_page(ws: Workspace, day: date | None) -> str:
     """The path to open: the named issue, else the upcoming one, else the list."""
     if day is not None:
         return f"/issue/{day.isoformat()}"
-    from digest.issue import workspace_issue
 
     try:
         return f"/issue/{workspace_issue(ws).slug}"
@@ -535,7 +540,7 @@ def serve(
     warn: Callable[[str], None] = print,
 ) -> None:
     """Serve the preview until Ctrl-C; open the browser once the server listens."""
-    import uvicorn
+    import uvicorn  # deferred: only a running server needs it
 
     if day is not None and not issue_path(ws.issues_dir, day).exists():
         raise IssueError(
@@ -550,10 +555,8 @@ def serve(
         )
     sock = bind(address, port)
     url = url_of(sock) + start_page(ws, day)
-    from digest.web.app import create_app
-
     config = uvicorn.Config(
-        create_app(ws, "preview"), log_level="warning", ws="none", lifespan="off", access_log=False
+        app(ws), log_level="warning", ws="none", lifespan="off", access_log=False
     )
     server = uvicorn.Server(config)
 

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
+from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -48,6 +49,7 @@ from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
+from digest.web.app import create_app
 from digest.web.public_guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -561,3 +563,8 @@ class PublicSite:
 def routes(ws: Workspace) -> list[BaseRoute]:
     """The public routes; refuses (ConfigError) without a signing key in the environment."""
     return PublicSite(ws).routes()
+
+
+def app(ws: Workspace, *, debug: bool = False) -> Starlette:
+    """The public app; ConfigError when the signing key is missing from the environment."""
+    return create_app(ws, routes(ws), error_page=error_page, debug=debug)

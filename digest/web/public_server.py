@@ -7,14 +7,13 @@ import asyncio
 import httpx
 from starlette.types import ASGIApp
 
+from digest.web import public
 from digest.workspace import Workspace
 
 
 def create_public_app(ws: Workspace) -> ASGIApp:
     """The public app; ConfigError when the signing key is missing from the environment."""
-    from digest.web.app import create_app
-
-    return create_app(ws, "public")
+    return public.app(ws)
 
 
 def request_once(app: ASGIApp, path: str, base_url: str) -> httpx.Response:
@@ -35,7 +34,7 @@ def request_once(app: ASGIApp, path: str, base_url: str) -> httpx.Response:
 def run(app: ASGIApp, host: str, port: int) -> None:
     """Serve with uvicorn. Its own proxy-header rewriting is off: the app decides whom
     to believe (``[web] trusted_proxies``), so a forged X-Forwarded-For changes nothing."""
-    import uvicorn
+    import uvicorn  # deferred: only a running server needs it
 
     uvicorn.run(
         app,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from digest import bounces
 from digest.bounces import Outcome, Report
-from digest.send.base import Result
+from digest.send.sender import Result
 from digest.store import Store
 
 

@@ -1,7 +1,7 @@
 """Provider adapters for the HTTP sender: one module each, one small class.
 
 An adapter turns a batch of messages into one request (``request``), reads
-one :class:`~digest.send.base.Result` per message from a 2xx reply
+one :class:`~digest.send.sender.Result` per message from a 2xx reply
 (``results``), and from a refused request (``rejected``). A new provider is
 one module with a class like these, added to ``PROVIDERS``.
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import importlib
 import re
+from email.utils import parseaddr
 from typing import Any
 
 import httpx
 
 from digest.config import Http
-from digest.send.base import OutgoingMessage, Result
+from digest.send.sender import OutgoingMessage, Result
 
 PROVIDERS = {
     "postmark": "digest.send.providers.postmark:Postmark",
@@ -59,7 +60,7 @@ class Provider:
         """``json.dumps`` of the batch's payloads (ensure_ascii off), spliced per issue."""
         splicer = self.__dict__.get("_splicer")
         if splicer is None:
-            from digest.send.splice import Splicer
+            from digest.send.splice import Splicer  # deferred: render, for JSON providers only
 
             splicer = self.__dict__["_splicer"] = Splicer(self.payload)
         chunks: list[bytes] = [b"["] if self.batched else []
@@ -119,7 +120,5 @@ def provider_for(settings: Http, token: str, **options: Any) -> Provider:
 
 def split_address(value: str) -> tuple[str, str]:
     """``("Name", "a@b")`` from ``Name <a@b>``."""
-    from email.utils import parseaddr
-
     name, address = parseaddr(value)
     return name, address

@@ -19,8 +19,8 @@ import jinja2
 
 from digest.config import Http
 from digest.errors import ConfigError
-from digest.send.base import OutgoingMessage, Result
 from digest.send.providers import Provider
+from digest.send.sender import OutgoingMessage, Result
 
 DEFAULT_BODY = """{
   "from": {{ message.from_ | tojson }},

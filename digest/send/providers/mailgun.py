@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from digest.config import Http
-from digest.send.base import OutgoingMessage, Result
 from digest.send.providers import Provider
+from digest.send.sender import OutgoingMessage, Result
 
 
 class Mailgun(Provider):

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 
-from digest.send.base import OutgoingMessage, Result
+from digest.errors import SendError
 from digest.send.providers import Provider, recipient_refused
+from digest.send.sender import OutgoingMessage, Result
 
 # Codes that say "not now" rather than "never" for this message.
 TRANSIENT_CODES = {100: "maintenance", 429: "rate limit exceeded"}
@@ -84,8 +85,6 @@ class Postmark(Provider):
     def rejected(
         self, response: httpx.Response, batch: list[OutgoingMessage], reason: str
     ) -> list[Result]:
-        from digest.errors import SendError
-
         try:
             code = int(response.json().get("ErrorCode", -1))
         except (ValueError, AttributeError):

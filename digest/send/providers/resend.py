@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from digest.send.base import OutgoingMessage, Result, batch_key
+from digest.send.keys import batch_key
 from digest.send.providers import Provider, recipient_refused
+from digest.send.sender import OutgoingMessage, Result
 
 
 class Resend(Provider):

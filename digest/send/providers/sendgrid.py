@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from digest.send.base import OutgoingMessage, Result
 from digest.send.providers import Provider, split_address
+from digest.send.sender import OutgoingMessage, Result
 
 # SendGrid builds these itself and refuses them in ``headers``.
 RESERVED = {

@@ -18,14 +18,12 @@ pieces encoded once per issue (digest.send.splice) instead.
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from digest.subscribers import mask  # the one masking rule of digest
+from digest.addresses import mask, scrub
 
 if TYPE_CHECKING:
     from digest.message import MessageBuilder
@@ -56,17 +54,6 @@ class PartsLike(Protocol):
     def headers(self) -> dict[str, str]: ...
     @property
     def message_id(self) -> str: ...
-
-
-def idempotency_key(issue: str, subscriber_id: object) -> str:
-    """One key per (issue, subscriber): the same message always carries the same key."""
-    return f"digest-{issue}-{subscriber_id}"
-
-
-def batch_key(messages: Sequence[OutgoingMessage]) -> str:
-    """A key for a whole batch: the same messages in the same order give the same key."""
-    digest = hashlib.sha256("\n".join(m.key for m in messages).encode("utf-8")).hexdigest()
-    return f"digest-batch-{digest[:40]}"
 
 
 class OutgoingMessage:
@@ -202,23 +189,3 @@ class Sender:
         tb: TracebackType | None = None,
     ) -> None:
         await self.aclose()
-
-
-_ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[A-Za-z0-9.-]+")
-
-
-def scrub(reason: str) -> str:
-    """A server's reply as the ledger keeps it: any address in it masked.
-
-    Servers often quote the recipient ("550 <bob@example.com>: no such user");
-    the ledger and ``digest deliveries`` must not list people by address, and
-    failures then group by reason.
-    """
-    return _ADDRESS.sub(lambda m: mask(m.group(0)), reason) if "@" in reason else reason
-
-
-def describe(results: Sequence[Result]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.state] = counts.get(result.state, 0) + 1
-    return counts

@@ -30,62 +30,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    bindparam,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest import clock
-from digest.send.base import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
+from digest.send.sender import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
 from digest.store import Store, schema, stamp
 
 STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped", "unknown")
 FINAL = ("sent", "failed", "skipped")
 
-deliveries = Table(
-    "deliveries",
-    schema.metadata,
-    Column("issue", String(10), primary_key=True),
-    Column("subscriber_id", String(32), primary_key=True),
-    Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("owner", String(200), nullable=False, default=""),
-    Column("claim", String(40), nullable=False, default=""),
-    Column("lease_until", String(32), nullable=False, default=""),
-    Column("retry_at", String(32), nullable=False, default=""),
-    Column("failure", String(16), nullable=False, default=""),  # transient | permanent
-    Column("reason", Text, nullable=False, default=""),
-    Column("provider_id", Text, nullable=False, default=""),
-    Column("sent_at", String(32)),
-    Column("updated_at", String(32), nullable=False),
-    Index("ix_deliveries_issue_state", "issue", "state", "subscriber_id"),
-)
-
-# One row per issue whose audience was frozen: when, how many, and when it finished.
-issue_sends = Table(
-    "issue_sends",
-    schema.metadata,
-    Column("issue", String(10), primary_key=True),
-    Column("frozen_at", String(32), nullable=False),
-    Column("audience", Integer, nullable=False, default=0),
-    Column("finished_at", String(32)),
-)
-
-
-def create_tables(conn: Connection, dialect: str) -> None:
-    """The migration that adds the ledger (registered in digest.store.migrations)."""
-    issue_sends.create(conn)
-    deliveries.create(conn)
+deliveries = schema.deliveries
+issue_sends = schema.issue_sends
 
 
 def _now() -> str:
@@ -160,7 +116,7 @@ class Claimed:
     attempts: int
 
 
-class Ledger:
+class DeliveryLedger:
     """The deliveries of one issue in one store."""
 
     def __init__(self, store: Store, issue: str, *, owner: str | None = None) -> None:
