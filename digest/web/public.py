@@ -49,6 +49,7 @@ from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
+from digest.web import webhooks
 from digest.web.app import create_app
 from digest.web.public_guard import (
     CSRF_COOKIE,
@@ -567,4 +568,4 @@ def routes(ws: Workspace) -> list[BaseRoute]:
 
 def app(ws: Workspace, *, debug: bool = False) -> Starlette:
     """The public app; ConfigError when the signing key is missing from the environment."""
-    return create_app(ws, routes(ws), error_page=error_page, debug=debug)
+    return create_app(ws, [*routes(ws), *webhooks.routes(ws)], error_page=error_page, debug=debug)

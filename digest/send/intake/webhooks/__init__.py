@@ -1,0 +1,216 @@
+"""Provider webhooks: each provider's signed events turned into bounce reports.
+
+One module per provider (``postmark``, ``sendgrid``, ``mailgun``, ``resend``),
+each with three functions: ``secrets(config)`` reads its secret from the
+environment; ``verify(config, headers, body, now)`` checks the request the
+way the provider documents it and returns a *nonce*
+(what a replay would repeat), or raises :class:`Refused`; ``events(body)``
+reads the events it carries. :func:`handle` does the rest for all of them:
+refuses a replayed nonce, finds the reader each event is about, and applies
+the policy (:func:`digest.bounces.apply`).
+
+An event counts only for a message digest sent: the provider's message id
+(or the idempotency key digest gave the provider) must be in the deliveries
+ledger for that reader. A provider account shared with another application
+therefore changes nobody here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from digest import bounces, clock
+from digest.bounces import Report
+from digest.config import Config
+from digest.errors import DigestError
+from digest.store import Store, schema, stamp
+
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")
+MAX_BODY = 1024 * 1024  # providers batch events; a megabyte is far more than one batch
+
+nonces_t = schema.webhook_nonces
+
+
+class Refused(DigestError):
+    """The request is not the provider's (401), or is stale or replayed (403)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a provider's request, as the policy needs it."""
+
+    kind: str  # hard | soft | complaint | unsubscribe | ignored
+    address: str
+    raw: bytes  # the event's own JSON, for its digest
+    event_id: str = ""
+    provider_id: str = ""  # the provider's message id, as the send recorded it
+    digest_key: str = ""  # digest-ISSUE-SUBSCRIBER, when the provider echoes it
+    status: str = ""
+    diagnostic: str = ""
+
+
+def module(provider: str) -> ModuleType:
+    if provider not in PROVIDERS:
+        raise ValueError(provider)
+    return importlib.import_module(f"digest.send.intake.webhooks.{provider}")
+
+
+def configured(config: Config) -> list[str]:
+    """The providers whose webhook is set up in ``[webhooks.*]``."""
+    return [name for name in PROVIDERS if getattr(config.webhooks, name).configured]
+
+
+def check_secrets(config: Config) -> None:
+    """Refuse to start without a configured webhook's secret (one clear line)."""
+    for name in configured(config):
+        module(name).secrets(config)
+
+
+@dataclass
+class Handled:
+    events: int
+    outcomes: Counter[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "events": self.events, "outcomes": dict(self.outcomes)}
+
+
+def handle(
+    store: Store,
+    provider: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+) -> Handled:
+    """Verify one webhook request and apply the policy to its events."""
+    config = store.workspace.config
+    source = module(provider)
+    moment = clock.now().timestamp() if now is None else now
+    nonce = source.verify(config, headers, body, moment)
+    if nonce:
+        _claim_nonce(store, provider, nonce, config.webhooks.tolerance_seconds)
+    try:
+        events: list[Event] = source.events(body)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        events = []  # a well-signed request we cannot read is answered, and ignored
+    outcomes: Counter[str] = Counter()
+    for event in events:
+        report = _report(store, provider, event)
+        outcomes[bounces.apply(store, report).outcome] += 1
+    return Handled(len(events), outcomes)
+
+
+def _claim_nonce(store: Store, provider: str, nonce: str, tolerance: int) -> None:
+    """Remember a request's nonce; the same one again is a replay."""
+    now = clock.now()
+    with store.begin() as conn:
+        conn.execute(
+            delete(nonces_t).where(
+                nonces_t.c.seen_at < stamp(now - timedelta(seconds=2 * tolerance + 60))
+            )
+        )
+        seen = conn.execute(
+            select(nonces_t.c.nonce).where(
+                nonces_t.c.provider == provider, nonces_t.c.nonce == nonce[:128]
+            )
+        ).first()
+        if seen is not None:
+            raise Refused(403, f"{provider}: this request was already received (a replay)")
+        conn.execute(
+            nonces_t.insert().values(provider=provider, nonce=nonce[:128], seen_at=stamp(now))
+        )
+
+
+def _report(store: Store, provider: str, event: Event) -> Report:
+    issue, subscriber_id = _ours(store, event)
+    return Report(
+        source=provider,
+        kind=event.kind,
+        raw=event.raw,
+        subscriber_id=subscriber_id,
+        address=event.address,
+        issue=issue,
+        status=event.status,
+        diagnostic=event.diagnostic,
+        proven=bool(issue and subscriber_id),
+        part=event.event_id,
+        method="provider_webhook",
+    )
+
+
+def _ours(store: Store, event: Event) -> tuple[str, str]:
+    """(issue, subscriber id) of the message the event is about, if digest sent it."""
+    from digest.subscribers import find_by_email
+
+    deliveries = schema.deliveries
+    if event.digest_key.startswith("digest-") and len(event.digest_key) > 18:
+        issue, subscriber_id = event.digest_key[7:17], event.digest_key[18:]
+        with store.read() as conn:
+            found = conn.execute(
+                select(deliveries.c.issue).where(
+                    deliveries.c.issue == issue, deliveries.c.subscriber_id == subscriber_id
+                )
+            ).first()
+        if found is not None:
+            return issue, subscriber_id
+    if not event.provider_id or not event.address:
+        return "", ""
+    try:
+        sub = find_by_email(store, event.address)
+    except DigestError:
+        return "", ""
+    if sub is None:
+        return "", ""
+    recent = (
+        select(schema.issue_sends.c.issue)
+        .order_by(schema.issue_sends.c.issue.desc())
+        .limit(60)
+        .scalar_subquery()
+    )
+    with store.read() as conn:
+        for issue, provider_id in conn.execute(
+            select(deliveries.c.issue, deliveries.c.provider_id).where(
+                deliveries.c.issue.in_(recent), deliveries.c.subscriber_id == sub.id
+            )
+        ):
+            if provider_id and _same_message(provider_id, event.provider_id):
+                return str(issue), sub.id
+    return "", sub.id
+
+
+def _same_message(recorded: str, reported: str) -> bool:
+    """The send's provider id and the event's name one message (brackets, suffixes aside)."""
+    a, b = recorded.strip().strip("<>"), reported.strip().strip("<>")
+    return bool(a) and (a == b or b.startswith(a + "."))
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    return str(headers.get(name) or headers.get(name.lower()) or "")
+
+
+def raw_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def fresh(timestamp: str, now: float, tolerance: int, provider: str) -> None:
+    """Refuse a request whose signed timestamp is not within ``tolerance`` seconds of now."""
+    try:
+        when = float(timestamp)
+    except ValueError:
+        raise Refused(401, f"{provider}: the request has no valid timestamp") from None
+    if abs(now - when) > tolerance:
+        raise Refused(403, f"{provider}: the request is {int(abs(now - when))}s old (stale)")
