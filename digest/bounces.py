@@ -399,3 +399,78 @@ def unattributed(store: Store) -> dict[str, int]:
                 .group_by(reports_t.c.outcome)
             )
         }
+
+
+def latest_issue(store: Store, *, other_than: str = "") -> str | None:
+    """The issue whose send started last (its audience frozen), if any."""
+    sends = schema.issue_sends
+    with store.read() as conn:
+        found = conn.execute(
+            select(sends.c.issue)
+            .where(sends.c.issue != other_than)
+            .order_by(sends.c.frozen_at.desc(), sends.c.issue.desc())
+            .limit(1)
+        ).scalar()
+    return str(found) if found else None
+
+
+def rates(store: Store, issue: str) -> dict[str, Any]:
+    """An issue's hard-bounce and complaint rates over its frozen audience."""
+    sends = schema.issue_sends
+    with store.read() as conn:
+        audience = (
+            conn.execute(select(sends.c.audience).where(sends.c.issue == issue)).scalar() or 0
+        )
+    summary = issue_summary(store, issue)
+    return {
+        "issue": issue,
+        "audience": int(audience),
+        "hard": summary["hard"],
+        "complaints": summary["complaints"],
+        "hard_rate": summary["hard"] / audience if audience else 0.0,
+        "complaint_rate": summary["complaints"] / audience if audience else 0.0,
+    }
+
+
+def send_warning(store: Store, issue_to_send: str = "") -> str:
+    """A warning before a send when the last issue bounced or drew complaints too often.
+
+    The thresholds (``[bounces] hard_rate_warning``, 2%, and
+    ``complaint_rate_warning``, 0.1%) are the ones mailbox providers publish
+    for bulk senders; above them, mail starts going to spam or is refused.
+    """
+    issue = latest_issue(store, other_than=issue_to_send)
+    if issue is None:
+        return ""
+    settings = store.workspace.config.bounces
+    found = rates(store, issue)
+    problems = []
+    if found["hard_rate"] > settings.hard_rate_warning:
+        problems.append(
+            f"{found['hard_rate']:.1%} hard bounces ({found['hard']} of {found['audience']}; "
+            f"over {settings.hard_rate_warning:.0%})"
+        )
+    if found["complaint_rate"] > settings.complaint_rate_warning:
+        problems.append(
+            f"{found['complaint_rate']:.2%} complaints ({found['complaints']} of "
+            f"{found['audience']}; over {settings.complaint_rate_warning:.1%})"
+        )
+    if not problems:
+        return ""
+    return (
+        f"warning: issue {issue} had {' and '.join(problems)}; mailbox providers send such "
+        f"lists to spam. Look at `digest bounces {issue}` (by reason and domain) and clean "
+        "the list before sending"
+    )
+
+
+def report(store: Store, issue: str | None = None) -> dict[str, Any]:
+    """What `digest bounces` shows: an issue's summary (default: the last sent) and rates."""
+    issue = issue or latest_issue(store)
+    if issue is None:
+        return {"issue": None, "unattributed": unattributed(store)}
+    return {
+        **issue_summary(store, issue),
+        **rates(store, issue),
+        "unattributed": unattributed(store),
+    }

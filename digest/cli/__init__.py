@@ -112,6 +112,8 @@ COMMANDS = {
     "send": "send:send_cmd",
     "deliveries": "send:deliveries_cmd",
     "retry": "send:retry_cmd",
+    "bounces": "bounces:bounces",
+    "doctor": "doctor:doctor",
     "schedule": "schedule:schedule",
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",

@@ -33,6 +33,7 @@ from typing import IO, Any, Protocol
 
 from digest import clock
 from digest.addresses import normalise
+from digest.bounces import issue_summary, send_warning
 from digest.errors import IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
 from digest.send.configured import open_sender
@@ -540,6 +541,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         counts = ledger.counts()
         first, last, audience = ledger.timing()
         problems = ledger.failures()
+        bounced = issue_summary(store, target.slug)
     rate = 0.0
     if first and last and first != last:
         span = (
@@ -556,6 +558,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         "last_sent_at": last,
         "rate_per_second": round(rate, 1),
         "problems": [{"state": s, "reason": r, "count": n} for s, r, n in problems],
+        "bounces": {k: bounced[k] for k in ("hard", "soft", "complaints", "mailbox_unsubscribes")},
     }
 
 
@@ -585,6 +588,12 @@ def retry(
     report = run_send(ws, target, on_progress=on_progress, stop_event=stop_event)
     report.reset = reset
     return report
+
+
+def bounce_warning(ws: Workspace, issue: Issue) -> str:
+    """A warning when the issue sent before this one bounced or drew complaints too often."""
+    with open_store(ws) as store:
+        return send_warning(store, issue.slug)
 
 
 def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:
