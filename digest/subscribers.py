@@ -693,6 +693,13 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             consent.evidence_t.delete().where(consent.evidence_t.c.seq.in_(seqs))
         )
         events = len(conn.execute(seqs).all())
+        # Bounce reports keep counting, but no longer say whose domain or reply they were.
+        reports_t = schema.bounce_reports
+        conn.execute(
+            reports_t.update()
+            .where(reports_t.c.subscriber_id == sub.id)
+            .values(reason="", domain="")
+        )
         if key is not None and not _suppressed(conn, key):
             conn.execute(
                 supp_t.insert().values(key=key, reason="erased", created_at=stamp(clock.now()))

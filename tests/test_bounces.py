@@ -180,3 +180,15 @@ def test_history_and_summary(store: Store) -> None:
     assert {r["status"] for r in summary["by_reason"]} == {"5.1.1", "5.2.2"}
     shown = bounces.history(store, a.id)
     assert [(h["kind"], h["outcome"]) for h in shown] == [("hard", "suppressed")]
+
+
+def test_erasure_leaves_bounce_reports_without_domain_or_reply(store: Store) -> None:
+    sub = _reader(store)
+    bounces.apply(store, _report(sub.id))
+    subscribers.erase(store, sub.id, source="test")
+    (seen,) = bounces.history(store, sub.id)
+    assert (seen["kind"], seen["reason"]) == ("hard", "")
+    assert bounces.issue_summary(store, "2026-12-04")["by_domain"] == [
+        {"kind": "hard", "domain": "", "count": 1}
+    ]
+    assert consent.verify(store).ok
