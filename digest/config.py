@@ -236,6 +236,15 @@ class ResendHook:
 
 
 @dataclass(frozen=True)
+class SesHook:
+    topic_arn: str = ""  # the SNS topic SES publishes to; messages from any other are refused
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arn)
+
+
+@dataclass(frozen=True)
 class Webhooks:
     """[webhooks.PROVIDER]: a route exists only for a provider configured here."""
 
@@ -244,6 +253,7 @@ class Webhooks:
     sendgrid: SendGridHook = field(default_factory=SendGridHook)
     mailgun: MailgunHook = field(default_factory=MailgunHook)
     resend: ResendHook = field(default_factory=ResendHook)
+    ses: SesHook = field(default_factory=SesHook)
 
 
 @dataclass(frozen=True)

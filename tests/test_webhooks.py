@@ -384,3 +384,147 @@ def test_resend_svix_signed_events(hook_ws: Workspace) -> None:
     ignored = json.dumps({"type": "email.delivered", "data": {"email_id": "x"}}).encode()
     reply = post(hook_ws, "/webhooks/resend", ignored, svix_headers(ignored, now))
     assert reply.status_code == 200 and reply.json()["events"] == 0
+
+
+# -- Amazon SES through SNS: RSA signatures with a certificate from an SNS address ----------
+
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
+CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem"
+
+
+@pytest.fixture
+def sns(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A signing key, its certificate served at an SNS address, and the requests made."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from digest.send.intake.webhooks import ses
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    requests: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(str(request.url))
+        if str(request.url) == CERT_URL:
+            return httpx.Response(200, content=cert.public_bytes(serialization.Encoding.PEM))
+        return httpx.Response(200, text="<ConfirmSubscriptionResponse/>")
+
+    monkeypatch.setattr(ses, "TRANSPORT", httpx.MockTransport(handler))
+    monkeypatch.setattr(ses, "_CERTIFICATES", {})
+
+    def sign(message: dict[str, Any], version: str = "2") -> bytes:
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()
+        signature = key.sign(ses.canonical(message), padding.PKCS1v15(), algorithm)
+        signed = dict(
+            message,
+            SignatureVersion=version,
+            Signature=base64.b64encode(signature).decode(),
+            SigningCertURL=message.get("SigningCertURL", CERT_URL),
+        )
+        return json.dumps(signed).encode()
+
+    return sign, requests
+
+
+def sns_notification(note: dict[str, Any], at: float, **more: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {
+        "Type": "Notification",
+        "MessageId": f"22b80b92-fdea-4c2c-8f9d-{secrets.token_hex(6)}",
+        "TopicArn": TOPIC,
+        "Message": json.dumps(note),
+        "Timestamp": stamp,
+        "UnsubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
+        **more,
+    }
+
+
+def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
+    from digest.message import message_id
+
+    sign, requests = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    ids = add_readers(ws, 3)
+    bounce = {
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": "reader0@example.net",
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
+            ],
+        },
+        "mail": {
+            "messageId": "0100018c-ses-id",
+            "commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[0])},
+        },
+    }
+    now = time.time()
+    message = sns_notification(bounce, now)
+    body = sign(message)
+    assert post(ws, "/webhooks/ses", body.replace(b"5.1.1", b"5.2.2"), {}).status_code == 401
+    other_topic = sign(dict(message, TopicArn="arn:aws:sns:eu-west-1:999:other"))
+    assert post(ws, "/webhooks/ses", other_topic, {}).status_code == 401
+    elsewhere = sign(dict(message, SigningCertURL="https://evil.example/cert.pem"))
+    assert post(ws, "/webhooks/ses", elsewhere, {}).status_code == 401
+    stale = sign(sns_notification(bounce, now - 3600))
+    assert post(ws, "/webhooks/ses", stale, {}).status_code == 403
+    assert status_of(ws, ids[0]) == "active"
+    reply = post(ws, "/webhooks/ses", body, {})
+    assert reply.status_code == 200 and reply.json()["outcomes"] == {"suppressed": 1}
+    assert post(ws, "/webhooks/ses", body, {}).status_code == 403  # the same MessageId
+    complaint = {
+        "notificationType": "Complaint",
+        "complaint": {
+            "complainedRecipients": [{"emailAddress": "reader1@example.net"}],
+            "complaintFeedbackType": "abuse",
+        },
+        "mail": {"commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[1])}},
+    }
+    v1 = sign(sns_notification(complaint, now), version="1")
+    assert post(ws, "/webhooks/ses", v1, {}).json()["outcomes"] == {"suppressed": 1}
+    # A bounce for a Message-ID digest did not give that reader changes nobody.
+    forged = dict(bounce, mail={"commonHeaders": {"messageId": "<2026-12-04.0000@elsewhere>"}})
+    forged["bounce"] = dict(
+        bounce["bounce"], bouncedRecipients=[{"emailAddress": "reader2@example.net"}]
+    )
+    reply = post(ws, "/webhooks/ses", sign(sns_notification(forged, now)), {})
+    assert reply.json()["outcomes"] == {"not ours": 1}
+    assert [status_of(ws, sid) for sid in ids] == ["bounced", "complained", "active"]
+    assert requests.count(CERT_URL) == 1  # fetched once, then kept
+
+    confirm = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "Token": "2336412f37fb687f5d51e6e2425f004aed",
+        "TopicArn": TOPIC,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336",
+        "Timestamp": sns_notification({}, now)["Timestamp"],
+    }
+    assert post(ws, "/webhooks/ses", sign(confirm), {}).status_code == 200
+    assert requests[-1] == confirm["SubscribeURL"]

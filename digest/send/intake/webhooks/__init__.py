@@ -1,6 +1,7 @@
 """Provider webhooks: each provider's signed events turned into bounce reports.
 
-One module per provider (``postmark``, ``sendgrid``, ``mailgun``, ``resend``),
+One module per provider (``postmark``, ``sendgrid``, ``mailgun``, ``resend``,
+``ses``),
 each with three functions: ``secrets(config)`` reads its secret from the
 environment; ``verify(config, headers, body, now)`` checks the request the
 way the provider documents it and returns a *nonce*
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +34,14 @@ from digest import bounces, clock
 from digest.bounces import Report
 from digest.config import Config
 from digest.errors import DigestError
+from digest.message import message_id
 from digest.store import Store, schema, stamp
 
-PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend")
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")
 MAX_BODY = 1024 * 1024  # providers batch events; a megabyte is far more than one batch
 
 nonces_t = schema.webhook_nonces
+_ISSUE_DAY = re.compile(r"<(\d{4}-\d\d-\d\d)\.[0-9a-f]+@")
 
 
 class Refused(DigestError):
@@ -58,6 +62,7 @@ class Event:
     event_id: str = ""
     provider_id: str = ""  # the provider's message id, as the send recorded it
     digest_key: str = ""  # digest-ISSUE-SUBSCRIBER, when the provider echoes it
+    message_id: str = ""  # the Message-ID header digest gave the message, when echoed
     status: str = ""
     diagnostic: str = ""
 
@@ -167,6 +172,15 @@ def _ours(store: Store, event: Event) -> tuple[str, str]:
             ).first()
         if found is not None:
             return issue, subscriber_id
+    if event.message_id and event.address:
+        found_day = _ISSUE_DAY.search(event.message_id)
+        try:
+            sub = find_by_email(store, event.address)
+        except DigestError:
+            sub = None
+        config = store.workspace.config
+        if found_day and sub and message_id(config, found_day.group(1), sub.id) == event.message_id:
+            return found_day.group(1), sub.id
     if not event.provider_id or not event.address:
         return "", ""
     try:
