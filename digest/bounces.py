@@ -297,14 +297,17 @@ def _soft_in_a_row(conn: Connection, subscriber_id: str, issue: str) -> int:
     }
     if not issue:
         return 1
+    deliveries = schema.deliveries
     mailed = set(bounced)
-    for (day,) in conn.exec_driver_sql(
-        "SELECT issue FROM deliveries WHERE subscriber_id = "
-        + ("%(sid)s" if conn.dialect.name == "postgresql" else ":sid")
-        + " AND state IN ('sent', 'failed')",
-        {"sid": subscriber_id},
-    ):
-        mailed.add(day)
+    mailed.update(
+        day
+        for (day,) in conn.execute(
+            select(deliveries.c.issue).where(
+                deliveries.c.subscriber_id == subscriber_id,
+                deliveries.c.state.in_(("sent", "failed")),
+            )
+        )
+    )
     count = 0
     for day in sorted((d for d in mailed if d <= issue), reverse=True):
         if day not in bounced:

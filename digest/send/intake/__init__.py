@@ -29,13 +29,15 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
+from sqlalchemy import select
+
 from digest import bounces
 from digest.bounces import Outcome, Report
 from digest.config import Config
 from digest.errors import TokenError
 from digest.message import message_id
 from digest.send.intake import reports
-from digest.store import Store
+from digest.store import Store, schema
 from digest.tokens import Tokens
 
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)")
@@ -222,11 +224,10 @@ class Reader:
         if found is None:
             return ""
         day = found.group(1)
+        deliveries = schema.deliveries
         with self.store.read() as conn:
-            ids = conn.exec_driver_sql(
-                "SELECT subscriber_id FROM deliveries WHERE issue = "
-                + ("%(day)s" if self.store.dialect == "postgresql" else ":day"),
-                {"day": day},
+            ids = conn.execute(
+                select(deliveries.c.subscriber_id).where(deliveries.c.issue == day)
             ).scalars()
             for subscriber_id in ids:
                 if message_id(self.config, day, subscriber_id) == mid:

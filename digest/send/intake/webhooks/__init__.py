@@ -113,9 +113,19 @@ def handle(
     except (ValueError, KeyError, TypeError, AttributeError):
         events = []  # a well-signed request we cannot read is answered, and ignored
     outcomes: Counter[str] = Counter()
-    for event in events:
-        report = _report(store, provider, event)
-        outcomes[bounces.apply(store, report).outcome] += 1
+    try:
+        for event in events:
+            report = _report(store, provider, event)
+            outcomes[bounces.apply(store, report).outcome] += 1
+    except Exception:
+        if nonce:  # not processed: the provider's retry of this request must get through
+            with store.begin() as conn:
+                conn.execute(
+                    delete(nonces_t).where(
+                        nonces_t.c.provider == provider, nonces_t.c.nonce == nonce[:128]
+                    )
+                )
+        raise
     return Handled(len(events), outcomes)
 
 
