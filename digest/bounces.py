@@ -184,7 +184,7 @@ class Outcome:
 
 def scrub(text: str, limit: int = 300) -> str:
     """A diagnostic as the ledger keeps it: one line, short, addresses masked."""
-    return addresses.scrub(" ".join(text.split()))[:limit]
+    return addresses.mask_all(" ".join(text.split()))[:limit]
 
 
 def _domain(address: str) -> str:

@@ -1,7 +1,8 @@
 """The double opt-in email: "confirm your subscription", sent through the configured sender.
 
 It is built from two small templates (``confirm_email.html`` and
-``confirm_email.txt``; a workspace may override either) and handed to the
+``confirm_email.txt``; a workspace may override either) into the
+:class:`~digest.message.MessageParts` every message of digest is, and handed to the
 same :class:`~digest.send.sender.Sender` a send uses, so an outbox workspace
 writes it to ``outbox/confirmations/`` and an SMTP or API workspace mails it.
 """
@@ -9,13 +10,12 @@ writes it to ``outbox/confirmations/`` and an SMTP or API workspace mails it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import formataddr, make_msgid
 
-from digest import clock, render
+from digest import render
 from digest.addresses import mask
 from digest.errors import SendError, TemplateError
+from digest.message import MessageParts, parts_to_mime
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
@@ -25,25 +25,11 @@ log = logging.getLogger("digest.confirmation")
 OUTBOX_FOLDER = "confirmations"
 
 
-@dataclass
-class ConfirmationParts:
-    """The message as an HTTP mail API wants it (see ``send.sender.PartsLike``)."""
-
-    subject: str
-    from_: str
-    to: str
-    reply_to: str
-    html: str
-    text: str
-    message_id: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def confirm_url(ws: Workspace, token: str) -> str:
     return render.confirm_url(ws.config, token)
 
 
-def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
+def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
     """The confirmation message for one address; ``url`` is its confirm link."""
     config = ws.config
     context = {
@@ -55,11 +41,10 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
         "statement": config.privacy.consent_statement,
         "policy_url": config.privacy.policy_url,
     }
-    # The render module's environment: workspace overrides first, then the built-ins.
-    env = render.environment(ws.templates_dir)
-    html = render._render(env, "confirm_email.html", context)
-    text = render._render(env, "confirm_email.txt", context)
-    return ConfirmationParts(
+    # Workspace overrides first, then the built-ins, as for an issue.
+    html = render.render_template(ws.templates_dir, "confirm_email.html", context)
+    text = render.render_template(ws.templates_dir, "confirm_email.txt", context)
+    return MessageParts(
         subject=f"Confirm your subscription to {config.newsletter.name}",
         from_=config.newsletter.from_,
         to=formataddr((name, email)) if name else email,
@@ -71,29 +56,12 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
     )
 
 
-def to_mime(parts: ConfirmationParts) -> EmailMessage:
-    """The RFC 5322 message: text first, HTML last."""
-    message = EmailMessage()
-    message["Subject"] = parts.subject
-    message["From"] = parts.from_
-    message["To"] = parts.to
-    if parts.reply_to:
-        message["Reply-To"] = parts.reply_to
-    message["Date"] = format_datetime(clock.now())
-    message["Message-ID"] = parts.message_id
-    for name, value in parts.headers.items():
-        message[name] = value
-    message.set_content(parts.text)
-    message.add_alternative(parts.html, subtype="html")
-    return message
-
-
-def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> OutgoingMessage:
+def outgoing(subscriber_id: str, email: str, parts: MessageParts) -> OutgoingMessage:
     return OutgoingMessage(
         subscriber_id,
         email,
         f"confirm-{subscriber_id}",
-        wire=lambda: to_mime(parts).as_bytes(),
+        wire=lambda: parts_to_mime(parts),
         parts=parts,
     )
 
@@ -127,11 +95,9 @@ async def send_quietly(ws: Workspace, subscriber_id: str, email: str, name: str,
 
 
 __all__ = [
-    "ConfirmationParts",
     "build",
     "confirm_url",
     "outgoing",
     "send_confirmation",
     "send_quietly",
-    "to_mime",
 ]

@@ -465,12 +465,7 @@ def add_url(
     when the page cannot be fetched (a feed item's own title and summary).
     """
     url = check_url(url)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = set(given) - set(OVERRIDE_KEYS)
-    if unknown:
-        raise CurateError(
-            f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}"
-        )
+    given = _overrides(overrides)
     sections = ws.config.newsletter.sections
     if section is not None:
         section = check_section(section, sections)
@@ -479,37 +474,10 @@ def add_url(
     issue = _existing_issue(ws, issue_date)
     if issue is not None:
         _refuse_duplicate(issue, url)
-
-    if fetch:
-        try:
-            meta = fetch_article(url, client=client, timeout=timeout)
-        except CurateError as exc:
-            if fallback is None:
-                raise
-            meta = fallback
-            notes.append(f"warning: {exc} (used the feed's title and summary instead)")
-    else:
-        if not given.get("title", "").strip():
-            raise CurateError(f"{url}: --title is required with --no-fetch")
-        meta = PageMeta(url=url)
-
-    values = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
-    values.update({k: " ".join(v.split()) for k, v in given.items()})
-    if values.get("image"):
-        values["image"] = _absolute(values["image"], meta.url) or values["image"]
-    if not values["title"]:
-        raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
-
+    meta = _page(url, given, fetch, fallback, client, timeout, notes)
+    values = _article_values(url, meta, given)
     if section is None:
-        found = canonical_section(meta.section, sections) if meta.section else ""
-        if found in sections:
-            section = found
-        else:
-            section = sections[0]
-            said = f"the page's section is {meta.section!r}" if meta.section else "no section given"
-            notes.append(
-                f"{said}; put under {section} (change it with `digest move N --section S`)"
-            )
+        section = _section_of(meta, sections, notes)
 
     if issue is None:
         issue = workspace_issue(ws, issue_date, create=True)
@@ -519,6 +487,61 @@ def add_url(
     index = add_article(issue, article, sections)
     save_issue(issue)
     return Added(issue=issue, article=article, number=index + 1, notes=notes)
+
+
+def _overrides(overrides: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The overrides given (not None), refusing a key that is not one of OVERRIDE_KEYS."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(given) - set(OVERRIDE_KEYS)
+    if unknown:
+        raise CurateError(
+            f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}"
+        )
+    return given
+
+
+def _page(
+    url: str,
+    given: dict[str, str],
+    fetch: bool,
+    fallback: PageMeta | None,
+    client: httpx.Client | None,
+    timeout: float,
+    notes: list[str],
+) -> PageMeta:
+    """The page's metadata; the fallback (with a note) when it cannot be fetched."""
+    if not fetch:
+        if not given.get("title", "").strip():
+            raise CurateError(f"{url}: --title is required with --no-fetch")
+        return PageMeta(url=url)
+    try:
+        return fetch_article(url, client=client, timeout=timeout)
+    except CurateError as exc:
+        if fallback is None:
+            raise
+        notes.append(f"warning: {exc} (used the feed's title and summary instead)")
+        return fallback
+
+
+def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, str]:
+    """Title, summary, author, image and alt text: the page's, overridden by ``given``."""
+    values = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
+    values.update({k: " ".join(v.split()) for k, v in given.items()})
+    if values.get("image"):
+        values["image"] = _absolute(values["image"], meta.url) or values["image"]
+    if not values["title"]:
+        raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
+    return values
+
+
+def _section_of(meta: PageMeta, sections: tuple[str, ...], notes: list[str]) -> str:
+    """The page's own section when it is one of ours, else the first (with a note)."""
+    found = canonical_section(meta.section, sections) if meta.section else ""
+    if found in sections:
+        return found
+    said = f"the page's section is {meta.section!r}" if meta.section else "no section given"
+    notes.append(f"{said}; put under {sections[0]} (change it with `digest move N --section S`)")
+    return sections[0]
 
 
 def _existing_issue(ws: Workspace, issue_date: date | None) -> Issue | None:

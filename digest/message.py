@@ -363,6 +363,27 @@ class MessageBuilder:
         )
 
 
+def parts_to_mime(parts: MessageParts) -> bytes:
+    """The RFC 5322 bytes of a message given as parts: text first, HTML last.
+
+    For the few messages not built from an issue (the confirmation email), so
+    every message of digest is a :class:`MessageParts` an HTTP API can take.
+    """
+    message = EmailMessage()
+    message["Subject"] = parts.subject
+    message["From"] = parts.from_
+    message["To"] = parts.to
+    if parts.reply_to:
+        message["Reply-To"] = parts.reply_to
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = parts.message_id
+    for name, value in parts.headers.items():
+        message[name] = value
+    message.set_content(parts.text)
+    message.add_alternative(parts.html, subtype="html")
+    return message.as_bytes()
+
+
 def reference_message(
     parts: MessageParts, recipient: Recipient, when: datetime | None = None
 ) -> bytes:

@@ -363,6 +363,15 @@ def _template_error(exc: Exception, env: jinja2.Environment) -> TemplateError:
     return TemplateError(f"{where}: {message}; fix the template")
 
 
+def render_template(templates_dir: Path | None, name: str, context: dict[str, Any]) -> str:
+    """Template ``name`` (the workspace's, else the built-in) with ``context``.
+
+    For the messages that are not an issue (the confirmation email); a
+    problem raises TemplateError naming the template and line.
+    """
+    return _render(environment(templates_dir), name, context)
+
+
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     try:
         return env.get_template(name).render(context)
@@ -706,7 +715,7 @@ def _fingerprint(ws: Workspace, issue: Issue, secret: bytes) -> str:
 
 def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> PreparedIssue:
     """Render ``issue`` once; the same issue, templates and config give the cached result."""
-    secret = ws.secret(ws.config.web.secret_key_env)
+    secret = ws.signing_key()
     key = _fingerprint(ws, issue, secret)
     cached = _CACHE.get(key)
     if cached is not None:

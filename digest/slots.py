@@ -87,7 +87,7 @@ def review_cutoff(schedule: Schedule, slot: datetime) -> datetime | None:
     return cutoff
 
 
-def describe(schedule: Schedule, instant: datetime) -> str:
+def wall_clock(schedule: Schedule, instant: datetime) -> str:
     """``Friday 2026-12-04 07:00 CET`` in the schedule's zone."""
     local = instant.astimezone(schedule.zone)
     return f"{local:%A %Y-%m-%d %H:%M} {local.tzname()}"

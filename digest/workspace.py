@@ -18,7 +18,9 @@ from pathlib import Path
 from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
-from digest.errors import WorkspaceError
+from digest.errors import ConfigError, WorkspaceError
+
+MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
 
 SUBSCRIBERS_IGNORE = """\
 # Personal data lives here: never commit it.
@@ -103,6 +105,39 @@ class Workspace:
             finally:
                 os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
+
+    def signing_key(self, *, env_only: bool = False) -> bytes:
+        """The one key that signs links in emails and checks them on the public pages.
+
+        It is named by ``[web] secret_key_env``. Rendering and sending fall back to
+        this workspace's own key (see :meth:`secret`); the public pages
+        (``env_only``) need the variable itself, at least 16 characters, so every
+        machine that signs or checks links holds the same value.
+        """
+        name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        if not env_only:
+            return self.secret(name).strip()
+        value = os.environ.get(name, "").strip()
+        if not value:
+            made = self.subscribers_dir / ".keys" / name
+            if made.exists():
+                # Mail already went out signed with the workspace's own key: keep it.
+                raise ConfigError(
+                    f"the environment variable {name} is not set; messages sent from this "
+                    f'workspace were signed with the key in {made}: export {name}="$(cat {made})" '
+                    "so their unsubscribe links keep working"
+                )
+            raise ConfigError(
+                f"the environment variable {name} is not set: the public pages sign and check "
+                f"links with it; make one with `digest secret` and export {name}=<that value> "
+                "(the same value wherever digest sends mail)"
+            )
+        if len(value) < MIN_SIGNING_KEY_LENGTH:
+            raise ConfigError(
+                f"{name} is {len(value)} characters long; use at least {MIN_SIGNING_KEY_LENGTH} "
+                "(`digest secret` makes a good one)"
+            )
+        return value.encode("utf-8")
 
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""

@@ -10,7 +10,8 @@ import pytest
 from _bounce_fixtures import bounce_config, reader_values, report
 
 from digest import bounces, consent, subscribers
-from digest.send.intake import Reader, files, reports, tokens_for
+from digest.send.intake import files, reports
+from digest.send.intake.reader import Reader, tokens_for
 from digest.store import open_store
 
 ISSUE = "2026-12-04"

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from digest.bounces import report
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.store import open_store
 

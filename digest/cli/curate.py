@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from digest import feeds as feeds_mod
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.curate import Added, add_url
 from digest.errors import CurateError

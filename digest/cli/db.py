@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.cli import workspace_of
+from digest.cli.common import workspace_of
 from digest.store import migrations, open_store
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 
 
 @click.command("doctor")

@@ -6,7 +6,7 @@ from datetime import date
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.errors import IssueError
 from digest.issue import (
     Issue,

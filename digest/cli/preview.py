@@ -6,7 +6,7 @@ from datetime import date
 
 import click
 
-from digest.cli import workspace_of
+from digest.cli.common import workspace_of
 from digest.cli.issues import DATE
 
 

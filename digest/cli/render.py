@@ -10,7 +10,7 @@ import click
 
 from digest.atomic import write_bytes
 from digest.check import check_issue
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder

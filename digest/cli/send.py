@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
+from digest.cli.stopping import stop_on_signals
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def _stop_on_signals() -> AbstractContextManager[threading.Event]:
     """Ctrl-C and SIGTERM set the event: stop claiming, let in-flight messages finish."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            return
-        stop.set()
-        click.echo("\nstopping: letting messages in flight finish...", err=True)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return stop_on_signals(
+        lambda signum: click.echo("\nstopping: letting messages in flight finish...", err=True)
+    )
 
 
 class _Meter:

@@ -12,7 +12,7 @@ from digest import consent as consent_mod
 from digest import subscribers as subs
 from digest.atomic import write_text
 from digest.bounces import history as bounce_history
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, workspace_of
 from digest.store import Store, open_store
 
 

@@ -6,7 +6,7 @@ import secrets
 
 import click
 
-from digest.cli import workspace_of
+from digest.cli.common import workspace_of
 
 
 @click.command("serve")

@@ -22,9 +22,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import re
 import threading
 from datetime import timedelta
@@ -45,7 +43,7 @@ from starlette.routing import BaseRoute, Route
 
 from digest import clock, confirmation, render
 from digest import subscribers as subs
-from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
+from digest.errors import IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
@@ -71,7 +69,6 @@ HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
 MAX_BODY = 64 * 1024
-MIN_KEY_LENGTH = 16
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -86,33 +83,6 @@ HEADINGS = {
 }
 
 
-def signing_key(ws: Workspace) -> bytes:
-    """The key that signs links, from the environment only (never a file, for ``serve``)."""
-    name = ws.config.web.secret_key_env or "DIGEST_SECRET_KEY"
-    value = os.environ.get(name, "").strip()
-    if not value:
-        made = ws.subscribers_dir / ".keys" / name
-        if made.exists():
-            # Mail already went out signed with the workspace's own key: keep it.
-            raise ConfigError(
-                f"the environment variable {name} is not set; messages sent from this "
-                f'workspace were signed with the key in {made}: export {name}="$(cat {made})" '
-                "so their unsubscribe links keep working"
-            )
-        raise ConfigError(
-            f"the environment variable {name} is not set: the public pages sign and check "
-            f"links with it; make one with `digest secret` and export {name}=<that value> "
-            "(the same value wherever digest sends mail)"
-        )
-    if len(value) < MIN_KEY_LENGTH:
-        raise ConfigError(
-            f"{name} is {len(value)} characters long; use at least {MIN_KEY_LENGTH} "
-            "(`digest secret` makes a good one)"
-        )
-    return value.encode("utf-8")
-
-
-@functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path) -> jinja2.Environment:
     """Workspace templates first (``public_*.html`` may be overridden), then the built-ins."""
     loaders: list[jinja2.BaseLoader] = []
@@ -199,7 +169,7 @@ class PublicSite:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.config = ws.config
-        self.tokens = Tokens(signing_key(ws))
+        self.tokens = Tokens(ws.signing_key(env_only=True))
         self.proxies = parse_proxies(ws.config.web.trusted_proxies)
         self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
         self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")

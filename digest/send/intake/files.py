@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from digest.errors import DigestError
-from digest.send.intake import IntakeReport, Reader, tokens_for
+from digest.send.intake.reader import IntakeReport, Reader, tokens_for
 from digest.store import Store
 
 

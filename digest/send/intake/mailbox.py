@@ -16,7 +16,7 @@ import ssl
 
 from digest.config import Imap
 from digest.errors import ConfigError, DigestError, SendError
-from digest.send.intake import IntakeReport, Reader, tokens_for
+from digest.send.intake.reader import IntakeReport, Reader, tokens_for
 from digest.store import Store
 
 

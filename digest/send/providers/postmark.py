@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from digest.errors import SendError
-from digest.send.providers import Provider, recipient_refused
+from digest.send.providers.provider import Provider, recipient_refused
 from digest.send.sender import OutgoingMessage, Result
 
 # Codes that say "not now" rather than "never" for this message.

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from digest.send.keys import batch_key
-from digest.send.providers import Provider, recipient_refused
+from digest.send.providers.provider import Provider, recipient_refused
 from digest.send.sender import OutgoingMessage, Result
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from digest import bounces
 from digest.config import Config
-from digest.send.intake.webhooks import Event, Refused, fresh, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, raw_json
 
 
 def secrets(config: Config) -> str:

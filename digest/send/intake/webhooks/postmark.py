@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from digest.config import Config
-from digest.send.intake.webhooks import Event, Refused, header, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, header, raw_json
 
 HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
 SOFT = {"SoftBounce", "Transient", "DnsError", "Blocked", "DMARCPolicy", "Unknown"}

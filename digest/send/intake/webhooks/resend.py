@@ -22,7 +22,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import ConfigError
-from digest.send.intake.webhooks import Event, Refused, fresh, header, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, header, raw_json
 
 
 def secrets(config: Config) -> bytes:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from digest import bounces
 from digest.config import Config
 from digest.errors import ConfigError
-from digest.send.intake.webhooks import Event, Refused, fresh, header, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, header, raw_json
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from digest.config import Config
-from digest.send.intake.webhooks import Event, Refused, fresh, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, raw_json
 
 # Certificates and confirmations are fetched with this transport (None: the network);
 # tests set an httpx.MockTransport.
