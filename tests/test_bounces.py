@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import string
+from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest import bounces, consent, subscribers
 from digest.bounces import Report, classify
+from digest.errors import TokenError
 from digest.store import Store
+from digest.tokens import Tokens
 
 
 @pytest.mark.parametrize(
@@ -192,3 +198,21 @@ def test_erasure_leaves_bounce_reports_without_domain_or_reply(store: Store) -> 
         {"kind": "hard", "domain": "", "count": 1}
     ]
     assert consent.verify(store).ok
+
+
+@given(
+    day=st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)),
+    subscriber_id=st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1),
+)
+def test_address_tokens_round_trip_and_refuse_tampering(day: date, subscriber_id: str) -> None:
+    tokens = Tokens(b"address-token-test-key-0123456789")
+    token = tokens.return_path(day.isoformat(), subscriber_id)
+    assert len(f"bounce+{token}") <= 64 or len(subscriber_id) > 22
+    assert tokens.read_return_path(token) == (day.isoformat(), subscriber_id)
+    assert tokens.read_mailto(tokens.mailto(subscriber_id)) == subscriber_id
+    with pytest.raises(TokenError):
+        Tokens(b"another-key-entirely-0123456789").read_return_path(token)
+    with pytest.raises(TokenError):
+        tokens.read_mailto(tokens.mailto(subscriber_id) + "x")
+    with pytest.raises(TokenError):  # a return-path token is no unsubscribe address
+        tokens.read_mailto(token.partition(".")[2])

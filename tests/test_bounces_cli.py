@@ -74,3 +74,23 @@ def test_bad_input_is_one_line(send_ws: Workspace, tmp_path: Path) -> None:
     assert unset.exit_code == 1
     assert "[bounces.imap] host is empty" in unset.output
     assert "Traceback" not in unset.output
+
+
+def test_ingest_from_an_mta_pipe_names_the_recipient_with_to(send_ws: Workspace) -> None:
+    """A Postfix pipe passes ${original_recipient}: the VERP address need not be in the headers."""
+    ws = bounce_config(send_ws)
+    ids = add_readers(ws, 2)
+    engine.run_send(ws, SEND_DAY)
+    cli = Cli(ws.root)
+    for n, sid in enumerate(ids):
+        values = reader_values(ws, sid, f"reader{n}@example.net", SEND_DAY)
+        verp = values["RETURN_PATH"]
+        values["RETURN_PATH"] = "bounces@relay.example.org"  # what the headers show
+        values["MESSAGE_ID"] = "<unrelated@relay.example.org>"
+        values["UNSUBSCRIBE_URL"] = "https://elsewhere.example/u"
+        raw = report("qmail-no-dsn.eml", values).decode()
+        if n == 0:  # without the envelope recipient nothing proves the message was ours
+            assert "1 not ours" in cli("bounces", "ingest", "-", input=raw).output
+        else:
+            piped = cli("bounces", "ingest", "--to", verp, "-", input=raw)
+            assert "1 suppressed" in piped.output, piped.output
