@@ -108,3 +108,88 @@ def test_the_smtp_sender_classifies_its_5xx(smtp_sink: SmtpSink, reply: str, bou
     smtp_sink.script("reader0@example.net", reply)
     (result,) = asyncio.run(send_all(sender(smtp_sink), [message(0)]))
     assert (result.state, result.bounce) == ("permanent", bounce)
+
+
+@pytest.mark.parametrize(
+    ("provider", "status", "reply", "bounce"),
+    [
+        (
+            "sendgrid",
+            400,
+            {
+                "errors": [
+                    {
+                        "message": "Does not contain a valid address.",
+                        "field": "personalizations.0.to.0.email",
+                    }
+                ]
+            },
+            "hard",
+        ),
+        (
+            "mailgun",
+            400,
+            {"message": "to parameter is not a valid address. please check documentation"},
+            "hard",
+        ),
+        (
+            "sendgrid",
+            400,
+            {"errors": [{"message": "The subject is required.", "field": "subject"}]},
+            "",
+        ),
+        (
+            "postmark",
+            422,
+            {
+                "ErrorCode": 406,
+                "Message": "You tried to send to recipient(s) that have been marked as inactive.",
+            },
+            "hard",
+        ),
+        (
+            "postmark",
+            422,
+            {
+                "ErrorCode": 300,
+                "Message": "Error parsing 'To': Illegal email "
+                "address 'reader0'. It must contain the '@' symbol.",
+            },
+            "hard",
+        ),
+        (
+            "postmark",
+            422,
+            {"ErrorCode": 300, "Message": "Provide either email TextBody or HtmlBody or both."},
+            "",
+        ),
+    ],
+)
+def test_api_refusals_for_the_recipient_are_hard_bounces(
+    provider: str, status: int, reply: dict, bounce: str
+) -> None:
+    import httpx
+    from test_send_http import message, run
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=reply)
+
+    (result,) = run(provider, handler, [message(0)])
+    assert (result.state, result.bounce) == ("permanent", bounce)
+
+
+def test_resend_permissive_batch_error_for_an_invalid_to_is_hard() -> None:
+    import httpx
+    from test_send_http import message, run
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "data": [{"id": "re-a"}],
+                "errors": [{"index": 1, "message": "Invalid `to` field."}],
+            },
+        )
+
+    results = run("resend", handler, [message(0), message(1)])
+    assert [(r.state, r.bounce) for r in results] == [("accepted", ""), ("permanent", "hard")]

@@ -79,7 +79,7 @@ class Provider:
 
 # A provider's words for "this recipient's address is invalid or suppressed here".
 _RECIPIENT_REFUSED = re.compile(
-    r"inactive recipient|marked as inactive|suppress|invalid (email|recipient|to|address)|"
+    r"inactive recipient|marked as inactive|suppress|invalid `?(email|recipient|to|address)|"
     r"not a valid (email|address)|does not contain a valid address|illegal email address|"
     r"bounce list|on the bounce|unsubscribed recipient|blocked recipient",
     re.I,
