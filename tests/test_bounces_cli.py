@@ -47,6 +47,7 @@ def test_ingest_then_the_report_deliveries_and_history(send_ws: Workspace, tmp_p
     as_json = json.loads(cli("bounces", "--json").output)  # the last issue sent
     assert (as_json["issue"], as_json["hard"], as_json["soft"]) == (SEND_DAY, 1, 1)
     assert json.loads(cli("bounces", SEND_DAY, "--json").output)["hard_rate"] == 0.1
+    assert json.loads(cli("bounces", "--json", SEND_DAY).output)["issue"] == SEND_DAY
 
     deliveries = cli("deliveries", SEND_DAY)
     assert "bounced: 1 hard, 1 soft, 0 complaints, 0 mailbox unsubscribes" in deliveries.output

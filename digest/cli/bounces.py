@@ -76,6 +76,7 @@ def bounces(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """The report for the issue of DATE (what `digest bounces DATE` runs)."""
+    as_json = as_json or bool(ctx.parent and ctx.parent.params.get("as_json"))
     with open_store(workspace_of(ctx)) as store:
         data = report(store, day.isoformat() if day else None)
     if as_json:
