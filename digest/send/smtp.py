@@ -183,8 +183,9 @@ class SmtpSender(Sender):
         client = connection.client
         connection.used += 1
         stage = "MAIL FROM"
+        sender = self.return_path(message) if self.return_path else self.envelope_from
         try:
-            await client.mail(self.return_path(message) if self.return_path else self.envelope_from)
+            await client.mail(sender)
             stage = "RCPT TO"
             await client.rcpt(message.email)
             stage = "DATA"
@@ -200,8 +201,9 @@ class SmtpSender(Sender):
                 ) from None
             if stage == "MAIL FROM" and exc.code >= 500:
                 raise SendError(
-                    f"{self.where}: the server refused the sender address "
-                    f"{self.envelope_from} ({exc.code} {exc.message}); check [newsletter] from"
+                    f"{self.where}: the server refused the sender address {sender} "
+                    f"({exc.code} {exc.message}); check "
+                    f"{'[bounces] return_path' if self.return_path else '[newsletter] from'}"
                 ) from None
             await self._reset(connection)
             reason = f"{exc.code} {exc.message}".strip()
