@@ -33,6 +33,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 SENDER_KINDS = ("outbox", "smtp", "http", "null")
 SMTP_SECURITY = ("starttls", "tls", "none")
 PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "generic")
+IMAP_AFTER = ("move", "delete")
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -177,6 +178,94 @@ class Web:
 
 
 @dataclass(frozen=True)
+class Imap:
+    """[bounces.imap]: the mailbox `digest bounces fetch` reads reports from."""
+
+    host: str = ""
+    port: int = 993
+    security: str = field(default="tls", metadata=_choices(*SMTP_SECURITY))
+    username_env: str = "DIGEST_BOUNCE_IMAP_USER"
+    password_env: str = "DIGEST_BOUNCE_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    after: str = field(default="move", metadata=_choices(*IMAP_AFTER))
+    move_to: str = "digest-processed"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Bounces:
+    """[bounces]: the policy and where reports come from."""
+
+    return_path: str = ""  # e.g. "bounce+{token}@bounces.example.com": VERP, per recipient
+    soft_limit: int = 3  # soft bounces in a row, on separate issues, before suppression
+    hard_rate_warning: float = 0.02
+    complaint_rate_warning: float = 0.001
+    imap: Imap = field(default_factory=Imap)
+
+    @property
+    def return_path_domain(self) -> str:
+        return self.return_path.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class PostmarkHook:
+    username_env: str = ""
+    password_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.username_env and self.password_env)
+
+
+@dataclass(frozen=True)
+class SendGridHook:
+    public_key_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.public_key_env)
+
+
+@dataclass(frozen=True)
+class MailgunHook:
+    signing_key_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.signing_key_env)
+
+
+@dataclass(frozen=True)
+class ResendHook:
+    secret_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret_env)
+
+
+@dataclass(frozen=True)
+class SesHook:
+    topic_arn: str = ""  # the SNS topic SES publishes to; messages from any other are refused
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arn)
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """[webhooks.PROVIDER]: a route exists only for a provider configured here."""
+
+    tolerance_seconds: int = 300
+    postmark: PostmarkHook = field(default_factory=PostmarkHook)
+    sendgrid: SendGridHook = field(default_factory=SendGridHook)
+    mailgun: MailgunHook = field(default_factory=MailgunHook)
+    resend: ResendHook = field(default_factory=ResendHook)
+    ses: SesHook = field(default_factory=SesHook)
+
+
+@dataclass(frozen=True)
 class Consent:
     pseudonym_key_env: str = "DIGEST_PSEUDONYM_KEY"
 
@@ -191,6 +280,8 @@ class Config:
     dkim: Dkim = field(default_factory=Dkim)
     web: Web = field(default_factory=Web)
     consent: Consent = field(default_factory=Consent)
+    bounces: Bounces = field(default_factory=Bounces)
+    webhooks: Webhooks = field(default_factory=Webhooks)
     path: Path | None = field(default=None, compare=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
@@ -403,5 +494,27 @@ def _check(config: Config, locator: _Locator) -> None:
             ("web", "ipv6_prefix"),
             f"must be a prefix length from 1 to 128, not {config.web.ipv6_prefix}",
         )
+    _check_bounces(config, locator)
     if config.sender.concurrency < 1:
         raise locator.error(("sender", "concurrency"), "must be at least 1")
+
+
+def _check_bounces(config: Config, locator: _Locator) -> None:
+    """An address template must hold ``{token}`` once, in the local part."""
+    for keys, value in (
+        (("bounces", "return_path"), config.bounces.return_path),
+        (("newsletter", "unsubscribe_mailto"), config.newsletter.unsubscribe_mailto),
+    ):
+        if not value or "{token}" not in value:
+            if keys[0] == "bounces" and value:
+                raise locator.error(
+                    keys, 'must hold {token}, like "bounce+{token}@bounces.example.com"'
+                )
+            continue
+        local, at, domain = value.rpartition("@")
+        if not at or "{token}" not in local or "{token}" in domain or "." not in domain:
+            raise locator.error(
+                keys, f"must be an address with {{token}} in its local part, not {value!r}"
+            )
+    if config.bounces.soft_limit < 1:
+        raise locator.error(("bounces", "soft_limit"), "must be at least 1")

@@ -50,7 +50,18 @@ EVENT_KINDS = (
     "exported",
     "erased",
 )
-METHODS = ("web_form", "one_click", "link", "import", "admin", "provider_webhook")
+METHODS = (
+    "web_form",
+    "one_click",
+    "link",
+    "import",
+    "admin",
+    "provider_webhook",
+    "smtp_reply",  # a server refused the message during the send
+    "provider_reply",  # an HTTP mail API refused the message during the send
+    "bounce_report",  # a delivery report or complaint read from a mailbox or a file
+    "mailto",  # a message to the reader's own List-Unsubscribe mailto: address
+)
 
 events_t = schema.consent_events
 evidence_t = schema.consent_evidence

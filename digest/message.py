@@ -342,8 +342,20 @@ class MessageBuilder:
             self._date = f"Date: {format_datetime(now)}\r\n".encode("ascii")
         return self._date
 
-    def list_unsubscribe(self, url: str) -> str:
-        return f"<{url}>, {self.mailto}" if self.mailto else f"<{url}>"
+    def list_unsubscribe(self, url: str, subscriber_id: str | None = None) -> str:
+        """The https link, and the mailto: address when configured.
+
+        A ``{token}`` in ``unsubscribe_mailto`` gives each reader a signed address
+        of their own; it is filled in for a known reader (the MIME message),
+        and left out of the parts an HTTP API gets (they unsubscribe through the
+        provider's webhook instead).
+        """
+        mailto = self.mailto
+        if "{token}" in mailto:
+            if subscriber_id is None:
+                return f"<{url}>"
+            mailto = mailto.replace("{token}", self.prepared.tokens.mailto(subscriber_id))
+        return f"<{url}>, {mailto}" if mailto else f"<{url}>"
 
     def build(self, recipient: Recipient, *, test: bool = False) -> bytes:
         """The complete message for ``recipient``, CRLF line endings, ready for the wire."""
@@ -352,7 +364,7 @@ class MessageBuilder:
         escaped = escaped_values(values, keys)
         mid = _message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id)
         to = encode_address(recipient.name, recipient.email)
-        unsubscribe = self.list_unsubscribe(values["unsubscribe_url"])
+        unsubscribe = self.list_unsubscribe(values["unsubscribe_url"], recipient.subscriber_id)
         if self.mailto:
             unsubscribe = unsubscribe.replace(", ", ",\r\n ")
         message = b"".join(

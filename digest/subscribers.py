@@ -439,7 +439,7 @@ def suppress(
             key = row.email_key
         if key is None or _suppressed(conn, key):
             return False
-        conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+        _suppress_key(conn, key, kind)
         if row is not None:
             name = {"admin": "suppress", "bounced": "bounce", "complained": "complaint"}[kind]
             step = lifecycle.plan(name, row.status, row.id, suppressed=lambda: True)
@@ -455,6 +455,69 @@ def suppress(
                     status=step.target,
                 )
         return True
+
+
+def _suppress_key(conn: Connection, key: str, kind: str) -> None:
+    conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+
+
+# inside a caller's write transaction (the bounce policy records its report in the same one)
+
+
+def write_transaction(store: Store) -> contextlib.AbstractContextManager[Connection]:
+    """A write transaction with the chain head locked, as every lifecycle change takes."""
+    return _write(store)
+
+
+def find_in(
+    conn: Connection, store: Store, *, subscriber_id: str = "", address: str = ""
+) -> Subscriber | None:
+    """The subscriber with this id (or else this address), read in ``conn``."""
+    row = _by_id(conn, subscriber_id) if subscriber_id else None
+    if row is None and address:
+        try:
+            row = _by_key(conn, _key(store, normalise(address)))
+        except SubscriberError:
+            row = None
+    return _from_row(row) if row else None
+
+
+def transition_in(
+    conn: Connection,
+    store: Store,
+    subscriber_id: str,
+    name: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+) -> bool:
+    """Apply lifecycle transition ``name`` in the caller's :func:`write_transaction`.
+
+    A bounce or a complaint also puts the address's keyed hash on the
+    suppression list. False when the transition changes nothing from the
+    subscriber's state (see :mod:`digest.lifecycle`).
+    """
+    row = _require(conn, subscriber_id)
+    step = lifecycle.plan(
+        name, row.status, subscriber_id, suppressed=lambda: _suppressed(conn, row.email_key)
+    )
+    if step is None:
+        return False
+    if step.target in SUPPRESSION_REASONS and row.email_key is not None:
+        if not _suppressed(conn, row.email_key):
+            _suppress_key(conn, row.email_key, step.target)
+    _event(
+        conn,
+        store,
+        row,
+        step.event,
+        method=method,
+        source=source,
+        evidence=evidence,
+        status=step.target,
+    )
+    return True
 
 
 # reading ---------------------------------------------------------------------------
@@ -696,6 +759,13 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             consent.evidence_t.delete().where(consent.evidence_t.c.seq.in_(seqs))
         )
         events = len(conn.execute(seqs).all())
+        # Bounce reports keep counting, but no longer say whose domain or reply they were.
+        reports_t = schema.bounce_reports
+        conn.execute(
+            reports_t.update()
+            .where(reports_t.c.subscriber_id == sub.id)
+            .values(reason="", domain="")
+        )
         if key is not None and not _suppressed(conn, key):
             conn.execute(
                 supp_t.insert().values(key=key, reason="erased", created_at=stamp(clock.now()))

@@ -38,7 +38,14 @@ SALTS = {
     "manage": b"digest.manage.v1",
     "confirm": b"digest.confirm.v1",
     "csrf": b"digest.csrf.v1",
+    "return_path": b"digest.return-path.v1",
+    "mailto": b"digest.mailto.v1",
 }
+
+# Short tokens for the local part of an address (VERP return path, mailto
+# unsubscribe): "DAY.ID.MAC" / "ID.MAC" with a 64-bit MAC, at most 64 characters
+# with a prefix, and only characters a dot-atom allows (base64url has no dot).
+_ADDRESS_MAC_BYTES = 8
 
 
 class _KeyedSigner(Signer):
@@ -107,6 +114,13 @@ class Tokens:
         self._manage = _Purpose(keys, "manage", timed=False)
         self._confirm = _Purpose(keys, "confirm", timed=True)
         self._csrf = _Purpose(keys, "csrf", timed=True)
+        # address tokens: the newest key makes them, every key still reads them
+        self._return_path = [
+            hmac.new(key + SALTS["return_path"], digestmod=hashlib.sha256) for key in keys[::-1]
+        ]
+        self._mailto = [
+            hmac.new(key + SALTS["mailto"], digestmod=hashlib.sha256) for key in keys[::-1]
+        ]
 
     # -- unsubscribe: no expiry ------------------------------------------------
     def unsubscribe(self, subscriber_id: str) -> str:
@@ -140,6 +154,43 @@ class Tokens:
         if not isinstance(value, str) or (expected is not None and value != expected):
             raise TokenError("the form token does not belong to this form; reload the page")
         return value
+
+    # -- address tokens: a VERP return path and a mailto: unsubscribe address ---------
+    def return_path(self, issue: str, subscriber_id: str) -> str:
+        """``YYYYMMDD.ID.MAC``: names an issue's message to one subscriber, for a bounce."""
+        value = f"{issue.replace('-', '')}.{subscriber_id}"
+        return f"{value}.{_address_mac(self._return_path[0], value)}"
+
+    def read_return_path(self, token: str) -> tuple[str, str]:
+        """(issue date ``YYYY-MM-DD``, subscriber id) of a return-path token."""
+        day, _, rest = token.partition(".")
+        subscriber_id, _, mac = rest.rpartition(".")
+        if not (len(day) == 8 and day.isdigit() and subscriber_id and mac):
+            raise TokenError("this bounce address is not one digest made")
+        if not _any_mac(self._return_path, f"{day}.{subscriber_id}", mac):
+            raise TokenError("this bounce address is not valid (altered or another key)")
+        return f"{day[:4]}-{day[4:6]}-{day[6:]}", subscriber_id
+
+    def mailto(self, subscriber_id: str) -> str:
+        """``ID.MAC``: a subscriber's own unsubscribe address token."""
+        return f"{subscriber_id}.{_address_mac(self._mailto[0], subscriber_id)}"
+
+    def read_mailto(self, token: str) -> str:
+        subscriber_id, _, mac = token.rpartition(".")
+        if not subscriber_id or not _any_mac(self._mailto, subscriber_id, mac):
+            raise TokenError("this unsubscribe address is not valid (altered or another key)")
+        return subscriber_id
+
+
+def _any_mac(keyed: list[hmac.HMAC], value: str, mac: str) -> bool:
+    """Whether ``mac`` is the address MAC of ``value`` under any of the keys."""
+    return any(hmac.compare_digest(mac, _address_mac(k, value)) for k in keyed)
+
+
+def _address_mac(keyed: hmac.HMAC, value: str) -> str:
+    mac = keyed.copy()
+    mac.update(value.encode("utf-8"))
+    return base64_encode(mac.digest()[:_ADDRESS_MAC_BYTES]).decode("ascii")
 
 
 def _read(purpose: _Purpose, token: str, what: str, max_age: int | None = None) -> Any:

@@ -89,6 +89,16 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "Deliverability",
+        (
+            (
+                "bounces",
+                "Bounces, complaints and mailbox unsubscribes of an issue; fetch and ingest reports.",
+            ),
+            ("doctor", "Check SPF, DKIM, DMARC, the bounce MX, one-click unsubscribe, alignment."),
+        ),
+    ),
+    (
         "Every week, unattended",
         (
             ("schedule", "cron, systemd: show the next slot, or print a cron or systemd set-up."),
@@ -197,6 +207,8 @@ COMMANDS = {
     "send": "send:send_cmd",
     "deliveries": "send:deliveries_cmd",
     "retry": "send:retry_cmd",
+    "bounces": "bounces:bounces",
+    "doctor": "doctor:doctor",
     "schedule": "schedule:schedule",
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",

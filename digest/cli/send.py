@@ -153,6 +153,9 @@ def send_cmd(
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
+    warning = engine.bounce_warning(ws, issue)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f"{issue.slug} \u201c{issue.subject}\u201d: {what} {size} via {sender.name}")
     if not yes:
         early = ahead_of_slot(ws.config.schedule, issue.date, clock.now())
@@ -188,6 +191,12 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
         )
     for problem in stats["problems"]:
         click.echo(f"  {problem['count']:>6} {problem['state']:<8} {problem['reason']}")
+    b = stats["bounces"]
+    if any(b.values()):
+        click.echo(
+            f"  bounced: {b['hard']} hard, {b['soft']} soft, {b['complaints']} complaints, "
+            f"{b['mailbox_unsubscribes']} mailbox unsubscribes (`digest bounces {stats['issue']}`)"
+        )
 
 
 @click.command("retry")

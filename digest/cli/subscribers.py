@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ import click
 from digest import consent as consent_mod
 from digest import roster
 from digest import subscribers as subs
+from digest.bounces import history as bounce_history
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError
 from digest.store import Store, open_store
@@ -138,6 +138,7 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
     """Show one subscriber (by address or id) and their full consent history."""
     with _store(ctx) as store:
         data = subs.show(store, email_or_id)
+        data["bounces"] = bounce_history(store, data["subscriber"]["id"])
     if as_json:
         echo_json(data)
         return
@@ -152,6 +153,14 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
             f"  #{event['seq']} {event['at']} {event['event']} via {event['method']} "
             f"({event['source']}), statement v{event['statement']['version']}, "
             f"policy {event['policy']['version']}"
+        )
+    if data["bounces"]:
+        click.echo("bounce history:")
+    for seen in data["bounces"]:
+        status = f" {seen['status']}" if seen["status"] else ""
+        click.echo(
+            f"  {seen['at']} {seen['kind']}{status} via {seen['source']} "
+            f"(issue {seen['issue'] or '?'}): {seen['outcome']}; {seen['reason']}"
         )
 
 

@@ -33,10 +33,12 @@ from typing import IO, Any, Protocol
 
 from digest import clock
 from digest.addresses import normalise
+from digest.bounces import issue_summary, send_warning
 from digest.errors import IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
 from digest.send.configured import open_sender
 from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
+from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
 from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
@@ -468,6 +470,17 @@ class _Run:
         )
         for state, n in counts.items():
             self._count(state, n)
+        refused = [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
+        if refused:  # a refusal that is a bounce goes through the bounce policy
+            await asyncio.to_thread(
+                functools.partial(
+                    record_refusals,
+                    self.ledger.store,
+                    self.ledger.issue,
+                    refused,
+                    source=self.sender.bounce_source,
+                )
+            )
         throttled = [r for _, r in outcomes if r.throttled]
         if throttled:
             self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
@@ -567,6 +580,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         counts = ledger.counts()
         first, last, audience = ledger.timing()
         problems = ledger.failures()
+        bounced = issue_summary(store, target.slug)
     rate = 0.0
     if first and last and first != last:
         span = (
@@ -583,6 +597,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         "last_sent_at": last,
         "rate_per_second": round(rate, 1),
         "problems": [{"state": s, "reason": r, "count": n} for s, r, n in problems],
+        "bounces": {k: bounced[k] for k in ("hard", "soft", "complaints", "mailbox_unsubscribes")},
     }
 
 
@@ -612,6 +627,12 @@ def retry(
     report = run_send(ws, target, on_progress=on_progress, stop_event=stop_event)
     report.reset = reset
     return report
+
+
+def bounce_warning(ws: Workspace, issue: Issue) -> str:
+    """A warning when the issue sent before this one bounced or drew complaints too often."""
+    with open_store(ws) as store:
+        return send_warning(store, issue.slug)
 
 
 def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:

@@ -110,6 +110,7 @@ class Result:
     reason: str = ""
     retry_after: float | None = None
     throttled: bool = False
+    bounce: str = ""  # hard | soft: the refusal is a bounce (digest.bounces.classify)
 
     @classmethod
     def accepted(cls, provider_id: str = "") -> Result:
@@ -122,8 +123,8 @@ class Result:
         return cls(TRANSIENT, reason=mask_all(reason), retry_after=retry_after, throttled=throttled)
 
     @classmethod
-    def permanent(cls, reason: str) -> Result:
-        return cls(PERMANENT, reason=mask_all(reason))
+    def permanent(cls, reason: str, *, bounce: str = "") -> Result:
+        return cls(PERMANENT, reason=mask_all(reason), bounce=bounce)
 
     @classmethod
     def unknown(cls, reason: str) -> Result:
@@ -146,6 +147,7 @@ class Sender:
     """
 
     name: str = "sender"
+    bounce_source: str = "send"  # names the source of a refusal's bounce report
     batch_size: int = 1
     parallel: int = 1
     idempotent: bool = False

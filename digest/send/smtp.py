@@ -22,10 +22,12 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosmtplib
 
+from digest.bounces import classify
 from digest.config import Smtp
 from digest.errors import SendError
 from digest.send.sender import OutgoingMessage, Result, Sender
@@ -41,6 +43,8 @@ class _Connection:
 
 
 class SmtpSender(Sender):
+    bounce_source = "smtp"
+
     def __init__(
         self,
         settings: Smtp,
@@ -50,9 +54,11 @@ class SmtpSender(Sender):
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         batch_size: int = 10,
+        return_path: Callable[[OutgoingMessage], str] | None = None,
     ) -> None:
         self.settings = settings
         self.envelope_from = envelope_from
+        self.return_path = return_path
         self.username = username
         self.password = password
         self.tls_context = tls_context
@@ -177,8 +183,9 @@ class SmtpSender(Sender):
         client = connection.client
         connection.used += 1
         stage = "MAIL FROM"
+        sender = self.return_path(message) if self.return_path else self.envelope_from
         try:
-            await client.mail(self.envelope_from)
+            await client.mail(sender)
             stage = "RCPT TO"
             await client.rcpt(message.email)
             stage = "DATA"
@@ -194,14 +201,15 @@ class SmtpSender(Sender):
                 ) from None
             if stage == "MAIL FROM" and exc.code >= 500:
                 raise SendError(
-                    f"{self.where}: the server refused the sender address "
-                    f"{self.envelope_from} ({exc.code} {exc.message}); check [newsletter] from"
+                    f"{self.where}: the server refused the sender address {sender} "
+                    f"({exc.code} {exc.message}); check "
+                    f"{'[bounces] return_path' if self.return_path else '[newsletter] from'}"
                 ) from None
             await self._reset(connection)
             reason = f"{exc.code} {exc.message}".strip()
             if 400 <= exc.code < 500:
                 return Result.transient(reason), False
-            return Result.permanent(reason), False
+            return Result.permanent(reason, bounce=classify(text=reason).kind), False
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             connection.alive = False
             if stage == "DATA":

@@ -134,12 +134,18 @@ def _deliveries(conn: Connection, dialect: str) -> None:
     schema.deliveries.create(conn)
 
 
+def _bounces(conn: Connection) -> None:
+    schema.bounce_reports.create(conn)
+    schema.webhook_nonces.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
     Migration(3, "deliveries ledger", _deliveries),
     Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
     Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
+    Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
 ]
 
 

@@ -49,8 +49,10 @@ from digest import clock, confirmation, render
 from digest import subscribers as subs
 from digest.errors import IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
+from digest.send.intake.webhooks.common import MAX_BODY as WEBHOOK_MAX_BODY
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
+from digest.web import webhooks
 from digest.web.app import create_app
 from digest.web.public_guard import (
     CSRF_COOKIE,
@@ -74,7 +76,8 @@ ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View i
 RESEND_AFTER = timedelta(hours=24)
 RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
 MAX_BODY = 64 * 1024
-BODY_LIMITS: dict[str, int] = {}  # path prefix -> bytes, for routes that take more than 64 KiB
+# path prefix -> bytes, for routes that take more than 64 KiB: providers post event batches
+BODY_LIMITS: dict[str, int] = {"/webhooks/": WEBHOOK_MAX_BODY}
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -672,7 +675,7 @@ def app(ws: Workspace, *, debug: bool = False) -> Starlette:
     """
     return create_app(
         ws,
-        routes(ws),
+        [*routes(ws), *webhooks.routes(ws)],
         error_page=error_page,
         debug=debug,
         body_limits=BODY_LIMITS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from typing import Any
 
@@ -73,7 +74,21 @@ class Provider:
         self, response: httpx.Response, batch: list[OutgoingMessage], reason: str
     ) -> list[Result]:
         """A 4xx for the whole request: permanent for each of its messages."""
-        return [Result.permanent(reason)] * len(batch)
+        return [Result.permanent(reason, bounce=recipient_refused(reason))] * len(batch)
+
+
+# A provider's words for "this recipient's address is invalid or suppressed here".
+_RECIPIENT_REFUSED = re.compile(
+    r"inactive recipient|marked as inactive|suppress|invalid `?(email|recipient|to|address)|"
+    r"not a valid (email|address)|does not contain a valid address|illegal email address|"
+    r"bounce list|on the bounce|unsubscribed recipient|blocked recipient",
+    re.I,
+)
+
+
+def recipient_refused(reason: str) -> str:
+    """``hard`` when a provider refused a message for its recipient's address, else ""."""
+    return "hard" if _RECIPIENT_REFUSED.search(reason) else ""
 
 
 def split_address(value: str) -> tuple[str, str]:
