@@ -93,7 +93,7 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             (
                 "bounces",
-                "Bounces, complaints and mailbox unsubscribes of an issue; fetch and ingest reports.",
+                "Bounces, complaints, mailbox unsubscribes of an issue; fetch and ingest reports.",
             ),
             ("doctor", "Check SPF, DKIM, DMARC, the bounce MX, one-click unsubscribe, alignment."),
         ),
