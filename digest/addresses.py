@@ -37,7 +37,7 @@ def mask(address: str | None) -> str:
 _ADDRESS = re.compile(r"[^\s<>()\[\]:;,\"']+@[A-Za-z0-9.-]+")
 
 
-def scrub(text: str) -> str:
+def mask_all(text: str) -> str:
     """``text`` with every address in it masked.
 
     Servers often quote the recipient ("550 <bob@example.com>: no such user");

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 import lxml.html
 
+from digest.config import Privacy
 from digest.errors import TemplateError
-from digest.issue import Issue
+from digest.issue import Issue, canonical_section
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ STYLE_LIMIT_BYTES = 16 * 1024
 SUBJECT_MAX = 80
 LINK_SCHEMES_OK = ("http", "https")
 HREF_SCHEMES_ALSO_OK = ("mailto", "tel")
+REAL_SENDERS = ("smtp", "http")
+DEFAULT_POLICY_URL = Privacy().policy_url
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def check_prepared(prepared: PreparedIssue, result: CheckResult | None = None) -
         return result
     for each in RULES:
         for message in each.check(email):
-            result.findings.append(Finding(each.level, each.code, message))
+            result.findings.append(Finding(each.level_for(email), each.code, message))
     return result
 
 
@@ -149,21 +152,30 @@ class Email:
         return str(self.prepared.values(self.reader)["unsubscribe_url"])
 
 
+# A rule's level: "error" stops a send, "warning" is worth a look; or a function
+# of the email that picks one of them (a placeholder is an error only where mail
+# really leaves).
+Level = str | Callable[["Email"], str]
+
+
 @dataclass(frozen=True)
 class Rule:
     """One check: each message ``check`` yields becomes a finding with this code and level."""
 
     code: str
-    level: str  # "error" stops a send; "warning" is worth a look
+    level: Level
     check: Callable[[Email], Iterable[str]]
+
+    def level_for(self, email: Email) -> str:
+        return self.level(email) if callable(self.level) else self.level
 
 
 RULES: list[Rule] = []
 
 
-def rule(code: str, level: str) -> Callable[[RuleFn], RuleFn]:
+def rule(code: str, level: Level) -> Callable[[RuleFn], RuleFn]:
     """Register the decorated function as a rule; rules run in the order they are defined."""
-    if level not in ("error", "warning"):  # pragma: no cover - a programming error
+    if not callable(level) and level not in ("error", "warning"):  # pragma: no cover
         raise ValueError(f"rule {code}: level {level!r} is not error or warning")
 
     def register(fn: RuleFn) -> RuleFn:
@@ -212,7 +224,7 @@ def article_no_title(email: Email) -> Iterator[str]:
 def section_unknown(email: Email) -> Iterator[str]:
     sections = email.newsletter.sections
     for number, article in enumerate(email.issue.articles, 1):
-        if article.section not in sections:
+        if canonical_section(article.section, sections) not in sections:
             yield (
                 f"article {number} ({article.url}) is in section {article.section or '(none)'!r}, "
                 f"which is not one of {', '.join(sections)}; move it with `digest move`"
@@ -334,6 +346,88 @@ def text_line_long(email: Email) -> Iterator[str]:
     long_lines = [i for i, line in enumerate(email.text.split("\n"), 1) if len(line) > MAX_LINE]
     if long_lines:
         yield f"text part line {long_lines[0]} is over {MAX_LINE} characters"
+
+
+@rule("article-no-summary", "warning")
+def article_no_summary(email: Email) -> Iterator[str]:
+    for number, article in enumerate(email.issue.articles, 1):
+        if not article.summary.strip() and not article.blurb.strip():
+            yield (
+                f"article {number} ({article.url}) has neither a summary nor a blurb: the email "
+                "shows only its title; write a `blurb:` for it in the issue file"
+            )
+
+
+@rule("unsubscribe-not-https", "error")
+def unsubscribe_not_https(email: Email) -> Iterator[str]:
+    """One-Click unsubscribe (RFC 8058), which every message announces, needs an https URL."""
+    url = email.unsubscribe_url
+    if urlsplit(url).scheme.lower() != "https":
+        yield (
+            f"the unsubscribe URL {url.split('/unsubscribe/')[0]}/unsubscribe/… is not https, "
+            "but each message announces One-Click unsubscribe (List-Unsubscribe-Post), which "
+            "mailbox providers honour only over https; set [newsletter] base_url to https://"
+        )
+
+
+def _real_sender(email: Email) -> str:
+    """ "error" where mail really leaves (smtp, http); "warning" for the outbox and null."""
+    return "error" if email.prepared.config.sender.kind in REAL_SENDERS else "warning"
+
+
+@rule("from-placeholder", _real_sender)
+def from_placeholder(email: Email) -> Iterator[str]:
+    address = email.newsletter.from_address
+    if placeholder_domain(address.rpartition("@")[2]):
+        yield (
+            f"From is {address}, on a domain reserved for examples: no mailbox provider "
+            "accepts it; set [newsletter] from to your own address"
+        )
+
+
+@rule("policy-placeholder", _real_sender)
+def policy_placeholder(email: Email) -> Iterator[str]:
+    url = email.prepared.config.privacy.policy_url
+    if url == DEFAULT_POLICY_URL or placeholder_domain(urlsplit(url).hostname or ""):
+        yield (
+            f"the privacy policy link is the placeholder {url}; set [privacy] policy_url to "
+            "your policy's address"
+        )
+
+
+@rule("dkim-misaligned", "warning")
+def dkim_misaligned(email: Email) -> Iterator[str]:
+    config = email.prepared.config
+    if not config.dkim.enabled:
+        return
+    sender = email.newsletter.domain.lower()
+    signer = (config.dkim.domain or sender).lower().rstrip(".")
+    if organizational_domain(signer) != organizational_domain(sender):
+        yield (
+            f"DKIM signs for {signer} but From is on {sender}: DMARC needs the two to share "
+            "a domain; set [dkim] domain to From's domain (or From to the signing one)"
+        )
+
+
+def placeholder_domain(domain: str) -> bool:
+    """A domain reserved for documentation and tests (RFC 2606, RFC 6761)."""
+    domain = domain.lower().rstrip(".")
+    labels = domain.split(".")
+    if domain in ("localhost", "") or labels[-1] in ("example", "test", "invalid", "localhost"):
+        return True
+    return ".".join(labels[-2:]) in ("example.com", "example.net", "example.org")
+
+
+def organizational_domain(domain: str) -> str:
+    """The registered domain, roughly: the last two labels, three under a two-letter
+    country code's second level (example.co.uk). DMARC's relaxed alignment compares these."""
+    labels = domain.lower().rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+_SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "or", "ne", "go", "gv", "ltd"}
 
 
 # -- links, fetched ----------------------------------------------------------------

@@ -26,12 +26,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.languages import is_tag
 
 CONFIG_NAME = "digest.toml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SENDER_KINDS = ("outbox", "smtp", "http", "null")
 SMTP_SECURITY = ("starttls", "tls", "none")
 PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "generic")
+IMAP_AFTER = ("move", "delete")
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -83,9 +85,9 @@ class Newsletter:
 class Privacy:
     policy_url: str = "https://newsletter.example.com/privacy"
     policy_version: str = "2026-05-01"
+    # "{name}" stands for the newsletter's name (filled in by Config).
     consent_statement: str = (
-        "Yes, send me The Weekly Brief by email every Friday. "
-        "I can unsubscribe at any time with one click."
+        "Yes, send me {name} by email every Friday. I can unsubscribe at any time with one click."
     )
 
 
@@ -173,6 +175,102 @@ class Web:
     trusted_proxies: tuple[str, ...] = ()
     confirm_expiry_days: int = field(default=7, metadata=_at_least(1))
     rate_limit_per_minute: int = field(default=10, metadata=_at_least(1))
+    # Security settings (docs/security.md):
+    previous_secret_keys_env: str = "DIGEST_PREVIOUS_SECRET_KEYS"
+    ipv6_prefix: int = 64
+    confirmations_per_hour: int = 200
+    subscribe_reply_seconds: float = 0.4
+    header_timeout: float = field(default=10.0, metadata=_POSITIVE)
+    body_timeout: float = field(default=15.0, metadata=_POSITIVE)
+    log_client_ip: bool = False
+
+
+@dataclass(frozen=True)
+class Imap:
+    """[bounces.imap]: the mailbox `digest bounces fetch` reads reports from."""
+
+    host: str = ""
+    port: int = field(default=993, metadata=_at_least(1, 65535))
+    security: str = field(default="tls", metadata=_choices(*SMTP_SECURITY))
+    username_env: str = "DIGEST_BOUNCE_IMAP_USER"
+    password_env: str = "DIGEST_BOUNCE_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    after: str = field(default="move", metadata=_choices(*IMAP_AFTER))
+    move_to: str = "digest-processed"
+    timeout: float = field(default=30.0, metadata=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class Bounces:
+    """[bounces]: the policy and where reports come from."""
+
+    return_path: str = ""  # e.g. "bounce+{token}@bounces.example.com": VERP, per recipient
+    soft_limit: int = 3  # soft bounces in a row, on separate issues, before suppression
+    hard_rate_warning: float = 0.02
+    complaint_rate_warning: float = 0.001
+    imap: Imap = field(default_factory=Imap)
+
+    @property
+    def return_path_domain(self) -> str:
+        return self.return_path.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class PostmarkHook:
+    username_env: str = ""
+    password_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.username_env and self.password_env)
+
+
+@dataclass(frozen=True)
+class SendGridHook:
+    public_key_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.public_key_env)
+
+
+@dataclass(frozen=True)
+class MailgunHook:
+    signing_key_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.signing_key_env)
+
+
+@dataclass(frozen=True)
+class ResendHook:
+    secret_env: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret_env)
+
+
+@dataclass(frozen=True)
+class SesHook:
+    topic_arn: str = ""  # the SNS topic SES publishes to; messages from any other are refused
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arn)
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """[webhooks.PROVIDER]: a route exists only for a provider configured here."""
+
+    tolerance_seconds: int = 300
+    postmark: PostmarkHook = field(default_factory=PostmarkHook)
+    sendgrid: SendGridHook = field(default_factory=SendGridHook)
+    mailgun: MailgunHook = field(default_factory=MailgunHook)
+    resend: ResendHook = field(default_factory=ResendHook)
+    ses: SesHook = field(default_factory=SesHook)
 
 
 @dataclass(frozen=True)
@@ -190,7 +288,19 @@ class Config:
     dkim: Dkim = field(default_factory=Dkim)
     web: Web = field(default_factory=Web)
     consent: Consent = field(default_factory=Consent)
+    bounces: Bounces = field(default_factory=Bounces)
+    webhooks: Webhooks = field(default_factory=Webhooks)
     path: Path | None = field(default=None, compare=False, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        # The statement names the newsletter as it is called now: renaming it makes
+        # a new statement text, which the consent ledger records as a new version.
+        statement = self.privacy.consent_statement
+        if "{name}" in statement:
+            filled = statement.replace("{name}", self.newsletter.name)
+            object.__setattr__(
+                self, "privacy", dataclasses.replace(self.privacy, consent_statement=filled)
+            )
 
     def secret(self, env_name: str, what: str) -> str:
         """The secret held in environment variable ``env_name``, or a clear error."""
@@ -356,6 +466,11 @@ def _check(config: Config, locator: _Locator) -> None:
             ("privacy", "policy_url"),
             f"must be an https:// or mailto: URL, not {policy!r}",
         )
+    if not is_tag(n.language):
+        raise locator.error(
+            ("newsletter", "language"),
+            f"must be a language tag like en, de, pt-BR or ar, not {n.language!r}",
+        )
     if not n.sections:
         raise locator.error(("newsletter", "sections"), "must name at least one section")
     lowered = [s.lower() for s in n.sections]
@@ -402,5 +517,32 @@ def _check(config: Config, locator: _Locator) -> None:
             ("sender", "smtp", "security"),
             f'"none" is allowed only for a loopback host, not {smtp.host!r}; use starttls or tls',
         )
+    if not 1 <= config.web.ipv6_prefix <= 128:
+        raise locator.error(
+            ("web", "ipv6_prefix"),
+            f"must be a prefix length from 1 to 128, not {config.web.ipv6_prefix}",
+        )
+    _check_bounces(config, locator)
     if config.sender.concurrency < 1:
         raise locator.error(("sender", "concurrency"), "must be at least 1")
+
+
+def _check_bounces(config: Config, locator: _Locator) -> None:
+    """An address template must hold ``{token}`` once, in the local part."""
+    for keys, value in (
+        (("bounces", "return_path"), config.bounces.return_path),
+        (("newsletter", "unsubscribe_mailto"), config.newsletter.unsubscribe_mailto),
+    ):
+        if not value or "{token}" not in value:
+            if keys[0] == "bounces" and value:
+                raise locator.error(
+                    keys, 'must hold {token}, like "bounce+{token}@bounces.example.com"'
+                )
+            continue
+        local, at, domain = value.rpartition("@")
+        if not at or "{token}" not in local or "{token}" in domain or "." not in domain:
+            raise locator.error(
+                keys, f"must be an address with {{token}} in its local part, not {value!r}"
+            )
+    if config.bounces.soft_limit < 1:
+        raise locator.error(("bounces", "soft_limit"), "must be at least 1")

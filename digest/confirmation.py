@@ -1,7 +1,8 @@
 """The double opt-in email: "confirm your subscription", sent through the configured sender.
 
 It is built from two small templates (``confirm_email.html`` and
-``confirm_email.txt``; a workspace may override either) and handed to the
+``confirm_email.txt``; a workspace may override either) into the
+:class:`~digest.message.MessageParts` every message of digest is, and handed to the
 same :class:`~digest.send.sender.Sender` a send uses, so an outbox workspace
 writes it to ``outbox/confirmations/`` and an SMTP or API workspace mails it.
 """
@@ -10,16 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
-from digest import clock, render
+from digest import render
 from digest.addresses import clean_name, mask
 from digest.errors import SendError, TemplateError
-from digest.message import encode_address
+from digest.languages import language
+from digest.message import MessageParts, encode_address, parts_to_mime
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
@@ -29,36 +27,21 @@ log = logging.getLogger("digest.confirmation")
 OUTBOX_FOLDER = "confirmations"
 
 
-@dataclass
-class ConfirmationParts:
-    """The message as an HTTP mail API wants it (see ``send.sender.PartsLike``)."""
-
-    subject: str
-    from_: str
-    to: str
-    reply_to: str
-    html: str
-    text: str
-    message_id: str
-    headers: dict[str, str] = field(default_factory=dict)
-    name: str = ""  # the display name, cleaned
-
-
 def confirm_url(ws: Workspace, token: str) -> str:
     return render.confirm_url(ws.config, token)
 
 
-def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
+def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
     """The confirmation message for one address; ``url`` is its confirm link.
 
     The name is cleaned by the one rule of digest (a form may send CR, LF or
-    NUL in it); the To field is the newsletter's own form of it (RFC 2047
-    words for a non-ASCII name), which HTTP mail APIs take as it is.
+    NUL in it); the To field holds RFC 2047 words for a non-ASCII name.
     """
     config = ws.config
     name = clean_name(name)
     context = {
-        "newsletter": config.newsletter,
+        "newsletter": render.newsletter_context(config),
+        "language": language(config.newsletter.language),
         "email": email,
         "name": name,
         "confirm_url": url,
@@ -66,71 +49,42 @@ def build(ws: Workspace, email: str, name: str, url: str) -> ConfirmationParts:
         "statement": config.privacy.consent_statement,
         "policy_url": config.privacy.policy_url,
     }
-    # The render module's environment: workspace overrides first, then the built-ins.
-    env = render.environment(ws.templates_dir)
-    html = render._render(env, "confirm_email.html", context)
-    text = render._render(env, "confirm_email.txt", context)
-    return ConfirmationParts(
+    # Workspace overrides first, then the built-ins, as for an issue; the issue's shell
+    # and style, inlined like an issue (one premailer run per sign-up).
+    html = render.inline_css(
+        render.render_template(ws.templates_dir, "confirm_email.html", context)
+    )
+    text = render.render_template(ws.templates_dir, "confirm_email.txt", context)
+    return MessageParts(
         subject=f"Confirm your subscription to {config.newsletter.name}",
         from_=config.newsletter.from_,
-        to=encode_address(name, email).replace("\r\n", ""),
+        to=_to(name, email),
         reply_to=config.newsletter.reply_to,
         html=html,
         text=text,
         message_id=make_msgid("confirm", domain=config.newsletter.domain),
         headers={"Auto-Submitted": "auto-generated"},
-        name=name,
     )
 
 
-def to_mime(parts: ConfirmationParts, address: str) -> EmailMessage:
-    """The RFC 5322 message to ``address``: text first, HTML last."""
-    message = EmailMessage()
-    message["Subject"] = parts.subject
-    message["From"] = parts.from_
-    message["To"] = mailbox(parts.name, address)
-    if parts.reply_to:
-        message["Reply-To"] = parts.reply_to
-    message["Date"] = format_datetime(clock.now())
-    message["Message-ID"] = parts.message_id
-    for name, value in parts.headers.items():
-        message[name] = value
-    message.set_content(parts.text)
-    message.add_alternative(parts.html, subtype="html")
-    return message
+def _to(name: str, address: str) -> str:
+    return encode_address(name, address).replace("\r\n", "")
 
 
-def mailbox(name: str, address: str) -> str:
-    """``Name <address>`` with the name quoted as RFC 5322 wants it.
-
-    (``email.headerregistry.Address`` refuses a non-ASCII local part outright,
-    although RFC 6532 allows one; the header parser only notes it.)
-    """
-    if not name:
-        return address
-    shown = str(Address(display_name=name, addr_spec="x@example.com"))
-    return f"{shown.removesuffix(' <x@example.com>')} <{address}>"
-
-
-def wire(parts: ConfirmationParts, address: str) -> bytes:
-    """The bytes for ``address``: RFC 6532 UTF-8 headers only for a non-ASCII address
-    (which goes with SMTPUTF8), else plain ASCII with RFC 2047 words."""
-    policy = SMTP.clone(utf8=not address.isascii())
-    return to_mime(parts, address).as_bytes(policy=policy)
-
-
-def outgoing(subscriber_id: str, email: str, parts: ConfirmationParts) -> OutgoingMessage:
+def outgoing(
+    subscriber_id: str, email: str, parts: MessageParts, name: str = ""
+) -> OutgoingMessage:
+    """The message to ``email``: RFC 6532 UTF-8 headers only for a non-ASCII address
+    (which goes with SMTPUTF8); rewritten for its IDNA form where a server needs it."""
     return OutgoingMessage(
         subscriber_id,
         email,
         f"confirm-{subscriber_id}",
-        wire=lambda: wire(parts, email),
+        wire=lambda: parts_to_mime(parts, utf8=not email.isascii()),
         parts=parts,
-        name=parts.name,
+        name=name,
         readdress=lambda address: outgoing(
-            subscriber_id,
-            address,
-            dataclasses.replace(parts, to=encode_address(parts.name, address).replace("\r\n", "")),
+            subscriber_id, address, dataclasses.replace(parts, to=_to(name, address)), name
         ),
     )
 
@@ -145,7 +99,7 @@ async def send_confirmation(
 ) -> Result:
     """Build and send one confirmation email; a whole-send problem raises SendError."""
     parts = build(ws, email, name, url)
-    message = outgoing(subscriber_id, email, parts)
+    message = outgoing(subscriber_id, email, parts, clean_name(name))
     async with open_sender(ws) as sender:
         [result] = await sender.send([message])
     if result.ok:
@@ -164,12 +118,9 @@ async def send_quietly(ws: Workspace, subscriber_id: str, email: str, name: str,
 
 
 __all__ = [
-    "ConfirmationParts",
     "build",
     "confirm_url",
     "outgoing",
     "send_confirmation",
     "send_quietly",
-    "to_mime",
-    "wire",
 ]

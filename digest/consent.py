@@ -20,9 +20,14 @@ on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite; the chain never forks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
+import re
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -45,7 +50,18 @@ EVENT_KINDS = (
     "exported",
     "erased",
 )
-METHODS = ("web_form", "one_click", "link", "import", "admin", "provider_webhook")
+METHODS = (
+    "web_form",
+    "one_click",
+    "link",
+    "import",
+    "admin",
+    "provider_webhook",
+    "smtp_reply",  # a server refused the message during the send
+    "provider_reply",  # an HTTP mail API refused the message during the send
+    "bounce_report",  # a delivery report or complaint read from a mailbox or a file
+    "mailto",  # a message to the reader's own List-Unsubscribe mailto: address
+)
 
 events_t = schema.consent_events
 evidence_t = schema.consent_evidence
@@ -381,10 +397,175 @@ class Verification:
     head_hash: str
     broken_seq: int | None = None
     problem: str = ""
+    mismatches: list[str] = field(default_factory=list)  # tables that disagree with the ledger
 
 
-def verify(store: Store, batch_size: int = 10_000) -> Verification:
-    """Recompute the chain; report the first broken sequence number, if any."""
+# The status each event leaves a subject in (None: unchanged). It mirrors the
+# subscriber lifecycle in digest.subscribers, which writes these events; an
+# ``admin_added`` subject is active or pending by its evidence's "confirmed".
+STATUS_AFTER: dict[str, str | None] = {
+    "signup_requested": "pending",
+    "confirmed": "active",
+    "unsubscribed": "unsubscribed",
+    "resubscribed": "pending",
+    "bounced": "bounced",
+    "complained": "complained",
+    "imported": "active",
+    "admin_added": None,
+    "exported": None,
+    "erased": "erased",
+}
+SUPPRESSED = ("bounced", "complained", "erased")  # statuses that must be on the suppression list
+MAX_MISMATCHES = 1000
+_UNKNOWN = "active or pending"  # admin_added whose evidence is gone
+MAILABLE = ("active", "pending")
+
+
+_BY_SUBJECT = """
+SELECT e.subject_id, e.seq, e.kind, e.pseudonym, v.seq IS NOT NULL,
+       CASE WHEN e.kind = 'admin_added' THEN v.body END
+FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
+ORDER BY e.subject_id{collate}, e.seq
+"""
+_SUBSCRIBERS = "SELECT id, status FROM subscribers ORDER BY id{collate}"
+
+
+def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
+    """One subject's events in order -> (status they lead to, pseudonym, seqs without evidence)."""
+    status, pseudonym, missing = _UNKNOWN, "", []
+    for row in events:
+        _, seq, kind, pseudonym, held, body = row  # every event of a subject has its pseudonym
+        after = STATUS_AFTER.get(kind)
+        if kind == "admin_added":
+            if body is None:
+                after = _UNKNOWN
+            else:
+                after = "active" if json.loads(body).get("confirmed") else "pending"
+        if after is not None:
+            status = after
+        if not held:
+            missing.append(seq)
+    return status, pseudonym, missing
+
+
+def _stream(conn: Connection, dialect: str, sql: str, batch_size: int) -> Iterator[Any]:
+    """Rows of ``sql`` in code-point order of ids, ``batch_size`` at a time (flat memory)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if dialect == "postgresql":
+        cursor = driver.cursor(name=f"digest_replay_{secrets.token_hex(4)}")
+        cursor.itersize = batch_size
+        sql = sql.format(collate=' COLLATE "C"')
+    else:
+        cursor = driver.cursor()
+        sql = sql.format(collate="")
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch_size):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
+    """Every disagreement between the events and the subscribers and suppressions tables.
+
+    Both tables are read in subject order and merged, so memory stays flat
+    however many subscribers there are; only the suppressed subjects are kept
+    until their suppression entries are looked up.
+    """
+    found: list[str] = []
+    suppressed: list[tuple[str, str, str]] = []  # (subject, status, pseudonym)
+    rows = _stream(conn, dialect, _SUBSCRIBERS, batch_size)
+    row = next(rows, None)
+    events = _stream(conn, dialect, _BY_SUBJECT, batch_size)
+    for subject, group in itertools.groupby(events, key=operator.itemgetter(0)):
+        while row is not None and row[0] < subject:
+            found.append(f"subscriber {row[0]}: has a subscriber row but no consent events")
+            row = next(rows, None)
+        expected, pseudonym, missing = _replay(group)
+        if row is None or row[0] != subject:
+            found.append(f"subscriber {subject}: has consent events but no subscriber row")
+            continue
+        status = row[1]
+        row = next(rows, None)
+        if status != expected and not (expected == _UNKNOWN and status in MAILABLE):
+            found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
+        if expected != "erased":
+            found.extend(
+                f"subscriber {subject}: the evidence of event {seq} is missing "
+                "(only an erasure deletes evidence)"
+                for seq in missing
+            )
+        if expected in SUPPRESSED:
+            suppressed.append((subject, expected, pseudonym))
+    while row is not None:
+        found.append(f"subscriber {row[0]}: has a subscriber row but no consent events")
+        row = next(rows, None)
+    keys = schema.suppressions.c.key
+    for start in range(0, len(suppressed), 500):
+        chunk = suppressed[start : start + 500]
+        listed = {k for (k,) in conn.execute(select(keys).where(keys.in_([c[2] for c in chunk])))}
+        found.extend(
+            f"subscriber {subject}: {status} in the ledger but not on the suppression list"
+            for subject, status, pseudonym in chunk
+            if pseudonym not in listed
+        )
+    return found
+
+
+def head(store: Store) -> str:
+    """The chain head as ``SEQ:HASH``, to publish (archive footer, a git commit, a notary)."""
+    with store.read() as conn:
+        seq, digest = conn.execute(select(head_t.c.seq, head_t.c.hash)).one()
+    return f"{seq}:{digest}"
+
+
+_HEAD = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as published by :func:`head`; ConsentError when it is not one."""
+    found = _HEAD.fullmatch(text.strip())
+    if not found:
+        raise ConsentError(
+            f"{text.strip()!r} is not a published head; write SEQ:HASH as "
+            "`digest consent head` prints it (e.g. 1234:9f2c…, 64 hex digits)"
+        )
+    return int(found.group(1)), found.group(2)
+
+
+def read_heads(path: Path) -> list[tuple[int, str]]:
+    """Published heads, one ``SEQ:HASH`` a line; blank lines and ``#`` comments skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConsentError(f"{path}: cannot read the published heads ({exc})") from None
+    heads = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            heads.append(parse_head(text))
+        except ConsentError as exc:
+            raise ConsentError(f"{path}:{number}: {exc}") from None
+    return heads
+
+
+def verify(
+    store: Store, batch_size: int = 10_000, expect: Iterable[tuple[int, str]] = ()
+) -> Verification:
+    """Recompute the chain, replay it against the tables, and check published heads.
+
+    The chain: the first broken sequence number, if any. Then, with the chain
+    whole: each subscriber's status against the one its events lead to, the
+    suppression list against the suppressed statuses, the evidence of every
+    reader not erased, and each published head in ``expect`` (a head no longer
+    in the ledger means its tail was cut off or rewritten after publishing).
+    """
+    expected_heads = dict(expect)
+    seen_heads: dict[int, str] = {}
     with store.read() as conn:
         for text in conn.execute(select(texts_t)):
             expected = (
@@ -437,6 +618,8 @@ def verify(store: Store, batch_size: int = 10_000) -> Verification:
                         seq,
                         f"the evidence of event {seq} was edited",
                     )
+                if seq in expected_heads:
+                    seen_heads[seq] = row[11]
                 prev, count, expected_seq = row[11], count + 1, seq + 1
         if count != head_seq or prev != head_hash:
             return Verification(
@@ -447,7 +630,21 @@ def verify(store: Store, batch_size: int = 10_000) -> Verification:
                 count + 1,
                 f"the chain head names event {head_seq} but the ledger ends at event {count}",
             )
-    return Verification(True, count, head_seq, head_hash)
+        mismatches = _compare(conn, store.dialect, batch_size)
+    for seq, digest in sorted(expected_heads.items()):
+        shown = f"{seq}:{digest[:12]}…"
+        if seq not in seen_heads:
+            why = f"it ends at event {count} (truncated)"
+        elif seen_heads[seq] != digest:
+            why = f"event {seq} has another hash (rewritten)"
+        else:
+            continue
+        problem = f"the published head {shown} is not in the ledger: {why}"
+        return Verification(False, count, head_seq, head_hash, None, problem, mismatches)
+    if len(mismatches) > MAX_MISMATCHES:
+        extra = len(mismatches) - MAX_MISMATCHES
+        mismatches = [*mismatches[:MAX_MISMATCHES], f"… and {extra} more"]
+    return Verification(not mismatches, count, head_seq, head_hash, None, "", mismatches)
 
 
 def _event_batches(conn: Connection, batch_size: int) -> Iterator[list[Any]]:

@@ -34,12 +34,16 @@ from lxml import etree
 
 from digest import __version__
 from digest.errors import CurateError, IssueError
+from digest.images import HEAD_BYTES, dimensions
 from digest.issue import (
     Article,
     Issue,
     add_article,
     canonical_section,
     check_section,
+    create_issue,
+    next_open_date,
+    passed_note,
     same_url,
     save_issue,
     workspace_issue,
@@ -86,8 +90,10 @@ class PageMeta:
     section: str = ""
     image: str = ""
     image_alt: str = ""
+    image_size: str = ""  # "WIDTHxHEIGHT" when the page states it (og:image:width/height)
     site_name: str = ""
     final_url: str = ""
+    not_article: str = ""  # why the page does not look like an article; empty when it does
 
 
 @dataclass
@@ -142,6 +148,7 @@ def fetch(
 ) -> Fetched:
     """GET ``url``: redirects followed, at most ``max_bytes``, ``timeout`` seconds in all."""
     url = check_url(url)
+    way_out = _feed_way_out(url) if what == "feed" else _by_hand(url)
     deadline = time.monotonic() + timeout
     try:
         with (
@@ -150,19 +157,24 @@ def fetch(
         ):
             if response.status_code >= 400:
                 reason = response.reason_phrase or "error"
+                if what == "feed":
+                    raise CurateError(
+                        f"{url}: the server answered HTTP {response.status_code} {reason}: "
+                        f"the feed URL is wrong or the feed has moved; {way_out}"
+                    )
                 raise CurateError(
                     f"{url}: the server answered HTTP {response.status_code} {reason}; "
-                    f"check the URL, or {_by_hand(url)}"
+                    f"check the URL, or {way_out}"
                 )
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_big(url, max_bytes, what)
+                raise _too_big(url, max_bytes, what, way_out)
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _too_big(url, max_bytes, what)
+                    raise _too_big(url, max_bytes, what, way_out)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("total time exceeded")
                 chunks.append(chunk)
@@ -175,18 +187,18 @@ def fetch(
             )
     except httpx.TimeoutException:
         raise CurateError(
-            f"{url}: no answer within {timeout:g} s; try again later, or {_by_hand(url)}"
+            f"{url}: no answer within {timeout:g} s; try again later, or {way_out}"
         ) from None
     except httpx.TooManyRedirects:
-        raise CurateError(f"{url}: too many redirects; {_by_hand(url)}") from None
+        raise CurateError(f"{url}: too many redirects; {way_out}") from None
     except httpx.ConnectError as exc:
         host = urlsplit(url).netloc
         raise CurateError(
             f"{url}: cannot connect to {host} ({_reason(exc)}); "
-            f"check the URL and your network, or {_by_hand(url)}"
+            f"check the URL and your network, or {way_out}"
         ) from None
     except httpx.HTTPError as exc:
-        raise CurateError(f"{url}: {_reason(exc)}; {_by_hand(url)}") from None
+        raise CurateError(f"{url}: {_reason(exc)}; {way_out}") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -197,10 +209,18 @@ def _reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def _too_big(url: str, max_bytes: int, what: str) -> CurateError:
+def _too_big(url: str, max_bytes: int, what: str, way_out: str) -> CurateError:
+    kind = "a feed" if what == "feed" else "an article page"
     return CurateError(
         f"{url}: the {what} is larger than the {max_bytes:,}-byte cap; "
-        f"it is probably not an article page; {_by_hand(url)}"
+        f"it is probably not {kind}; {way_out}"
+    )
+
+
+def _feed_way_out(url: str) -> str:
+    return (
+        "find the site's feed address and replace this one "
+        f"(`digest feed remove {url}`, then `digest feed add URL`)"
     )
 
 
@@ -270,12 +290,15 @@ def parse_page(text: str, url: str) -> PageMeta:
         clean(title_tag.text_content()) if title_tag is not None else "", site_name
     )
 
+    image_size = ""
     if og_image:
         image, image_alt = og_image, metas.get("og:image:alt", "")
+        image_size = _size(metas.get("og:image:width"), metas.get("og:image:height"))
     elif tw_image:
         image, image_alt = tw_image, metas.get("twitter:image:alt", "")
     else:
         image, image_alt = ld_image, ld_image_alt
+        image_size = _ld_image_size(ld.get("image"))
 
     canonical = ""
     for link in root.iter("link"):
@@ -286,7 +309,25 @@ def parse_page(text: str, url: str) -> PageMeta:
     canonical = canonical or metas.get("og:url", "") or _ld_url(ld)
     resolved = _absolute(canonical, url) if canonical else ""
 
+    deliberate_title = _first(
+        metas.get("og:title"), metas.get("twitter:title"), clean(ld.get("headline"))
+    )
+    any_summary = _first(
+        metas.get("og:description"),
+        metas.get("twitter:description"),
+        clean(ld.get("description")),
+        metas.get("description"),
+    )
+    heading = root.find(".//h1")
+    heading_text = clean(heading.text_content()) if heading is not None else ""
+    not_article = ""
+    if page_title.startswith("Index of ") or heading_text.startswith("Index of "):
+        not_article = "it is a directory listing"
+    elif not deliberate_title and not ld and not any_summary:
+        not_article = "it has no title beyond <title> and no description"
+
     return PageMeta(
+        not_article=not_article,
         url=resolved or url,
         title=_first(
             metas.get("og:title"),
@@ -304,6 +345,7 @@ def parse_page(text: str, url: str) -> PageMeta:
         section=_first(metas.get("article:section"), _ld_section(ld.get("articleSection"))),
         image=_absolute(image, url) if image else "",
         image_alt=image_alt,
+        image_size=image_size if image else "",
         site_name=site_name,
         final_url=url,
     )
@@ -408,6 +450,53 @@ def _ld_image(value: Any) -> tuple[str, str]:
     return "", ""
 
 
+def _size(width: Any, height: Any) -> str:
+    """``"WxH"`` from two stated numbers of pixels, or "" when either is missing or odd."""
+    try:
+        w, h = int(str(width).strip()), int(str(height).strip())
+    except (TypeError, ValueError):
+        return ""
+    return f"{w}x{h}" if 0 < w < 100_000 and 0 < h < 100_000 else ""
+
+
+def _ld_image_size(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        return _size(value.get("width"), value.get("height"))
+    return ""
+
+
+def measure_image(url: str, *, client: httpx.Client | None = None, timeout: float = TIMEOUT) -> str:
+    """``"WxH"`` read from the first bytes of the image at ``url``; "" when that fails.
+
+    Asks for a byte range; a server that ignores it is read only as far as
+    :data:`digest.images.HEAD_BYTES`. A missing size never stops ``digest add``.
+    """
+    try:
+        with (
+            client_or_new(client, timeout) as http,
+            http.stream(
+                "GET",
+                url,
+                headers={"Range": f"bytes=0-{HEAD_BYTES - 1}"},
+                follow_redirects=True,
+                timeout=timeout,
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                return ""
+            head = b""
+            for chunk in response.iter_bytes():
+                head += chunk
+                if len(head) >= HEAD_BYTES:
+                    break
+    except httpx.HTTPError:
+        return ""
+    size = dimensions(head[:HEAD_BYTES])
+    return f"{size[0]}x{size[1]}" if size else ""
+
+
 def _ld_url(ld: Mapping[str, Any]) -> str:
     for key in ("url", "mainEntityOfPage"):
         value = ld.get(key)
@@ -465,12 +554,7 @@ def add_url(
     when the page cannot be fetched (a feed item's own title and summary).
     """
     url = check_url(url)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = set(given) - set(OVERRIDE_KEYS)
-    if unknown:
-        raise CurateError(
-            f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}"
-        )
+    given = _overrides(overrides)
     sections = ws.config.newsletter.sections
     if section is not None:
         section = check_section(section, sections)
@@ -479,46 +563,108 @@ def add_url(
     issue = _existing_issue(ws, issue_date)
     if issue is not None:
         _refuse_duplicate(issue, url)
+    meta = _page(url, given, fetch, fallback, client, timeout, notes)
+    values = _article_values(url, meta, given)
+    image_size = _image_size(meta, values, fetch, client, timeout)
+    if section is None:
+        section = _section_of(meta, sections, notes)
 
-    if fetch:
-        try:
-            meta = fetch_article(url, client=client, timeout=timeout)
-        except CurateError as exc:
-            if fallback is None:
-                raise
-            meta = fallback
-            notes.append(f"warning: {exc} (used the feed's title and summary instead)")
-    else:
+    if issue is None:
+        day, passed = next_open_date(ws)
+        issue = create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+        note = passed_note(passed)
+        notes.append(
+            f"started the issue of {issue.slug}" + (f" ({note}: the week moved on)" if note else "")
+        )
+    if not same_url(meta.url, url):
+        _refuse_duplicate(issue, meta.url)
+    article = Article(
+        url=meta.url,
+        section=section,
+        blurb=(blurb or "").strip(),
+        image_size=image_size,
+        **values,
+    )
+    index = add_article(issue, article, sections)
+    save_issue(issue)
+    return Added(issue=issue, article=article, number=index + 1, notes=notes)
+
+
+def _overrides(overrides: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The overrides given (not None), refusing a key that is not one of OVERRIDE_KEYS."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(given) - set(OVERRIDE_KEYS)
+    if unknown:
+        raise CurateError(
+            f"unknown override {sorted(unknown)[0]!r}; use {', '.join(OVERRIDE_KEYS)}"
+        )
+    return given
+
+
+def _page(
+    url: str,
+    given: dict[str, str],
+    fetch: bool,
+    fallback: PageMeta | None,
+    client: httpx.Client | None,
+    timeout: float,
+    notes: list[str],
+) -> PageMeta:
+    """The page's metadata; the fallback (with a note) when it cannot be fetched."""
+    if not fetch:
         if not given.get("title", "").strip():
             raise CurateError(f"{url}: --title is required with --no-fetch")
-        meta = PageMeta(url=url)
+        return PageMeta(url=url)
+    try:
+        meta = fetch_article(url, client=client, timeout=timeout)
+    except CurateError as exc:
+        if fallback is None:
+            raise
+        notes.append(f"warning: {exc} (used the feed's title and summary instead)")
+        return fallback
+    if meta.not_article:
+        notes.append(
+            f"warning: {url} does not look like an article ({meta.not_article}); "
+            "check its title and summary, or take it out with `digest remove`"
+        )
+    return meta
 
+
+def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, str]:
+    """Title, summary, author, image and alt text: the page's, overridden by ``given``."""
     values = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
     values.update({k: " ".join(v.split()) for k, v in given.items()})
     if values.get("image"):
         values["image"] = _absolute(values["image"], meta.url) or values["image"]
     if not values["title"]:
         raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
+    return values
 
-    if section is None:
-        found = canonical_section(meta.section, sections) if meta.section else ""
-        if found in sections:
-            section = found
-        else:
-            section = sections[0]
-            said = f"the page's section is {meta.section!r}" if meta.section else "no section given"
-            notes.append(
-                f"{said}; put under {section} (change it with `digest move N --section S`)"
-            )
 
-    if issue is None:
-        issue = workspace_issue(ws, issue_date, create=True)
-    if not same_url(meta.url, url):
-        _refuse_duplicate(issue, meta.url)
-    article = Article(url=meta.url, section=section, blurb=(blurb or "").strip(), **values)
-    index = add_article(issue, article, sections)
-    save_issue(issue)
-    return Added(issue=issue, article=article, number=index + 1, notes=notes)
+def _image_size(
+    meta: PageMeta,
+    values: dict[str, str],
+    fetch: bool,
+    client: httpx.Client | None,
+    timeout: float,
+) -> str:
+    """The size the page states for its image, else measured from the image's first bytes."""
+    image = values.get("image", "")
+    if not image:
+        return ""
+    if image == meta.image and meta.image_size:
+        return meta.image_size
+    return measure_image(image, client=client, timeout=timeout) if fetch else ""
+
+
+def _section_of(meta: PageMeta, sections: tuple[str, ...], notes: list[str]) -> str:
+    """The page's own section when it is one of ours, else the first (with a note)."""
+    found = canonical_section(meta.section, sections) if meta.section else ""
+    if found in sections:
+        return found
+    said = f"the page's section is {meta.section!r}" if meta.section else "no section given"
+    notes.append(f"{said}; put under {sections[0]} (change it with `digest move N --section S`)")
+    return sections[0]
 
 
 def _existing_issue(ws: Workspace, issue_date: date | None) -> Issue | None:

@@ -14,6 +14,7 @@ bug and keeps its traceback.
     ├── StoreError           the database cannot be opened, migrated or queried
     │   └── ConsentError     the consent ledger refuses an event or fails to verify
     ├── SubscriberError      a bad address, an unknown subscriber, a bad import
+    ├── CsvFileError         a CSV file that cannot be read (line too long, not UTF-8)
     ├── TokenError           a signed link is tampered with, expired or for another purpose
     ├── ScheduleError        nothing sensible to send, or a due issue is not ready
     └── SendError            a message or a whole send could not go out
@@ -57,6 +58,10 @@ class ConsentError(StoreError):
 
 
 class SubscriberError(DigestError):
+    pass
+
+
+class CsvFileError(DigestError):
     pass
 
 

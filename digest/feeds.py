@@ -30,8 +30,14 @@ from ruamel.yaml.error import MarkedYAMLError
 from digest import clock
 from digest.atomic import write_text
 from digest.curate import Added, PageMeta, add_url, check_url, clean, client_or_new, fetch
-from digest.errors import CurateError, DigestError
-from digest.issue import canonical_section, check_section, same_url
+from digest.errors import CurateError, DigestError, IssueError
+from digest.issue import (
+    canonical_section,
+    check_section,
+    list_issue_paths,
+    load_issue,
+    same_url,
+)
 
 if TYPE_CHECKING:
     from digest.workspace import Workspace
@@ -62,7 +68,9 @@ class Candidate:
     summary: str = ""
     published: str = ""  # ISO 8601, UTC; empty when the feed gives no date
     found: str = ""  # when a pull first saw it
-    picked: str = ""  # the date of the issue it was picked into
+    picked: str = ""  # the date of the issue it was picked or added into
+    article_url: str = ""  # the URL the issue holds for it (the page's canonical one)
+    in_issue: str = ""  # the date of an issue holding its link, however it got there
 
     @property
     def day(self) -> date | None:
@@ -139,13 +147,29 @@ def _save_doc(path: Path, doc: CommentedMap) -> None:
     write_text(path, buffer.getvalue())
 
 
-def add_feed(ws: Workspace, url: str, section: str | None = None) -> Feed:
+def add_feed(
+    ws: Workspace,
+    url: str,
+    section: str | None = None,
+    *,
+    check: bool = False,
+    client: httpx.Client | None = None,
+) -> Feed:
+    """Follow the feed at ``url``; with ``check``, only once it answers with RSS or Atom."""
     url = check_url(url)
     if section:
         section = check_section(section, ws.config.newsletter.sections)
     for feed in list_feeds(ws):
         if same_url(feed.url, url):
             raise CurateError(f"{ws.feeds_path}: already follows {url}")
+    if check:
+        with client_or_new(client) as http:
+            try:
+                read_feed(Feed(url=url), ws.config.newsletter.sections, http)
+            except CurateError as exc:
+                raise CurateError(
+                    f"{exc}; not following it (pass --no-check to follow it anyway)"
+                ) from None
     doc = _load_doc(ws.feeds_path)
     entry = CommentedMap(url=url)
     if section:
@@ -207,7 +231,9 @@ def load_candidates(ws: Workspace) -> CandidateList:
 def save_candidates(ws: Workspace, candidates: CandidateList) -> None:
     data = {
         "next_number": candidates.next_number,
-        "candidates": [asdict(c) for c in candidates.items],
+        "candidates": [
+            {k: v for k, v in asdict(c).items() if k != "in_issue"} for c in candidates.items
+        ],
     }
     write_text(ws.candidates_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -220,15 +246,34 @@ def list_candidates(
     Without ``include_old``, those picked for issues dated before today are left out.
     """
     today = clock.now().astimezone(ws.config.schedule.zone).date().isoformat()
+    holding = _issue_urls(ws)
     chosen = []
     for item in load_candidates(ws).items:
-        if not include_old and item.picked and item.picked < today:
+        item.in_issue = holding.get(item.link.rstrip("/"), "")
+        if not item.in_issue and item.article_url:
+            item.in_issue = holding.get(item.article_url.rstrip("/"), "")
+        placed = item.in_issue or item.picked
+        if not include_old and placed and placed < today:
             continue
         day = item.day
         if since is not None and (day is None or day < since):
             continue
         chosen.append(item)
     return sorted(chosen, key=lambda c: c.number)
+
+
+def _issue_urls(ws: Workspace) -> dict[str, str]:
+    """Every article URL in the issue files (without a trailing slash) -> the latest issue
+    date holding it; a file that does not parse is left out (`digest issue list` names it)."""
+    found: dict[str, str] = {}
+    for path in list_issue_paths(ws.issues_dir):
+        try:
+            issue = load_issue(path)
+        except IssueError:
+            continue
+        for article in issue.articles:
+            found[article.url.rstrip("/")] = issue.slug
+    return found
 
 
 # -- pulling -------------------------------------------------------------------
@@ -293,7 +338,12 @@ def read_feed(feed: Feed, sections: Sequence[str], client: httpx.Client) -> list
     }
     parsed = feedparser.parse(page.data, response_headers=headers)
     if not parsed.entries and (parsed.bozo or not parsed.version):
-        raise CurateError(f"{feed.url}: not an RSS or Atom feed ({page.content_type or 'no type'})")
+        hint = ""
+        if page.content_type in ("text/html", "application/xhtml+xml"):
+            hint = "; it is a web page: look in it for the feed's address (often /rss or /feed)"
+        raise CurateError(
+            f"{feed.url}: not an RSS or Atom feed ({page.content_type or 'no type'}){hint}"
+        )
     items = []
     for entry in parsed.entries:
         link = clean(entry.get("link"))
@@ -391,8 +441,7 @@ def pick(
                 result.added = add_url(
                     ws,
                     candidate.link,
-                    section=section
-                    or (candidate.section if candidate.section in sections else None),
+                    section=section or _configured(candidate.section, sections),
                     issue_date=issue_date,
                     fallback=fallback,
                     client=http,
@@ -401,9 +450,27 @@ def pick(
                 result.error = str(exc)
                 continue
             candidate.picked = result.added.issue.slug
+            candidate.article_url = result.added.article.url
             save_candidates(ws, candidates)
     return results
 
 
+def remember_added(ws: Workspace, url: str, added: Added) -> None:
+    """After ``digest add URL``: a candidate with that link (or the page's canonical one)
+    remembers the issue and the URL it went in as, so `digest candidates` marks it."""
+    if not ws.candidates_path.exists():
+        return
+    candidates = load_candidates(ws)
+    changed = False
+    for item in candidates.items:
+        if same_url(item.link, url) or same_url(item.link, added.article.url):
+            item.picked, item.article_url = added.issue.slug, added.article.url
+            changed = True
+    if changed:
+        save_candidates(ws, candidates)
+
+
 def _configured(section: str, sections: Sequence[str]) -> str | None:
-    return section if section in sections else None
+    """``section`` spelt as configured, or None when it is not a configured section."""
+    name = canonical_section(section, sections) if section else ""
+    return name if name in sections else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -30,13 +31,17 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from digest import clock, slots
 from digest.atomic import write_text
 from digest.errors import IssueError
+from digest.languages import is_tag
 
 if TYPE_CHECKING:
     from digest.workspace import Workspace
 
 STATUSES = ("draft", "ready", "sending", "sent", "skipped")
 UNSENT = ("draft", "ready")
-ISSUE_KEYS = ("date", "subject", "preheader", "intro", "status", "articles")
+ISSUE_KEYS = ("date", "subject", "preheader", "intro", "language", "status", "articles")
+
+
+_SIZE = re.compile(r"(\d{1,5})\s*[x×]\s*(\d{1,5})")
 
 
 @dataclass
@@ -48,7 +53,17 @@ class Article:
     author: str = ""
     image: str = ""
     image_alt: str = ""
+    image_size: str = ""  # "WIDTHxHEIGHT" in pixels, when known
     blurb: str = ""
+
+    @property
+    def image_dimensions(self) -> tuple[int, int] | None:
+        """``(width, height)`` from ``image_size``, or None when unknown or malformed."""
+        match = _SIZE.fullmatch(self.image_size.strip())
+        if not match:
+            return None
+        width, height = int(match.group(1)), int(match.group(2))
+        return (width, height) if width > 0 and height > 0 else None
 
     def to_dict(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -63,6 +78,7 @@ class Issue:
     subject: str = ""
     preheader: str = ""
     intro: str = ""
+    language: str = ""  # a BCP 47 tag; empty: the newsletter's language
     status: str = "draft"
     articles: list[Article] = field(default_factory=list)
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -78,6 +94,7 @@ class Issue:
             "subject": self.subject,
             "preheader": self.preheader,
             "intro": self.intro,
+            "language": self.language,
             "status": self.status,
             "articles": [a.to_dict() for a in self.articles],
         }
@@ -98,8 +115,8 @@ class Issue:
             number = int(text)
             if not 1 <= number <= len(self.articles):
                 raise IssueError(
-                    f"{self.label}: no article number {number} "
-                    f"(it has {len(self.articles)}; see `digest issue show {self.slug}`)"
+                    f"{self.label}: no article {number} (the issue has {len(self.articles)}; "
+                    f"see `digest issue show {self.slug}`)"
                 )
             return number - 1
         for index, article in enumerate(self.articles):
@@ -175,6 +192,24 @@ def move_article(
 def remove_article(issue: Issue, ref: str | int) -> Article:
     _refuse_unsent(issue, "edit")
     return issue.articles.pop(issue.find(ref))
+
+
+def restore_commands(issue: Issue, ref: str | int, sections: Sequence[str]) -> list[str]:
+    """The `digest` lines that would put article ``ref`` back as it is now: an ``add``
+    with every field, and a ``move`` when it is not last in its section."""
+    index = issue.find(ref)
+    article = issue.articles[index]
+    words = ["digest", "add", article.url, "--no-fetch", "--issue", issue.slug]
+    for key in ("section", "title", "summary", "author", "image", "image_alt", "blurb"):
+        value = getattr(article, key)
+        if value:
+            words += [f"--{key.replace('_', '-')}", value]
+    lines = [" ".join(shlex.quote(w) for w in words)]
+    members = [a for a in issue.articles if a.section == article.section]
+    place = members.index(article) + 1
+    if place < len(members):
+        lines.append(f"digest move {shlex.quote(article.url)} --to {place} --issue {issue.slug}")
+    return lines
 
 
 def check_section(name: str, sections: Sequence[str], where: str = "digest.toml") -> str:
@@ -299,6 +334,12 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         raise IssueError(
             f"{path}{_line(doc, 'status')}: status {status!r} is not one of {', '.join(STATUSES)}"
         )
+    language = _text(doc.get("language"), f"{path}{_line(doc, 'language')}", "language").strip()
+    if language and not is_tag(language):
+        raise IssueError(
+            f"{path}{_line(doc, 'language')}: language {language!r} is not a language tag "
+            "like en, de, pt-BR or ar"
+        )
     raw_articles = doc.get("articles") or []
     if not isinstance(raw_articles, list):
         raise IssueError(f"{path}{_line(doc, 'articles')}: articles must be a list")
@@ -324,6 +365,7 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         subject=_text(doc.get("subject"), f"{path}{_line(doc, 'subject')}", "subject"),
         preheader=_text(doc.get("preheader"), f"{path}{_line(doc, 'preheader')}", "preheader"),
         intro=_text(doc.get("intro"), f"{path}{_line(doc, 'intro')}", "intro"),
+        language=language,
         status=status,
         articles=articles,
         path=path,
@@ -358,6 +400,11 @@ def _to_doc(issue: Issue) -> CommentedMap:
     _set(doc, "date", issue.date)
     for key in ("subject", "preheader", "intro", "status"):
         _set(doc, key, getattr(issue, key))
+    if issue.language and "language" not in doc:
+        keys = list(doc)
+        at = keys.index("status") if "status" in keys else len(keys)
+        doc.insert(at, "language", issue.language)
+    _set(doc, "language", issue.language, keep_empty=False)
     old = doc.get("articles")
     old_items: list[Any] = list(old) if isinstance(old, list) else []
     by_url: dict[str, CommentedMap] = {}
@@ -452,13 +499,7 @@ def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: boo
             if issue.status in UNSENT:
                 return issue
     if create:
-        day = slots.next_issue_date(ws.config.schedule, clock.now())
-        path = issue_path(ws.issues_dir, day)
-        if path.exists():
-            # The next slot's issue exists but is sent or skipped: take the week after.
-            day = slots.next_issue_date(
-                ws.config.schedule, slots.slot_on(ws.config.schedule, day) + timedelta(minutes=1)
-            )
+        day, _ = next_open_date(ws)
         return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
     raise IssueError(
         f"no upcoming draft or ready issue in {ws.issues_dir}; "
@@ -466,14 +507,52 @@ def workspace_issue(ws: Workspace, ref: str | date | None = None, *, create: boo
     )
 
 
-def new_workspace_issue(ws: Workspace, day: date | None = None, *, force: bool = False) -> Issue:
-    """``digest issue new``: the next slot's date by default; the configured weekday only."""
+def next_open_date(ws: Workspace) -> tuple[date, list[Issue]]:
+    """The first slot date from now on without an issue file, and the sent or skipped
+    issues passed over on the way (the week moves on once its issue has gone).
+
+    An unsent issue on the way is an :class:`IssueError`: it is the one to edit.
+    """
     sched = ws.config.schedule
+    day = slots.next_issue_date(sched, clock.now())
+    passed: list[Issue] = []
+    while True:
+        path = issue_path(ws.issues_dir, day)
+        if not path.exists():
+            return day, passed
+        existing = load_issue(path)
+        if existing.status in UNSENT:
+            raise IssueError(
+                f"{path} already exists and is {existing.status}: it is the upcoming issue; "
+                "edit it, or pick another --date"
+            )
+        passed.append(existing)
+        day = slots.next_issue_date(sched, slots.slot_on(sched, day) + timedelta(minutes=1))
+
+
+def new_workspace_issue(
+    ws: Workspace, day: date | None = None, *, force: bool = False
+) -> tuple[Issue, list[Issue]]:
+    """``digest issue new``: the next slot without an issue by default (a slot whose issue
+    is sent or skipped is passed over, and returned too); with ``day``, the configured
+    weekday only."""
+    sched = ws.config.schedule
+    passed: list[Issue] = []
     if day is None:
-        day = slots.next_issue_date(sched, clock.now())
+        day, passed = next_open_date(ws)
     elif day.weekday() != sched.weekday_index and not force:
         raise IssueError(
             f"{day} is a {day.strftime('%A')}, but issues go out on {sched.weekday.title()}s; "
             "pick another date or pass --force"
         )
-    return create_issue(ws.issues_dir, day, ws.config.newsletter.name)
+    return create_issue(ws.issues_dir, day, ws.config.newsletter.name), passed
+
+
+def passed_note(passed: Sequence[Issue]) -> str:
+    """``2026-12-04 is sent`` / ``2026-12-04 and 2026-12-11 are sent or skipped``."""
+    if not passed:
+        return ""
+    states = " or ".join(dict.fromkeys(i.status for i in passed))
+    names = [i.slug for i in passed]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{listed} {'is' if len(names) == 1 else 'are'} {states}"

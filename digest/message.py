@@ -9,12 +9,14 @@ builds the same message with the ``email`` package, slowly and obviously: the
 tests check that both parse the same.
 
 The message: ``multipart/alternative`` (text first, HTML last), UTF-8,
-quoted-printable, CRLF line endings, no line over 998 octets and none starting
-with a dot (so SMTP sends the bytes as they are); From, Reply-To,
-To, Subject, Date, a Message-ID that is the same for an (issue, subscriber)
-pair on every run, MIME-Version, List-Id, List-Unsubscribe (https, plus
-mailto when configured), List-Unsubscribe-Post (RFC 8058), optional
-Feedback-ID and an optional DKIM signature over all of them.
+each part quoted-printable or base64, whichever is smaller for it (Cyrillic
+text is a third shorter in base64), CRLF line endings, no line over 998
+octets and none starting with a dot (so SMTP sends the bytes as they are);
+From, Reply-To, To, Subject, Date, a Message-ID that is the same for an
+(issue, subscriber) pair on every run, MIME-Version, List-Id,
+List-Unsubscribe (https, plus mailto when configured), List-Unsubscribe-Post
+(RFC 8058), optional Feedback-ID (``{issue}`` is the issue's date) and an
+optional DKIM signature over all of them that also over-signs each one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,10 +48,18 @@ DKIM_HEADERS = (
     "Subject",
     "Date",
     "Message-ID",
+    "Reply-To",
+    "MIME-Version",
+    "Content-Type",
     "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+    "Feedback-ID",
 )
+# Each signed header is named once more than the message holds it ("over-signing"):
+# a verifier then takes the extra name as "no further instance", so a second From,
+# Subject or List-Unsubscribe added anywhere breaks the signature.
+DKIM_SIGNED = DKIM_HEADERS + DKIM_HEADERS
 TEST_PREFIX = "[TEST] "
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
@@ -143,8 +153,61 @@ def _qp(line: str) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """``data`` in base64, 76 characters a line (57 octets), CRLF between lines."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+
+def _base64(text: str) -> bytes:
+    return _base64_lines(_crlf(text).encode("utf-8"))
+
+
+def smaller_encoding(text: str) -> str:
+    """``quoted-printable`` or ``base64``: whichever writes ``text`` in fewer octets."""
+    qp = sum(len(_qp(line)) + 2 for line in text.replace("\r\n", "\n").split("\n"))
+    return "base64" if len(_base64(text)) < qp else "quoted-printable"
+
+
+class _Base64Part:
+    """A part's body in base64.
+
+    The values shift the 3-octet groups after them, so only the text before the
+    first value is encoded once (whole 57-octet lines of it); the rest is encoded
+    for each recipient.
+    """
+
+    encoding = "base64"
+
+    def __init__(self, skeleton: Skeleton) -> None:
+        self.keys = skeleton.keys
+        head = _crlf(skeleton.pieces[0]).encode("utf-8")
+        cut = len(head) - len(head) % 57 if skeleton.slots else len(head)
+        self.head = _base64_lines(head[:cut])
+        self.carry = head[cut:]
+        self.tail = Skeleton(("",) + skeleton.pieces[1:], skeleton.slots)
+
+    def encode(self, escaped: dict[SlotKey, str]) -> bytes:
+        return b"".join(self.pieces(escaped))
+
+    def pieces(self, escaped: dict[SlotKey, str]) -> list[bytes]:
+        """The body in pieces, for the message's one join (no copy of the big head)."""
+        rest = self.carry + _crlf(self.tail.fill(escaped)).encode("utf-8")
+        if not rest:
+            return [self.head]
+        if not self.head:
+            return [_base64_lines(rest)]
+        return [self.head, b"\r\n", _base64_lines(rest)]
+
+
 class _EncodedPart:
     """A part's body, quoted-printable, with only the lines holding values left open."""
+
+    encoding = "quoted-printable"
 
     def __init__(self, skeleton: Skeleton) -> None:
         marked = [skeleton.pieces[0]]
@@ -170,8 +233,19 @@ class _EncodedPart:
             self.chunks.append(b"\r\n".join(run))
 
     def encode(self, escaped: dict[SlotKey, str]) -> bytes:
-        out = [c if isinstance(c, bytes) else _qp(c.fill(escaped)) for c in self.chunks]
-        return b"\r\n".join(out)
+        return b"".join(self.pieces(escaped))
+
+    def pieces(self, escaped: dict[SlotKey, str]) -> list[bytes]:
+        """The body in pieces (CRLF between chunks), for the message's one join."""
+        out: list[bytes] = []
+        for chunk in self.chunks:
+            if out:
+                out.append(b"\r\n")
+            out.append(chunk if isinstance(chunk, bytes) else _qp(chunk.fill(escaped)))
+        return out
+
+
+_Part = _EncodedPart | _Base64Part
 
 
 class MessageBuilder:
@@ -212,8 +286,9 @@ class MessageBuilder:
             ("List-Id", self.list_id),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
-        if n.feedback_id:
-            tail.append(("Feedback-ID", n.feedback_id))
+        self.feedback_id = n.feedback_id.replace("{issue}", self.day)
+        if self.feedback_id:
+            tail.append(("Feedback-ID", self.feedback_id))
         head = b"".join(fold(k, v) for k, v in shared)
         rest = b"".join(fold(k, v) for k, v in tail)
         rest += f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode()
@@ -223,13 +298,17 @@ class MessageBuilder:
         }
         self._rest = rest
         b = self.boundary.encode("ascii")
-        part_head = b'Content-Type: text/%s; charset="utf-8"\r\n'
-        part_head += b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        self._open_text = b"\r\n--" + b + b"\r\n" + part_head % b"plain"
-        self._open_html = b"\r\n--" + b + b"\r\n" + part_head % b"html"
+        self._open = {
+            (subtype, cte): b"\r\n--"
+            + b
+            + b'\r\nContent-Type: text/%s; charset="utf-8"\r\n' % subtype.encode()
+            + b"Content-Transfer-Encoding: %s\r\n\r\n" % cte.encode()
+            for subtype in ("plain", "html")
+            for cte in ("quoted-printable", "base64")
+        }
         self._close = b"\r\n--" + b + b"--\r\n"
-        self._parts: dict[tuple[str, bool], _EncodedPart] = {}
-        self._pairs: dict[bool, tuple[_EncodedPart, _EncodedPart, frozenset[SlotKey]]] = {}
+        self._parts: dict[tuple[str, bool], _Part] = {}
+        self._pairs: dict[bool, tuple[_Part, _Part, frozenset[SlotKey]]] = {}
         self._date_second = -1
         self._date = b""
 
@@ -238,7 +317,7 @@ class MessageBuilder:
         """A builder with the workspace's DKIM key loaded when DKIM is on."""
         return cls(prepared, ws.config, dkim_key=load_dkim_key(ws))
 
-    def _part(self, kind: str, has_name: bool) -> _EncodedPart:
+    def _part(self, kind: str, has_name: bool) -> _Part:
         key = (kind, has_name)
         part = self._parts.get(key)
         if part is None:
@@ -248,11 +327,18 @@ class MessageBuilder:
             if other is not None and self.prepared.skeleton(kind, not has_name) is skeleton:
                 part = other
             else:
-                part = _EncodedPart(skeleton)
+                # Sized once, on a sample reader: the values are a few dozen octets
+                # of a part of thousands, so they never change which is smaller.
+                sample = Recipient("sample", "reader@example.com", "Sample Reader")
+                filled = skeleton.fill(escaped_values(self.prepared.values(sample), skeleton.keys))
+                if smaller_encoding(filled) == "base64":
+                    part = _Base64Part(skeleton)
+                else:
+                    part = _EncodedPart(skeleton)
             self._parts[key] = part
         return part
 
-    def _pair(self, has_name: bool) -> tuple[_EncodedPart, _EncodedPart, frozenset[SlotKey]]:
+    def _pair(self, has_name: bool) -> tuple[_Part, _Part, frozenset[SlotKey]]:
         pair = self._pairs.get(has_name)
         if pair is None:
             text, html = self._part("text", has_name), self._part("html", has_name)
@@ -267,8 +353,20 @@ class MessageBuilder:
             self._date = f"Date: {format_datetime(now)}\r\n".encode("ascii")
         return self._date
 
-    def list_unsubscribe(self, url: str) -> str:
-        return f"<{url}>, {self.mailto}" if self.mailto else f"<{url}>"
+    def list_unsubscribe(self, url: str, subscriber_id: str | None = None) -> str:
+        """The https link, and the mailto: address when configured.
+
+        A ``{token}`` in ``unsubscribe_mailto`` gives each reader a signed address
+        of their own; it is filled in for a known reader (the MIME message),
+        and left out of the parts an HTTP API gets (they unsubscribe through the
+        provider's webhook instead).
+        """
+        mailto = self.mailto
+        if "{token}" in mailto:
+            if subscriber_id is None:
+                return f"<{url}>"
+            mailto = mailto.replace("{token}", self.prepared.tokens.mailto(subscriber_id))
+        return f"<{url}>, {mailto}" if mailto else f"<{url}>"
 
     def build(self, recipient: Recipient, *, test: bool = False) -> bytes:
         """The complete message for ``recipient``, CRLF line endings, ready for the wire."""
@@ -277,27 +375,22 @@ class MessageBuilder:
         escaped = escaped_values(values, keys)
         mid = _message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id)
         to = encode_address(recipient.name, recipient.email)
-        unsubscribe = self.list_unsubscribe(values["unsubscribe_url"])
+        unsubscribe = self.list_unsubscribe(values["unsubscribe_url"], recipient.subscriber_id)
         if self.mailto:
             unsubscribe = unsubscribe.replace(", ", ",\r\n ")
-        headers = b"".join(
-            (
+        message = b"".join(
+            [
                 self._head[test],
                 f"To: {to}\r\nMessage-ID: {mid}\r\nList-Unsubscribe: {unsubscribe}\r\n".encode(),
                 self._date_header(),
                 self._rest,
-            )
-        )
-        message = b"".join(
-            (
-                headers,
                 b"\r\nThis is a multipart message in MIME format.\r\n",
-                self._open_text,
-                text_part.encode(escaped),
-                self._open_html,
-                html_part.encode(escaped),
+                self._open["plain", text_part.encoding],
+                *text_part.pieces(escaped),
+                self._open["html", html_part.encoding],
+                *html_part.pieces(escaped),
                 self._close,
-            )
+            ]
         )
         if self.dkim_key is not None:
             message = self.sign(message) + message
@@ -313,7 +406,7 @@ class MessageBuilder:
             self.dkim_domain,
             self.dkim_key,
             canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[h.encode("ascii") for h in DKIM_HEADERS],
+            include_headers=[h.encode("ascii") for h in DKIM_SIGNED],
         )
         return bytes(signature)
 
@@ -348,8 +441,8 @@ class MessageBuilder:
             "List-Unsubscribe": self.list_unsubscribe(fields.unsubscribe_url),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        if self.config.newsletter.feedback_id:
-            headers["Feedback-ID"] = self.config.newsletter.feedback_id
+        if self.feedback_id:
+            headers["Feedback-ID"] = self.feedback_id
         return MessageParts(
             subject=(TEST_PREFIX if test else "") + self.subject,
             from_=self.from_,
@@ -360,6 +453,30 @@ class MessageBuilder:
             headers=headers,
             message_id=fields.message_id,
         )
+
+
+def parts_to_mime(parts: MessageParts, *, utf8: bool = False) -> bytes:
+    """The RFC 5322 bytes of a message given as parts: text first, HTML last.
+
+    For the few messages not built from an issue (the confirmation email), so
+    every message of digest is a :class:`MessageParts` an HTTP API can take.
+    ``utf8``: headers in UTF-8 as RFC 6532 allows (for a message that goes with
+    SMTPUTF8 to a non-ASCII address); otherwise ASCII with RFC 2047 words.
+    """
+    message = EmailMessage()
+    message["Subject"] = parts.subject
+    message["From"] = parts.from_
+    message["To"] = parts.to
+    if parts.reply_to:
+        message["Reply-To"] = parts.reply_to
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = parts.message_id
+    for name, value in parts.headers.items():
+        message[name] = value
+    # Each part quoted-printable or base64, whichever is smaller (as in an issue).
+    message.set_content(parts.text, cte=smaller_encoding(parts.text))
+    message.add_alternative(parts.html, subtype="html", cte=smaller_encoding(parts.html))
+    return message.as_bytes(policy=SMTPUTF8 if utf8 else message.policy)
 
 
 def reference_message(

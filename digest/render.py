@@ -31,7 +31,6 @@ import json
 import logging
 import re
 import secrets
-import textwrap
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -48,7 +47,9 @@ from markupsafe import Markup, escape
 
 from digest.addresses import clean_name
 from digest.errors import SubscriberError, TemplateError
-from digest.issue import Issue
+from digest.issue import Article, Issue
+from digest.languages import language
+from digest.plaintext import markdown_to_text, wrap_line
 from digest.store import open_store
 from digest.subscribers import find_by_email
 from digest.tokens import Tokens
@@ -63,6 +64,10 @@ TEXT_TEMPLATE = "email.txt"
 WRAP = 78
 MAX_LINE = 998
 RULE_WIDTH = 72
+# The email's text column (600 px sheet less 32 px either side) and the tallest
+# an article image is shown: a portrait picture is narrowed and centred instead.
+COLUMN_WIDTH = 536
+MAX_IMAGE_HEIGHT = 360
 
 FIELDS = ("name", "email", "unsubscribe_url", "manage_url")
 _PH = "zq9dg{}9qz"
@@ -275,28 +280,12 @@ def cut_text(text: str) -> Skeleton:
 def wrap(text: str, width: int = WRAP) -> str:
     """Wrap each line at ``width``; a word longer than that (a URL) gets its own line.
 
-    Line breaks the editor wrote are kept (Markdown lists stay lists). Nothing
-    is ever longer than 998 characters, the limit of a line in an email.
+    Line breaks already in the text are kept (lists stay lists). Nothing is
+    ever longer than 998 characters, the limit of a line in an email.
     """
     out: list[str] = []
     for line in str(text).replace("\r\n", "\n").strip("\n").split("\n"):
-        line = line.rstrip()
-        if len(line) <= width:
-            out.append(line)
-            continue
-        indent = line[: len(line) - len(line.lstrip())]
-        wrapped = textwrap.wrap(
-            line,
-            width=width,
-            subsequent_indent=indent,
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
-        for piece in wrapped:
-            while len(piece) > MAX_LINE:
-                out.append(piece[:MAX_LINE])
-                piece = piece[MAX_LINE:]
-            out.append(piece)
+        out.extend(wrap_line(line, width))
     return "\n".join(out)
 
 
@@ -379,6 +368,15 @@ def _template_error(exc: Exception, env: jinja2.Environment) -> TemplateError:
     return TemplateError(f"{where}: {message}; fix the template")
 
 
+def render_template(templates_dir: Path | None, name: str, context: dict[str, Any]) -> str:
+    """Template ``name`` (the workspace's, else the built-in) with ``context``.
+
+    For the messages that are not an issue (the confirmation email); a
+    problem raises TemplateError naming the template and line.
+    """
+    return _render(environment(templates_dir), name, context)
+
+
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     try:
         return env.get_template(name).render(context)
@@ -413,6 +411,9 @@ def inline_css(html: str) -> str:
                 disable_link_rewrites=True,
                 cssutils_logging_level=logging.CRITICAL,
                 disable_validation=True,
+                # The templates write width/height attributes themselves; copied
+                # from CSS they would be invalid (height="auto", <body width>).
+                disable_basic_attributes=["width", "height"],
             ).transform()
         )
     except Exception as exc:  # premailer raises a zoo of parser errors
@@ -436,6 +437,36 @@ def confirm_url(config: Config, token: str) -> str:
     return f"{config.newsletter.base_url.rstrip('/')}/confirm/{token}"
 
 
+def image_box(article: Article) -> SimpleNamespace:
+    """The width and height an article's image is shown at, in CSS pixels.
+
+    Scaled down to the column; a portrait or very tall image is capped at
+    ``MAX_IMAGE_HEIGHT`` (narrower, centred) so it never fills a phone's
+    screen. Unknown dimensions give the column's width and no height: the
+    image keeps its own proportions (``height: auto``).
+    """
+    size = article.image_dimensions
+    if size is None:
+        return SimpleNamespace(width=COLUMN_WIDTH, height=0)
+    width, height = size
+    shown = min(COLUMN_WIDTH, width)
+    tall = round(height * shown / width)
+    if tall > MAX_IMAGE_HEIGHT:
+        tall = MAX_IMAGE_HEIGHT
+        shown = max(1, round(width * MAX_IMAGE_HEIGHT / height))
+    return SimpleNamespace(width=shown, height=max(1, tall))
+
+
+def article_text(article: Article) -> tuple[Markup, str]:
+    """The article's blurb (Markdown) or else its summary, as HTML and as plain text."""
+    if article.blurb.strip():
+        return markdown(article.blurb), markdown_to_text(article.blurb)
+    if article.summary.strip():
+        summary = article.summary.strip()
+        return Markup("<p>{}</p>").format(summary), summary
+    return Markup(""), ""
+
+
 def context(
     config: Config, issue: Issue, recipient: Any, *, public: bool = False
 ) -> dict[str, Any]:
@@ -444,12 +475,7 @@ def context(
     for name, articles in issue.by_section(n.sections):
         items = []
         for a in articles:
-            if a.blurb.strip():
-                text_html, text = markdown(a.blurb), a.blurb.strip()
-            elif a.summary.strip():
-                text_html, text = Markup("<p>{}</p>").format(a.summary.strip()), a.summary.strip()
-            else:
-                text_html, text = Markup(""), ""
+            text_html, text = article_text(a)
             items.append(
                 SimpleNamespace(
                     url=a.url,
@@ -458,6 +484,7 @@ def context(
                     section=a.section,
                     image=a.image,
                     image_alt=a.image_alt or a.title,
+                    image_box=image_box(a),
                     summary=a.summary,
                     blurb=a.blurb,
                     text=text,
@@ -466,22 +493,14 @@ def context(
             )
         sections.append(SimpleNamespace(name=name, articles=items, configured=name in n.sections))
     return {
-        "newsletter": SimpleNamespace(
-            name=n.name,
-            language=n.language,
-            base_url=n.base_url.rstrip("/"),
-            postal_address=n.postal_address,
-            why=n.why.replace("{name}", n.name),
-            manage_url=n.manage_url,
-            privacy_url=config.privacy.policy_url,
-            sections=n.sections,
-        ),
+        "newsletter": newsletter_context(config),
+        "language": language(issue.language or n.language),
         "issue": SimpleNamespace(
             date=issue.date,
             date_label=date_label(issue.date),
             subject=issue.subject,
             preheader=issue.preheader,
-            intro=issue.intro.strip(),
+            intro=markdown_to_text(issue.intro),
             intro_html=markdown(issue.intro),
             archive_url=archive_url(config, issue.date),
         ),
@@ -490,6 +509,24 @@ def context(
         "public": public,
         "preheader_padding": Markup("&#847;&zwnj;&nbsp;" * 24),
     }
+
+
+def newsletter_context(config: Config) -> SimpleNamespace:
+    """What every email template knows of the newsletter (the issue and the confirmation)."""
+    n = config.newsletter
+    base = n.base_url.rstrip("/")
+    return SimpleNamespace(
+        name=n.name,
+        language=n.language,
+        base_url=base,
+        postal_address=n.postal_address,
+        why=n.why.replace("{name}", n.name),
+        manage_url=n.manage_url,
+        privacy_url=config.privacy.policy_url,
+        subscribe_url=f"{base}/subscribe",
+        archive_index_url=f"{base}/archive",
+        sections=n.sections,
+    )
 
 
 # -- prepared issues ---------------------------------------------------------------
@@ -722,7 +759,7 @@ def _fingerprint(ws: Workspace, issue: Issue, secret: bytes) -> str:
 
 def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> PreparedIssue:
     """Render ``issue`` once; the same issue, templates and config give the cached result."""
-    secret = ws.secret(ws.config.web.secret_key_env)
+    secret = ws.signing_key()
     key = _fingerprint(ws, issue, secret)
     cached = _CACHE.get(key)
     if cached is not None:

@@ -87,7 +87,7 @@ def review_cutoff(schedule: Schedule, slot: datetime) -> datetime | None:
     return cutoff
 
 
-def describe(schedule: Schedule, instant: datetime) -> str:
+def wall_clock(schedule: Schedule, instant: datetime) -> str:
     """``Friday 2026-12-04 07:00 CET`` in the schedule's zone."""
     local = instant.astimezone(schedule.zone)
     return f"{local:%A %Y-%m-%d %H:%M} {local.tzname()}"
@@ -104,3 +104,14 @@ def duration_text(seconds: float) -> str:
     if not days:
         parts.append(f"{mins}m")
     return " ".join(parts[:2])
+
+
+def ahead_of_slot(schedule: Schedule, day: date, now: datetime) -> str:
+    """``slot Fri 4 Dec 07:00 Europe/Moscow, in 1d 12h`` when the issue dated ``day`` is
+    sent before its slot; empty when the slot has come."""
+    slot = slot_on(schedule, day)
+    if slot <= now:
+        return ""
+    local = slot.astimezone(schedule.zone)
+    when = f"{local:%a} {local.day} {local:%b %H:%M}"
+    return f"slot {when} {schedule.timezone}, in {duration_text((slot - now).total_seconds())}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
+import ipaddress
 import json
 import re
 import secrets
@@ -40,9 +40,12 @@ from sqlalchemy import Connection, func, select
 
 from digest import clock, consent, lifecycle
 from digest.addresses import clean_name, mask, normalise
+from digest.atomic import write_text
 from digest.consent import Draft
-from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.csvfile import CsvFile
+from digest.errors import ConfigError, CsvFileError, DigestError, SubscriberError
 from digest.store import Store, schema, stamp
+from digest.workspace import outbox_file_name
 
 STATUSES = lifecycle.STATUSES
 SUPPRESSION_REASONS = ("admin", "bounced", "complained")
@@ -441,7 +444,7 @@ def suppress(
             key = row.email_key
         if key is None or _suppressed(conn, key):
             return False
-        conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+        _suppress_key(conn, key, kind)
         if row is not None:
             name = {"admin": "suppress", "bounced": "bounce", "complained": "complaint"}[kind]
             step = lifecycle.plan(name, row.status, row.id, suppressed=lambda: True)
@@ -457,6 +460,69 @@ def suppress(
                     status=step.target,
                 )
         return True
+
+
+def _suppress_key(conn: Connection, key: str, kind: str) -> None:
+    conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+
+
+# inside a caller's write transaction (the bounce policy records its report in the same one)
+
+
+def write_transaction(store: Store) -> contextlib.AbstractContextManager[Connection]:
+    """A write transaction with the chain head locked, as every lifecycle change takes."""
+    return _write(store)
+
+
+def find_in(
+    conn: Connection, store: Store, *, subscriber_id: str = "", address: str = ""
+) -> Subscriber | None:
+    """The subscriber with this id (or else this address), read in ``conn``."""
+    row = _by_id(conn, subscriber_id) if subscriber_id else None
+    if row is None and address:
+        try:
+            row = _by_key(conn, _key(store, normalise(address)))
+        except SubscriberError:
+            row = None
+    return _from_row(row) if row else None
+
+
+def transition_in(
+    conn: Connection,
+    store: Store,
+    subscriber_id: str,
+    name: str,
+    *,
+    method: str,
+    source: str,
+    evidence: dict[str, Any],
+) -> bool:
+    """Apply lifecycle transition ``name`` in the caller's :func:`write_transaction`.
+
+    A bounce or a complaint also puts the address's keyed hash on the
+    suppression list. False when the transition changes nothing from the
+    subscriber's state (see :mod:`digest.lifecycle`).
+    """
+    row = _require(conn, subscriber_id)
+    step = lifecycle.plan(
+        name, row.status, subscriber_id, suppressed=lambda: _suppressed(conn, row.email_key)
+    )
+    if step is None:
+        return False
+    if step.target in SUPPRESSION_REASONS and row.email_key is not None:
+        if not _suppressed(conn, row.email_key):
+            _suppress_key(conn, row.email_key, step.target)
+    _event(
+        conn,
+        store,
+        row,
+        step.event,
+        method=method,
+        source=source,
+        evidence=evidence,
+        status=step.target,
+    )
+    return True
 
 
 # reading ---------------------------------------------------------------------------
@@ -616,6 +682,69 @@ def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     }
 
 
+def export_to_file(store: Store, email_or_id: str, path: Path, *, source: str) -> Path:
+    """:func:`export` written to ``path`` (mode 600), remembered so that erasure deletes it."""
+    data = export(store, email_or_id, source=source)
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
+    record = store.workspace.exports_record
+    written = _exports(record)
+    paths = written.setdefault(data["profile"]["id"], [])
+    if str(path.resolve()) not in paths:
+        paths.append(str(path.resolve()))
+    write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    return path
+
+
+def _exports(record: Path) -> dict[str, list[str]]:
+    try:
+        loaded = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise SubscriberError(
+            f"{record}: cannot read the record of export files ({exc}); "
+            "fix or delete it (it lists files `subscribers export -o` wrote)"
+        ) from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]]:
+    """Delete what digest wrote for one subscriber under the workspace.
+
+    The outbox copies (every issue's folder and ``outbox/confirmations``,
+    named by id) and the export files on record. Returns the deleted paths
+    (relative to the workspace) and the exports outside it, left for the
+    operator to delete.
+    """
+    ws = store.workspace
+    root = ws.root.resolve()
+    deleted: list[str] = []
+    outside: list[str] = []
+    candidates: list[Path] = []
+    if ws.outbox_dir.is_dir():
+        name = outbox_file_name(subscriber_id)
+        candidates += [
+            folder / name for folder in sorted(ws.outbox_dir.iterdir()) if folder.is_dir()
+        ]
+    record = ws.exports_record
+    written = _exports(record)
+    for text in written.pop(subscriber_id, []):
+        path = Path(text)
+        if path.is_relative_to(root):
+            candidates.append(path)
+        elif path.exists():
+            outside.append(text)
+    for path in candidates:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        deleted.append(path.resolve().relative_to(root).as_posix())
+    if record.exists():
+        write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    return deleted, outside
+
+
 def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     """Erase a subscriber (GDPR Art. 17) and return a receipt of what went and what stayed.
 
@@ -637,6 +766,13 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             consent.evidence_t.delete().where(consent.evidence_t.c.seq.in_(seqs))
         )
         events = len(conn.execute(seqs).all())
+        # Bounce reports keep counting, but no longer say whose domain or reply they were.
+        reports_t = schema.bounce_reports
+        conn.execute(
+            reports_t.update()
+            .where(reports_t.c.subscriber_id == sub.id)
+            .values(reason="", domain="")
+        )
         if key is not None and not _suppressed(conn, key):
             conn.execute(
                 supp_t.insert().values(key=key, reason="erased", created_at=stamp(clock.now()))
@@ -654,6 +790,7 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             )
         )
     _scrub(store)
+    files, outside = _erase_files(store, sub.id)
     return {
         "subscriber": sub.id,
         "erased_at": stamp(clock.now()),
@@ -662,8 +799,10 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             "name": sub.name is not None,
             "attributes": len(sub.attributes),
             "evidence records": deleted.rowcount,
+            "files": files,
         },
         "kept": {
+            "files outside the workspace": outside,
             "consent events": f"{events} pseudonymous events (random id and keyed hash only), "
             "so the ledger still verifies",
             "suppression entry": "a keyed hash of the address: never mailed or imported again",
@@ -705,10 +844,20 @@ class ImportReport:
     dry_run: bool = False
     problems: list[str] = field(default_factory=list)  # "line N: ..." for bad rows
     notes: list[str] = field(default_factory=list)  # merged duplicates and suppressed rows
+    delimiter: str = "comma"
 
     def note(self, target: list[str], line: str) -> None:
         if len(target) < _MAX_LISTED:
             target.append(line)
+
+    def in_file_order(self) -> list[str]:
+        """Bad rows and notes together, by line number, as the file has them."""
+        return sorted(self.problems + self.notes, key=_line_number)
+
+
+def _line_number(text: str) -> int:
+    match = re.match(r"line (\d+):", text)
+    return int(match.group(1)) if match else 0
 
 
 class _Abort(Exception):
@@ -722,6 +871,7 @@ def import_csv(
     dry_run: bool = False,
     skip_invalid: bool = False,
     source: str | None = None,
+    policy_version: str | None = None,
 ) -> ImportReport:
     """Import subscribers who consented elsewhere, all or nothing.
 
@@ -730,49 +880,65 @@ def import_csv(
     written, unless ``skip_invalid``. Duplicates in the file and against the
     store are merged (the first consent is kept); suppressed addresses are
     never re-added. One transaction, batched inserts and one bulk chain
-    append per batch.
+    append per batch. ``policy_version`` stands in for a missing
+    ``policy_version`` column (and for empty cells of one).
     """
     report = ImportReport(str(path), dry_run=dry_run)
     source = source or path.name
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise SubscriberError(
-            f"{path}: cannot read ({exc.strerror}); check the file name"
-        ) from None
-    try:
-        with handle, _write(store) as conn:
-            _run_import(conn, store, handle, report, source, skip_invalid)
+        with CsvFile(path) as file, _write(store) as conn:
+            report.delimiter = file.delimiter_name
+            _run_import(conn, store, file, report, source, skip_invalid, policy_version)
             if dry_run or (report.invalid and not skip_invalid):
                 raise _Abort
             report.written = True
     except _Abort:
         pass
-    except UnicodeDecodeError:
-        raise SubscriberError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
-    except csv.Error as exc:
-        raise SubscriberError(f"{path}: not a readable CSV file ({exc})") from None
+    except CsvFileError as exc:
+        raise SubscriberError(str(exc)) from None
     return report
 
 
 def _run_import(
     conn: Connection,
     store: Store,
-    handle: Any,
+    file: CsvFile,
     report: ImportReport,
     source: str,
     skip_invalid: bool,
+    policy_version: str | None,
 ) -> None:
-    reader = csv.reader(handle)
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise SubscriberError(
-            f"{report.path}:1: the header lacks {', '.join(missing)}; "
-            f"expected columns {', '.join(KNOWN)} (others are kept as attributes)"
-        )
+    header = file.header
     consent.texts_in_force(conn, store.workspace.config)
     policies = consent.policy_ids(conn)
+    known = ", ".join(sorted(policies))
+    if policy_version is not None and policy_version not in policies:
+        raise SubscriberError(
+            f"--policy-version {policy_version!r} is unknown (known: {known}); "
+            "set [privacy] policy_version to record a new one"
+        )
+    if "email" not in header:
+        found = ", ".join(repr(h) for h in header if h) or "none"
+        raise SubscriberError(
+            f"{report.path}:1: no `email` column; read with a {file.delimiter_name} as the "
+            f"delimiter, the header has the columns {found}; expected {', '.join(KNOWN)} "
+            "(others are kept as attributes)"
+        )
+    needed = [n for n in REQUIRED if n not in header]
+    if policy_version is not None and "policy_version" in needed:
+        needed.remove("policy_version")
+    if needed:
+        way = (
+            f"; add the column, or pass --policy-version V (known: {known})"
+            if needed == ["policy_version"]
+            else ""
+        )
+        raise SubscriberError(
+            f"{report.path}:1: the header lacks {', '.join(needed)}; "
+            f"expected columns {', '.join(KNOWN)} (others are kept as attributes){way}"
+        )
+    if policy_version is not None and "policy_version" not in header:
+        header = [*header, "policy_version"]  # a column of its own, filled by _check_row
     columns = _Columns.of(header)
     width = len(header)
     batch: dict[str, _Pending] = {}
@@ -780,11 +946,11 @@ def _run_import(
     start_seq, _ = consent.lock_head(conn, store.dialect)  # events after it are this import's
     pseudonym = store.pseudonym
     write = True
-    previous_line = reader.line_num
-    for row in reader:
-        line, previous_line = previous_line + 1, reader.line_num
+    previous_line = file.line
+    for row in file.rows:
+        line, previous_line = previous_line + 1, file.line
         try:
-            address, consented = _check_row(row, width, columns, policies)
+            address, consented = _check_row(row, width, columns, policies, policy_version)
         except SubscriberError as exc:
             if not "".join(row).strip():
                 continue  # a blank line (it has no address, so only a failed row can be one)
@@ -861,17 +1027,36 @@ def _instant(text: str) -> str:
 
 
 def _check_row(
-    row: list[str], width: int, columns: _Columns, policies: dict[str, int]
+    row: list[str],
+    width: int,
+    columns: _Columns,
+    policies: dict[str, int],
+    default_policy: str | None = None,
 ) -> tuple[str, str]:
     """Check and normalise one row; pad it to ``width + 1`` cells (see :class:`_Columns`)."""
     count = len(row)
     if count > width:
         raise SubscriberError(f"{count} fields but the header has {width}")
     row += [""] * (width + 1 - count)
+    if default_policy is not None and not row[columns.policy_version].strip():
+        row[columns.policy_version] = default_policy
     raw = row[columns.email].strip()
     if not raw:
         raise SubscriberError("no email address")
+    if "\ufffd" in raw:
+        raise SubscriberError(
+            "the address holds U+FFFD replacement characters (\ufffd): the file lost letters "
+            "in a conversion from another encoding; export it again as UTF-8"
+        )
     address = normalise(raw)
+    ip = row[columns.ip].strip()
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise SubscriberError(
+                f"{mask(address)}: ip {ip[:60]!r} is not an IPv4 or IPv6 address"
+            ) from None
     when = row[columns.consented_at].strip()
     if not when:
         raise SubscriberError(f"{mask(address)} has no consent date (consented_at)")

@@ -3,7 +3,8 @@
 One itsdangerous serializer per purpose, each with its own salt, so an
 unsubscribe token can never be replayed as a confirmation (or the reverse).
 Unsubscribe tokens never expire (an old email's link must keep working);
-confirmation and CSRF tokens carry a timestamp and expire.
+confirmation and CSRF tokens carry a timestamp and expire. After a key
+rotation the previous keys still verify; only the newest signs.
 
 Building a token runs once per recipient of a send, so the per-purpose HMAC
 key is derived once (itsdangerous derives it on every call) and the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from itsdangerous import (
@@ -36,7 +38,14 @@ SALTS = {
     "manage": b"digest.manage.v1",
     "confirm": b"digest.confirm.v1",
     "csrf": b"digest.csrf.v1",
+    "return_path": b"digest.return-path.v1",
+    "mailto": b"digest.mailto.v1",
 }
+
+# Short tokens for the local part of an address (VERP return path, mailto
+# unsubscribe): "DAY.ID.MAC" / "ID.MAC" with a 64-bit MAC, at most 64 characters
+# with a prefix, and only characters a dot-atom allows (base64url has no dot).
+_ADDRESS_MAC_BYTES = 8
 
 
 class _KeyedSigner(Signer):
@@ -59,13 +68,17 @@ class _KeyedTimestampSigner(_KeyedSigner, TimestampSigner):
 
 
 class _Purpose:
-    """One salt: a serializer to read tokens and a long-lived signer to make them."""
+    """One salt: a serializer to read tokens and a long-lived signer to make them.
 
-    def __init__(self, secret: bytes, purpose: str, timed: bool) -> None:
+    ``secrets`` runs oldest to newest, as itsdangerous takes them: every one
+    verifies, only the last signs.
+    """
+
+    def __init__(self, secrets: list[bytes], purpose: str, timed: bool) -> None:
         cls = URLSafeTimedSerializer if timed else URLSafeSerializer
         signer = _KeyedTimestampSigner if timed else _KeyedSigner
         self.serializer = cls(
-            secret,
+            secrets,
             salt=SALTS[purpose],
             signer=signer,
             signer_kwargs={"digest_method": hashlib.sha256},
@@ -79,16 +92,35 @@ class _Purpose:
         return self._signer.sign(payload).decode("ascii")
 
 
-class Tokens:
-    """Makes and reads the signed tokens of one workspace secret."""
+def key_fingerprint(secret: bytes) -> str:
+    """A short public name for a signing key (an HMAC under it: it reveals nothing of it)."""
+    return hmac.new(secret, b"digest.key-fingerprint.v1", hashlib.sha256).hexdigest()[:16]
 
-    def __init__(self, secret: bytes) -> None:
+
+class Tokens:
+    """Makes tokens with one workspace secret; reads them with it or a previous one.
+
+    ``previous`` keys (after a rotation) still verify the links already mailed;
+    only ``secret`` signs.
+    """
+
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
         if not secret:
             raise TokenError("the signing secret is empty; set the web secret_key_env variable")
-        self._unsubscribe = _Purpose(secret, "unsubscribe", timed=False)
-        self._manage = _Purpose(secret, "manage", timed=False)
-        self._confirm = _Purpose(secret, "confirm", timed=True)
-        self._csrf = _Purpose(secret, "csrf", timed=True)
+        keys = [*(key for key in previous if key and key != secret), secret]
+        self.fingerprint = key_fingerprint(secret)
+        self.verifying = tuple(key_fingerprint(key) for key in keys)
+        self._unsubscribe = _Purpose(keys, "unsubscribe", timed=False)
+        self._manage = _Purpose(keys, "manage", timed=False)
+        self._confirm = _Purpose(keys, "confirm", timed=True)
+        self._csrf = _Purpose(keys, "csrf", timed=True)
+        # address tokens: the newest key makes them, every key still reads them
+        self._return_path = [
+            hmac.new(key + SALTS["return_path"], digestmod=hashlib.sha256) for key in keys[::-1]
+        ]
+        self._mailto = [
+            hmac.new(key + SALTS["mailto"], digestmod=hashlib.sha256) for key in keys[::-1]
+        ]
 
     # -- unsubscribe: no expiry ------------------------------------------------
     def unsubscribe(self, subscriber_id: str) -> str:
@@ -122,6 +154,43 @@ class Tokens:
         if not isinstance(value, str) or (expected is not None and value != expected):
             raise TokenError("the form token does not belong to this form; reload the page")
         return value
+
+    # -- address tokens: a VERP return path and a mailto: unsubscribe address ---------
+    def return_path(self, issue: str, subscriber_id: str) -> str:
+        """``YYYYMMDD.ID.MAC``: names an issue's message to one subscriber, for a bounce."""
+        value = f"{issue.replace('-', '')}.{subscriber_id}"
+        return f"{value}.{_address_mac(self._return_path[0], value)}"
+
+    def read_return_path(self, token: str) -> tuple[str, str]:
+        """(issue date ``YYYY-MM-DD``, subscriber id) of a return-path token."""
+        day, _, rest = token.partition(".")
+        subscriber_id, _, mac = rest.rpartition(".")
+        if not (len(day) == 8 and day.isdigit() and subscriber_id and mac):
+            raise TokenError("this bounce address is not one digest made")
+        if not _any_mac(self._return_path, f"{day}.{subscriber_id}", mac):
+            raise TokenError("this bounce address is not valid (altered or another key)")
+        return f"{day[:4]}-{day[4:6]}-{day[6:]}", subscriber_id
+
+    def mailto(self, subscriber_id: str) -> str:
+        """``ID.MAC``: a subscriber's own unsubscribe address token."""
+        return f"{subscriber_id}.{_address_mac(self._mailto[0], subscriber_id)}"
+
+    def read_mailto(self, token: str) -> str:
+        subscriber_id, _, mac = token.rpartition(".")
+        if not subscriber_id or not _any_mac(self._mailto, subscriber_id, mac):
+            raise TokenError("this unsubscribe address is not valid (altered or another key)")
+        return subscriber_id
+
+
+def _any_mac(keyed: list[hmac.HMAC], value: str, mac: str) -> bool:
+    """Whether ``mac`` is the address MAC of ``value`` under any of the keys."""
+    return any(hmac.compare_digest(mac, _address_mac(k, value)) for k in keyed)
+
+
+def _address_mac(keyed: hmac.HMAC, value: str) -> str:
+    mac = keyed.copy()
+    mac.update(value.encode("utf-8"))
+    return base64_encode(mac.digest()[:_ADDRESS_MAC_BYTES]).decode("ascii")
 
 
 def _read(purpose: _Purpose, token: str, what: str, max_age: int | None = None) -> Any:

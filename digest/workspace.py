@@ -12,13 +12,16 @@ import re
 import secrets
 import tempfile
 from dataclasses import dataclass
+from email.headerregistry import Address
 from importlib import resources
 from pathlib import Path
 
 from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
-from digest.errors import WorkspaceError
+from digest.errors import ConfigError, WorkspaceError
+
+MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
 
 SUBSCRIBERS_IGNORE = """\
 # Personal data lives here: never commit it.
@@ -104,9 +107,63 @@ class Workspace:
                 os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
 
+    @property
+    def exports_record(self) -> Path:
+        """Which export files were written for whom, so that erasure can find them."""
+        return self.subscribers_dir / ".exports.json"
+
+    def previous_secrets(self) -> tuple[bytes, ...]:
+        """Signing keys retired by a rotation that still verify links already mailed.
+
+        From ``[web] previous_secret_keys_env`` (default DIGEST_PREVIOUS_SECRET_KEYS),
+        separated by spaces, commas or newlines; never from a file.
+        """
+        name = self.config.web.previous_secret_keys_env
+        text = os.environ.get(name, "") if name else ""
+        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+
+    def signing_key(self, *, env_only: bool = False) -> bytes:
+        """The one key that signs links in emails and checks them on the public pages.
+
+        It is named by ``[web] secret_key_env``. Rendering and sending fall back to
+        this workspace's own key (see :meth:`secret`); the public pages
+        (``env_only``) need the variable itself, at least 16 characters, so every
+        machine that signs or checks links holds the same value.
+        """
+        name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        if not env_only:
+            return self.secret(name).strip()
+        value = os.environ.get(name, "").strip()
+        if not value:
+            made = self.subscribers_dir / ".keys" / name
+            if made.exists():
+                # Mail already went out signed with the workspace's own key: keep it.
+                raise ConfigError(
+                    f"the environment variable {name} is not set; messages sent from this "
+                    f'workspace were signed with the key in {made}: export {name}="$(cat {made})" '
+                    "so their unsubscribe links keep working"
+                )
+            raise ConfigError(
+                f"the environment variable {name} is not set: the public pages sign and check "
+                f"links with it; make one with `digest secret` and export {name}=<that value> "
+                "(the same value wherever digest sends mail)"
+            )
+        if len(value) < MIN_SIGNING_KEY_LENGTH:
+            raise ConfigError(
+                f"{name} is {len(value)} characters long; use at least {MIN_SIGNING_KEY_LENGTH} "
+                "(`digest secret` makes a good one)"
+            )
+        return value.encode("utf-8")
+
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def outbox_file_name(subscriber_id: object) -> str:
+    """A subscriber's file in an outbox folder: named by id, never by address."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(subscriber_id)) or "_"
+    return f"{safe}.eml"
 
 
 def open_workspace(root: Path) -> Workspace:
@@ -137,11 +194,19 @@ def find_workspace(start: Path | None = None, explicit: str | Path | None = None
 
 
 def default_config_text(name: str | None = None) -> str:
+    """The commented default digest.toml; ``name`` fills the name and From's display name."""
     text = resources.files("digest").joinpath("data/digest.toml").read_text(encoding="utf-8")
     if name:
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        text = re.sub(r'^name = ".*"$', f'name = "{quoted}"', text, count=1, flags=re.M)
+        name = " ".join(name.split())
+        sender = Address(display_name=name, addr_spec=config_mod.Newsletter().from_address)
+        for key, value in (("name", name), ("from", str(sender))):
+            line = f"{key} = {_toml_string(value)}".replace("\\", "\\\\")
+            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', line, text, count=1, flags=re.M)
     return text
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def init_workspace(root: Path, name: str | None = None) -> list[Path]:

@@ -271,9 +271,17 @@ def use_config(ws: Any, text: str) -> Any:
 
 @pytest.fixture
 def send_ws(database_url: str, workspace: Any) -> Any:
-    """A workspace (SQLite or PostgreSQL) with a ready six-article issue dated 2026-12-04."""
-    from _render_fixtures import sample_issue, write_issue
+    """A workspace (SQLite or PostgreSQL) with a ready six-article issue dated 2026-12-04.
 
+    It has its own From and privacy policy: `digest check` refuses a real (SMTP or
+    HTTP) send from the placeholders `digest init` writes.
+    """
+    from _render_fixtures import sample_issue, set_config, write_issue
+
+    workspace = set_config(workspace, "brief@example.com", "brief@weekly-brief.news")
+    workspace = set_config(
+        workspace, "https://newsletter.example.com/privacy", "https://weekly-brief.news/privacy"
+    )
     issue = sample_issue()
     issue.status = "ready"
     write_issue(workspace, issue)

@@ -28,6 +28,20 @@ EXTRA_ROUTES = {
     ),
     "/broken.rss": Route(body=b"<html><p>Not a feed</p></html>", content_type="text/html"),
     "/gone.rss": Route(body=b"gone", content_type="text/plain", status=410),
+    # Pages that are not articles: a server's directory listing, and a bare page.
+    "/files/": Route(
+        body=b"<html><head><title>Index of /files</title></head><body><h1>Index of /files</h1>"
+        b'<a href="report.pdf">report.pdf</a></body></html>'
+    ),
+    "/bare.html": Route(body=b"<html><head><title>Home</title></head><body>Hi</body></html>"),
+    # A feed whose item links through a short link that redirects to the article.
+    "/short.rss": Route(
+        body=b'<?xml version="1.0"?><rss version="2.0"><channel><title>Short</title>'
+        b"<link>http://127.0.0.1:PORT/</link><description>d</description><item>"
+        b"<title>Tula</title><link>http://127.0.0.1:PORT/short/tula-plant.html</link>"
+        b"</item></channel></rss>",
+        content_type="application/rss+xml",
+    ),
 }
 
 

@@ -67,13 +67,23 @@ def store(database_url: str, workspace: Workspace) -> Iterator[Store]:
 
 
 def drop_append_only(store: Store) -> None:
-    """Remove the triggers guarding consent_events, as a tamperer with raw SQL would."""
+    """Remove the triggers guarding the ledger's tables, as a tamperer with raw SQL would."""
     with store.engine.begin() as conn:
         if store.dialect == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER consent_events_no_update")
-            conn.exec_driver_sql("DROP TRIGGER consent_events_no_delete")
+            for name in (
+                "consent_events_no_update",
+                "consent_events_no_delete",
+                "suppressions_no_update",
+                "suppressions_no_delete",
+                "chain_head_no_insert",
+                "chain_head_no_delete",
+                "chain_head_forward_only",
+            ):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
         else:
             conn.exec_driver_sql("DROP TRIGGER consent_events_no_change ON consent_events")
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS suppressions_no_change ON suppressions")
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS chain_head_guard ON chain_head")
 
 
 __all__ = ["BACKENDS", "backend", "database_url", "store", "drop_append_only", "postgres_server"]

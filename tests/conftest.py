@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _bounce_fixtures import *  # noqa: F403
 from _browser_fixtures import *  # noqa: F403
+from _dns_fixtures import *  # noqa: F403
+from _email_fixtures import *  # noqa: F403
 from _public_fixtures import *  # noqa: F403
 from _render_fixtures import *  # noqa: F403
 from _send_fixtures import *  # noqa: F403

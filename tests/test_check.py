@@ -25,8 +25,20 @@ def with_issue(ws: Workspace, change) -> Workspace:
     return ws
 
 
+def own_addresses(ws: Workspace) -> Workspace:
+    """The workspace with its own From and privacy policy instead of the placeholders."""
+    ws = set_config(
+        ws, 'from = "The Weekly Brief <brief@example.com>"', 'from = "Brief <brief@tula-ledger.ru>"'
+    )
+    return set_config(
+        ws,
+        'policy_url = "https://newsletter.example.com/privacy"',
+        'policy_url = "https://tula-ledger.ru/privacy"',
+    )
+
+
 def test_a_good_issue_has_no_findings(issue_ws: Workspace) -> None:
-    result = check(issue_ws)
+    result = check(own_addresses(issue_ws))
     assert result.findings == [] and result.ok
 
 
@@ -116,7 +128,7 @@ def test_subject_empty_is_an_error_and_too_long_a_warning(workspace: Workspace) 
 
 
 def test_a_missing_preheader_is_a_warning(workspace: Workspace) -> None:
-    result = check(with_issue(workspace, lambda i: setattr(i, "preheader", "")))
+    result = check(with_issue(own_addresses(workspace), lambda i: setattr(i, "preheader", "")))
     assert [f.code for f in result.findings] == ["preheader-missing"] and result.ok
 
 
@@ -192,7 +204,91 @@ def test_check_command_exits_non_zero_on_errors(cli, workspace: Workspace) -> No
     with_issue(workspace, lambda i: setattr(i, "subject", ""))
     result = cli("check", "2026-12-04")
     assert result.exit_code == 1
-    assert "subject-empty" in result.output and "1 error(s)" in result.output
+    assert "subject-empty" in result.output and "1 error," in result.output
     good = sample_issue(4)
     write_issue(workspace, good)
     assert cli("check", "2026-12-04").exit_code == 0
+
+
+# -- what mailbox providers would refuse --------------------------------------------
+
+
+def test_an_http_unsubscribe_url_is_an_error_with_one_click(issue_ws: Workspace) -> None:
+    ws = set_config(
+        issue_ws,
+        'base_url = "https://newsletter.example.com"',
+        'base_url = "http://newsletter.example.com"',
+    )
+    [finding] = [f for f in check(ws).findings if f.code == "unsubscribe-not-https"]
+    assert finding.level == "error" and "One-Click" in finding.message
+    assert "unsubscribe-not-https" not in check(issue_ws).codes()
+
+
+@pytest.mark.parametrize("kind", ["outbox", "smtp", "http"])
+def test_placeholder_from_and_policy_are_errors_only_where_mail_leaves(
+    issue_ws: Workspace, kind: str
+) -> None:
+    ws = set_config(issue_ws, 'kind = "outbox"', f'kind = "{kind}"')
+    findings = {f.code: f for f in check(ws).findings}
+    level = "warning" if kind == "outbox" else "error"
+    assert findings["from-placeholder"].level == level
+    assert "brief@example.com" in findings["from-placeholder"].message
+    assert findings["policy-placeholder"].level == level
+    fixed = own_addresses(ws)
+    assert not {"from-placeholder", "policy-placeholder"} & check(fixed).codes()
+
+
+@pytest.mark.parametrize(
+    ("address", "placeholder"),
+    [
+        ("news@example.org", True),
+        ("news@mail.example.net", True),
+        ("news@brief.test", True),
+        ("news@localhost", True),
+        ("news@examples.com", False),
+        ("news@tula-ledger.ru", False),
+    ],
+)
+def test_reserved_domains_are_placeholders(address: str, placeholder: bool) -> None:
+    from digest.check import placeholder_domain
+
+    assert placeholder_domain(address.rpartition("@")[2]) is placeholder
+
+
+@pytest.mark.parametrize(
+    ("signer", "aligned"),
+    [
+        ("", True),
+        ("tula-ledger.ru", True),
+        ("mail.tula-ledger.ru", True),
+        ("esp.example.net", False),
+    ],
+)
+def test_a_dkim_domain_not_aligned_with_from_is_a_warning(
+    issue_ws: Workspace, signer: str, aligned: bool
+) -> None:
+    ws = own_addresses(issue_ws)
+    ws = set_config(
+        ws, 'from = "Brief <brief@tula-ledger.ru>"', 'from = "Brief <brief@news.tula-ledger.ru>"'
+    )
+    ws = set_config(ws, 'selector = ""', 'selector = "s1"')
+    ws = set_config(ws, 'private_key_env = ""', 'private_key_env = "DIGEST_DKIM_KEY"')
+    ws = set_config(
+        ws, 'domain = ""                   # empty: the domain of From', f'domain = "{signer}"'
+    )
+    findings = [f for f in check(ws).findings if f.code == "dkim-misaligned"]
+    if aligned:
+        assert findings == []
+    else:
+        [finding] = findings
+        assert finding.level == "warning" and "esp.example.net" in finding.message
+
+
+def test_an_article_with_neither_summary_nor_blurb_is_a_warning(workspace: Workspace) -> None:
+    def bare(issue: Issue) -> None:
+        issue.articles[2].summary = ""
+        issue.articles[2].blurb = ""
+
+    result = check(with_issue(own_addresses(workspace), bare))
+    [finding] = [f for f in result.findings if f.code == "article-no-summary"]
+    assert finding.level == "warning" and "article 3" in finding.message and result.ok

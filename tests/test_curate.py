@@ -217,7 +217,7 @@ def test_add_creates_the_upcoming_issue_and_files_by_page_section(
     assert added.issue.date == FRIDAY
     assert added.article.section == "Features"
     assert added.article.blurb == "Read *this*."
-    assert added.notes == []
+    assert added.notes == ["started the issue of 2026-12-04"]
     saved = load_issue(workspace.issues_dir / "2026-12-04.yaml")
     assert saved.articles == [added.article]
 

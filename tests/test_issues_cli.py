@@ -144,7 +144,7 @@ def test_remove_by_number_and_url(cli: Cli, workspace: Workspace) -> None:
     assert [a.url for a in load_issue(path).articles if a.url == url] == []
     assert len(load_issue(path).articles) == 4
     missing = cli("remove", "99", "--issue", "2026-12-04")
-    assert missing.exit_code == 1 and "no article number 99" in missing.output
+    assert missing.exit_code == 1 and "no article 99 (the issue has 4" in missing.output
 
 
 def test_ready_refuses_an_issue_that_fails_its_check(cli: Cli, workspace: Workspace) -> None:

@@ -77,7 +77,9 @@ class Client:
     def get(self, path: str, **headers: str) -> httpx.Response:
         async def go() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://preview") as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8765"
+            ) as c:
                 return await c.get(path, headers=headers)
 
         return asyncio.run(go())
@@ -223,10 +225,22 @@ def test_check_results_in_json_and_in_the_page(ws: Workspace, client: Client) ->
     assert "preheader-missing" in page and "article-no-title" in page
 
 
-def test_a_clean_issue_checks_clean(client: Client) -> None:
+def test_a_clean_issue_checks_clean(ws: Workspace) -> None:
+    # The newsletter's own From and privacy policy, not the placeholders `digest init` writes.
+    edit(ws.config_path, "brief@example.com", "brief@tula-ledger.ru")
+    edit(ws.config_path, "https://newsletter.example.com/privacy", "https://tula-ledger.ru/privacy")
+    client = Client(ws.reload())
     result = client.get(f"/issue/{DAY}/check.json").json()
     assert result["findings"] == []
     assert "No problems found" in client.get(f"/issue/{DAY}").text
+
+
+def test_the_placeholder_addresses_are_warnings_in_an_outbox_workspace(client: Client) -> None:
+    result = client.get(f"/issue/{DAY}/check.json").json()
+    assert {(f["code"], f["level"]) for f in result["findings"]} == {
+        ("from-placeholder", "warning"),
+        ("policy-placeholder", "warning"),
+    }
 
 
 # -- broken files and unknown dates --------------------------------------------

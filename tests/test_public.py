@@ -391,11 +391,15 @@ def test_unsubscribe_page_then_resubscribe_with_fresh_consent(site: Site, store:
     assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     resubscribe = re.search(r'action="(/resubscribe/[^"]+)"', done.text)
     assert resubscribe and site.ws.config.privacy.consent_statement in done.text
-    refused = site.post(resubscribe.group(1), data={})
+    token = re.search(r'name="form_token" value="([^"]+)"', done.text)
+    assert token
+    refused = site.post(resubscribe.group(1), data={"form_token": token.group(1)})
     assert refused.status_code == 400 and "Please tick the box" in refused.text
     assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
-    back = site.post(resubscribe.group(1), data={"consent": "yes"})
-    assert back.status_code == 200 and "Welcome back" in back.text
+    back = site.post(resubscribe.group(1), data={"consent": "yes", "form_token": token.group(1)})
+    assert back.status_code == 200 and "Check your inbox" in back.text
+    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert site.post(urlsplit(confirm_link(site.mails()[0])).path).status_code == 200
     assert [s.id for s in subs.audience(store)] == [sid]
     events = subs.history(store, subs.get_subscriber(store, sid))  # type: ignore[arg-type]
     assert [(e.kind, e.method) for e in events][1:] == [

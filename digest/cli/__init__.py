@@ -1,25 +1,145 @@
 """The ``digest`` command: a thin click layer over the library.
 
 Each command parses its options, calls one library function and prints the
-result. A :class:`DigestError` becomes one clean line and exit status 1 here,
-in one place; anything else is a bug and keeps its traceback.
+result; the commands live in this package's modules, which share
+:mod:`digest.cli.common` and are imported only when their command runs. A
+:class:`DigestError` becomes one clean line and exit status 1 here, in one
+place; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from typing import Any
 
 import click
 
 from digest import __version__, clock
+from digest.cli.common import (
+    HelpGroup,
+    State,
+    echo_json,
+    echo_json_rows,
+    first_sentence,
+    pass_state,
+    plural,
+    workspace_of,
+)
 from digest.errors import DigestError
-from digest.workspace import Workspace, find_workspace
+
+# The top-level help, grouped as an editor's week goes. The lines are written here,
+# not read from each command, so that `digest --help` imports no command module
+# (tests/test_help.py holds them to the commands' own help). A command missing
+# here (a new one) is listed under "Other commands" from its own help.
+HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Start",
+        (
+            ("init", "Make a new workspace in DIRECTORY (default: here)."),
+            ("demo", "Run the whole path on sample material, offline, in a new workspace."),
+        ),
+    ),
+    (
+        "One issue (DATE; default: the upcoming one)",
+        (
+            ("issue", "new, list, show, ready, draft, skip: the issue files (issues/DATE.yaml)."),
+            (
+                "preview",
+                "Preview an issue in the browser, live as you edit (default: the upcoming one).",
+            ),
+            ("check", "Check an issue before it goes; exit status 1 when there are errors."),
+            ("render", "Render an issue for one sample reader (default: the upcoming issue)."),
+            ("send", "Mail an issue to every subscriber, once each; run it again to resume."),
+            (
+                "deliveries",
+                "Show how an issue's send went: counts per state, rate, failures by reason.",
+            ),
+            ("retry", "Send again the deferred and temporarily failed messages of an issue."),
+        ),
+    ),
+    (
+        "Edit the upcoming issue (or --issue DATE)",
+        (
+            ("add", "Add the article at URL, reading its title, summary and image from the page."),
+            ("pick", "Add candidates (numbers from `digest candidates`), as `digest add` does."),
+            (
+                "move",
+                "Move ARTICLE (its number in `issue show`, or its URL) within or across sections.",
+            ),
+            ("remove", "Remove ARTICLE (its number in `issue show`, or its URL) from the issue."),
+        ),
+    ),
+    (
+        "Find articles",
+        (
+            ("feed", "add, list, remove, pull: the RSS and Atom feeds you follow."),
+            ("candidates", "List the candidates pulled from feeds, numbered for `digest pick`."),
+        ),
+    ),
+    (
+        "Readers and the web",
+        (
+            ("subscribers", "add, import, list, show, export, erase …: the list and its consent."),
+            ("consent", "Check the consent ledger."),
+            (
+                "serve",
+                "Serve the public pages: subscribe, confirm, unsubscribe, archive, /healthz.",
+            ),
+            ("secret", "Print a fresh random signing key for DIGEST_SECRET_KEY."),
+        ),
+    ),
+    (
+        "Deliverability",
+        (
+            (
+                "bounces",
+                "Bounces, complaints, mailbox unsubscribes of an issue; fetch and ingest reports.",
+            ),
+            ("doctor", "Check SPF, DKIM, DMARC, the bounce MX, one-click unsubscribe, alignment."),
+        ),
+    ),
+    (
+        "Every week, unattended",
+        (
+            ("schedule", "cron, systemd: show the next slot, or print a cron or systemd set-up."),
+            (
+                "scheduler",
+                "Send each issue when due, in the foreground (containers, systemd); "
+                "stop with SIGTERM.",
+            ),
+        ),
+    ),
+    (
+        "Settings",
+        (
+            ("templates", "List the built-in templates and which ones this workspace overrides."),
+            ("db", "status, upgrade: migrate and inspect the subscriber database."),
+        ),
+    ),
+)
 
 
 class DigestGroup(click.Group):
-    """Maps library errors to click errors once, for every command; loads commands lazily."""
+    """Maps library errors to click errors once, for every command; loads commands lazily;
+    lists them in sections without importing them."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        known = self.list_commands(ctx)
+        listed: set[str] = set()
+        for title, entries in HELP_SECTIONS:
+            rows = [(name, text) for name, text in entries if name in known]
+            listed.update(name for name, _ in rows)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+        rest = []
+        for name in known:
+            command = None if name in listed else self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rest.append((name, command.short_help or first_sentence(command.help or "")))
+        if rest:
+            with formatter.section("Other commands"):
+                formatter.write_dl(rest)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
@@ -34,27 +154,6 @@ class DigestGroup(click.Group):
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from None
-
-
-class State:
-    """What every command may need, found lazily: a workspace only when asked for."""
-
-    def __init__(self, directory: str | None) -> None:
-        self.directory = directory
-        self._workspace: Workspace | None = None
-
-    @property
-    def workspace(self) -> Workspace:
-        if self._workspace is None:
-            self._workspace = find_workspace(explicit=self.directory)
-        return self._workspace
-
-
-pass_state = click.make_pass_decorator(State)
-
-
-def workspace_of(ctx: click.Context) -> Workspace:
-    return ctx.ensure_object(State).workspace
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,10 +184,6 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
     ctx.obj = State(directory)
 
 
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
 # Each command's module is imported only when that command runs, so a cron job's
 # `digest send --due` or a quick `digest issue list` does not load the web
 # server, the database layer and premailer first.
@@ -112,6 +207,8 @@ COMMANDS = {
     "send": "send:send_cmd",
     "deliveries": "send:deliveries_cmd",
     "retry": "send:retry_cmd",
+    "bounces": "bounces:bounces",
+    "doctor": "doctor:doctor",
     "schedule": "schedule:schedule",
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",
@@ -126,4 +223,14 @@ def _load(name: str) -> click.Command:
     return command
 
 
-__all__ = ["main", "pass_state", "workspace_of", "echo_json"]
+__all__ = [
+    "main",
+    "pass_state",
+    "workspace_of",
+    "echo_json",
+    "echo_json_rows",
+    "plural",
+    "HelpGroup",
+    "State",
+    "first_sentence",
+]

@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from digest import feeds as feeds_mod
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import HelpGroup, echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.curate import Added, add_url
 from digest.errors import CurateError
@@ -49,7 +49,7 @@ def add(
     image_alt: str | None,
     no_fetch: bool,
 ) -> None:
-    """Add the article at URL to the issue, reading its title, summary and image from the page.
+    """Add the article at URL, reading its title, summary and image from the page.
 
     The page's Open Graph, Twitter card and JSON-LD metadata fill the entry;
     the options override them. The upcoming issue is created if missing.
@@ -70,10 +70,11 @@ def add(
         overrides=overrides,
         fetch=not no_fetch,
     )
+    feeds_mod.remember_added(workspace_of(ctx), url, added)
     _say_added(added)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def feed() -> None:
     """Follow RSS and Atom feeds (feeds.yaml) that fill the candidates list."""
 
@@ -81,15 +82,16 @@ def feed() -> None:
 @feed.command("add")
 @click.argument("url")
 @click.option("--section", help="Section for items whose category is not a configured section.")
+@click.option("--no-check", is_flag=True, help="Do not fetch it to check that it is a feed.")
 @click.pass_context
-def feed_add(ctx: click.Context, url: str, section: str | None) -> None:
-    """Follow the feed at URL."""
-    added = feeds_mod.add_feed(workspace_of(ctx), url, section)
+def feed_add(ctx: click.Context, url: str, section: str | None, no_check: bool) -> None:
+    """Follow the feed at URL, once it answers with RSS or Atom."""
+    added = feeds_mod.add_feed(workspace_of(ctx), url, section, check=not no_check)
     click.echo(f"following {added.url}" + (f" [{added.section}]" if added.section else ""))
 
 
 @feed.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.pass_context
 def feed_list(ctx: click.Context, as_json: bool) -> None:
     """List the feeds followed."""
@@ -135,7 +137,7 @@ def feed_pull(ctx: click.Context) -> None:
 @click.command()
 @click.option("--since", type=DATE, help="Only those published on or after this date.")
 @click.option("--all", "show_all", is_flag=True, help="Also those picked for past issues.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.pass_context
 def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: bool) -> None:
     """List the candidates pulled from feeds, numbered for `digest pick`."""
@@ -146,7 +148,12 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
     if not items:
         click.echo("No candidates; run `digest feed pull`.")
     for item in items:
-        mark = f"picked {item.picked}" if item.picked else ""
+        if item.in_issue:
+            mark = f"in {item.in_issue}"
+        elif item.picked:
+            mark = f"picked for {item.picked}, not in it now"
+        else:
+            mark = ""
         day = item.day.isoformat() if item.day else ""
         byline = f" ({item.author})" if item.author else ""
         click.echo(
@@ -164,7 +171,7 @@ def candidates(ctx: click.Context, since: date | None, show_all: bool, as_json: 
 def pick(
     ctx: click.Context, numbers: tuple[int, ...], section: str | None, day: date | None
 ) -> None:
-    """Add candidates (numbers from `digest candidates`) to the issue, as `digest add` does."""
+    """Add candidates (numbers from `digest candidates`), as `digest add` does."""
     results = feeds_mod.pick(workspace_of(ctx), numbers, section=section, issue_date=day)
     for result in results:
         for note in result.notes:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from digest.cli import workspace_of
+from digest.cli.common import HelpGroup, workspace_of
 from digest.store import migrations, open_store
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def db() -> None:
     """Migrate and inspect the subscriber database (SQLite or PostgreSQL)."""
 

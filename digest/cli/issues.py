@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 
 import click
 
-from digest.cli import echo_json, workspace_of
-from digest.errors import IssueError
+from digest.cli.common import HelpGroup, State, echo_json, echo_json_rows, plural, workspace_of
+from digest.errors import DigestError, IssueError
 from digest.issue import (
     Issue,
     list_issue_paths,
@@ -15,7 +16,9 @@ from digest.issue import (
     move_article,
     new_workspace_issue,
     parse_date,
+    passed_note,
     remove_article,
+    restore_commands,
     save_issue,
     workspace_issue,
 )
@@ -38,26 +41,54 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def issue() -> None:
-    """Create, list, show and mark issues (issues/YYYY-MM-DD.yaml)."""
+    """Create, list, show and mark issues (issues/DATE.yaml)."""
 
 
-@issue.command("new")
+class _NewIssueCommand(click.Command):
+    """`issue new --help` names the workspace's own weekday, time and zone when it can."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        slot = "the configured weekday, [schedule] in digest.toml"
+        state = ctx.find_object(State)
+        if state is not None:
+            try:
+                sched = state.workspace.config.schedule
+                slot = f"{sched.weekday.title()} {sched.time} {sched.timezone}, from digest.toml"
+            except DigestError:
+                pass  # no workspace here: the help stays general
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                f"Start a new issue file for the next slot ({slot}), or for --date DATE."
+            )
+            formatter.write_paragraph()
+            formatter.write_text(
+                "A slot whose issue is sent or skipped is passed over: the week moves on. "
+                "Another weekday than the configured one needs --force."
+            )
+
+
+@issue.command("new", cls=_NewIssueCommand)
 @click.option("--date", "day", type=DATE, help="The issue's date (default: the next slot).")
 @click.option("--force", is_flag=True, help="Allow a date that is not the configured weekday.")
 @click.pass_context
 def issue_new(ctx: click.Context, day: date | None, force: bool) -> None:
-    """Start a new issue file for the next Friday (or --date)."""
-    created = new_workspace_issue(workspace_of(ctx), day, force=force)
-    click.echo(f"created {created.path}")
+    """Start a new issue file for the next slot (or --date DATE)."""
+    created, passed = new_workspace_issue(workspace_of(ctx), day, force=force)
+    note = passed_note(passed)
+    click.echo(f"created {created.path}" + (f" (the next slot: {note})" if note else ""))
 
 
 @issue.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object a line.")
 @click.pass_context
-def issue_list(ctx: click.Context, as_json: bool) -> None:
+def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
     """List issues: date, status, article count, subject; broken files are named, not fatal."""
+    if as_json and jsonl:
+        raise click.UsageError("pick one of --json and --jsonl")
     issues, broken = [], []
     for path in list_issue_paths(workspace_of(ctx).issues_dir):
         try:
@@ -66,9 +97,9 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
             broken.append(str(exc))
     for problem in broken:
         click.echo(f"error: {problem}", err=True)
-    if as_json:
-        echo_json(
-            [
+    if as_json or jsonl:
+        echo_json_rows(
+            (
                 {
                     "date": i.slug,
                     "status": i.status,
@@ -76,20 +107,22 @@ def issue_list(ctx: click.Context, as_json: bool) -> None:
                     "subject": i.subject,
                 }
                 for i in issues
-            ]
+            ),
+            lines=jsonl,
         )
     else:
         if not issues and not broken:
             click.echo("No issues yet; start one with `digest issue new`.")
         for i in issues:
-            click.echo(f"{i.slug}  {i.status:<8} {len(i.articles):>3} articles  {i.subject}")
+            count = f"{len(i.articles):>3} {plural(len(i.articles), 'article')}"
+            click.echo(f"{i.slug}  {i.status:<8} {count:<12} {i.subject}")
     if broken:
         ctx.exit(1)
 
 
 @issue.command("show")
-@click.argument("day", type=DATE, required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def issue_show(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """Show an issue (default: the upcoming one), its articles numbered."""
@@ -137,7 +170,7 @@ def _set_status(
 
 
 @issue.command("ready")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--force", is_flag=True, help="Mark it ready even when `digest check` finds errors.")
 @click.pass_context
 def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
@@ -153,13 +186,14 @@ def issue_ready(ctx: click.Context, day: date | None, force: bool) -> None:
         if result.errors:
             raise IssueError(
                 f"{target.label}: not marked ready: `digest check` found "
-                f"{len(result.errors)} error(s); fix them, or pass --force"
+                f"{len(result.errors)} {plural(len(result.errors), 'error')}; "
+                "fix them, or pass --force"
             )
     _set_status(ctx, day, "ready", ("draft", "ready"))
 
 
 @issue.command("draft")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.pass_context
 def issue_draft(ctx: click.Context, day: date | None) -> None:
     """Take an issue back to draft (default: the upcoming one)."""
@@ -167,10 +201,10 @@ def issue_draft(ctx: click.Context, day: date | None) -> None:
 
 
 @issue.command("skip")
-@click.argument("day", type=DATE)
+@click.argument("day", type=DATE, metavar="DATE")
 @click.pass_context
 def issue_skip(ctx: click.Context, day: date) -> None:
-    """Skip the week of DAY: its slot sends nothing."""
+    """Skip the week of DATE: its slot sends nothing."""
     ws = workspace_of(ctx)
     target = workspace_issue(ws, day, create=True)
     if target.status not in ("draft", "ready", "skipped"):
@@ -207,10 +241,25 @@ def move(
 @click.command()
 @click.argument("article")
 @click.option("--issue", "day", type=DATE, help="The issue (default: the upcoming one).")
+@click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @click.pass_context
-def remove(ctx: click.Context, article: str, day: date | None) -> None:
-    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue."""
-    target = workspace_issue(workspace_of(ctx), day)
+def remove(ctx: click.Context, article: str, day: date | None, yes: bool) -> None:
+    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue.
+
+    Asks first on a terminal; prints the `digest add` line that puts it back.
+    """
+    ws = workspace_of(ctx)
+    target = workspace_issue(ws, day)
+    found = target.articles[target.find(article)]
+    restore = restore_commands(target, article, ws.config.newsletter.sections)
+    if not yes and sys.stdin.isatty():
+        question = f"Remove {found.title or found.url} [{found.section}] from {target.slug}?"
+        if not click.confirm(question):
+            click.echo("Nothing removed.")
+            ctx.exit(1)
     removed = remove_article(target, article)
     save_issue(target)
-    click.echo(f"removed {removed.title or removed.url}")
+    click.echo(f"removed {removed.title or removed.url} [{removed.section}] from {target.slug}")
+    click.echo("to put it back:")
+    for line in restore:
+        click.echo(line)

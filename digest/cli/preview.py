@@ -6,12 +6,12 @@ from datetime import date
 
 import click
 
-from digest.cli import workspace_of
+from digest.cli.common import workspace_of
 from digest.cli.issues import DATE
 
 
 @click.command("preview")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -27,7 +27,7 @@ from digest.cli.issues import DATE
 def preview(
     ctx: click.Context, day: date | None, port: int | None, host: str | None, no_browser: bool
 ) -> None:
-    """Preview an issue (default: the upcoming one) in the browser, live as you edit.
+    """Preview an issue in the browser, live as you edit (default: the upcoming one).
 
     Shows the HTML email as a subscriber gets it (desktop and mobile widths,
     dark background), the text part, the raw source, the headers and the

@@ -9,7 +9,7 @@ import click
 
 from digest.atomic import write_bytes
 from digest.check import check_issue
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import echo_json, plural, workspace_of
 from digest.cli.issues import DATE
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder
@@ -17,7 +17,7 @@ from digest.render import prepare, reader_for, template_listing
 
 
 @click.command("render")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML part here."
 )
@@ -41,7 +41,7 @@ def render_cmd(
     eml_path: str | None,
     to: str | None,
 ) -> None:
-    """Render an issue (default: the upcoming one) for one sample reader.
+    """Render an issue for one sample reader (default: the upcoming issue).
 
     Without --html, --text or --eml the HTML goes to standard output.
     """
@@ -63,10 +63,10 @@ def render_cmd(
 
 
 @click.command("check")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--links", is_flag=True, help="Also fetch every link and report broken ones.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per link (--links).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def check_cmd(
     ctx: click.Context, day: date | None, links: bool, timeout: float, as_json: bool
@@ -81,7 +81,8 @@ def check_cmd(
         for finding in result.findings:
             click.echo(str(finding))
         click.echo(
-            f"{issue.slug}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)"
+            f"{issue.slug}: {len(result.errors)} {plural(len(result.errors), 'error')}, "
+            f"{len(result.warnings)} {plural(len(result.warnings), 'warning')}"
         )
     if not result.ok:
         ctx.exit(1)

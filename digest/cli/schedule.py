@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from datetime import timedelta
 
 import click
 
 from digest import clock
-from digest.cli import echo_json, workspace_of
+from digest.cli.common import HelpGroup, echo_json, workspace_of
+from digest.cli.stopping import stop_on_signals
 from digest.schedule import loop, recipes, view
 
 
-@click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.group(cls=HelpGroup, invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def schedule(ctx: click.Context, as_json: bool) -> None:
     """Show the next slot, the issue it sends, its audience and any warnings."""
@@ -24,7 +23,9 @@ def schedule(ctx: click.Context, as_json: bool) -> None:
         return
     ws = workspace_of(ctx)
     now = clock.now()
-    slot = view.upcoming(ws, now, check=view.default_check, audience=lambda: view.audience_size(ws))
+    slot = view.upcoming(
+        ws, now, check=view.default_check, audience=lambda: view.current_audience(ws)
+    )
     if as_json:
         echo_json(slot.to_dict(ws.config.schedule))
     else:
@@ -62,18 +63,14 @@ def scheduler(ctx: click.Context) -> None:
     """Send each issue when due, in the foreground (containers, systemd); stop with SIGTERM."""
     ws = workspace_of(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        logging.getLogger("digest.scheduler").info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     start, began = clock.pinned(), time.monotonic()
 
     def tick() -> None:  # a --now clock runs forward from the pinned instant
         if start is not None:
             clock.set_now(start + timedelta(seconds=time.monotonic() - began))
 
-    loop.run_scheduler(ws, stop, tick=tick)
+    def notice(signum: int) -> None:
+        logging.getLogger("digest.scheduler").info("signal %d: stopping", signum)
+
+    with stop_on_signals(notice) as stop:
+        loop.run_scheduler(ws, stop, tick=tick)

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
 import click
 
-from digest.cli import echo_json, workspace_of
+from digest import clock
+from digest.cli.common import echo_json, plural, workspace_of
 from digest.cli.issues import DATE
+from digest.cli.stopping import stop_on_signals
+from digest.slots import ahead_of_slot
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def _stop_on_signals() -> AbstractContextManager[threading.Event]:
     """Ctrl-C and SIGTERM set the event: stop claiming, let in-flight messages finish."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            return
-        stop.set()
-        click.echo("\nstopping: letting messages in flight finish...", err=True)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return stop_on_signals(
+        lambda signum: click.echo("\nstopping: letting messages in flight finish...", err=True)
+    )
 
 
 class _Meter:
@@ -83,7 +73,9 @@ def _summary(report: Any) -> None:
     )
     if report.recovered_unknown:
         click.echo(
-            f"{report.recovered_unknown} message(s) were in flight when an earlier run died: "
+            f"{report.recovered_unknown} "
+            f"{plural(report.recovered_unknown, 'message was', 'messages were')} "
+            "in flight when an earlier run died: "
             "they are unknown (they may have arrived)."
         )
     if c["unknown"]:
@@ -112,7 +104,7 @@ def _run(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 @click.command("send")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option("--yes", is_flag=True, help="Do not ask before mailing the audience.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
 @click.option("--force", is_flag=True, help="Send an issue that is not marked ready.")
@@ -156,23 +148,33 @@ def send_cmd(
         for result in engine.send_test(ws, issue, list(tests)):
             click.echo(f"[TEST] {result.address}: {result.state} {result.detail}".rstrip())
         return
+    engine.refuse_sent(ws, issue)
     engine.preflight(ws, issue, force=force)
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
+    warning = engine.bounce_warning(ws, issue)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f"{issue.slug} \u201c{issue.subject}\u201d: {what} {size} via {sender.name}")
     if not yes:
-        click.confirm("Send now?", abort=True)
+        early = ahead_of_slot(ws.config.schedule, issue.date, clock.now())
+        question = f"{early[0].upper()}{early[1:]}; send now anyway?" if early else "Send now?"
+        if not click.confirm(question):
+            click.echo("Nothing sent.")
+            sys.exit(1)
     _run(engine.run_send, ws, issue, limit=limit, force=force, sender=sender)
 
 
 @click.command("deliveries")
-@click.argument("day", type=DATE, required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
-    """Show how an issue's send went: counts per state, rate, failures by reason (default:
-    the issue sent last)."""
+    """Show how an issue's send went: counts per state, rate, failures by reason.
+
+    Without DATE, the issue sent last.
+    """
     from digest.send.engine import delivery_stats  # deferred, as in send_cmd
 
     stats = delivery_stats(workspace_of(ctx), day)
@@ -189,10 +191,16 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
         )
     for problem in stats["problems"]:
         click.echo(f"  {problem['count']:>6} {problem['state']:<8} {problem['reason']}")
+    b = stats["bounces"]
+    if any(b.values()):
+        click.echo(
+            f"  bounced: {b['hard']} hard, {b['soft']} soft, {b['complaints']} complaints, "
+            f"{b['mailbox_unsubscribes']} mailbox unsubscribes (`digest bounces {stats['issue']}`)"
+        )
 
 
 @click.command("retry")
-@click.argument("day", type=DATE, required=False)
+@click.argument("day", type=DATE, required=False, metavar="[DATE]")
 @click.option(
     "--include-unknown",
     is_flag=True,
@@ -200,8 +208,10 @@ def deliveries_cmd(ctx: click.Context, day: date | None, as_json: bool) -> None:
 )
 @click.pass_context
 def retry_cmd(ctx: click.Context, day: date | None, include_unknown: bool) -> None:
-    """Send again the deferred and temporarily failed messages of an issue (default: the
-    issue sent last)."""
+    """Send again the deferred and temporarily failed messages of an issue.
+
+    Without DATE, the issue sent last.
+    """
     from digest.send.engine import retry  # deferred, as in send_cmd
 
     ws = workspace_of(ctx)

@@ -1,17 +1,18 @@
-"""Commands about subscribers and consent: subscribers …, consent verify."""
+"""Commands about subscribers and consent: subscribers …, consent verify/head."""
 
 from __future__ import annotations
 
 import getpass
-import json
 from pathlib import Path
 
 import click
 
 from digest import consent as consent_mod
+from digest import roster
 from digest import subscribers as subs
-from digest.atomic import write_text
-from digest.cli import echo_json, workspace_of
+from digest.bounces import history as bounce_history
+from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
+from digest.errors import DigestError
 from digest.store import Store, open_store
 
 
@@ -26,7 +27,7 @@ def _operator() -> str:
         return "cli"
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def subscribers() -> None:
     """Add, import, list, show, unsubscribe, suppress, export and erase subscribers."""
 
@@ -55,59 +56,89 @@ def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option(
+    "--policy-version",
+    metavar="V",
+    help="The privacy-policy version for a file without a policy_version column.",
+)
 @click.pass_context
-def import_(ctx: click.Context, file: Path, dry_run: bool, skip_invalid: bool) -> None:
+def import_(
+    ctx: click.Context,
+    file: Path,
+    dry_run: bool,
+    skip_invalid: bool,
+    policy_version: str | None,
+) -> None:
     """Import a CSV: email, name, consented_at, source, policy_version, ip (+ attributes).
 
-    All or nothing: bad rows are listed with their line numbers and nothing
-    is written unless --skip-invalid. Duplicates are merged (first consent
-    kept); suppressed addresses are never re-added.
+    The delimiter (comma, semicolon or tab) is found from the header. All or
+    nothing: bad rows are listed with their line numbers and nothing is
+    written unless --skip-invalid. Duplicates are merged (first consent kept);
+    suppressed addresses are never re-added. --dry-run reports and exits as
+    the import would.
     """
     with _store(ctx) as store:
-        report = subs.import_csv(store, file, dry_run=dry_run, skip_invalid=skip_invalid)
-    for line in report.problems + report.notes:
+        report = subs.import_csv(
+            store,
+            file,
+            dry_run=dry_run,
+            skip_invalid=skip_invalid,
+            policy_version=policy_version,
+        )
+    for line in report.in_file_order():
         click.echo(f"{file}: {line}", err=True)
     verb = "imported" if report.written else "would import"
     click.echo(
         f"{verb} {report.imported}, merged {report.merged}, suppressed {report.suppressed}, "
-        f"invalid {report.invalid} ({report.rows} rows)"
+        f"invalid {report.invalid} ({report.rows} {plural(report.rows, 'row')}, "
+        f"{report.delimiter}-separated)"
     )
-    if report.invalid and not report.written and not dry_run:
+    if report.invalid and not skip_invalid:
+        bad = f"{report.invalid} bad {plural(report.invalid, 'row')}"
+        if dry_run:
+            raise click.ClickException(
+                f"{file}: {bad}: the import would write nothing; fix them or use --skip-invalid"
+            )
         raise click.ClickException(
-            f"{file}: {report.invalid} bad row(s), nothing imported; fix them or use --skip-invalid"
+            f"{file}: {bad}, nothing imported; fix them or use --skip-invalid"
         )
 
 
 @subscribers.command("list")
 @click.option("--status", type=click.Choice([*subs.STATUSES, "suppressed"]), help="Only these.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON object a line (for big lists).")
 @click.pass_context
-def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """List subscribers (addresses masked; `show` one for the full record)."""
+def list_(ctx: click.Context, status: str | None, as_json: bool, jsonl: bool) -> None:
+    """List subscribers: id, masked address, name, status, consent date, source.
+
+    Addresses are masked; `digest subscribers show ID` gives one full record,
+    `digest subscribers export --all -o FILE` the whole list.
+    """
+    if as_json and jsonl:
+        raise click.UsageError("pick one of --json and --jsonl")
     with _store(ctx) as store:
-        for sub in subs.list_subscribers(store, status):
-            if as_json:
-                row = {
-                    "id": sub.id,
-                    "email": subs.mask(sub.email),
-                    "status": sub.status,
-                    "created_at": sub.created_at,
-                }
-                click.echo(json.dumps(row, ensure_ascii=False))
-            else:
-                click.echo(
-                    f"{sub.id}  {sub.status:<12}  {sub.created_at[:10]}  {subs.mask(sub.email)}"
-                )
+        if as_json or jsonl:
+            echo_json_rows((r.masked().as_dict() for r in roster.rows(store, status)), lines=jsonl)
+            return
+        lines = roster.table(roster.rows(store, status))
+        click.echo(next(lines))  # the header
+        count = 0
+        for line in lines:
+            count += 1
+            click.echo(line)
+    click.echo(f"{count} {plural(count, 'subscriber')}" + (f" ({status})" if status else ""))
 
 
 @subscribers.command("show")
 @click.argument("email_or_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
     """Show one subscriber (by address or id) and their full consent history."""
     with _store(ctx) as store:
         data = subs.show(store, email_or_id)
+        data["bounces"] = bounce_history(store, data["subscriber"]["id"])
     if as_json:
         echo_json(data)
         return
@@ -123,10 +154,18 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
             f"({event['source']}), statement v{event['statement']['version']}, "
             f"policy {event['policy']['version']}"
         )
+    if data["bounces"]:
+        click.echo("bounce history:")
+    for seen in data["bounces"]:
+        status = f" {seen['status']}" if seen["status"] else ""
+        click.echo(
+            f"  {seen['at']} {seen['kind']}{status} via {seen['source']} "
+            f"(issue {seen['issue'] or '?'}): {seen['outcome']}; {seen['reason']}"
+        )
 
 
 @subscribers.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Counts by status, suppressions, the mailable audience and the ledger's length."""
@@ -173,23 +212,52 @@ def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> No
 
 
 @subscribers.command("export")
-@click.argument("email_or_id")
+@click.argument("email_or_id", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Export the whole list (needs -o).")
+@click.option(
+    "--status",
+    type=click.Choice([*subs.STATUSES, "suppressed"]),
+    help="With --all: only subscribers with this status.",
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON to this file instead of printing it.",
+    help="Write to this file (.json; with --all also .csv) instead of printing.",
 )
 @click.pass_context
-def export(ctx: click.Context, email_or_id: str, output: Path | None) -> None:
-    """Everything held about one subscriber, as JSON (GDPR Art. 15/20)."""
+def export(
+    ctx: click.Context,
+    email_or_id: str | None,
+    everyone: bool,
+    status: str | None,
+    output: Path | None,
+) -> None:
+    """Everything held about one subscriber, as JSON (GDPR Art. 15/20); or, with --all,
+    the whole list with full addresses to a CSV or JSON file.
+
+    Each export is recorded in the consent ledger as an export by the operator.
+    """
+    if everyone:
+        if email_or_id:
+            raise click.UsageError("give an address or id, or --all, not both")
+        if output is None:
+            raise click.UsageError("--all writes a file: add -o FILE.csv or -o FILE.json")
+        with _store(ctx) as store:
+            count = roster.export_all(store, output, status=status, operator=_operator())
+        click.echo(f"wrote {count} {plural(count, 'subscriber')} to {output}")
+        return
+    if status:
+        raise click.UsageError("--status goes with --all")
+    if not email_or_id:
+        raise click.UsageError("name a subscriber (address or id), or pass --all -o FILE")
     with _store(ctx) as store:
+        if output is not None:
+            subs.export_to_file(store, email_or_id, output, source=_operator())
+            click.echo(f"wrote {output}")
+            return
         data = subs.export(store, email_or_id, source=_operator())
-    if output is None:
-        echo_json(data)
-    else:
-        write_text(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
-        click.echo(f"wrote {output}")
+    echo_json(data)
 
 
 @subscribers.command("erase")
@@ -208,19 +276,60 @@ def erase(ctx: click.Context, email_or_id: str, yes: bool) -> None:
     echo_json(receipt)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def consent() -> None:
     """Check the consent ledger."""
 
 
+def _published_head(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
+    try:
+        return [consent_mod.parse_head(value) for value in values]
+    except DigestError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @consent.command("verify")
+@click.option(
+    "--expect-head",
+    "heads",
+    multiple=True,
+    metavar="SEQ:HASH",
+    callback=_published_head,
+    help="A head published earlier (`digest consent head`); it must still be in the ledger.",
+)
+@click.option(
+    "--heads",
+    "heads_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of published heads, one SEQ:HASH a line (# comments allowed).",
+)
 @click.pass_context
-def verify(ctx: click.Context) -> None:
-    """Recompute the hash chain; name the first broken event; print the head hash."""
+def verify(ctx: click.Context, heads: list[tuple[int, str]], heads_file: Path | None) -> None:
+    """Recompute the hash chain, replay it against every subscriber and the suppression
+    list, and check published heads; name each problem; print the head."""
+    expect = [*heads, *(consent_mod.read_heads(heads_file) if heads_file else [])]
     with _store(ctx) as store:
-        result = consent_mod.verify(store)
-    if not result.ok:
+        result = consent_mod.verify(store, expect=expect)
+    for line in result.mismatches:
+        click.echo(f"mismatch: {line}", err=True)
+    if result.broken_seq is not None:
         raise click.ClickException(
             f"consent ledger broken at event {result.broken_seq}: {result.problem}"
         )
+    if result.problem:
+        raise click.ClickException(f"consent ledger: {result.problem}")
+    if result.mismatches:
+        raise click.ClickException(
+            f"the chain is whole but {len(result.mismatches)} record(s) disagree with it "
+            "(listed above): the tables were edited outside digest"
+        )
     click.echo(f"ok: {result.events} events, head #{result.head_seq} {result.head_hash}")
+
+
+@consent.command("head")
+@click.pass_context
+def head(ctx: click.Context) -> None:
+    """Print the ledger's head as SEQ:HASH, to publish (a later `verify --expect-head`
+    proves nothing before it was cut off or rewritten)."""
+    with _store(ctx) as store:
+        click.echo(consent_mod.head(store))

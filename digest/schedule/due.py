@@ -17,15 +17,16 @@ from digest.errors import DigestError, SendError
 from digest.issue import issue_path, load_issue, save_issue
 from digest.issue_status import issue_statuses
 from digest.schedule.view import CheckFn, default_check
-from digest.send.claims import RunClaims, new_owner
+from digest.send.claims import RunClaims
+from digest.send.owners import new_owner
 from digest.slots import (
-    describe,
     duration_text,
     next_slot,
     previous_slot,
     review_cutoff,
     slot_date,
     slot_on,
+    wall_clock,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def _due_step(
     owner: str | None,
 ) -> Step | None:
     sched = ws.config.schedule
-    when = describe(sched, slot)
+    when = wall_clock(sched, slot)
     if status in ("sent", "skipped"):
         return None
     if db.state(day) == "sent":  # sent from another machine sharing the database
@@ -152,7 +153,7 @@ def _due_step(
             failed=True,
             message=f"issue {day} is due ({when}) but is {status}, not ready; "
             f"mark it ready with `digest issue ready {day}` (grace until "
-            f"{describe(sched, slot + timedelta(seconds=sched.grace_seconds))})",
+            f"{wall_clock(sched, slot + timedelta(seconds=sched.grace_seconds))})",
         )
     issue = load_issue(issue_path(ws.issues_dir, day))
     check = check if check is not None else default_check
@@ -187,7 +188,7 @@ def _missed_step(
         "missed",
         day,
         failed=True,
-        message=f"missed the slot {describe(sched, slot)} by "
+        message=f"missed the slot {wall_clock(sched, slot)} by "
         f"{duration_text((now - slot).total_seconds())} (grace {sched.grace}): issue {day} "
         f"({status}) was not sent; send it by hand with `digest send {day}`, "
         f"or `digest issue skip {day}`",
@@ -214,8 +215,8 @@ def _cutoff_step(
     return Step(
         "cutoff",
         day,
-        message=f"warning: review cutoff {describe(sched, cutoff)} has passed and issue {day} "
-        f"is {what}; it goes out {describe(sched, slot)} only if ready "
+        message=f"warning: review cutoff {wall_clock(sched, cutoff)} has passed and issue {day} "
+        f"is {what}; it goes out {wall_clock(sched, slot)} only if ready "
         f"(`digest issue ready {day}`)",
     )
 

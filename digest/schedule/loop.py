@@ -12,7 +12,14 @@ from digest.errors import DigestError
 from digest.issue_status import is_due, issue_statuses
 from digest.schedule.due import DueOutcome, SendFn, Step, run_due
 from digest.schedule.view import CheckFn
-from digest.slots import describe, duration_text, next_slot, previous_slot, review_cutoff, slot_date
+from digest.slots import (
+    duration_text,
+    next_slot,
+    previous_slot,
+    review_cutoff,
+    slot_date,
+    wall_clock,
+)
 
 if TYPE_CHECKING:
     from digest.workspace import Workspace
@@ -90,7 +97,7 @@ def run_scheduler(
             nxt = next_slot(ws.config.schedule, outcome.now + timedelta(microseconds=1))
             log.info(
                 "next slot %s; sleeping %s",
-                describe(ws.config.schedule, nxt),
+                wall_clock(ws.config.schedule, nxt),
                 duration_text(delay) if delay >= 60 else f"{delay:.0f}s",
             )
         stop_event.wait(delay)

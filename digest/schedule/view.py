@@ -12,7 +12,14 @@ from digest.config import Schedule
 from digest.errors import DigestError
 from digest.issue import issue_path, load_issue
 from digest.issue_status import is_due, issue_statuses
-from digest.slots import describe, duration_text, next_slot, previous_slot, review_cutoff, slot_date
+from digest.slots import (
+    duration_text,
+    next_slot,
+    previous_slot,
+    review_cutoff,
+    slot_date,
+    wall_clock,
+)
 
 if TYPE_CHECKING:
     from digest.issue import Issue
@@ -78,34 +85,15 @@ def upcoming(
     sched = ws.config.schedule
     statuses = issue_statuses(ws.issues_dir)
     warnings: list[str] = []
-    last = previous_slot(sched, now)
-    last_day = slot_date(sched, last)
-    grace = timedelta(seconds=sched.grace_seconds)
-    skipped: list[date] = []
-    if now - last <= grace and is_due(statuses.get(last_day)):
-        slot, due_now = last, True
-    else:
-        due_now = False
-        slot = next_slot(sched, now + timedelta(microseconds=1) if last == now else now)
-        for _ in range(104):  # two years of skipped weeks is surely a mistake
-            if statuses.get(slot_date(sched, slot)) != "skipped":
-                break
-            skipped.append(slot_date(sched, slot))
-            slot = next_slot(sched, slot + timedelta(minutes=1))
-        if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
-            warnings.append(
-                f"the slot of {describe(sched, last)} was missed (grace {sched.grace}): "
-                f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
-                f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
-            )
+    slot, due_now, skipped = _slot_that_matters(sched, statuses, now, warnings)
     day = slot_date(sched, slot)
     path = issue_path(ws.issues_dir, day)
     status = statuses.get(day)
-    subject, articles = "", 0
     cutoff = review_cutoff(sched, slot)
+    subject, articles = "", 0
     if status is None:
         warnings.append(
-            f"no issue for {describe(sched, slot)}: create it with "
+            f"no issue for {wall_clock(sched, slot)}: create it with "
             f"`digest issue new --date {day}` or skip the week with `digest issue skip {day}`"
         )
     elif status.startswith("broken: "):
@@ -113,33 +101,7 @@ def upcoming(
     else:
         issue = load_issue(path)
         subject, articles = issue.subject, len(issue.articles)
-        if status == "draft":
-            late = cutoff is not None and now >= cutoff
-            when = (
-                f"the review cutoff ({describe(sched, cutoff)}) has passed"
-                if late and cutoff
-                else "it will not be sent unless it is ready"
-            )
-            warnings.append(
-                f"issue {day} is still a draft: {when}; "
-                f"mark it ready with `digest issue ready {day}`"
-            )
-        if status in ("draft", "ready") and check is not None:
-            try:
-                problems = check(ws, issue)
-            except DigestError as exc:
-                problems = [str(exc)]
-            if problems:
-                warnings.append(
-                    f"issue {day} fails `digest check`: {problems[0]}"
-                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                )
-    count = None
-    if audience is not None:
-        try:
-            count = audience()
-        except DigestError as exc:
-            warnings.append(f"audience unknown: {exc}")
+        warnings += _issue_warnings(ws, issue, day, status, now, cutoff, check)
     return SlotView(
         slot=slot,
         due_now=due_now,
@@ -151,8 +113,77 @@ def upcoming(
         cutoff=cutoff,
         skipped=skipped,
         warnings=warnings,
-        audience=count,
+        audience=_count(audience, warnings),
     )
+
+
+def _slot_that_matters(
+    sched: Schedule, statuses: dict[date, str], now: datetime, warnings: list[str]
+) -> tuple[datetime, bool, list[date]]:
+    """``(slot, due now, skipped dates)``; a missed slot adds its warning."""
+    last = previous_slot(sched, now)
+    last_day = slot_date(sched, last)
+    grace = timedelta(seconds=sched.grace_seconds)
+    if now - last <= grace and is_due(statuses.get(last_day)):
+        return last, True, []
+    skipped: list[date] = []
+    slot = next_slot(sched, now + timedelta(microseconds=1) if last == now else now)
+    for _ in range(104):  # two years of skipped weeks is surely a mistake
+        if statuses.get(slot_date(sched, slot)) != "skipped":
+            break
+        skipped.append(slot_date(sched, slot))
+        slot = next_slot(sched, slot + timedelta(minutes=1))
+    if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
+        warnings.append(
+            f"the slot of {wall_clock(sched, last)} was missed (grace {sched.grace}): "
+            f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
+            f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
+        )
+    return slot, False, skipped
+
+
+def _issue_warnings(
+    ws: Workspace,
+    issue: Issue,
+    day: date,
+    status: str,
+    now: datetime,
+    cutoff: datetime | None,
+    check: CheckFn | None,
+) -> list[str]:
+    """A draft's reminder and the first `digest check` error of an unsent issue."""
+    sched = ws.config.schedule
+    warnings = []
+    if status == "draft":
+        when = (
+            f"the review cutoff ({wall_clock(sched, cutoff)}) has passed"
+            if cutoff is not None and now >= cutoff
+            else "it will not be sent unless it is ready"
+        )
+        warnings.append(
+            f"issue {day} is still a draft: {when}; mark it ready with `digest issue ready {day}`"
+        )
+    if status in ("draft", "ready") and check is not None:
+        try:
+            problems = check(ws, issue)
+        except DigestError as exc:
+            problems = [str(exc)]
+        if problems:
+            warnings.append(
+                f"issue {day} fails `digest check`: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+    return warnings
+
+
+def _count(audience: Callable[[], int] | None, warnings: list[str]) -> int | None:
+    if audience is None:
+        return None
+    try:
+        return audience()
+    except DigestError as exc:
+        warnings.append(f"audience unknown: {exc}")
+        return None
 
 
 def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
@@ -165,7 +196,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     )
     utc = view.slot.astimezone(UTC)
     lines = [
-        f"Next slot:  {describe(schedule, view.slot)} ({schedule.timezone}), {when}",
+        f"Next slot:  {wall_clock(schedule, view.slot)} ({schedule.timezone}), {when}",
         f"            {utc:%A %Y-%m-%d %H:%M} UTC",
     ]
     if view.status is None:
@@ -179,7 +210,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     if view.audience is not None:
         lines.append(f"Audience:   {view.audience} subscriber{'s' * (view.audience != 1)}")
     if view.cutoff is not None:
-        lines.append(f"Cutoff:     {describe(schedule, view.cutoff)} (review_cutoff)")
+        lines.append(f"Cutoff:     {wall_clock(schedule, view.cutoff)} (review_cutoff)")
     if view.skipped:
         lines.append(f"Skipped:    {', '.join(d.isoformat() for d in view.skipped)}")
     for warning in view.warnings:
@@ -187,7 +218,7 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
     return "\n".join(lines)
 
 
-def audience_size(ws: Workspace) -> int:
+def current_audience(ws: Workspace) -> int:
     """How many subscribers a send would go to now (confirmed, not suppressed)."""
     from digest.store import open_store  # deferred: SQLAlchemy, only when a count is asked for
     from digest.subscribers import audience_count  # deferred, as above

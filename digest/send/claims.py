@@ -3,18 +3,17 @@
 One row per issue date in ``schedule_runs``. PostgreSQL: a session advisory
 lock keyed by the issue date, held on its own connection for the whole send.
 SQLite: a lease renewed by a heartbeat thread while the send runs; a lease
-held by a dead process of this host is taken over.
+held by a dead process of this host is taken over (:mod:`digest.send.owners`).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from digest import clock
+from digest.send.owners import owner_alive
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -65,20 +64,6 @@ _PG_LOCK_CLASS = 0x64676573  # "dges": the advisory-lock class of scheduled send
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _alive(owner: str) -> bool:
-    """Whether the process named ``host:pid`` may still run (unknowable elsewhere)."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunClaims:
@@ -177,7 +162,7 @@ class RunClaims:
                     and resumed
                     and row["owner"] != owner
                     and row["lease_until"] > _stamp(now)
-                    and _alive(row["owner"])
+                    and owner_alive(row["owner"]) is not False
                 ):
                     raise _Refused(row["owner"])
                 conn.execute(
@@ -232,8 +217,3 @@ class RunClaims:
 class _Refused(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def new_owner() -> str:
-    """``host:pid``: the owner name of a claim made by this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"

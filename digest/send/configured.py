@@ -15,13 +15,29 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from digest.tokens import Tokens
 
 if TYPE_CHECKING:
     import httpx
 
-    from digest.send.sender import Sender
+    from digest.send.sender import OutgoingMessage, Sender
     from digest.workspace import Workspace
+
+
+def return_path_for(ws: Workspace, issue: str) -> Callable[[OutgoingMessage], str] | None:
+    """The VERP envelope sender per message, when ``[bounces] return_path`` is set."""
+    template = ws.config.bounces.return_path
+    if not template:
+        return None
+    tokens = Tokens(ws.secret(ws.config.web.secret_key_env))
+
+    def address(message: OutgoingMessage) -> str:
+        return template.replace("{token}", tokens.return_path(issue, str(message.subscriber_id)))
+
+    return address
 
 
 def open_sender(
@@ -61,6 +77,7 @@ def open_sender(
             username=username,
             password=password,
             tls_context=tls_context,
+            return_path=return_path_for(ws, issue),
         )
     from digest.send.http import HttpSender  # deferred, as above
     from digest.send.providers import provider_for

@@ -23,8 +23,6 @@ group is re-sent as the same batch, so it carries the same key).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from digest import clock
 from digest.errors import StoreError
+from digest.send.owners import new_owner, owner_alive
 from digest.send.sender import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
 from digest.store import Store, schema, stamp
 
@@ -92,26 +91,6 @@ class _Raw:
 
     def close(self) -> None:
         self.cursor.close()
-
-
-def new_owner() -> str:
-    """``host:pid:random``: who holds a claim; a dead pid on this host frees it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """False when ``owner`` is a process of this host that is gone; None when unknowable."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,12 @@ from typing import IO, Any, Protocol, TypeVar
 
 from digest import clock
 from digest.addresses import normalise
+from digest.bounces import issue_summary, send_warning
 from digest.errors import DigestError, IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
 from digest.send.configured import open_sender
 from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
+from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
 from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
@@ -121,9 +123,24 @@ class SendReport:
 
 
 def resolve_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
+    """``issue``, or the upcoming one; when none is upcoming because the last one has
+    gone, the error says when it went."""
     if isinstance(issue, Issue):
         return issue
-    return workspace_issue(ws, issue)
+    try:
+        return workspace_issue(ws, issue)
+    except IssueError:
+        if issue is not None:
+            raise
+        last = sent_issue(ws, None) if _any_send(ws) else None
+        if last is not None:
+            refuse_sent(ws, last)
+        raise
+
+
+def _any_send(ws: Workspace) -> bool:
+    with open_store(ws) as store:
+        return latest_send(store) is not None
 
 
 def sent_issue(ws: Workspace, issue: Issue | date | str | None) -> Issue:
@@ -146,6 +163,28 @@ def require_postal_address(ws: Workspace) -> None:
         )
 
 
+def refuse_sent(ws: Workspace, issue: Issue) -> None:
+    """``digest send`` of an issue that has gone: say when, instead of a run that sends 0."""
+    if issue.status != "sent":
+        return
+    with open_store(ws) as store:
+        ledger = DeliveryLedger(store, issue.slug)
+        _, last, audience = ledger.timing()
+        sent = ledger.counts()["sent"]
+    when = ""
+    if last:
+        from datetime import datetime
+
+        local = datetime.fromisoformat(last.replace("Z", "+00:00")).astimezone(
+            ws.config.schedule.zone
+        )
+        when = f" on {local:%a} {local.day} {local:%b %Y %H:%M} {local.tzname()}"
+    raise SendError(
+        f"{issue.label}: already sent{when} ({sent} of an audience of {audience}); "
+        f"see `digest deliveries {issue.slug}`, or start the next one with `digest issue new`"
+    )
+
+
 def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
     """Refuse an issue that must not go; return its prepared rendering."""
     # deferred: rendering loads jinja2 and lxml, which `digest deliveries` never needs
@@ -163,7 +202,8 @@ def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
     if result.errors:
         first = result.errors[0]
         raise IssueError(
-            f"{issue.label}: `digest check {issue.slug}` finds {len(result.errors)} error(s), "
+            f"{issue.label}: `digest check {issue.slug}` finds {len(result.errors)} "
+            f"error{'' if len(result.errors) == 1 else 's'}, "
             f"first: {first.code}: {first.message}; fix them before sending"
         )
     return prepared
@@ -234,6 +274,7 @@ def run_send(
                 "the issue stays as it is: add or import subscribers, then send again"
             )
         ledger.freeze(AUDIENCE_IDS)  # copied in the database, in one statement
+        store.note_link_key(slug, prepared.tokens.fingerprint)  # `serve` checks its keys by it
         if target.status != "sending" and not ledger_complete(ledger):
             target.status = "sending"
             save_issue(target)
@@ -426,7 +467,7 @@ class _Run:
             )
             skipped += more
             if done:
-                self._recorded(done, counts)
+                await self._recorded(done, counts)
         return claimed, skipped
 
     async def _db(self, call: Callable[[], T]) -> T:
@@ -490,11 +531,24 @@ class _Run:
                 backoff=BACKOFF_SECONDS,
             )
         )
-        self._recorded(outcomes, counts)
+        await self._recorded(outcomes, counts)
 
-    def _recorded(self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]) -> None:
+    async def _recorded(
+        self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]
+    ) -> None:
         for state, n in counts.items():
             self._count(state, n)
+        refused = [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
+        if refused:  # a refusal that is a bounce goes through the bounce policy
+            await asyncio.to_thread(
+                functools.partial(
+                    record_refusals,
+                    self.ledger.store,
+                    self.ledger.issue,
+                    refused,
+                    source=self.sender.bounce_source,
+                )
+            )
         throttled = [r for _, r in outcomes if r.throttled]
         if throttled:
             self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
@@ -603,6 +657,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         counts = ledger.counts()
         first, last, audience = ledger.timing()
         problems = ledger.failures()
+        bounced = issue_summary(store, target.slug)
     rate = 0.0
     if first and last and first != last:
         span = (
@@ -619,6 +674,7 @@ def delivery_stats(ws: Workspace, issue: Issue | date | str | None) -> dict[str,
         "last_sent_at": last,
         "rate_per_second": round(rate, 1),
         "problems": [{"state": s, "reason": r, "count": n} for s, r, n in problems],
+        "bounces": {k: bounced[k] for k in ("hard", "soft", "complaints", "mailbox_unsubscribes")},
     }
 
 
@@ -651,6 +707,12 @@ def retry(
     report.reset = reset
     report.recovered_unknown += recovered
     return report
+
+
+def bounce_warning(ws: Workspace, issue: Issue) -> str:
+    """A warning when the issue sent before this one bounced or drew complaints too often."""
+    with open_store(ws) as store:
+        return send_warning(store, issue.slug)
 
 
 def audience_size(ws: Workspace, issue: Issue) -> tuple[int, bool]:

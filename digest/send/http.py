@@ -50,6 +50,7 @@ class HttpSender(Sender):
         self.parallel = max(1, parallel)
         self.host = urlsplit(provider.endpoint).netloc or provider.endpoint
         self.name = f"http {provider.name} ({self.host})"
+        self.bounce_source = provider.name
         self.client = httpx.AsyncClient(
             transport=transport,
             timeout=settings.timeout,

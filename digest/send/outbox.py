@@ -9,16 +9,13 @@ unknown by a crash is simply written again.
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 from digest.atomic import write_bytes
 from digest.send.sender import OutgoingMessage, Result, Sender
+from digest.workspace import outbox_file_name
 
-
-def file_name(subscriber_id: object) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(subscriber_id)) or "_"
-    return f"{safe}.eml"
+file_name = outbox_file_name  # erasure finds the files by the same rule
 
 
 class OutboxSender(Sender):

@@ -22,39 +22,18 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from digest.addresses import mask, scrub
+from digest.addresses import mask, mask_all
 
 if TYPE_CHECKING:
-    from digest.message import MessageBuilder
+    from digest.message import MessageBuilder, MessageParts
     from digest.render import Recipient
 
 ACCEPTED = "accepted"
 TRANSIENT = "transient"
 PERMANENT = "permanent"
 UNKNOWN = "unknown"
-
-
-class PartsLike(Protocol):
-    """What an HTTP provider needs of a message (digest.message.MessageParts)."""
-
-    @property
-    def subject(self) -> str: ...
-    @property
-    def from_(self) -> str: ...
-    @property
-    def to(self) -> str: ...
-    @property
-    def reply_to(self) -> str: ...
-    @property
-    def html(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def headers(self) -> dict[str, str]: ...
-    @property
-    def message_id(self) -> str: ...
 
 
 class OutgoingMessage:
@@ -84,7 +63,7 @@ class OutgoingMessage:
         key: str,
         *,
         wire: bytes | Callable[[], bytes] | None = None,
-        parts: PartsLike | Callable[[], PartsLike] | None = None,
+        parts: MessageParts | Callable[[], MessageParts] | None = None,
         name: str = "",
         builder: MessageBuilder | None = None,
         recipient: Recipient | None = None,
@@ -133,7 +112,7 @@ class OutgoingMessage:
         )
 
     @property
-    def parts(self) -> PartsLike:
+    def parts(self) -> MessageParts:
         value = self._parts
         if value is None:
             if self.builder is None or self.recipient is None:
@@ -154,6 +133,7 @@ class Result:
     reason: str = ""
     retry_after: float | None = None
     throttled: bool = False
+    bounce: str = ""  # hard | soft: the refusal is a bounce (digest.bounces.classify)
 
     @classmethod
     def accepted(cls, provider_id: str = "") -> Result:
@@ -163,15 +143,15 @@ class Result:
     def transient(
         cls, reason: str, retry_after: float | None = None, *, throttled: bool = False
     ) -> Result:
-        return cls(TRANSIENT, reason=scrub(reason), retry_after=retry_after, throttled=throttled)
+        return cls(TRANSIENT, reason=mask_all(reason), retry_after=retry_after, throttled=throttled)
 
     @classmethod
-    def permanent(cls, reason: str) -> Result:
-        return cls(PERMANENT, reason=scrub(reason))
+    def permanent(cls, reason: str, *, bounce: str = "") -> Result:
+        return cls(PERMANENT, reason=mask_all(reason), bounce=bounce)
 
     @classmethod
     def unknown(cls, reason: str) -> Result:
-        return cls(UNKNOWN, reason=scrub(reason))
+        return cls(UNKNOWN, reason=mask_all(reason))
 
     @property
     def ok(self) -> bool:
@@ -190,6 +170,7 @@ class Sender:
     """
 
     name: str = "sender"
+    bounce_source: str = "send"  # names the source of a refusal's bounce report
     batch_size: int = 1
     parallel: int = 1
     idempotent: bool = False

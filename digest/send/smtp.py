@@ -36,11 +36,13 @@ import contextlib
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosmtplib
 
 from digest.addresses import Unroutable, route
+from digest.bounces import classify
 from digest.config import Smtp
 from digest.errors import SendError
 from digest.send.sender import OutgoingMessage, Result, Sender
@@ -59,6 +61,8 @@ class _Connection:
 
 
 class SmtpSender(Sender):
+    bounce_source = "smtp"
+
     def __init__(
         self,
         settings: Smtp,
@@ -68,9 +72,11 @@ class SmtpSender(Sender):
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         batch_size: int = 1,
+        return_path: Callable[[OutgoingMessage], str] | None = None,
     ) -> None:
         self.settings = settings
         self.envelope_from = envelope_from
+        self.return_path = return_path
         self.username = username
         self.password = password
         self.tls_context = tls_context
@@ -254,7 +260,7 @@ class SmtpSender(Sender):
                     stage = "MAIL FROM"
                 elif rcpt is None or rcpt[0] not in (250, 251):
                     stage = "RCPT TO"
-                return await self._refused(connection, stage, refusal)
+                return await self._refused(connection, message, stage, refusal)
         except SendError:
             raise
         except (TimeoutError, ConnectionError, OSError) as exc:
@@ -269,13 +275,20 @@ class SmtpSender(Sender):
         """The MAIL, RCPT and DATA commands and the dot-stuffed message for one recipient."""
         address, utf8 = route(message.email, utf8=connection.smtputf8, who="the server")
         wire = message.readdressed(address).wire
-        mail = b"MAIL FROM:<" + self._from + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
+        sender = self._from if self.return_path is None else self.return_path(message).encode()
+        mail = b"MAIL FROM:<" + sender + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
         rcpt = b"RCPT TO:<" + address.encode("utf-8") + b">\r\n"
         return [mail, rcpt, b"DATA\r\n"], data_payload(wire, built=message.builder is not None)
 
     async def _refused(
-        self, connection: _Connection, stage: str, reply: tuple[int, str]
+        self,
+        connection: _Connection,
+        message: OutgoingMessage,
+        stage: str,
+        reply: tuple[int, str],
     ) -> tuple[Result, bool]:
+        """A refusal's meaning: retry on a new connection, stop the send, or this row's
+        transient or permanent failure (a permanent one with its bounce kind)."""
         code, text = reply
         reason = f"{code} {text}".strip()
         if code == 421:
@@ -287,14 +300,15 @@ class SmtpSender(Sender):
                 "set [sender.smtp] username_env and password_env"
             )
         if stage == "MAIL FROM" and code >= 500:
+            sender = self.return_path(message) if self.return_path else self.envelope_from
             raise SendError(
-                f"{self.where}: the server refused the sender address "
-                f"{self.envelope_from} ({reason}); check [newsletter] from"
+                f"{self.where}: the server refused the sender address {sender} ({reason}); "
+                f"check {'[bounces] return_path' if self.return_path else '[newsletter] from'}"
             )
         await self._reset(connection)
         if 400 <= code < 500:
             return Result.transient(reason), False
-        return Result.permanent(reason), False
+        return Result.permanent(reason, bounce=classify(text=reason).kind), False
 
     async def _reset(self, connection: _Connection) -> None:
         try:

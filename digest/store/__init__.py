@@ -160,6 +160,23 @@ class Store:
                 f"set {env} to the original value on every machine that uses it"
             )
 
+    def note_link_key(self, issue: str, fingerprint: str) -> None:
+        """Record that an issue's links were signed with the key of ``fingerprint``."""
+        table = schema.key_checks
+        name = f"links {issue} {fingerprint}"
+        with self.begin() as conn:
+            if conn.execute(select(table.c.name).where(table.c.name == name)).first() is None:
+                conn.execute(table.insert().values(name=name, check_value=fingerprint))
+
+    def link_keys(self, issue: str) -> set[str]:
+        """Fingerprints of the keys that signed ``issue``'s links (several after a rotation)."""
+        table = schema.key_checks
+        with self.read() as conn:
+            rows = conn.execute(
+                select(table.c.check_value).where(table.c.name.like(f"links {issue} %"))
+            )
+            return {value for (value,) in rows}
+
     def pseudonym(self, folded_address: str) -> str:
         """The keyed HMAC-SHA256 of a case-folded address (hex)."""
         mac = self._pseudonym_hmac.copy()

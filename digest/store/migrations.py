@@ -77,9 +77,66 @@ def _consent_ledger(conn: Connection, dialect: str) -> None:
             conn.exec_driver_sql(statement)
 
 
+_GUARDS_SQLITE = [
+    """CREATE TRIGGER suppressions_no_update BEFORE UPDATE ON suppressions
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER suppressions_no_delete BEFORE DELETE ON suppressions
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: DELETE refused'); END""",
+    """CREATE TRIGGER chain_head_no_insert BEFORE INSERT ON chain_head
+BEGIN SELECT RAISE(ABORT, 'chain_head has one row: INSERT refused'); END""",
+    """CREATE TRIGGER chain_head_no_delete BEFORE DELETE ON chain_head
+BEGIN SELECT RAISE(ABORT, 'chain_head has one row: DELETE refused'); END""",
+    """CREATE TRIGGER chain_head_forward_only BEFORE UPDATE ON chain_head
+WHEN NEW.id != OLD.id OR NEW.seq < OLD.seq
+  OR NEW.hash IS NOT (SELECT hash FROM consent_events WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'chain_head moves only forward, to the last event appended'); END""",
+]
+
+_GUARDS_PG = [
+    """
+CREATE FUNCTION digest_refuse_suppression_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'suppressions is append-only: %% refused', TG_OP;
+END $$
+""",
+    """CREATE TRIGGER suppressions_no_change BEFORE UPDATE OR DELETE ON suppressions
+FOR EACH ROW EXECUTE FUNCTION digest_refuse_suppression_change()""",
+    """CREATE TRIGGER suppressions_no_truncate BEFORE TRUNCATE ON suppressions
+FOR EACH STATEMENT EXECUTE FUNCTION digest_refuse_suppression_change()""",
+    """
+CREATE FUNCTION digest_guard_chain_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP <> 'UPDATE' THEN
+    RAISE EXCEPTION 'chain_head has one row: %% refused', TG_OP;
+  END IF;
+  IF NEW.id <> OLD.id OR NEW.seq < OLD.seq OR NEW.hash IS DISTINCT FROM
+      (SELECT hash FROM consent_events WHERE seq = NEW.seq) THEN
+    RAISE EXCEPTION 'chain_head moves only forward, to the last event appended';
+  END IF;
+  RETURN NEW;
+END $$
+""",
+    """CREATE TRIGGER chain_head_guard BEFORE INSERT OR UPDATE OR DELETE ON chain_head
+FOR EACH ROW EXECUTE FUNCTION digest_guard_chain_head()""",
+    """CREATE TRIGGER chain_head_no_truncate BEFORE TRUNCATE ON chain_head
+FOR EACH STATEMENT EXECUTE FUNCTION digest_guard_chain_head()""",
+]
+
+
+def _ledger_guards(conn: Connection, dialect: str) -> None:
+    """The suppression list is append-only; the chain head only moves forward to a real event."""
+    for statement in _GUARDS_SQLITE if dialect == "sqlite" else _GUARDS_PG:
+        conn.exec_driver_sql(statement)
+
+
 def _deliveries(conn: Connection, dialect: str) -> None:
     schema.issue_sends.create(conn)
     schema.deliveries.create(conn)
+
+
+def _bounces(conn: Connection) -> None:
+    schema.bounce_reports.create(conn)
+    schema.webhook_nonces.create(conn)
 
 
 MIGRATIONS: list[Migration] = [
@@ -87,6 +144,8 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
     Migration(3, "deliveries ledger", _deliveries),
     Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
+    Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
+    Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
 ]
 
 

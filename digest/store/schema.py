@@ -164,3 +164,35 @@ issue_sends = Table(
     Column("audience", Integer, nullable=False, default=0),
     Column("finished_at", String(32)),
 )
+
+# One row per bounce, complaint or mailbox unsubscribe report digest has read (per
+# recipient of a report), from any source: the key makes processing idempotent, and
+# the rows are what `digest bounces` counts. No address: a subscriber id, the
+# recipient's domain and a diagnostic with addresses masked.
+bounce_reports = Table(
+    "bounce_reports",
+    metadata,
+    Column("key", String(64), primary_key=True),  # SHA-256 naming the report (and recipient)
+    Column("received_at", String(32), nullable=False),
+    Column("source", String(24), nullable=False),  # smtp | mailbox | file | postmark | ...
+    Column("kind", String(16), nullable=False),  # hard | soft | complaint | unsubscribe | ...
+    Column("outcome", String(16), nullable=False),  # suppressed | unsubscribed | counted | ...
+    Column("subscriber_id", String(32)),  # NULL: nobody we know
+    Column("issue", String(10), nullable=False, default=""),
+    Column("status", String(16), nullable=False, default=""),  # 5.1.1, or the SMTP code
+    Column("reason", Text, nullable=False, default=""),  # short, addresses masked
+    Column("domain", String(255), nullable=False, default=""),
+    Column("report_sha256", String(64), nullable=False),  # of the raw report
+    Index("ix_bounce_reports_subscriber", "subscriber_id"),
+    Index("ix_bounce_reports_issue", "issue"),
+)
+
+# Signatures of webhook requests already answered, so a replayed request is refused;
+# rows older than the timestamp tolerance are pruned (a stale request is refused anyway).
+webhook_nonces = Table(
+    "webhook_nonces",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("seen_at", String(32), nullable=False),
+)

@@ -7,7 +7,8 @@ no side by name, so the sides import it and never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest.web.guards import BodyLimit, LoopbackHosts, redact_path
 from digest.workspace import Workspace
 
 # No inline scripts and nothing from third parties; images may come from the
@@ -36,11 +38,20 @@ SECURITY_HEADERS = {
 }
 
 
+log = logging.getLogger("digest.web")
+
+HSTS = b"max-age=31536000"  # a year; sent only when base_url is https
+
+
 class SecurityHeaders:
     """Adds the security headers to every response that does not set its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = {
+            **SECURITY_HEADERS,
+            **({b"strict-transport-security": HSTS} if hsts else {}),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,11 +61,50 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS.items() if k not in present]
+                extra = [(k, v) for k, v in self.headers.items() if k not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ErrorPages:
+    """An unexpected failure becomes the side's own 500 page, inside SecurityHeaders.
+
+    Starlette's last-resort handler sits outside every middleware, so its bare
+    500 would go out without the security headers; this one answers first
+    (unless the reply had already begun) and logs the failure, path redacted.
+    """
+
+    def __init__(self, app: ASGIApp, error_page: ErrorPage) -> None:
+        self.app = app
+        self.error_page = error_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            log.exception("%s %s failed", scope["method"], redact_path(scope["path"]))
+            detail = "Please try again in a few minutes."
+            request = Request(scope, receive)
+            if wants_json(request):
+                response: Response = JSONResponse({"error": detail, "status": 500}, 500)
+            else:
+                response = HTMLResponse(self.error_page(request, 500, detail), 500)
+            await response(scope, receive, send)
 
 
 def wants_json(request: Request) -> bool:
@@ -93,14 +143,33 @@ def create_app(
     *,
     error_page: ErrorPage = plain_error_page,
     debug: bool = False,
+    loopback_only: bool = False,
+    also_hosts: Sequence[str] = (),
+    body_limits: Mapping[str, int] | None = None,
+    redirect_slashes: bool = True,
 ) -> Starlette:
-    """The app for one side: its ``routes`` and ``error_page``, plus ``/healthz``."""
+    """The app for one side: its ``routes`` and ``error_page``, plus ``/healthz``.
+
+    Every request body is counted and timed as it streams (``body_limits``:
+    path prefix -> bytes, else 64 KiB); ``loopback_only`` answers only
+    loopback Host headers, and ``also_hosts`` (the preview); HSTS goes out when base_url is https
+    and the app is public. ``redirect_slashes=False`` turns off Starlette's
+    slash redirect, which builds its Location from the request's Host header.
+    """
+    https = ws.config.newsletter.base_url.startswith("https://")
+    middleware = [
+        Middleware(SecurityHeaders, hsts=https and not loopback_only),
+        *([] if debug else [Middleware(ErrorPages, error_page=error_page)]),
+        *([Middleware(LoopbackHosts, also=also_hosts)] if loopback_only else []),
+        Middleware(BodyLimit, limits=body_limits, timeout=ws.config.web.body_timeout),
+    ]
     app = Starlette(
         debug=debug,
         routes=[Route("/healthz", healthz), *routes],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=middleware,
         exception_handlers={HTTPException: http_error},
     )
+    app.router.redirect_slashes = redirect_slashes
     app.state.workspace = ws
     app.state.error_page = error_page
     return app

@@ -472,9 +472,13 @@ def routes(ws: Workspace) -> list[BaseRoute]:
     ]
 
 
-def app(ws: Workspace, *, debug: bool = False) -> Starlette:
+def app(ws: Workspace, *, debug: bool = False, host: str | None = None) -> Starlette:
     """The preview app: these routes and error page, assembled by :mod:`digest.web.app`."""
-    return create_app(ws, routes(ws), error_page=error_page, debug=debug)
+    # Only loopback Host headers (DNS rebinding), plus the address chosen with --host.
+    also = (host,) if host and not is_loopback(host) else ()
+    return create_app(
+        ws, routes(ws), error_page=error_page, debug=debug, loopback_only=True, also_hosts=also
+    )
 
 
 # -- serving -----------------------------------------------------------------
@@ -556,7 +560,7 @@ def serve(
     sock = bind(address, port)
     url = url_of(sock) + start_page(ws, day)
     config = uvicorn.Config(
-        app(ws), log_level="warning", ws="none", lifespan="off", access_log=False
+        app(ws, host=address), log_level="warning", ws="none", lifespan="off", access_log=False
     )
     server = uvicorn.Server(config)
 

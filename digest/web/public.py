@@ -15,18 +15,20 @@ Decisions worth knowing:
 * Unsubscribing is never rate limited or refused for a valid link: the
   signed token is the proof, and mailbox providers post one-click requests
   from a few shared addresses.
-* Resubscribing from the unsubscribe page needs the consent box ticked
-  again; the link came from the subscriber's own mailbox, so it also counts
-  as the confirmation (two events: ``resubscribed``, then ``confirmed``).
+* Resubscribing from the unsubscribe page needs the form (its CSRF token
+  and this browser's cookie) with the consent box ticked, and then a fresh
+  confirmation email, like a first sign-up: an unsubscribe link can be
+  forwarded, so it never puts a reader back by itself.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import logging
-import os
 import re
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,10 +47,12 @@ from starlette.routing import BaseRoute, Route
 
 from digest import clock, confirmation, render
 from digest import subscribers as subs
-from digest.errors import ConfigError, IssueError, SubscriberError, TokenError
+from digest.errors import IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
+from digest.send.intake.webhooks.common import MAX_BODY as WEBHOOK_MAX_BODY
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
+from digest.web import webhooks
 from digest.web.app import create_app
 from digest.web.public_guard import (
     CSRF_COOKIE,
@@ -61,6 +65,7 @@ from digest.web.public_guard import (
     form_token,
     new_form_nonce,
     parse_proxies,
+    rate_key,
 )
 from digest.workspace import Workspace
 
@@ -69,8 +74,10 @@ log = logging.getLogger("digest.web.public")
 HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
+RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
 MAX_BODY = 64 * 1024
-MIN_KEY_LENGTH = 16
+# path prefix -> bytes, for routes that take more than 64 KiB: providers post event batches
+BODY_LIMITS: dict[str, int] = {"/webhooks/": WEBHOOK_MAX_BODY}
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -79,39 +86,14 @@ HEADINGS = {
     403: "That form has expired",
     404: "Page not found",
     405: "Not allowed",
+    408: "That took too long",
     413: "Too much data",
     429: "Too many attempts",
+    503: "Please try again later",
     500: "Something went wrong on our side",
 }
 
 
-def signing_key(ws: Workspace) -> bytes:
-    """The key that signs links, from the environment only (never a file, for ``serve``)."""
-    name = ws.config.web.secret_key_env or "DIGEST_SECRET_KEY"
-    value = os.environ.get(name, "").strip()
-    if not value:
-        made = ws.subscribers_dir / ".keys" / name
-        if made.exists():
-            # Mail already went out signed with the workspace's own key: keep it.
-            raise ConfigError(
-                f"the environment variable {name} is not set; messages sent from this "
-                f'workspace were signed with the key in {made}: export {name}="$(cat {made})" '
-                "so their unsubscribe links keep working"
-            )
-        raise ConfigError(
-            f"the environment variable {name} is not set: the public pages sign and check "
-            f"links with it; make one with `digest secret` and export {name}=<that value> "
-            "(the same value wherever digest sends mail)"
-        )
-    if len(value) < MIN_KEY_LENGTH:
-        raise ConfigError(
-            f"{name} is {len(value)} characters long; use at least {MIN_KEY_LENGTH} "
-            "(`digest secret` makes a good one)"
-        )
-    return value.encode("utf-8")
-
-
-@functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path) -> jinja2.Environment:
     """Workspace templates first (``public_*.html`` may be overridden), then the built-ins."""
     loaders: list[jinja2.BaseLoader] = []
@@ -198,9 +180,13 @@ class PublicSite:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.config = ws.config
-        self.tokens = Tokens(signing_key(ws))
+        self.tokens = Tokens(ws.signing_key(env_only=True), previous=ws.previous_secrets())
         self.proxies = parse_proxies(ws.config.web.trusted_proxies)
         self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
+        # A backstop whatever the addresses: the form must never become a mailer.
+        self.confirmations = RateLimiter(
+            ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
+        )
         self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -231,13 +217,14 @@ class PublicSite:
             Route("/resubscribe/{token}", self.resubscribe, methods=["POST"]),
             Route("/archive", self.archive, methods=["GET"]),
             Route("/archive/{day}", self.archived_issue, methods=["GET"]),
+            Route("/{path:path}/", self.without_slash, methods=["GET", "HEAD"]),
         ]
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return page(self.ws, name, status, **context)
 
     def _limit(self, request: Request, ip: str) -> None:
-        wait = self.limiter.retry_after(ip)
+        wait = self.limiter.retry_after(rate_key(ip, self.config.web.ipv6_prefix))
         if wait:
             request.scope["digest.retry_after"] = wait
             raise HTTPException(
@@ -262,10 +249,27 @@ class PublicSite:
             unsubscribe_help=unsubscribe,
         )
 
+    def _cap_confirmations(self) -> None:
+        """503 once this hour's confirmation emails are used up (``confirmations_per_hour``)."""
+        wait = self.confirmations.retry_after("all")
+        if wait:
+            log.warning(
+                "sign-ups refused: %s confirmation emails this hour", self.confirmations.per_minute
+            )
+            raise HTTPException(
+                503,
+                "We are receiving too many sign-ups right now; please try again later.",
+                {"Retry-After": str(wait)},
+            )
+
     # -- pages ------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse("/subscribe", 303)
+        return RedirectResponse(_urls(self.ws).subscribe, 303)
+
+    async def without_slash(self, request: Request) -> Response:
+        """``/archive/D/`` -> ``/archive/D`` on base_url (never the request's Host)."""
+        return RedirectResponse(f"{_urls(self.ws).base}/{request.path_params['path']}", 308)
 
     async def stylesheet(self, request: Request) -> Response:
         return FileResponse(
@@ -274,28 +278,19 @@ class PublicSite:
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
-    def _form_page(
-        self,
-        request: Request,
-        status: int = 200,
-        errors: tuple[str, ...] = (),
-        values: dict[str, str] | None = None,
-    ) -> Response:
+    def _with_form_token(
+        self, request: Request, path: str, render: Callable[[str], HTMLResponse]
+    ) -> HTMLResponse:
+        """A page holding a CSRF form token, bound to this browser's cookie for ``path``."""
         cookie = request.cookies.get(CSRF_COOKIE, "")
         nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
-        response = self.page(
-            "public_subscribe.html",
-            status,
-            errors=errors,
-            values=values or {"email": "", "name": ""},
-            form_token=form_token(self.tokens, nonce),
-        )
+        response = render(form_token(self.tokens, nonce))
         if nonce != cookie:
             response.set_cookie(
                 CSRF_COOKIE,
                 nonce,
                 max_age=CSRF_MAX_AGE,
-                path="/subscribe",
+                path=path,
                 secure=self.secure_cookie,
                 httponly=True,
                 samesite="lax",
@@ -303,10 +298,65 @@ class PublicSite:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def _form_page(
+        self,
+        request: Request,
+        status: int = 200,
+        errors: tuple[str, ...] = (),
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        return self._with_form_token(
+            request,
+            "/subscribe",
+            lambda token: self.page(
+                "public_subscribe.html",
+                status,
+                errors=errors,
+                values=values or {"email": "", "name": ""},
+                form_token=token,
+            ),
+        )
+
+    def _unsubscribed_page(
+        self,
+        request: Request,
+        token: str | None,
+        status: int = 200,
+        errors: tuple[str, ...] = (),
+    ) -> Response:
+        """The "you are unsubscribed" page; with ``token``, its resubscribe form."""
+        if token is None:
+            return self.page(
+                "public_unsubscribed.html", status, errors=errors, resubscribe_action=None
+            )
+        return self._with_form_token(
+            request,
+            "/resubscribe",
+            lambda form: self.page(
+                "public_unsubscribed.html",
+                status,
+                errors=errors,
+                resubscribe_action=f"/resubscribe/{token}",
+                form_token=form,
+            ),
+        )
+
     async def subscribe_form(self, request: Request) -> Response:
         return self._form_page(request)
 
     async def subscribe(self, request: Request) -> Response:
+        """The form's POST; whatever happened, the reply leaves after the same minimum time.
+
+        Suppressed, active, pending and new addresses do different amounts of
+        work; holding every reply until ``[web] subscribe_reply_seconds`` after
+        the request came in hides that difference from a stopwatch.
+        """
+        started = time.monotonic()
+        response = await self._subscribe(request)
+        await asyncio.sleep(self.config.web.subscribe_reply_seconds - (time.monotonic() - started))
+        return response
+
+    async def _subscribe(self, request: Request) -> Response:
         ip = client_ip(request, self.proxies)
         self._limit(request, ip)
         form = await _form(request)
@@ -323,7 +373,7 @@ class PublicSite:
             )
         done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
         if _field(form, HONEYPOT_FIELD):
-            log.info("subscribe form from %s dropped: the hidden field was filled in", ip)
+            log.info("a subscribe form was dropped: the hidden field was filled in")
             return done
         errors = []
         try:
@@ -334,6 +384,7 @@ class PublicSite:
             errors.append("Please tick the box to say you want to receive the newsletter.")
         if errors:
             return self._form_page(request, 400, tuple(errors), values)
+        self._cap_confirmations()
         evidence = _evidence(
             request,
             ip,
@@ -344,23 +395,33 @@ class PublicSite:
             policy_url=self.config.privacy.policy_url,
         )
         pending = await run_in_threadpool(self._request_signup, email, name, evidence)
-        if pending is not None:
-            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-            done.background = BackgroundTask(
-                confirmation.send_quietly, self.ws, pending.id, email, name, url
-            )
+        # The same queue step for every outcome: a background task that mails or does nothing.
+        done.background = BackgroundTask(self._confirm_by_email, pending, email, name)
         return done
+
+    async def _confirm_by_email(
+        self, pending: subs.Subscriber | None, email: str, name: str
+    ) -> None:
+        if pending is None:
+            return
+        url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
+        await confirmation.send_quietly(self.ws, pending.id, email, name, url)
 
     def _request_signup(
         self, email: str, name: str, evidence: dict[str, Any]
     ) -> subs.Subscriber | None:
-        """Record the request; the pending subscriber to mail, or None to send nothing."""
+        """Record the request; the pending subscriber to mail, or None to send nothing.
+
+        Every outcome runs the same reads (suppression, the subscriber, their
+        history) and then the sign-up's own transaction, which refuses a
+        suppressed address itself: no early return after the first query.
+        """
         store = self.store
         with self._signup_lock:
-            if subs.is_suppressed(store, email):
-                return None
+            suppressed = subs.is_suppressed(store, email)
             known = subs.find_by_email(store, email)
-            if known is not None and known.status == "pending" and self._asked_lately(known):
+            asked = self._asked_lately(known) if known is not None else False
+            if known is not None and known.status == "pending" and asked and not suppressed:
                 return None
             try:
                 sub = subs.request_signup(
@@ -463,13 +524,16 @@ class PublicSite:
             )
         except SubscriberError:
             pass  # erased or unknown: nothing left to unsubscribe
-        return self.page(
-            "public_unsubscribed.html",
-            errors=(),
-            resubscribe_action=None if one_click else f"/resubscribe/{token}",
-        )
+        return self._unsubscribed_page(request, None if one_click else token)
 
     async def resubscribe(self, request: Request) -> Response:
+        """A fresh consent from the unsubscribe page: pending again, and a new confirmation.
+
+        The token in the path comes from an email that may have been forwarded,
+        so it proves nothing about who posts: the form needs its CSRF token
+        (this browser's cookie) and the reader is back only after confirming
+        from their mailbox, as on first sign-up.
+        """
         ip = client_ip(request, self.proxies)
         self._limit(request, ip)
         token = request.path_params["token"]
@@ -478,38 +542,70 @@ class PublicSite:
         except TokenError as exc:
             return self._problem(str(exc), restart=True)
         form = await _form(request)
-        if _field(form, "consent") != "yes":
-            return self.page(
-                "public_unsubscribed.html",
-                400,
-                resubscribe_action=f"/resubscribe/{token}",
-                errors=("Please tick the box to say you want to receive the newsletter again.",),
+        if not check_form_token(
+            self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
+        ):
+            return self._unsubscribed_page(
+                request,
+                token,
+                403,
+                ("The form had expired. Please tick the box and send it again.",),
             )
+        if _field(form, "consent") != "yes":
+            return self._unsubscribed_page(
+                request,
+                token,
+                400,
+                ("Please tick the box to say you want to receive the newsletter again.",),
+            )
+        self._cap_confirmations()
         evidence = _evidence(
             request,
             ip,
             self.ws,
             form={"consent": True},
+            path=RESUBSCRIBE_PATH,
             consent_statement=self.config.privacy.consent_statement,
             policy_version=self.config.privacy.policy_version,
             policy_url=self.config.privacy.policy_url,
         )
         try:
-            await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
+            pending = await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
         except SubscriberError:
             return self._problem(
                 "this address cannot be subscribed again from here; "
                 "write to us if you want to receive the newsletter.",
             )
-        return self.page("public_welcome.html", again=True)
+        done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
+        if pending is not None and pending.email:
+            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
+            done.background = BackgroundTask(
+                confirmation.send_quietly,
+                self.ws,
+                pending.id,
+                pending.email,
+                pending.name or "",
+                url,
+            )
+        return done
 
-    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> None:
-        source = f"{_urls(self.ws).base}/resubscribe"
-        sub = subs.resubscribe(
-            self.store, subscriber_id, method="web_form", source=source, evidence=evidence
-        )
-        if sub.status == "pending":  # the link came from their own mailbox: that confirms it
-            subs.confirm(self.store, subscriber_id, method="link", source=source, evidence=evidence)
+    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> subs.Subscriber | None:
+        """Back to pending; the subscriber to send a confirmation to, or None."""
+        store = self.store
+        with self._signup_lock:
+            before = subs.get_subscriber(store, subscriber_id)
+            if before is None:
+                raise SubscriberError(f"no subscriber {subscriber_id}")
+            if before.status == "pending" and self._asked_lately(before):
+                return None
+            sub = subs.resubscribe(
+                store,
+                subscriber_id,
+                method="web_form",
+                source=f"{_urls(self.ws).base}/resubscribe",
+                evidence=evidence,
+            )
+        return sub if sub.status == "pending" else None
 
     # -- archive ------------------------------------------------------------------
 
@@ -545,7 +641,13 @@ class PublicSite:
             day = parse_date(text)
         except IssueError:
             raise HTTPException(404, "There is no issue at this address.") from None
-        html = await run_in_threadpool(self._public_html, day)
+        try:
+            html = await run_in_threadpool(self._public_html, day)
+        except IssueError as exc:  # the file was edited after it went out, and broke
+            log.error("archive cannot show %s: %s", day.isoformat(), exc)
+            raise HTTPException(
+                500, f"The issue of {day.isoformat()} cannot be shown right now; please try later."
+            ) from None
         if html is None:
             raise HTTPException(404, f"No issue of {day.isoformat()} has been sent.")
         return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
@@ -566,5 +668,16 @@ def routes(ws: Workspace) -> list[BaseRoute]:
 
 
 def app(ws: Workspace, *, debug: bool = False) -> Starlette:
-    """The public app; ConfigError when the signing key is missing from the environment."""
-    return create_app(ws, routes(ws), error_page=error_page, debug=debug)
+    """The public app; ConfigError when the signing key is missing from the environment.
+
+    Starlette's slash redirect is off: it would build its Location from the
+    request's Host header; :meth:`PublicSite.without_slash` redirects from base_url.
+    """
+    return create_app(
+        ws,
+        [*routes(ws), *webhooks.routes(ws)],
+        error_page=error_page,
+        debug=debug,
+        body_limits=BODY_LIMITS,
+        redirect_slashes=False,
+    )

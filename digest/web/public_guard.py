@@ -82,17 +82,37 @@ def client_ip(request: Request, proxies: tuple[Network, ...]) -> str:
     return hops[0] if hops and _address(hops[0]) else peer
 
 
+def rate_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """What the rate limit counts: an IPv4 address, or the IPv6 network of ``ipv6_prefix``.
+
+    One IPv6 customer usually holds a whole /64 (often more), so counting single
+    IPv6 addresses lets a client rotate through billions of them.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{ipv6_prefix}", strict=False))
+    return str(address)
+
+
 class RateLimiter:
-    """At most ``per_minute`` events per key in any sliding minute (0: no limit).
+    """At most ``per_minute`` events per key in any sliding ``window`` (0: no limit).
 
     Kept in memory: each server process counts its own posts, which is enough
     to stop one address hammering the form; run one process per address
     family behind the proxy if a hard global limit matters.
     """
 
-    def __init__(self, per_minute: int, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, per_minute: int, max_keys: int = 100_000, window: timedelta = timedelta(minutes=1)
+    ) -> None:
         self.per_minute = per_minute
         self.max_keys = max_keys
+        self.window = window
         self._hits: dict[str, deque[datetime]] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +121,7 @@ class RateLimiter:
         if self.per_minute <= 0:
             return 0
         now = clock.now()
-        window = now - timedelta(minutes=1)
+        window = now - self.window
         with self._lock:
             hits = self._hits.get(key)
             if hits is None:

@@ -19,7 +19,7 @@ import jinja2
 
 from digest.config import Http
 from digest.errors import ConfigError
-from digest.send.providers import Provider
+from digest.send.providers.provider import Provider
 from digest.send.sender import OutgoingMessage, Result
 
 DEFAULT_BODY = """{

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from digest.config import Http
-from digest.send.providers import Provider
+from digest.send.providers.provider import Provider
 from digest.send.sender import OutgoingMessage, Result
 
 

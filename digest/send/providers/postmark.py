@@ -13,11 +13,14 @@ from typing import Any
 import httpx
 
 from digest.errors import SendError
-from digest.send.providers import Provider
+from digest.send.providers.provider import Provider, recipient_refused
 from digest.send.sender import OutgoingMessage, Result
 
 # Codes that say "not now" rather than "never" for this message.
 TRANSIENT_CODES = {100: "maintenance", 429: "rate limit exceeded"}
+# 406: the recipient hard-bounced or complained before and Postmark will not mail it;
+# 300 (invalid email request) is a bounce only when it names the address.
+INACTIVE_RECIPIENT = 406
 
 
 class Postmark(Provider):
@@ -75,7 +78,9 @@ class Postmark(Provider):
         reason = f"Postmark {code}: {item.get('Message', '')}".strip()
         if code in TRANSIENT_CODES:
             return Result.transient(reason, throttled=code == 429)
-        return Result.permanent(reason)
+        if code == INACTIVE_RECIPIENT:
+            return Result.permanent(reason, bounce="hard")
+        return Result.permanent(reason, bounce=recipient_refused(reason))
 
     def rejected(
         self, response: httpx.Response, batch: list[OutgoingMessage], reason: str
@@ -89,4 +94,5 @@ class Postmark(Provider):
                 f"{self.base_url}: Postmark refused the server token ({reason}); check the token "
                 f"in the environment variable {self.settings.token_env}"
             )
-        return [Result.permanent(reason)] * len(batch)
+        bounce = "hard" if code == INACTIVE_RECIPIENT else recipient_refused(reason)
+        return [Result.permanent(reason, bounce=bounce)] * len(batch)

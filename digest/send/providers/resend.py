@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from digest.send.keys import batch_key
-from digest.send.providers import Provider
+from digest.send.providers.provider import Provider, recipient_refused
 from digest.send.sender import OutgoingMessage, Result
 
 
@@ -70,7 +70,8 @@ class Resend(Provider):
         results = []
         for index in range(len(batch)):
             if index in failed:
-                results.append(Result.permanent(f"Resend: {failed[index]}"))
+                reason = f"Resend: {failed[index]}"
+                results.append(Result.permanent(reason, bounce=recipient_refused(reason)))
             else:
                 results.append(Result.accepted(str(next(ids, ""))))
         return results

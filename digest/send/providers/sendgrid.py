@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from digest.send.providers import Provider, split_address
+from digest.send.providers.provider import Provider, split_address
 from digest.send.sender import OutgoingMessage, Result
 
 # SendGrid builds these itself and refuses them in ``headers``.

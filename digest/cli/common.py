@@ -1,0 +1,88 @@
+"""What the command modules share: the lazily found workspace, JSON output, plurals and
+the help listing of a command group."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from digest.workspace import Workspace, find_workspace
+
+
+class State:
+    """What every command may need, found lazily: a workspace only when asked for."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = find_workspace(explicit=self.directory)
+        return self._workspace
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def workspace_of(ctx: click.Context) -> Workspace:
+    return ctx.ensure_object(State).workspace
+
+
+def echo_json(data: Any) -> None:
+    """``--json``: one JSON document (an array for a list, an object for one thing)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_json_rows(rows: Iterable[Any], *, lines: bool = False) -> None:
+    """A list streamed: one JSON array (``--json``), or one object a line (``--jsonl``).
+
+    Either way nothing holds the whole list, so a million rows cost no more memory
+    than one.
+    """
+    if lines:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    first = True
+    for row in rows:
+        text = json.dumps(row, indent=2, ensure_ascii=False, default=str)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``article`` or ``articles`` for ``count``."""
+    return word if count == 1 else (many or word + "s")
+
+
+_ABBREVIATIONS = ("Art.", "e.g.", "i.e.", "etc.", "vs.", "No.", "cf.")
+
+
+def first_sentence(help_text: str) -> str:
+    """The first sentence of a command's help, whole: abbreviations such as "GDPR Art.
+    15/20" do not end it, and it is not cut to a width (the help formatter wraps it)."""
+    words = help_text.partition("\n\n")[0].split()
+    for i, word in enumerate(words[:-1]):
+        if word.endswith(".") and not word.endswith(_ABBREVIATIONS) and words[i + 1][:1].isupper():
+            return " ".join(words[: i + 1])
+    return " ".join(words)
+
+
+class HelpGroup(click.Group):
+    """A command group whose help lists each command with its whole first sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.short_help or first_sentence(command.help or "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

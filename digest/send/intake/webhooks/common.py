@@ -1,0 +1,53 @@
+"""What every provider's webhook module shares: the event, the refusal, the checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from digest.errors import DigestError
+
+MAX_BODY = 1024 * 1024  # providers batch events; a megabyte is far more than one batch
+
+
+class Refused(DigestError):
+    """The request is not the provider's (401), or is stale or replayed (403)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a provider's request, as the policy needs it."""
+
+    kind: str  # hard | soft | complaint | unsubscribe | ignored
+    address: str
+    raw: bytes  # the event's own JSON, for its digest
+    event_id: str = ""
+    provider_id: str = ""  # the provider's message id, as the send recorded it
+    digest_key: str = ""  # digest-ISSUE-SUBSCRIBER, when the provider echoes it
+    message_id: str = ""  # the Message-ID header digest gave the message, when echoed
+    status: str = ""
+    diagnostic: str = ""
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    return str(headers.get(name) or headers.get(name.lower()) or "")
+
+
+def raw_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def fresh(timestamp: str, now: float, tolerance: int, provider: str) -> None:
+    """Refuse a request whose signed timestamp is not within ``tolerance`` seconds of now."""
+    try:
+        when = float(timestamp)
+    except ValueError:
+        raise Refused(401, f"{provider}: the request has no valid timestamp") from None
+    if abs(now - when) > tolerance:
+        raise Refused(403, f"{provider}: the request is {int(abs(now - when))}s old (stale)")

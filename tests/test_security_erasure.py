@@ -1,0 +1,67 @@
+"""Erasure leaves no copy: every file under the workspace is searched afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from _send_fixtures import SEND_DAY, add_readers
+
+from digest import confirmation
+from digest import subscribers as subs
+from digest.send import engine
+from digest.store import open_store
+from digest.workspace import Workspace
+
+EMAIL = "erin.erasure@example.org"
+NAME = "Erin Erasure"
+
+
+def _files_holding(root: Path, *needles: str) -> list[str]:
+    """Every file under ``root`` holding any of ``needles`` (any case), relative to it."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes().lower()
+            if any(needle.lower().encode() in data for needle in needles):
+                found.append(str(path.relative_to(root)))
+    return found
+
+
+def test_erasure_removes_every_file_written_for_the_reader(
+    send_ws: Workspace, cli, tmp_path: Path
+) -> None:
+    others = add_readers(send_ws, 3)
+    with open_store(send_ws) as store:
+        sub = subs.request_signup(
+            store, EMAIL, NAME, method="web_form", source="test", evidence={"ip": "192.0.2.5"}
+        )
+        asyncio.run(
+            confirmation.send_confirmation(send_ws, sub.id, EMAIL, NAME, "https://x/confirm/t")
+        )
+        subs.confirm(store, sub.id, method="link", source="test", evidence={})
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 4
+    inside = send_ws.root / "requests" / "erin.json"
+    inside.parent.mkdir()
+    outside = tmp_path / "elsewhere" / "erin.json"
+    outside.parent.mkdir()
+    for target in (inside, outside):
+        assert cli("subscribers", "export", EMAIL, "-o", str(target)).exit_code == 0
+    written = {
+        f"outbox/{SEND_DAY}/{sub.id}.eml",
+        f"outbox/confirmations/{sub.id}.eml",
+        "requests/erin.json",
+    }
+    assert written <= set(_files_holding(send_ws.root, EMAIL, NAME))  # (and the database)
+
+    result = cli("subscribers", "erase", EMAIL, "--yes")
+    assert result.exit_code == 0, result.output
+    receipt = json.loads(result.output)
+    assert sorted(receipt["deleted"]["files"]) == sorted(written)
+    assert receipt["kept"]["files outside the workspace"] == [str(outside)]
+    assert _files_holding(send_ws.root, EMAIL, NAME) == []
+    assert outside.exists()  # not ours to delete; the receipt names it
+    # The other readers' copies are untouched.
+    for other in others:
+        assert (send_ws.outbox_dir / SEND_DAY / f"{other}.eml").exists()

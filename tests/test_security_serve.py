@@ -1,0 +1,196 @@
+"""`digest serve` as a real uvicorn process: memory under a huge body, slow clients, its log.
+
+The server runs in a subprocess on a free loopback port with short timeouts
+([web] header_timeout = 1, body_timeout = 2), and the tests talk to it over
+raw sockets, as an attacker would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _public_fixtures import SECRET, configure
+
+from digest.tokens import Tokens
+from digest.workspace import Workspace
+
+
+class Served:
+    """A `digest serve` process; its output is collected as it comes."""
+
+    def __init__(self, ws: Workspace) -> None:
+        env = {**os.environ, "DIGEST_SECRET_KEY": SECRET}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "digest", "-C", str(ws.root), "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.port = 0
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for raw in self.process.stdout:
+                line = raw.decode("utf-8", "replace")
+                self.lines.append(line)
+                found = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+                if found:
+                    self.port = int(found.group(1))
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        ready.wait(30)
+        assert self.port, "".join(self.lines)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+    def peak_rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        assert found
+        return int(found.group(1))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def served(workspace: Workspace) -> Iterator[Served]:
+    if not Path("/proc/self/status").exists():  # pragma: no cover - not Linux
+        pytest.skip("reads the server's peak memory from /proc")
+    ws = configure(
+        workspace,
+        {"header_timeout = 10 ": "header_timeout = 1 ", "body_timeout = 15 ": "body_timeout = 2 "},
+    )
+    server = Served(ws)
+    yield server
+    server.stop()
+
+
+def _reply(sock: socket.socket, timeout: float = 10) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def _request(served: Served, head: str) -> bytes:
+    with served.connect() as sock:
+        sock.sendall(head.encode())
+        return _reply(sock)
+
+
+def test_a_chunked_400_mb_text_body_does_not_grow_the_server(served: Served) -> None:
+    warm = (
+        "POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 5\r\n\r\nhello"
+    )
+    assert _request(served, warm).startswith(b"HTTP/1.1 403")  # no form token: refused
+    before = served.peak_rss_kib()
+    chunk = b"A" * 65536
+    frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    sent = 0
+    with served.connect() as sock:
+        sock.sendall(
+            b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        try:
+            while sent < 400 * 1024 * 1024:
+                sock.sendall(frame)
+                sent += len(chunk)
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:  # the server answered (or hung up) before the end
+                    break
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = _reply(sock)
+    grown = served.peak_rss_kib() - before
+    assert grown < 20 * 1024, f"the server grew by {grown >> 10} MB"
+    assert sent < 64 * 1024 * 1024, f"the server read {sent >> 20} MB before answering"
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+
+
+def test_slow_headers_are_cut_off(served: Served) -> None:
+    with served.connect() as sock:
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 6:
+            try:
+                sock.sendall(b"X")  # one header byte every 0.2 s, never the blank line
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed, "the server kept waiting for headers"
+        assert time.monotonic() - started < 4
+
+
+def test_a_slow_body_times_out_with_408(served: Served) -> None:
+    with served.connect() as sock:
+        sock.sendall(
+            b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 1000\r\n\r\nemail=a"
+        )
+        started = time.monotonic()
+        reply = _reply(sock, timeout=8)
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert time.monotonic() - started < 6
+
+
+def test_access_log_redacts_tokens_and_names_no_client(served: Served) -> None:
+    token = Tokens(SECRET.encode()).unsubscribe("reader-id-123")
+    confirm = Tokens(SECRET.encode()).confirm("reader-id-456")
+    assert _request(served, f"GET /unsubscribe/{token} HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _request(served, f"GET /confirm/{confirm}?utm=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 5
+    while "/confirm/" not in served.output and time.monotonic() < deadline:
+        time.sleep(0.05)
+    served.stop()
+    log = served.output
+    assert token not in log and confirm not in log
+    assert token.split(".")[0] not in log
+    requests = [line for line in log.splitlines() if '"GET ' in line]
+    assert any('"GET /unsubscribe/…" 200' in line for line in requests), log
+    assert any('"GET /confirm/…"' in line for line in requests), log
+    assert not any(re.search(r"\d+\.\d+\.\d+\.\d+", line) for line in requests), requests
