@@ -146,11 +146,28 @@ def _qp(line: str) -> bytes:
     SMTP's DATA never has to dot-stuff a built message (RFC 5321 4.5.2).
     """
     encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True)
-    if encoded.startswith(b"."):
-        encoded = b"=2E" + encoded[1:]
-    if b"\n." in encoded:
-        encoded = encoded.replace(b"\n.", b"\n=2E")
+    if encoded.startswith(b".") or b"\n." in encoded:
+        encoded = _undot(encoded)
     return encoded.replace(b"\n", b"\r\n")
+
+
+def _undot(encoded: bytes) -> bytes:
+    """Quoted-printable lines with a leading "." written "=2E", still at most 76 long."""
+    out = []
+    for line in encoded.split(b"\n"):
+        while line.startswith(b"."):
+            line = b"=2E" + line[1:]
+            if len(line) <= 76:
+                break
+            cut = 75  # room for the soft break's "="; never inside an "=XX" escape
+            if line[cut - 1 : cut] == b"=":
+                cut -= 1
+            elif line[cut - 2 : cut - 1] == b"=":
+                cut -= 2
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\n".join(out)
 
 
 def _crlf(text: str) -> str:
