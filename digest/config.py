@@ -174,7 +174,7 @@ class Web:
     secret_key_env: str = "DIGEST_SECRET_KEY"
     trusted_proxies: tuple[str, ...] = ()
     confirm_expiry_days: int = field(default=7, metadata=_at_least(1))
-    rate_limit_per_minute: int = field(default=10, metadata=_at_least(1))
+    rate_limit_per_minute: int = 10  # 0: no limit
     # Security settings (docs/security.md):
     previous_secret_keys_env: str = "DIGEST_PREVIOUS_SECRET_KEYS"
     ipv6_prefix: int = 64

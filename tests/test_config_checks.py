@@ -80,9 +80,9 @@ def test_the_base_file_loads(tmp_path: Path) -> None:
         ),
         (
             "rate_limit_per_minute = 10",
-            "rate_limit_per_minute = 0",
+            "rate_limit_per_minute = -1",
             "web.rate_limit_per_minute",
-            "must be at least 1, not 0",
+            "must not be negative, not -1",
         ),
         (
             'policy_url = "https://example.com/privacy"',
