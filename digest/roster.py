@@ -27,7 +27,7 @@ from digest.addresses import mask
 from digest.consent import Draft
 from digest.errors import SubscriberError
 from digest.store import Store, schema
-from digest.subscribers import Subscriber, list_subscribers
+from digest.subscribers import Subscriber, list_subscribers, remember_list_export
 
 # The events by which a person gives consent; the latest one is the consent shown.
 CONSENT_KINDS = ("confirmed", "imported", "admin_added")
@@ -184,6 +184,7 @@ def export_all(store: Store, path: Path, *, status: str | None, operator: str) -
                 handle.flush()
                 os.fsync(handle.fileno())
                 os.replace(temporary, path)
+                remember_list_export(store, path)
     finally:
         if temporary.exists():
             temporary.unlink()

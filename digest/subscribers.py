@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
+import io
 import ipaddress
 import json
 import re
@@ -695,6 +697,43 @@ def export_to_file(store: Store, email_or_id: str, path: Path, *, source: str) -
     return path
 
 
+LIST_EXPORTS = "*"  # the key of the exports record under which whole-list exports are kept
+
+
+def remember_list_export(store: Store, path: Path) -> None:
+    """Note a whole-list export, so that erasing anyone in it rewrites it without them."""
+    record = store.workspace.exports_record
+    written = _exports(record)
+    paths = written.setdefault(LIST_EXPORTS, [])
+    if str(path.resolve()) not in paths:
+        paths.append(str(path.resolve()))
+    write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+
+
+def _without(path: Path, subscriber_id: str) -> bool:
+    """Rewrite a whole-list export (CSV with an ``id`` column, or a JSON array of
+    objects with ``id``) without one subscriber's row; whether the row was there."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        rows = json.loads(text)
+        kept = [row for row in rows if row.get("id") != subscriber_id]
+        if len(kept) == len(rows):
+            return False
+        body = (
+            "[" + ",\n".join("\n" + json.dumps(row) for row in kept) + ("\n]\n" if kept else "]\n")
+        )
+    else:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        kept = [row for row in rows if not row or row[0].lstrip("'") != subscriber_id]
+        if len(kept) == len(rows):
+            return False
+        out = io.StringIO(newline="")
+        csv.writer(out).writerows(kept)
+        body = out.getvalue()
+    write_text(path, body, mode=0o600)
+    return True
+
+
 def _exports(record: Path) -> dict[str, list[str]]:
     try:
         loaded = json.loads(record.read_text(encoding="utf-8"))
@@ -712,7 +751,8 @@ def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]
     """Delete what digest wrote for one subscriber under the workspace.
 
     The outbox copies (every issue's folder and ``outbox/confirmations``,
-    named by id) and the export files on record. Returns the deleted paths
+    named by id), the export files on record, and their row in whole-list
+    exports. Returns the deleted paths
     (relative to the workspace) and the exports outside it, left for the
     operator to delete.
     """
@@ -740,6 +780,14 @@ def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]
         except FileNotFoundError:
             continue
         deleted.append(path.resolve().relative_to(root).as_posix())
+    for text in written.get(LIST_EXPORTS, []):
+        path = Path(text)
+        if not path.exists():
+            continue
+        if not path.is_relative_to(root):
+            outside.append(text)
+        elif _without(path, subscriber_id):
+            deleted.append(f"{path.relative_to(root).as_posix()} (their row)")
     if record.exists():
         write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
     return deleted, outside

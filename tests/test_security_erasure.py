@@ -65,3 +65,29 @@ def test_erasure_removes_every_file_written_for_the_reader(
     # The other readers' copies are untouched.
     for other in others:
         assert (send_ws.outbox_dir / SEND_DAY / f"{other}.eml").exists()
+
+
+def test_erasure_takes_the_reader_out_of_whole_list_exports(send_ws: Workspace, cli) -> None:
+    add_readers(send_ws, 3)
+    with open_store(send_ws) as store:
+        sub = subs.admin_add(store, EMAIL, NAME, source="test", confirmed=True)
+    exports = [send_ws.root / "everyone.csv", send_ws.root / "everyone.json"]
+    for target in exports:
+        result = cli("subscribers", "export", "--all", "-o", str(target))
+        assert result.exit_code == 0, result.output
+        assert EMAIL in target.read_text(encoding="utf-8")
+
+    result = cli("subscribers", "erase", EMAIL, "--yes")
+    assert result.exit_code == 0, result.output
+    receipt = json.loads(result.output)
+    assert sorted(receipt["deleted"]["files"]) == [
+        "everyone.csv (their row)",
+        "everyone.json (their row)",
+    ]
+    assert _files_holding(send_ws.root, EMAIL, NAME) == []
+    # The others stay in both files, still readable as CSV and JSON.
+    assert len(json.loads(exports[1].read_text(encoding="utf-8"))) == 3
+    rows = exports[0].read_text(encoding="utf-8").splitlines()
+    assert (
+        rows[0].startswith("id,email") and len(rows) == 4 and sub.id not in exports[0].read_text()
+    )

@@ -93,9 +93,13 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             (
                 "bounces",
-                "Bounces, complaints, mailbox unsubscribes of an issue; fetch and ingest reports.",
+                "fetch, ingest: read reports; `digest bounces [DATE]`: an issue's bounces.",
             ),
-            ("doctor", "Check SPF, DKIM, DMARC, the bounce MX, one-click unsubscribe, alignment."),
+            (
+                "doctor",
+                "Check SPF, DKIM, DMARC, the bounce domain's MX, the one-click unsubscribe and "
+                "alignment.",
+            ),
         ),
     ),
     (

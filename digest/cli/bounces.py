@@ -58,7 +58,7 @@ def _print_report(data: dict[str, Any]) -> None:
 
 
 @click.group("bounces", cls=_BouncesGroup, invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def bounces(ctx: click.Context, as_json: bool) -> None:
     """Bounces, complaints and mailbox unsubscribes of an issue (default: the last sent).
@@ -72,7 +72,7 @@ def bounces(ctx: click.Context, as_json: bool) -> None:
 
 @bounces.command("show", hidden=True)
 @click.argument("day", type=DATE, required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def show(ctx: click.Context, day: date | None, as_json: bool) -> None:
     """The report for the issue of DATE (what `digest bounces DATE` runs)."""
@@ -98,7 +98,7 @@ def _print_intake(done: Any, as_json: bool) -> None:
 
 
 @bounces.command("fetch")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def fetch(ctx: click.Context, as_json: bool) -> None:
     """Read bounce and complaint reports from the IMAP mailbox in [bounces.imap].
@@ -121,7 +121,7 @@ def fetch(ctx: click.Context, as_json: bool) -> None:
     default="",
     help="The address the message was delivered to (an MTA pipe's recipient).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def ingest(ctx: click.Context, source: str, delivered_to: str, as_json: bool) -> None:
     """Read reports from a message file, a Maildir, an mbox, or standard input (-).

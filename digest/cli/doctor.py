@@ -13,7 +13,7 @@ from digest.cli.common import echo_json, workspace_of
     metavar="HOST[:PORT]",
     help="Ask this DNS server instead of the system's resolver.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.pass_context
 def doctor(ctx: click.Context, nameserver: str | None, as_json: bool) -> None:
     """Check SPF, DKIM, DMARC, the bounce domain's MX, the one-click unsubscribe and alignment.
