@@ -129,6 +129,11 @@ def main() -> None:
             init_workspace(root)
             text = (root / "digest.toml").read_text()
             text = text.replace('postal_address = ""', 'postal_address = "1 Press Lane"')
+            # A real-looking sender and policy: `digest check` refuses the placeholders.
+            text = text.replace("brief@example.com", "brief@weekly-brief.news")
+            text = text.replace(
+                "https://newsletter.example.com/privacy", "https://weekly-brief.news/privacy"
+            )
             text = text.replace('kind = "outbox"', 'kind = "http"')
             text = text.replace("concurrency = 4 ", f"concurrency = {args.concurrency} ")
             text = text.replace('token_env = "DIGEST_API_TOKEN"', 'token_env = "BENCH_TOKEN"')

@@ -159,6 +159,11 @@ def make_workspace(root: Path, port: int, total: int, connections: int):  # noqa
     init_workspace(root)
     text = (root / "digest.toml").read_text()
     text = text.replace('postal_address = ""', 'postal_address = "1 Press Lane"')
+    # A real-looking sender and policy: `digest check` refuses the placeholders.
+    text = text.replace("brief@example.com", "brief@weekly-brief.news")
+    text = text.replace(
+        "https://newsletter.example.com/privacy", "https://weekly-brief.news/privacy"
+    )
     text = text.replace('kind = "outbox"', 'kind = "smtp"')
     text = text.replace("port = 587", f"port = {port}").replace(
         'security = "starttls"', 'security = "none"'
