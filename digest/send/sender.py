@@ -7,7 +7,10 @@ permanent (never retried for that recipient) or unknown (the message may or
 may not have gone; only an operator re-sends it). A problem that concerns the
 whole send rather than a message (bad credentials, a TLS failure, a server
 that cannot be reached) raises :class:`~digest.errors.SendError` naming
-host:port, and the engine stops at once.
+host:port, and the engine stops at once. A problem with one message's data
+(an address the server cannot take, a value that breaks its encoding) is
+that message's permanent result, never an exception: nothing from one
+recipient may stop a send.
 
 Messages are lazy: an SMTP sender reads ``wire`` (the complete RFC 5322
 bytes) and never builds the parts; an HTTP API reads ``parts`` and never
