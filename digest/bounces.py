@@ -292,6 +292,8 @@ def _soft_in_a_row(conn: Connection, subscriber_id: str, issue: str) -> int:
                 reports_t.c.subscriber_id == subscriber_id,
                 reports_t.c.kind == SOFT,
                 reports_t.c.issue != "",
+                # proven reports only: a forged one must not build up the streak
+                reports_t.c.outcome.in_((COUNTED, SUPPRESSED)),
             )
         )
     }

@@ -20,6 +20,7 @@ from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
 from digest.errors import ConfigError, WorkspaceError
+from digest.tokens import Tokens
 
 MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
 
@@ -121,6 +122,10 @@ class Workspace:
         name = self.config.web.previous_secret_keys_env
         text = os.environ.get(name, "") if name else ""
         return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+
+    def tokens(self) -> Tokens:
+        """The link and address signer: the signing key signs, retired keys still verify."""
+        return Tokens(self.signing_key(), previous=self.previous_secrets())
 
     def signing_key(self, *, env_only: bool = False) -> bytes:
         """The one key that signs links in emails and checks them on the public pages.

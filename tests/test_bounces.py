@@ -118,6 +118,16 @@ def test_soft_bounces_suppress_after_three_issues_in_a_row(store: Store) -> None
     assert consent.verify(store).ok
 
 
+def test_unproven_soft_reports_do_not_build_up_the_streak(store: Store) -> None:
+    sub = _reader(store)
+    for n, issue in enumerate(("2026-11-20", "2026-11-27"), 1):
+        forged = _report(sub.id, "soft", raw=f"forged {n}".encode(), issue=issue, proven=False)
+        assert bounces.apply(store, forged).outcome == bounces.NOT_OURS
+    out = bounces.apply(store, _report(sub.id, "soft", raw=b"real", issue="2026-12-04"))
+    assert out.outcome == bounces.COUNTED
+    assert sub.id in _mailable(store)
+
+
 def test_a_delivered_issue_resets_the_soft_count(store: Store) -> None:
     from digest.store.schema import deliveries
 

@@ -79,3 +79,23 @@ def test_each_send_records_its_key_and_serve_refuses_keys_that_cannot_verify_it(
     monkeypatch.delenv("DIGEST_PREVIOUS_SECRET_KEYS")
     monkeypatch.setenv("DIGEST_SECRET_KEY", OLD)
     assert cli("serve", "--get", "/healthz").exit_code == 0
+
+
+def test_bounce_and_mailto_addresses_of_mail_signed_before_a_rotation_still_read(
+    site_ws: Workspace, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.send.intake.reader import tokens_for
+
+    monkeypatch.setenv("DIGEST_SECRET_KEY", OLD + "\n")  # a stray newline changes nothing
+    before = site_ws.tokens()
+    return_path, mailto = before.return_path("2026-12-04", "r1"), before.mailto("r1")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", NEW)
+    with pytest.raises(TokenError):
+        tokens_for(store).read_return_path(return_path)
+    monkeypatch.setenv("DIGEST_PREVIOUS_SECRET_KEYS", OLD)
+    after = tokens_for(store)
+    assert after.read_return_path(return_path) == ("2026-12-04", "r1")
+    assert after.read_mailto(mailto) == "r1"
+    # New addresses are made with the new key alone.
+    with pytest.raises(TokenError):
+        Tokens(OLD.encode()).read_mailto(after.mailto("r2"))

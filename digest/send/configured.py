@@ -18,8 +18,6 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from digest.tokens import Tokens
-
 if TYPE_CHECKING:
     import httpx
 
@@ -32,7 +30,7 @@ def return_path_for(ws: Workspace, issue: str) -> Callable[[OutgoingMessage], st
     template = ws.config.bounces.return_path
     if not template:
         return None
-    tokens = Tokens(ws.secret(ws.config.web.secret_key_env))
+    tokens = ws.tokens()
 
     def address(message: OutgoingMessage) -> str:
         return template.replace("{token}", tokens.return_path(issue, str(message.subscriber_id)))

@@ -40,7 +40,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from digest.config import Config
 from digest.errors import ConfigError, DigestError
 from digest.message import load_dkim_key
-from digest.tokens import Tokens
 from digest.workspace import Workspace
 
 OK, WARN, ERROR = "ok", "warn", "error"
@@ -395,7 +394,7 @@ def _one_click(doctor: Doctor) -> Iterator[Finding]:
             f"base_url {base} is not https: Gmail and Yahoo require https unsubscribe links",
             "serve `digest serve` behind an HTTPS proxy and set base_url to https://",
         )
-    tokens = Tokens(doctor.ws.secret(doctor.config.web.secret_key_env))
+    tokens = doctor.ws.tokens()
     url = f"{base}/unsubscribe/{tokens.unsubscribe('doctor-probe')}"
 
     async def post() -> httpx.Response:

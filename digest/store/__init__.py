@@ -88,11 +88,12 @@ class Store:
                 # Personal data: readable by its owner alone (SQLite gives the
                 # -wal and -shm files the same mode).
                 os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            engine = create_engine(parsed)
+            # hide_parameters: an error logged by a server must not carry addresses
+            engine = create_engine(parsed, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         elif backend == "postgresql":
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         else:
             raise StoreError(
                 f"database URL {_safe(url)!r}: only sqlite and postgresql are supported"

@@ -230,8 +230,7 @@ def _addresses(msg: Message, names: tuple[str, ...]) -> list[str]:
 
 def tokens_for(store: Store) -> Tokens:
     """The workspace's token signer: the key that signed the return paths and links."""
-    ws = store.workspace
-    return Tokens(ws.secret(ws.config.web.secret_key_env))
+    return store.workspace.tokens()
 
 
 def report_key(*parts: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ def fresh(timestamp: str, now: float, tolerance: int, provider: str) -> None:
     try:
         when = float(timestamp)
     except ValueError:
-        raise Refused(401, f"{provider}: the request has no valid timestamp") from None
+        when = math.nan
+    if not math.isfinite(when):
+        raise Refused(401, f"{provider}: the request has no valid timestamp")
     if abs(now - when) > tolerance:
         raise Refused(403, f"{provider}: the request is {int(abs(now - when))}s old (stale)")
