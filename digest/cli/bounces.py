@@ -1,4 +1,4 @@
-"""`digest bounces [DATE]`, `digest bounces fetch`, `digest bounces ingest`, `digest doctor`."""
+"""`digest bounces [DATE]`, `digest bounces fetch`, `digest bounces ingest`."""
 
 from __future__ import annotations
 

@@ -173,8 +173,6 @@ def refuse_sent(ws: Workspace, issue: Issue) -> None:
         sent = ledger.counts()["sent"]
     when = ""
     if last:
-        from datetime import datetime
-
         local = datetime.fromisoformat(last.replace("Z", "+00:00")).astimezone(
             ws.config.schedule.zone
         )

@@ -18,7 +18,7 @@ the report formats:
   and ignored.
 
 Nothing here touches the database: :func:`parse` returns the facts, and
-:mod:`digest.send.intake` finds the reader and applies the policy.
+:mod:`digest.send.intake.reader` finds the reader and :mod:`digest.bounces` applies the policy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses
@@ -271,8 +272,6 @@ def _decoded(part: Message) -> str:
 
 def _text(value: object) -> str:
     """A header as text, RFC 2047 words decoded."""
-    from email.header import decode_header, make_header
-
     try:
         return str(make_header(decode_header(str(value))))
     except (ValueError, LookupError):
