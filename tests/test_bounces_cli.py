@@ -95,3 +95,11 @@ def test_ingest_from_an_mta_pipe_names_the_recipient_with_to(send_ws: Workspace)
         else:
             piped = cli("bounces", "ingest", "--to", verp, "-", input=raw)
             assert "1 suppressed" in piped.output, piped.output
+
+
+def test_ingest_with_the_database_down_asks_the_mta_to_try_again(send_ws: Workspace) -> None:
+    message = b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered\r\n\r\n550 5.1.1\r\n"
+    down = {"DIGEST_DATABASE_URL": "postgresql://digest@127.0.0.1:1/digest"}
+    result = Cli(send_ws.root)("bounces", "ingest", "-", input=message.decode(), env=down)
+    assert result.exit_code == 75, result.output
+    assert "try again later" in result.output and "Traceback" not in result.output

@@ -11,6 +11,7 @@ import click
 from digest.bounces import report
 from digest.cli.common import echo_json, workspace_of
 from digest.cli.issues import DATE
+from digest.errors import StoreError
 from digest.store import open_store
 
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
@@ -130,5 +131,11 @@ def ingest(ctx: click.Context, source: str, delivered_to: str, as_json: bool) ->
     """
     from digest.send.intake.files import ingest as ingest_reports  # deferred, as above
 
-    with open_store(workspace_of(ctx)) as store:
-        _print_intake(ingest_reports(store, source, delivered_to=delivered_to), as_json)
+    try:
+        with open_store(workspace_of(ctx)) as store:
+            done = ingest_reports(store, source, delivered_to=delivered_to)
+    except StoreError as exc:
+        # EX_TEMPFAIL: an MTA pipe (Postfix, .forward) keeps the message and tries again
+        click.echo(f"Error: {exc} (exit 75: try again later)", err=True)
+        raise click.exceptions.Exit(75) from None
+    _print_intake(done, as_json)
