@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect, select
 
+import digest.store.schema as schema  # the module itself: importing the package would cycle
 from digest import clock
-from digest.store import schema
 
 GENESIS_HASH = "0" * 64
 _LOCK_ID = 0x6469676573  # "diges": the advisory lock key for upgrades on PostgreSQL
