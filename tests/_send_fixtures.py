@@ -269,6 +269,22 @@ def use_config(ws: Any, text: str) -> Any:
     return ws.reload()
 
 
+def use_smtp(ws: Any, sink: SmtpSink, connections: int = 2) -> Any:
+    """Send over plain SMTP to ``sink`` on loopback with ``connections`` connections."""
+    return use_config(
+        ws,
+        f"""
+[sender]
+kind = "smtp"
+[sender.smtp]
+host = "127.0.0.1"
+port = {sink.port}
+security = "none"
+connections = {connections}
+""",
+    )
+
+
 @pytest.fixture
 def send_ws(database_url: str, workspace: Any) -> Any:
     """A workspace (SQLite or PostgreSQL) with a ready six-article issue dated 2026-12-04.

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from _bounce_fixtures import bounce_config
 from _render_fixtures import sample_issue, write_issue
-from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
+from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 
 from digest import bounces, consent, subscribers
 from digest.send import engine
@@ -20,19 +20,7 @@ NEXT_DAY = date(2026, 12, 11)
 
 
 def smtp_workspace(ws: Workspace, sink: SmtpSink) -> Workspace:
-    ws = use_config(
-        ws,
-        f"""
-[sender]
-kind = "smtp"
-[sender.smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-connections = 2
-""",
-    )
-    return bounce_config(ws)
+    return bounce_config(use_smtp(ws, sink))
 
 
 def test_smtp_550_511_is_a_hard_bounce_and_the_next_issue_skips_the_reader(

@@ -13,25 +13,10 @@ from email import message_from_string
 from email.policy import default as default_policy
 
 import pytest
-from _send_fixtures import SmtpSink, use_config
+from _send_fixtures import SmtpSink, use_smtp
 
 from digest import confirmation
 from digest.workspace import Workspace
-
-
-def smtp_ws(workspace: Workspace, sink: SmtpSink) -> Workspace:
-    return use_config(
-        workspace,
-        f"""
-[sender]
-kind = "smtp"
-[sender.smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-connections = 1
-""",
-    )
 
 
 def send(ws: Workspace, email: str, name: str) -> str:
@@ -53,7 +38,7 @@ def parsed(data: bytes):  # type: ignore[no-untyped-def]
 def test_a_name_with_control_characters_cannot_add_a_header(
     workspace: Workspace, smtp_sink: SmtpSink, name: str
 ) -> None:
-    ws = smtp_ws(workspace, smtp_sink)
+    ws = use_smtp(workspace, smtp_sink, 1)
     assert send(ws, "eve@example.com", name) == "accepted"
     [received] = smtp_sink.received
     message = parsed(received.data)
@@ -66,7 +51,7 @@ def test_a_name_with_control_characters_cannot_add_a_header(
 
 
 def test_an_international_address_and_name(workspace: Workspace, any_sink: SmtpSink) -> None:
-    ws = smtp_ws(workspace, any_sink)
+    ws = use_smtp(workspace, any_sink, 1)
     utf8 = any_sink.controller.SMTP_kwargs["enable_SMTPUTF8"]
     assert send(ws, "anna@exämple.com", "Anna Müller") == "accepted"
     assert send(ws, "пользователь@пример.рф", "Ольга") == ("accepted" if utf8 else "permanent")

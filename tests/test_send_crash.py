@@ -18,7 +18,7 @@ import time
 from collections import Counter
 
 import pytest
-from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
+from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 from sqlalchemy import select
 
 from digest.send.deliveries import deliveries
@@ -27,21 +27,6 @@ from digest.subscribers import get_subscriber
 from digest.workspace import Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def smtp_workspace(ws: Workspace, sink: SmtpSink, connections: int = 2) -> Workspace:
-    return use_config(
-        ws,
-        f"""
-[sender]
-kind = "smtp"
-[sender.smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-connections = {connections}
-""",
-    )
 
 
 def start(ws: Workspace, *command: str) -> subprocess.Popen[bytes]:
@@ -86,7 +71,7 @@ def test_sigkill_leaves_at_most_one_unknown_per_connection(
     """Each accepted message is recorded before the next goes on its connection, so a
     SIGKILL leaves at most ``connections`` rows in doubt, and `retry --include-unknown`
     re-sends only those: everyone gets one copy, at most four get two."""
-    ws = smtp_workspace(send_ws, smtp_sink, CONNECTIONS)
+    ws = use_smtp(send_ws, smtp_sink, CONNECTIONS)
     add_readers(ws, READERS)
     smtp_sink.handler.delay = 0.01
     proc = start_send(ws)
@@ -121,7 +106,7 @@ def test_sigkill_at_several_points_then_resume_mails_everyone_once(
     send_ws: Workspace, smtp_sink: SmtpSink
 ) -> None:
     """Without --include-unknown nobody gets two copies, however often the send dies."""
-    ws = smtp_workspace(send_ws, smtp_sink)
+    ws = use_smtp(send_ws, smtp_sink)
     readers = 60
     add_readers(ws, readers)
     smtp_sink.handler.delay = 0.02
@@ -156,7 +141,7 @@ def test_sigkill_at_several_points_then_resume_mails_everyone_once(
 def test_sigterm_stops_cleanly_and_prints_the_resume_command(
     send_ws: Workspace, smtp_sink: SmtpSink
 ) -> None:
-    ws = smtp_workspace(send_ws, smtp_sink)
+    ws = use_smtp(send_ws, smtp_sink)
     add_readers(ws, 40)
     smtp_sink.handler.delay = 0.03
     proc = start_send(ws)
@@ -177,7 +162,7 @@ def test_sigterm_stops_cleanly_and_prints_the_resume_command(
 def test_two_processes_split_one_send_on_postgresql(
     send_ws: Workspace, smtp_sink: SmtpSink, backend: str
 ) -> None:
-    ws = smtp_workspace(send_ws, smtp_sink)
+    ws = use_smtp(send_ws, smtp_sink)
     readers = 150
     add_readers(ws, readers)
     smtp_sink.handler.delay = 0.01

@@ -14,7 +14,7 @@ from email import message_from_string
 from email.policy import default as default_policy
 
 from _render_fixtures import sample_issue, write_issue
-from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
+from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 
 from digest.errors import SendError
 from digest.issue import load_issue
@@ -28,21 +28,6 @@ from digest.workspace import Workspace
 CYRILLIC = "пользователь@пример.рф"  # local part and domain both non-ASCII
 DOMAIN_ONLY = "anna@exämple.com"  # only the domain: IDNA makes it ASCII
 PUNYCODE = "anna@xn--exmple-cua.com"
-
-
-def smtp_config(ws: Workspace, sink: SmtpSink, connections: int = 2) -> Workspace:
-    return use_config(
-        ws,
-        f"""
-[sender]
-kind = "smtp"
-[sender.smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-connections = {connections}
-""",
-    )
 
 
 def add(ws: Workspace, email: str, name: str | None) -> str:
@@ -65,7 +50,7 @@ def by_rcpt(sink: SmtpSink) -> dict[str, list]:
 def test_idn_recipients_mixed_with_ascii_on_both_kinds_of_server(
     send_ws: Workspace, any_sink: SmtpSink
 ) -> None:
-    ws = smtp_config(send_ws, any_sink)
+    ws = use_smtp(send_ws, any_sink)
     add_readers(ws, 6)
     add(ws, CYRILLIC, "Ольга Петрова")
     add(ws, DOMAIN_ONLY, "Anna Müller")
@@ -107,7 +92,7 @@ def test_idn_recipients_mixed_with_ascii_on_both_kinds_of_server(
 def test_retry_include_unknown_after_an_idn_failure_sends_nobody_twice(
     send_ws: Workspace, any_sink: SmtpSink
 ) -> None:
-    ws = smtp_config(send_ws, any_sink)
+    ws = use_smtp(send_ws, any_sink)
     add_readers(ws, 5)
     add(ws, CYRILLIC, None)
     engine.run_send(ws, SEND_DAY)
@@ -118,7 +103,7 @@ def test_retry_include_unknown_after_an_idn_failure_sends_nobody_twice(
 
 
 def test_send_test_to_an_idn_address(send_ws: Workspace, any_sink: SmtpSink, cli) -> None:  # type: ignore[no-untyped-def]
-    smtp_config(send_ws, any_sink)
+    use_smtp(send_ws, any_sink)
     result = cli("send", SEND_DAY, "--test", "user@exämple.com", "--test", "ed@example.com")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output

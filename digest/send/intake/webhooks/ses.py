@@ -140,6 +140,7 @@ def events(body: bytes) -> list[Event]:
     mail = note.get("mail") or {}
     ours = str((mail.get("commonHeaders") or {}).get("messageId", ""))
     common = {"provider_id": str(mail.get("messageId", "")), "message_id": ours}
+    raw = raw_json(note)  # once per notification, shared by its recipients
     out = []
     if kind_name == "Bounce":
         bounce = note.get("bounce") or {}
@@ -150,7 +151,7 @@ def events(body: bytes) -> list[Event]:
                 Event(
                     kind,
                     address,
-                    raw_json(note),
+                    raw,
                     event_id=f"{message['MessageId']}:{address}",
                     status=str(person.get("status", ""))[:16],
                     diagnostic=str(person.get("diagnosticCode", "") or bounce.get("bounceSubType"))[
@@ -168,7 +169,7 @@ def events(body: bytes) -> list[Event]:
                 Event(
                     kind,
                     address,
-                    raw_json(note),
+                    raw,
                     event_id=f"{message['MessageId']}:{address}",
                     diagnostic=f"complaint: {complaint.get('complaintFeedbackType', 'abuse')}",
                     **common,
