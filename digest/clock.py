@@ -2,16 +2,25 @@
 
 Everything that asks what time it is asks :func:`now`, so ``--now`` and
 ``DIGEST_NOW`` can rehearse a send or a schedule at any moment.
+
+A rehearsal's clock runs forward from the instant it was given, on the real
+monotonic clock: a retry "in 30 seconds" comes 30 seconds later, a log line
+carries the rehearsed time, and nothing waits for a moment that never comes.
+Tests may also freeze it at one instant (``set_now(t)``) to check exact times.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from digest.errors import ConfigError
 
-_override: datetime | None = None
+# The pinned instant and the monotonic reading it was pinned at (None: frozen).
+_override: tuple[datetime, float | None] | None = None
+# DIGEST_NOW without --now: the text and the monotonic reading at its first use.
+_from_env: tuple[str, float] | None = None
 
 
 def parse_instant(text: str) -> datetime:
@@ -25,25 +34,40 @@ def parse_instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def set_now(value: datetime | None) -> None:
-    """Pin the clock (``--now``); ``None`` returns to the real one."""
+def set_now(value: datetime | None, *, running: bool = False) -> None:
+    """Pin the clock at ``value``; ``running`` lets it run forward from there (``--now``).
+
+    ``None`` returns to the real clock.
+    """
     global _override
-    _override = value
+    _override = None if value is None else (value, time.monotonic() if running else None)
+
+
+def _since(instant: datetime, started: float | None) -> datetime:
+    if started is not None:
+        instant += timedelta(seconds=time.monotonic() - started)
+    return instant.astimezone(UTC)
+
+
+def _env_clock() -> datetime | None:
+    global _from_env
+    text = os.environ.get("DIGEST_NOW")
+    if not text:
+        return None
+    if _from_env is None or _from_env[0] != text:
+        _from_env = (text, time.monotonic())
+    return _since(parse_instant(text), _from_env[1])
 
 
 def now() -> datetime:
     """The current time, aware, in UTC."""
     if _override is not None:
-        return _override.astimezone(UTC)
-    env = os.environ.get("DIGEST_NOW")
-    if env:
-        return parse_instant(env).astimezone(UTC)
-    return datetime.now(UTC)
+        return _since(*_override)
+    return _env_clock() or datetime.now(UTC)
 
 
 def pinned() -> datetime | None:
-    """The pinned time (``--now`` / ``DIGEST_NOW``), or None when the clock is real."""
+    """The rehearsed time (``--now`` / ``DIGEST_NOW``), or None when the clock is real."""
     if _override is not None:
-        return _override.astimezone(UTC)
-    env = os.environ.get("DIGEST_NOW")
-    return parse_instant(env).astimezone(UTC) if env else None
+        return _since(*_override)
+    return _env_clock()

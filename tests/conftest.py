@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,20 @@ from digest.workspace import Workspace, init_workspace, open_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# "Now" for every test: a Wednesday morning, two days before the Friday issue
+# of 2026-12-04 that the tests are written against. Pinned in-process and, via
+# DIGEST_NOW, for every subprocess a test starts, so no expectation depends on
+# the day the suite runs (CI runs it again under libfaketime at another date).
+NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the developer's own workspace, database or clock."""
-    for name in ("DIGEST_WORKSPACE", "DIGEST_DATABASE_URL", "DIGEST_NOW"):
+    for name in ("DIGEST_WORKSPACE", "DIGEST_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_NOW", NOW.isoformat())
+    clock.set_now(NOW, running=True)
     yield
     clock.set_now(None)
 

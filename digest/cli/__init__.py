@@ -182,7 +182,7 @@ def main(ctx: click.Context, directory: str | None, now: str | None) -> None:
     Nothing is mailed unless you ask: a new workspace sends to outbox/.
     """
     try:
-        clock.set_now(clock.parse_instant(now) if now else None)
+        clock.set_now(clock.parse_instant(now) if now else None, running=True)
     except DigestError as exc:
         raise click.BadParameter(str(exc), param_hint="--now") from None
     ctx.obj = State(directory)

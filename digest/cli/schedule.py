@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
 
 import click
 
@@ -63,14 +61,9 @@ def scheduler(ctx: click.Context) -> None:
     """Send each issue when due, in the foreground (containers, systemd); stop with SIGTERM."""
     ws = workspace_of(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    start, began = clock.pinned(), time.monotonic()
-
-    def tick() -> None:  # a --now clock runs forward from the pinned instant
-        if start is not None:
-            clock.set_now(start + timedelta(seconds=time.monotonic() - began))
 
     def notice(signum: int) -> None:
         logging.getLogger("digest.scheduler").info("signal %d: stopping", signum)
 
     with stop_on_signals(notice) as stop:
-        loop.run_scheduler(ws, stop, tick=tick)
+        loop.run_scheduler(ws, stop)

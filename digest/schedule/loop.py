@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +59,11 @@ def run_scheduler(
     *,
     send: SendFn | None = None,
     check: CheckFn | None = None,
-    tick: Callable[[], None] | None = None,
 ) -> None:
     """``digest scheduler``: run :func:`run_due`, sleep until the next thing, until stopped.
 
     ``stop_event`` (a threading.Event) is set by SIGTERM: a send in progress
-    stops between messages and is resumed by the next run. ``tick`` is called
-    before every round (the CLI uses it to move a ``--now`` clock forward).
+    stops between messages and is resumed by the next run.
     """
     log = logging.getLogger("digest.scheduler")
     sched = ws.config.schedule
@@ -79,8 +76,6 @@ def run_scheduler(
         sched.grace,
     )
     while not stop_event.is_set():
-        if tick is not None:
-            tick()
         try:
             ws = ws.reload()
             outcome = run_due(ws, send=send, check=check, stop_event=stop_event)
