@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import date
 from typing import Any
 
@@ -20,7 +19,7 @@ from _send_fixtures import SEND_DAY, add_readers, use_config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from digest import consent, subscribers
+from digest import clock, consent, subscribers
 from digest.config import Http
 from digest.send import engine
 from digest.send.http import HttpSender
@@ -242,7 +241,7 @@ def test_sendgrid_signed_events(
     events = [
         {
             "email": "reader0@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "bounce",
             "type": "bounce",
             "status": "5.1.1",
@@ -253,7 +252,7 @@ def test_sendgrid_signed_events(
         },
         {
             "email": "reader1@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "spamreport",
             "sg_event_id": "c3BhbXJlcG9ydC0xMjM0NTY",
             "sg_message_id": f"{pids[ids[1]]}.filterdrecv-1",
@@ -261,7 +260,7 @@ def test_sendgrid_signed_events(
         {"email": "reader2@example.net", "event": "delivered", "sg_event_id": "ZGVs"},
     ]
     body = json.dumps(events).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = ec.generate_private_key(ec.SECP256R1())
     assert (
         post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(other, body, now)).status_code
@@ -310,7 +309,7 @@ def test_mailgun_signed_events(hook_ws: Workspace) -> None:
         "message": {"headers": {"message-id": pids[ids[0]]}},
         "user-variables": {"digest-key": f"digest-{SEND_DAY}-{ids[0]}"},
     }
-    now = time.time()
+    now = clock.now().timestamp()
     assert (
         post(hook_ws, "/webhooks/mailgun", mailgun_body(failed, now, "wrong"), {}).status_code
         == 401
@@ -368,7 +367,7 @@ def test_resend_svix_signed_events(hook_ws: Workspace) -> None:
         },
     }
     body = json.dumps(event).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
     assert (
         post(hook_ws, "/webhooks/resend", body, svix_headers(body, now, other)).status_code == 401
@@ -405,7 +404,7 @@ def sns(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -483,7 +482,7 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
             "commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[0])},
         },
     }
-    now = time.time()
+    now = clock.now().timestamp()
     message = sns_notification(bounce, now)
     body = sign(message)
     assert post(ws, "/webhooks/ses", body.replace(b"5.1.1", b"5.2.2"), {}).status_code == 401
