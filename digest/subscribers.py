@@ -1086,8 +1086,6 @@ def _check_row(
     if count > width:
         raise SubscriberError(f"{count} fields but the header has {width}")
     row += [""] * (width + 1 - count)
-    if default_policy is not None and not row[columns.policy_version].strip():
-        row[columns.policy_version] = default_policy
     raw = row[columns.email].strip()
     if not raw:
         raise SubscriberError("no email address")
@@ -1114,6 +1112,8 @@ def _check_row(
         raise SubscriberError(
             f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
         ) from None
+    if default_policy is not None and not row[columns.policy_version].strip():
+        row[columns.policy_version] = default_policy  # after the checks, so a blank line stays one
     policy = row[columns.policy_version].strip()
     if policy not in policies:
         raise SubscriberError(

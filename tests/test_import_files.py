@@ -73,6 +73,25 @@ def test_policy_version_for_a_file_without_the_column(
     assert anna.email == "anna@example.com"
 
 
+def test_blank_lines_are_skipped_with_a_default_policy_version(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    """--policy-version fills empty policy cells, but a blank line stays blank (not a bad row)."""
+    path = _write(
+        tmp_path,
+        "email,consented_at,policy_version\n"
+        "anna@example.com,2026-10-02T08:15:00Z,\n\n"
+        "kim@example.com,2026-10-03T08:15:00Z,\n,,\n",
+    )
+    result = cli("subscribers", "import", str(path), "--policy-version", "2026-05-01")
+    assert result.exit_code == 0, result.output
+    assert "imported 2, merged 0, suppressed 0, invalid 0 (2 rows" in result.output
+    assert sorted(s.email or "" for s in subscribers.audience(store)) == [
+        "anna@example.com",
+        "kim@example.com",
+    ]
+
+
 def test_errors_are_listed_in_file_order(cli: Cli, store: Store) -> None:
     result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
     listed = [x for x in result.output.splitlines() if x.startswith(f"{SIGNUPS}: line ")]
