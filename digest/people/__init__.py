@@ -1,7 +1,7 @@
 """People: subscribers, from signing up to being erased.
 
 ===============  ===============================================================
-``record.py``    the ``Subscriber`` record: finding one, the write transaction
+``record.py``    the ``Subscriber`` record: finding, listing, the write transaction
 ``changes.py``   the lifecycle: sign up, confirm, unsubscribe, resubscribe, add,
                  suppress (the transitions of :mod:`digest.lifecycle`)
 ``audience.py``  who is mailed (streamed, counted, frozen by a send); the counts
