@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from digest import addresses, clock
-from digest import subscribers as subs
+from digest.people import changes, record
 from digest.store import Store, schema, stamp
 
 HARD = "hard"
@@ -194,7 +194,7 @@ def _domain(address: str) -> str:
 def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Outcome:
     """Apply the policy to one report; idempotent per report (see the module docstring)."""
     limit = soft_limit or store.workspace.config.bounces.soft_limit
-    with subs.write_transaction(store) as conn:
+    with record.write_transaction(store) as conn:
         key = report.key
         seen = conn.execute(
             select(reports_t.c.outcome, reports_t.c.subscriber_id, reports_t.c.issue).where(
@@ -203,7 +203,9 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         ).first()
         if seen is not None:
             return Outcome(DUPLICATE, report.kind, seen.subscriber_id or "", seen.issue)
-        sub = subs.find_in(conn, store, subscriber_id=report.subscriber_id, address=report.address)
+        sub = record.find_in(
+            conn, store, subscriber_id=report.subscriber_id, address=report.address
+        )
         domain = _domain(report.address or (sub.email if sub and sub.email else ""))
         sid = sub.id if sub else None
         if sub is None:
@@ -223,7 +225,7 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         source = f"{report.source} report {key[:16]}"
         step = {HARD: "bounce", COMPLAINT: "complaint", UNSUBSCRIBE: "unsubscribe"}.get(report.kind)
         if step is not None:
-            subs.transition_in(
+            changes.transition_in(
                 conn, store, sub.id, step, method=report.method, source=source, evidence=evidence
             )
             outcome = UNSUBSCRIBED if report.kind == UNSUBSCRIBE else SUPPRESSED
@@ -231,7 +233,7 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
             in_a_row = _soft_in_a_row(conn, sub.id, report.issue)
             if in_a_row >= limit:
                 evidence["soft_bounces_in_a_row"] = in_a_row
-                subs.transition_in(
+                changes.transition_in(
                     conn,
                     store,
                     sub.id,

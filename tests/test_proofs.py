@@ -16,9 +16,9 @@ from _send_fixtures import SEND_DAY, SmtpSink, use_config
 
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder, message_id
+from digest.people.changes import admin_add
 from digest.render import Recipient, prepare
 from digest.store import open_store
-from digest.subscribers import admin_add
 from digest.tokens import Tokens
 from digest.workspace import Workspace
 

@@ -19,8 +19,9 @@ from _send_fixtures import SEND_DAY, add_readers, use_config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from digest import clock, consent, subscribers
+from digest import clock, consent
 from digest.config import Http
+from digest.people import record, rights
 from digest.send import engine
 from digest.send.http import HttpSender
 from digest.send.providers import provider_for
@@ -88,7 +89,7 @@ def post(ws: Workspace, path: str, body: bytes, headers: dict[str, str]) -> http
 
 def status_of(ws: Workspace, sid: str) -> str:
     with open_store(ws) as store:
-        sub = subscribers.get_subscriber(store, sid)
+        sub = record.get_subscriber(store, sid)
     assert sub is not None
     return sub.status
 
@@ -201,7 +202,7 @@ def test_postmark_bounce_webhook_takes_the_reader_out_of_the_next_issue(hook_ws:
         "active",
     ]
     with open_store(hook_ws) as store:
-        event = subscribers.history(store, subscribers.get_subscriber(store, ids[1]))[-1]  # type: ignore[arg-type]
+        event = rights.history(store, record.get_subscriber(store, ids[1]))[-1]  # type: ignore[arg-type]
         assert (event.kind, event.method) == ("bounced", "provider_webhook")
         assert consent.verify(store).ok
 

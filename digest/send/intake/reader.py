@@ -25,9 +25,9 @@ from digest.bounces import Outcome, Report
 from digest.config import Config
 from digest.errors import TokenError
 from digest.message import message_id
+from digest.people.record import find_by_email
 from digest.send.intake import reports as formats
 from digest.store import Store, schema
-from digest.subscribers import find_by_email
 from digest.tokens import Tokens
 
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)")

@@ -33,9 +33,9 @@ from digest.bounces import Report
 from digest.config import Config
 from digest.errors import DigestError
 from digest.message import message_id
+from digest.people.record import find_by_email
 from digest.send.intake.webhooks.common import Event, Refused
 from digest.store import Store, schema, stamp
-from digest.subscribers import find_by_email
 
 PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")
 
