@@ -34,7 +34,7 @@ from sqlalchemy import Connection, select
 
 from digest import clock
 from digest.config import Config
-from digest.errors import ConsentError
+from digest.errors import ConfigError, ConsentError
 from digest.store import Store, schema, stamp
 from digest.store.migrations import GENESIS_HASH
 
@@ -150,8 +150,26 @@ class Text:
     created_at: str
 
 
-def _policy_sha(version: str, url: str) -> str:
-    return sha256(f"{version}\n{url}")
+def _policy_sha(version: str, url: str, body: str = "") -> str:
+    """A policy's digest: its version and URL, and its body (the date it was published,
+    for a policy registered by hand) when it has one."""
+    return sha256(f"{version}\n{url}" + (f"\n{body}" if body else ""))
+
+
+def statement_id(conn: Connection, body: str) -> tuple[int, str]:
+    """The id and version of the consent statement with this exact text, recording it
+    as the next version the first time. Call it with the chain head locked."""
+    digest = sha256(body)
+    found = conn.execute(
+        select(texts_t.c.id, texts_t.c.version).where(
+            texts_t.c.kind == "statement", texts_t.c.sha256 == digest
+        )
+    ).first()
+    if found is not None:
+        return int(found.id), str(found.version)
+    count = len(conn.execute(select(texts_t.c.id).where(texts_t.c.kind == "statement")).all())
+    version = str(count + 1)
+    return _insert_text(conn, "statement", version, body, "", digest, stamp(clock.now())), version
 
 
 def texts_in_force(conn: Connection, config: Config) -> tuple[int, int]:
@@ -161,19 +179,13 @@ def texts_in_force(conn: Connection, config: Config) -> tuple[int, int]:
     row is never edited. Call it with the chain head locked (as
     :func:`append` does), so two processes cannot record one text twice.
     """
-    statement = config.privacy.consent_statement
-    statement_id = _text_id(conn, "statement", sha256(statement))
+    statement_id_, _ = statement_id(conn, config.privacy.consent_statement)
     now = stamp(clock.now())
-    if statement_id is None:
-        count = len(conn.execute(select(texts_t.c.id).where(texts_t.c.kind == "statement")).all())
-        statement_id = _insert_text(
-            conn, "statement", str(count + 1), statement, "", sha256(statement), now
-        )
     version, url = config.privacy.policy_version, config.privacy.policy_url
     policy_id = _text_id(conn, "policy", _policy_sha(version, url))
     if policy_id is None:
         policy_id = _insert_text(conn, "policy", version, "", url, _policy_sha(version, url), now)
-    return statement_id, policy_id
+    return statement_id_, policy_id
 
 
 def _text_id(conn: Connection, kind: str, digest: str) -> int | None:
@@ -208,6 +220,65 @@ def policy_ids(conn: Connection) -> dict[str, int]:
 def texts(store: Store) -> dict[int, Text]:
     with store.read() as conn:
         return {row.id: Text(**row._mapping) for row in conn.execute(select(texts_t))}
+
+
+def policies(store: Store) -> list[Text]:
+    """Every privacy-policy version on record, oldest first."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(texts_t).where(texts_t.c.kind == "policy").order_by(texts_t.c.id)
+        )
+        return [Text(**row._mapping) for row in rows]
+
+
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def add_policy(store: Store, version: str, url: str, published: str) -> Text:
+    """Register an older privacy policy (one in force before digest kept the list), so that
+    imports may name it (``--policy-version``). Its body is the date it was published.
+
+    A version names one text: registering it again with the same URL and date changes
+    nothing; with another, it is refused.
+    """
+    version, url, published = version.strip(), url.strip(), published.strip()
+    if not version or len(version) > 64:
+        raise ConsentError("a policy version is 1 to 64 characters, e.g. 2023-01 or listmonk-2023")
+    if not re.match(r"https?://\S+$", url):
+        raise ConsentError(f"--url {url!r} is not an http(s) URL: where the policy was published")
+    if not _DATE.fullmatch(published):
+        raise ConsentError(f"--published {published!r} is not a date (write e.g. 2023-01-15)")
+    try:
+        day = clock.parse_instant(published)
+    except ConfigError:
+        raise ConsentError(
+            f"--published {published!r} is not a date (write e.g. 2023-01-15)"
+        ) from None
+    if day > clock.now():
+        raise ConsentError(f"--published {published} is in the future")
+    with store.begin() as conn:
+        lock_head(conn, store.dialect)
+        for row in conn.execute(
+            select(texts_t).where(texts_t.c.kind == "policy", texts_t.c.version == version)
+        ):
+            if row.url == url and row.body in ("", published):
+                return Text(**row._mapping)
+            raise ConsentError(
+                f"policy {version} is on record already, at {row.url or 'no URL'}"
+                + (f", published {row.body}" if row.body else "")
+                + "; a version names one text: register this one under another version"
+            )
+        text_id = _insert_text(
+            conn,
+            "policy",
+            version,
+            published,
+            url,
+            _policy_sha(version, url, published),
+            stamp(clock.now()),
+        )
+        row = conn.execute(select(texts_t).where(texts_t.c.id == text_id)).one()
+        return Text(**row._mapping)
 
 
 # appending ----------------------------------------------------------------------
@@ -274,20 +345,25 @@ def append_many(
     method: str,
     source: str,
     items: Iterable[tuple[str, str, int, str]],
+    statement: int | None = None,
 ) -> tuple[int, str]:
     """Append many events of one kind, method and source: the fast path for imports.
 
     ``items`` are ``(subject_id, pseudonym, policy_id, evidence)`` with the
     evidence already spelled by :func:`canonical` and ``policy_id`` a known
-    policy text. The events and hashes are exactly those :func:`append` would
-    write (each hash is :func:`event_hash` of the same eleven fields), built
-    in one loop with the fields that do not change joined once. Subject ids
-    and pseudonyms come from digest itself (URL-safe base64 and hex): no NUL.
+    policy text; ``statement`` is the id of the consent statement they name
+    (:func:`statement_id`; the one in force when None). The events and hashes
+    are exactly those :func:`append` would write (each hash is
+    :func:`event_hash` of the same eleven fields), built in one loop with the
+    fields that do not change joined once. Subject ids and pseudonyms come
+    from digest itself (URL-safe base64 and hex): no NUL.
     """
     if kind not in EVENT_KINDS or method not in METHODS:
         raise ConsentError(f"unknown consent event {kind!r} by method {method!r}")
     seq, prev = lock_head(conn, store.dialect)
     statement_id, _ = texts_in_force(conn, store.workspace.config)
+    if statement is not None:
+        statement_id = statement
     now = stamp(clock.now())
     source = source.replace("\x00", "")  # PostgreSQL text cannot hold NUL
     middle = f"\x00{now}\x00{kind}\x00"
@@ -402,7 +478,9 @@ class Verification:
 
 # The status each event leaves a subject in (None: unchanged). It mirrors the
 # subscriber lifecycle in digest.people.changes, which writes these events; an
-# ``admin_added`` subject is active or pending by its evidence's "confirmed".
+# ``admin_added`` subject is active or pending by its evidence's "confirmed", and
+# an ``imported`` one has the "status" its evidence names (active when none:
+# a reader imported as pending or opted out elsewhere has one).
 STATUS_AFTER: dict[str, str | None] = {
     "signup_requested": "pending",
     "confirmed": "active",
@@ -421,9 +499,14 @@ _UNKNOWN = "active or pending"  # admin_added whose evidence is gone
 MAILABLE = ("active", "pending")
 
 
+_UNKNOWN_IMPORT = "as imported"  # imported, its evidence gone: any status may follow
+
+# The evidence is read only where the status depends on it: an admin_added event,
+# and an imported one whose evidence names a status (most imports name none).
 _BY_SUBJECT = """
 SELECT e.subject_id, e.seq, e.kind, e.pseudonym, v.seq IS NOT NULL,
-       CASE WHEN e.kind = 'admin_added' THEN v.body END
+       CASE WHEN e.kind = 'admin_added' THEN v.body
+            WHEN e.kind = 'imported' AND v.body LIKE '%"status":%' THEN v.body END
 FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
 ORDER BY e.subject_id{collate}, e.seq
 """
@@ -441,6 +524,11 @@ def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
                 after = _UNKNOWN
             else:
                 after = "active" if json.loads(body).get("confirmed") else "pending"
+        elif kind == "imported":
+            if not held:
+                after = _UNKNOWN_IMPORT
+            elif body is not None:
+                after = str(json.loads(body).get("status") or "active")
         if after is not None:
             status = after
         if not held:
@@ -489,7 +577,11 @@ def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
             continue
         status = row[1]
         row = next(rows, None)
-        if status != expected and not (expected == _UNKNOWN and status in MAILABLE):
+        if (
+            status != expected
+            and not (expected == _UNKNOWN and status in MAILABLE)
+            and expected != _UNKNOWN_IMPORT
+        ):
             found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
         if expected != "erased":
             found.extend(
@@ -571,7 +663,7 @@ def verify(
             expected = (
                 sha256(text.body)
                 if text.kind == "statement"
-                else _policy_sha(text.version, text.url)
+                else _policy_sha(text.version, text.url, text.body)
             )
             if text.sha256 != expected:
                 return Verification(

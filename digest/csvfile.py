@@ -10,6 +10,12 @@
 * The delimiter is found from the header line: a comma, a semicolon (what
   spreadsheets write in most of Europe) or a tab, whichever the header holds
   most of outside quotes; a comma when it holds none.
+* :meth:`CsvFile.records` gives each row with its text as the file holds it
+  (a quoted line break included, the final line ending not), so an import can
+  record a hash of the original row.
+
+A file inside an archive (a zip member) is read the same way, through an
+``opener`` that returns its binary stream.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,12 +38,15 @@ class CsvFile:
     (an iterator of cell lists), ``f.line`` (the physical line read last) and
     ``f.delimiter_name``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, opener: Callable[[], IO[bytes]] | None = None) -> None:
+        self.path = path  # what messages name: a file, or "archive.zip/member.csv"
+        self.opener = opener
         self.delimiter = ","
         self.header: list[str] = []
         self._handle: IO[bytes] | None = None
         self._reader: Any = None
+        self._taken: list[str] = []  # the text lines the reader took for the current record
+        self._keep = False  # whether to keep them (records() does)
 
     @property
     def delimiter_name(self) -> str:
@@ -49,7 +58,7 @@ class CsvFile:
 
     def __enter__(self) -> CsvFile:
         try:
-            self._handle = self.path.open("rb")
+            self._handle = self.opener() if self.opener else Path(self.path).open("rb")
         except OSError as exc:
             raise CsvFileError(
                 f"{self.path}: cannot read ({exc.strerror}); check the file name"
@@ -69,6 +78,16 @@ class CsvFile:
     def rows(self) -> Iterator[list[str]]:
         while (row := self._next()) is not None:
             yield row
+
+    def records(self) -> Iterator[tuple[list[str], str]]:
+        """Each row's cells with the row's text as the file holds it, without its line ending."""
+        taken = self._taken
+        taken.clear()
+        self._keep = True
+        while (row := self._next()) is not None:
+            text = taken[0] if len(taken) == 1 else "".join(taken)
+            taken.clear()
+            yield row, text.rstrip("\r\n")
 
     def _next(self) -> list[str] | None:
         try:
@@ -90,12 +109,15 @@ class CsvFile:
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                yield raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise CsvFileError(
                     f"{self.path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
                     f"column {exc.start + 1}); save the CSV as UTF-8"
                 ) from None
+            if self._keep:
+                self._taken.append(text)
+            yield text
 
 
 def sniff_delimiter(header: str) -> str:

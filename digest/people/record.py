@@ -33,7 +33,9 @@ from digest.errors import SubscriberError
 from digest.store import Store, schema, stamp
 
 STATUSES = lifecycle.STATUSES
-SUPPRESSION_REASONS = ("admin", "bounced", "complained")
+SUPPRESSION_REASONS = ("admin", "bounced", "complained")  # what an operator may name
+# Also on the list: "erased", and from an import "unsubscribed" and "blocked" (an opt-out
+# at the old tool: an unsubscribe, an administrator's block or blocklist).
 
 subs_t = schema.subscribers
 supp_t = schema.suppressions
@@ -267,6 +269,10 @@ def _pseudonym_of(conn: Connection, subject_id: str) -> str:
     return str(found)
 
 
-def suppress_key(conn: Connection, key: str, kind: str) -> None:
-    """Put a key on the suppression list (the caller checked it is not there yet)."""
-    conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+def suppress_key(conn: Connection, key: str, kind: str, at: str = "") -> None:
+    """Put a key on the suppression list (the caller checked it is not there yet).
+
+    ``at``: when the address was opted out, if earlier than now (an import's
+    unsubscribe time at the old tool); now by default.
+    """
+    conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=at or stamp(clock.now())))
