@@ -80,7 +80,10 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Readers and the web",
         (
             ("subscribers", "add, import, list, show, export, erase …: the list and its consent."),
-            ("consent", "Check the consent ledger."),
+            (
+                "consent",
+                "Check the consent ledger; register the privacy policies readers agreed to.",
+            ),
             (
                 "serve",
                 "Serve the public pages: subscribe, confirm, unsubscribe, archive, /healthz.",

@@ -14,7 +14,7 @@ from digest.bounces import history as bounce_history
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError
 from digest.people import audience, changes, record, rights
-from digest.people.imports import generic
+from digest.people.imports import tools
 from digest.store import Store, open_store
 
 
@@ -55,55 +55,95 @@ def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed
 
 
 @subscribers.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
-@click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=Path))
+@click.option(
+    "--from",
+    "tool",
+    type=click.Choice(tools.CHOICES),
+    help="The tool that exported PATH (default: recognised from the header).",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="'THEIRS=OURS'",
+    help="Rename a column of your own CSV, e.g. --map 'Email Address=email' (repeatable).",
+)
+@click.option("--list", "list_name", metavar="NAME", help="The list's name at the old tool.")
+@click.option(
+    "--statement-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The exact wording the old sign-up form showed, recorded as their consent statement.",
+)
 @click.option(
     "--policy-version",
     metavar="V",
-    help="The privacy-policy version for a file without a policy_version column.",
+    help="The privacy policy they agreed to (`digest consent policy add` registers an old one).",
 )
+@click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
 @click.pass_context
 def import_(
     ctx: click.Context,
-    file: Path,
+    path: Path,
+    tool: str | None,
+    mapping: tuple[str, ...],
+    list_name: str | None,
+    statement_file: Path | None,
+    policy_version: str | None,
     dry_run: bool,
     skip_invalid: bool,
-    policy_version: str | None,
 ) -> None:
-    """Import a CSV: email, name, consented_at, source, policy_version, ip (+ attributes).
+    """Import a list as Mailchimp, Substack, listmonk, Ghost, Buttondown or Kit exports it,
+    or a CSV of your own columns (email, consented_at, ...; --map renames yours).
 
-    The delimiter (comma, semicolon or tab) is found from the header. All or
-    nothing: bad rows are listed with their line numbers and nothing is
-    written unless --skip-invalid. Duplicates are merged (first consent kept);
-    suppressed addresses are never re-added. --dry-run reports and exits as
-    the import would.
+    PATH is the export as the tool hands it over (a CSV, or Mailchimp's zip). Opt-outs
+    (unsubscribed, cleaned, blocklisted, ...) are suppressed, never imported as readers;
+    rows without evidence of consent become pending. All or nothing: bad rows are listed
+    with their line numbers and nothing is written unless --skip-invalid. --dry-run
+    prints the same table and exits as the import would.
     """
     with _store(ctx) as store:
-        report = generic.import_csv(
+        report = tools.import_file(
             store,
-            file,
+            path,
+            tool=tool,
+            mapping=mapping,
+            list_name=list_name,
+            statement_file=statement_file,
+            policy_version=policy_version,
             dry_run=dry_run,
             skip_invalid=skip_invalid,
-            policy_version=policy_version,
         )
     for line in report.in_file_order():
-        click.echo(f"{file}: {line}", err=True)
+        click.echo(f"{path}: {line}", err=True)
+    if report.detected and report.tool != "csv":
+        click.echo(f"read as a {report.title} export (recognised by its header)")
+    for line in report.table():
+        click.echo(line)
     verb = "imported" if report.written else "would import"
     click.echo(
-        f"{verb} {report.imported}, merged {report.merged}, suppressed {report.suppressed}, "
-        f"invalid {report.invalid} ({report.rows} {plural(report.rows, 'row')}, "
-        f"{report.delimiter}-separated)"
+        f"{verb} {report.imported} ({report.active} active, {report.pending} pending), "
+        f"suppressed {report.suppressed}, merged {report.merged}, invalid {report.invalid} "
+        f"({report.rows} {plural(report.rows, 'row')}, {report.delimiter}-separated)"
     )
+    if report.pending:
+        click.echo(
+            f"{report.pending} {plural(report.pending, 'reader')} without evidence of consent "
+            f"{'imported' if report.written else 'would be imported'} as pending: not mailed "
+            "until they confirm (`digest subscribers reconfirm` asks them)"
+        )
     if report.invalid and not skip_invalid:
         bad = f"{report.invalid} bad {plural(report.invalid, 'row')}"
         if dry_run:
             raise click.ClickException(
-                f"{file}: {bad}: the import would write nothing; fix them or use --skip-invalid"
+                f"{path}: {bad}: the import would write nothing; fix them or use --skip-invalid"
             )
         raise click.ClickException(
-            f"{file}: {bad}, nothing imported; fix them or use --skip-invalid"
+            f"{path}: {bad}, nothing imported; fix them or use --skip-invalid"
         )
+    if report.written and (report.imported or report.suppressed):
+        click.echo(f"the imported readers' consent statement: v{report.statement}")
 
 
 @subscribers.command("list")
@@ -280,7 +320,7 @@ def erase(ctx: click.Context, email_or_id: str, yes: bool) -> None:
 
 @click.group(cls=HelpGroup)
 def consent() -> None:
-    """Check the consent ledger."""
+    """Check the consent ledger; register the privacy policies readers agreed to."""
 
 
 def _published_head(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
@@ -335,3 +375,32 @@ def head(ctx: click.Context) -> None:
     proves nothing before it was cut off or rewritten)."""
     with _store(ctx) as store:
         click.echo(consent_mod.head(store))
+
+
+@consent.group("policy", cls=HelpGroup)
+def policy() -> None:
+    """Register and list privacy-policy versions (an import may name an older one)."""
+
+
+@policy.command("add")
+@click.argument("version")
+@click.option("--url", required=True, help="Where that version of the policy was published.")
+@click.option("--published", required=True, metavar="DATE", help="When it took effect.")
+@click.pass_context
+def policy_add(ctx: click.Context, version: str, url: str, published: str) -> None:
+    """Register an older privacy policy, e.g. the one readers of an imported list agreed to;
+    `digest subscribers import --policy-version VERSION` can then name it."""
+    with _store(ctx) as store:
+        text = consent_mod.add_policy(store, version, url, published)
+    click.echo(f"policy {text.version} ({text.url}, published {text.body}) is on record")
+
+
+@policy.command("list")
+@click.pass_context
+def policy_list(ctx: click.Context) -> None:
+    """List the privacy-policy versions on record: version, URL, when published."""
+    with _store(ctx) as store:
+        known = consent_mod.policies(store)
+    for text in known:
+        published = f"published {text.body}" if text.body else "from digest.toml"
+        click.echo(f"{text.version:<20}  {published:<22}  {text.url}")

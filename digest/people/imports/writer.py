@@ -139,14 +139,16 @@ class ImportReport:
         """The outcome of the rows per status of the source tool, and the total."""
         columns = [c for c in OUTCOMES if c != "skipped" or self.skipped]
         head = f"{self.title} status"
-        width = max([len(head), 5, *map(len, self.by_status)])
-        lines = [f"{head:<{width}}  {'rows':>7}" + "".join(f"  {c:>10}" for c in columns)]
+        labels = {listed: listed or "(no status column)" for listed in self.by_status}
+        width = max([len(head), len("total"), *map(len, labels.values())])
+        lines = [f"{head:<{width}}  {'rows':>6}" + "".join(f"  {c:>{_cell(c)}}" for c in columns)]
         totals = dict.fromkeys(OUTCOMES, 0)
         for listed, counts in self.by_status.items():
             for name, n in counts.items():
                 totals[name] += n
-            lines.append(_table_line(listed, counts, columns, width))
-        lines.append(_table_line("total", totals, columns, width))
+            lines.append(_table_line(labels[listed], counts, columns, width))
+        if len(self.by_status) != 1:
+            lines.append(_table_line("total", totals, columns, width))
         return lines
 
 
@@ -154,9 +156,14 @@ def _place(entry: tuple[int, int, str, bool]) -> tuple[int, int]:
     return entry[0], entry[1]
 
 
+def _cell(column: str) -> int:
+    return max(len(column), 6)
+
+
 def _table_line(label: str, counts: dict[str, int], columns: list[str], width: int) -> str:
     total = sum(counts.values())
-    return f"{label or '-':<{width}}  {total:>7}" + "".join(f"  {counts[c]:>10}" for c in columns)
+    cells = "".join(f"  {counts[c]:>{_cell(c)}}" for c in columns)
+    return f"{label:<{width}}  {total:>6}{cells}"
 
 
 def import_statement(title: str, list_name: str) -> str:
