@@ -79,7 +79,10 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Readers and the web",
         (
-            ("subscribers", "add, import, list, show, export, erase …: the list and its consent."),
+            (
+                "subscribers",
+                "add, import, reconfirm, list, show, export, erase …: the list and its consent.",
+            ),
             (
                 "consent",
                 "Check the consent ledger; register the privacy policies readers agreed to.",

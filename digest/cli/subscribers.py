@@ -31,7 +31,8 @@ def _operator() -> str:
 
 @click.group(cls=HelpGroup)
 def subscribers() -> None:
-    """Add, import, list, show, unsubscribe, suppress, export and erase subscribers."""
+    """Add, import, reconfirm, list, show, unsubscribe, suppress, export and erase
+    subscribers."""
 
 
 @subscribers.command("add")
@@ -144,6 +145,78 @@ def import_(
         )
     if report.written and (report.imported or report.suppressed):
         click.echo(f"the imported readers' consent statement: v{report.statement}")
+
+
+@subscribers.command("reconfirm")
+@click.option(
+    "--status",
+    type=click.Choice(["pending"]),
+    default="pending",
+    show_default=True,
+    help="The readers to ask: those who have not confirmed.",
+)
+@click.option(
+    "--imported-before",
+    metavar="DATE",
+    help="Only readers imported before DATE (e.g. the day after the migration).",
+)
+@click.option("--again", is_flag=True, help="Ask readers asked in an earlier round once more.")
+@click.option(
+    "--include-unknown", is_flag=True, help="Mail again the readers a crash left in doubt."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reconfirm_cmd(
+    ctx: click.Context,
+    status: str,
+    imported_before: str | None,
+    again: bool,
+    include_unknown: bool,
+    yes: bool,
+) -> None:
+    """Mail the confirmation email to pending readers, once each: those who confirm become
+    active with fresh evidence, the others stay pending and are never mailed an issue.
+
+    Shows who and how many first. A run that stops is resumed by running it again; no
+    reader is mailed twice (see docs/migrating.md).
+    """
+    from digest import reconfirm  # the confirmation email's templates load only here
+
+    options = {"status": status, "imported_before": imported_before, "again": again}
+    with _store(ctx) as store:
+        chosen = reconfirm.plan(store, include_unknown=include_unknown, **options)
+        if chosen.unknown:
+            click.echo(
+                f"{chosen.unknown} {plural(chosen.unknown, 'reader')} of round {chosen.round} "
+                "may or may not have got the email (a run stopped while it went out); "
+                "--include-unknown mails them again"
+            )
+        if not chosen.count:
+            asked = (
+                f"; {chosen.asked_before} asked in an earlier round (--again asks them once more)"
+                if chosen.asked_before
+                else ""
+            )
+            click.echo(f"nobody to ask ({chosen.scope}){asked}")
+            return
+        more = chosen.count - len(chosen.sample)
+        who = ", ".join(chosen.sample) + (f" and {more} more" if more > 0 else "")
+        doing = "resuming" if chosen.resume else "starting"
+        click.echo(
+            f"{doing} round {chosen.round} ({chosen.scope}): {chosen.count} "
+            f"{plural(chosen.count, 'reader')} to ask: {who}"
+        )
+        if not yes:
+            click.confirm(
+                f"Mail the confirmation email to {chosen.count} "
+                f"{plural(chosen.count, 'reader')}?",
+                abort=True,
+            )
+        outcome = reconfirm.run(store, chosen, include_unknown=include_unknown, **options)
+    counts = ", ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
+    click.echo(f"round {outcome.round}: {counts}")
+    if not outcome.finished:
+        click.echo("some are left (deferred or stopped); run the command again to resume")
 
 
 @subscribers.command("list")

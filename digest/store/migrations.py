@@ -139,6 +139,11 @@ def _bounces(conn: Connection) -> None:
     schema.webhook_nonces.create(conn)
 
 
+def _reconfirmations(conn: Connection) -> None:
+    schema.reconfirm_rounds.create(conn)
+    schema.reconfirmations.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
@@ -146,6 +151,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
     Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
     Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
+    Migration(7, "reconfirmation rounds", lambda conn, dialect: _reconfirmations(conn)),
 ]
 
 

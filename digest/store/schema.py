@@ -196,3 +196,34 @@ webhook_nonces = Table(
     Column("nonce", String(128), primary_key=True),
     Column("seen_at", String(32), nullable=False),
 )
+
+# Re-permission (digest.reconfirm): each round of confirmation emails `digest subscribers
+# reconfirm` sends to a chosen group, and one row per (round, subscriber), so a round
+# survives a crash and mails each reader once, like the deliveries ledger.
+reconfirm_rounds = Table(
+    "reconfirm_rounds",
+    metadata,
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("started_at", String(32), nullable=False),
+    Column("scope", Text, nullable=False, default=""),  # how the group was chosen
+    Column("size", Integer, nullable=False, default=0),
+    Column("finished_at", String(32)),
+)
+
+reconfirmations = Table(
+    "reconfirmations",
+    metadata,
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("subscriber_id", String(32), primary_key=True),
+    # pending | sending | sent | deferred | failed | skipped | unknown
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("lease_until", String(32), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("provider_id", Text, nullable=False, default=""),
+    Column("sent_at", String(32)),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_reconfirmations_state", "round", "state", "subscriber_id"),
+    Index("ix_reconfirmations_subscriber", "subscriber_id"),
+)
