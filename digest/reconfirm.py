@@ -60,6 +60,9 @@ class Plan:
     scope: str  # how the group was chosen
     asked_before: int = 0  # readers of the group asked in an earlier round (see --again)
     unknown: int = 0  # rows a crash left in doubt (see --include-unknown)
+    status: str = "pending"  # the choice, for the freeze of a new round
+    before: str | None = None
+    again: bool = False
 
 
 @dataclass
@@ -156,6 +159,9 @@ def plan(
                 _sample(conn, remaining),
                 scope,
                 unknown=0 if requeue else unknown,
+                status=status,
+                before=before,
+                again=again,
             )
         group = select(subs_t.c.email).where(_group(status, before, latest + 1 if again else None))
         everyone = select(subs_t.c.email).where(_group(status, before, latest + 1))
@@ -168,6 +174,9 @@ def plan(
             _scope(status, imported_before),
             asked_before=_count(conn, everyone) - count,
             unknown=unknown,
+            status=status,
+            before=before,
+            again=again,
         )
 
 
@@ -193,9 +202,6 @@ def run(
     store: Store,
     chosen: Plan,
     *,
-    status: str = "pending",
-    imported_before: str | None = None,
-    again: bool = False,
     include_unknown: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Outcome:
@@ -203,7 +209,6 @@ def run(
     ws = store.workspace
     tokens = ws.tokens()  # refuses now, before anything is frozen, without a signing key
     owner = new_owner()
-    before = _before(imported_before)
     now = stamp(clock.now())
     with store.begin() as conn:
         latest, left, unknown = _latest(conn)
@@ -212,7 +217,8 @@ def run(
                 raise SubscriberError(
                     "another reconfirmation round started meanwhile; run the command again"
                 )
-            _freeze(conn, chosen.round, _group(status, before, chosen.round if again else None))
+            again = chosen.round if chosen.again else None
+            _freeze(conn, chosen.round, _group(chosen.status, chosen.before, again))
             conn.execute(
                 rounds_t.insert().values(
                     round=chosen.round,

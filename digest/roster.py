@@ -2,36 +2,27 @@
 
 :func:`rows` streams the list with each subscriber's consent date and source
 (taken from the consent event that gave the consent, not from when the row
-was made: an import made last week may carry consent given in 2023).
-:func:`export_all` writes the full list, addresses included, to a CSV or
-JSON file, and records in the consent ledger that each person's data was
-exported, by whom and to which file. Spreadsheet formulas are neutralised in
-the CSV: a cell that begins with ``=``, ``+``, ``-``, ``@`` (or a tab or
+was made: an import made last week may carry consent given in 2023). The
+whole list written to a file, for the operator or for another tool, is
+:mod:`digest.portability`. :func:`neutralise` keeps spreadsheet formulas out
+of a CSV: a cell that begins with ``=``, ``+``, ``-``, ``@`` (or a tab or
 carriage return) gets a leading apostrophe, as OWASP advises for CSV
 injection, so opening the file cannot run anything.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
-from digest import consent
 from digest.addresses import mask
-from digest.consent import Draft
-from digest.errors import SubscriberError
 from digest.people.record import Subscriber, list_subscribers
-
-# The events by which a person gives consent; the latest one is the consent shown.
-from digest.people.rights import remember_list_export
 from digest.store import Store, schema
 
+# The events by which a person gives consent; the latest one is the consent shown.
 CONSENT_KINDS = ("confirmed", "imported", "admin_added")
 COLUMNS = ("id", "email", "name", "status", "consented_at", "source", "created_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -140,91 +131,6 @@ def _consent_of(kind: str, at: str, source: str, body: str | None) -> tuple[str,
     )
 
 
-# -- the full export -----------------------------------------------------------
-
-
 def neutralise(cell: str) -> str:
     """A CSV cell a spreadsheet will show as text, never evaluate as a formula."""
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-
-
-def export_all(store: Store, path: Path, *, status: str | None, operator: str) -> int:
-    """Write every subscriber (or those with ``status``) to ``path`` (.csv or .json) with
-    full addresses, record an ``exported`` event for each, and return how many.
-
-    The file is written beside its final name and renamed once the ledger has
-    recorded the export, in one transaction: no export without its record,
-    no record without the file.
-    """
-    kind = path.suffix.lower()
-    if kind not in (".csv", ".json"):
-        raise SubscriberError(f"{path}: the export file must end in .csv or .json")
-    if not path.parent.is_dir():
-        raise SubscriberError(f"{path.parent}: no such folder; create it or pick another -o")
-    scope = f"status {status}" if status else "all subscribers"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    count = 0
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = _Writer(handle, kind)
-            evidence = {"file": path.name, "scope": scope, "operator": operator}
-            with store.begin() as conn:
-                consent.lock_head(conn, store.dialect)  # as every ledger writer does, first
-                ids: list[str] = []
-                for row in rows(store, status):
-                    if row.email is None:
-                        continue  # erased: nothing left to export
-                    writer.write(row)
-                    count += 1
-                    ids.append(row.id)
-                    if len(ids) >= _PAGE:
-                        _record(conn, store, ids, operator, evidence)
-                        ids = []
-                _record(conn, store, ids, operator, evidence)
-                writer.close()
-                handle.flush()
-                os.fsync(handle.fileno())
-                os.replace(temporary, path)
-                remember_list_export(store, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return count
-
-
-def _record(
-    conn: Connection, store: Store, ids: list[str], operator: str, evidence: dict[str, str]
-) -> None:
-    """One ``exported`` event per subscriber, under the pseudonym their events carry."""
-    if not ids:
-        return
-    found = conn.execute(select(subs_t.c.id, subs_t.c.email_key).where(subs_t.c.id.in_(ids)))
-    keys = {str(i): str(k) for i, k in found}
-    drafts = [Draft("exported", i, keys[i], "admin", operator, evidence) for i in ids]
-    consent.append(conn, store, drafts)
-
-
-class _Writer:
-    """Rows to CSV (neutralised) or to one JSON array, streamed."""
-
-    def __init__(self, handle: TextIO, kind: str) -> None:
-        self.handle = handle
-        self.kind = kind
-        self.first = True
-        if kind == ".csv":
-            self.csv = csv.writer(handle)
-            self.csv.writerow(COLUMNS)
-        else:
-            handle.write("[")
-
-    def write(self, row: Row) -> None:
-        if self.kind == ".csv":
-            self.csv.writerow([neutralise(str(v or "")) for v in row])
-            return
-        self.handle.write(("\n" if self.first else ",\n") + json.dumps(row.as_dict()))
-        self.first = False
-
-    def close(self) -> None:
-        if self.kind == ".json":
-            self.handle.write("\n]\n" if not self.first else "]\n")

@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from digest import consent as consent_mod
-from digest import roster
+from digest import portability, roster
 from digest.addresses import mask
 from digest.bounces import history as bounce_history
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError
 from digest.people import audience, changes, record, rights
 from digest.people.imports import tools
+from digest.portability import FORMATS
 from digest.store import Store, open_store
 
 
@@ -182,9 +183,14 @@ def reconfirm_cmd(
     """
     from digest import reconfirm  # the confirmation email's templates load only here
 
-    options = {"status": status, "imported_before": imported_before, "again": again}
     with _store(ctx) as store:
-        chosen = reconfirm.plan(store, include_unknown=include_unknown, **options)
+        chosen = reconfirm.plan(
+            store,
+            status=status,
+            imported_before=imported_before,
+            again=again,
+            include_unknown=include_unknown,
+        )
         if chosen.unknown:
             click.echo(
                 f"{chosen.unknown} {plural(chosen.unknown, 'reader')} of round {chosen.round} "
@@ -208,11 +214,10 @@ def reconfirm_cmd(
         )
         if not yes:
             click.confirm(
-                f"Mail the confirmation email to {chosen.count} "
-                f"{plural(chosen.count, 'reader')}?",
+                f"Mail the confirmation email to {chosen.count} {plural(chosen.count, 'reader')}?",
                 abort=True,
             )
-        outcome = reconfirm.run(store, chosen, include_unknown=include_unknown, **options)
+        outcome = reconfirm.run(store, chosen, include_unknown=include_unknown)
     counts = ", ".join(f"{state} {n}" for state, n in sorted(outcome.counts.items()))
     click.echo(f"round {outcome.round}: {counts}")
     if not outcome.finished:
@@ -335,10 +340,16 @@ def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> No
     help="With --all: only subscribers with this status.",
 )
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="With --all: csv (ours), json, mailchimp (.zip) or listmonk (default: from -o's suffix).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (.json; with --all also .csv) instead of printing.",
+    help="Write to this file (.json; with --all also .csv, .zip) instead of printing.",
 )
 @click.pass_context
 def export(
@@ -346,10 +357,11 @@ def export(
     email_or_id: str | None,
     everyone: bool,
     status: str | None,
+    fmt: str | None,
     output: Path | None,
 ) -> None:
     """Everything held about one subscriber, as JSON (GDPR Art. 15/20); or, with --all,
-    the whole list with full addresses to a CSV or JSON file.
+    the whole list with full addresses, in a form digest, Mailchimp or listmonk imports.
 
     Each export is recorded in the consent ledger as an export by the operator.
     """
@@ -359,11 +371,14 @@ def export(
         if output is None:
             raise click.UsageError("--all writes a file: add -o FILE.csv or -o FILE.json")
         with _store(ctx) as store:
-            count = roster.export_all(store, output, status=status, operator=_operator())
-        click.echo(f"wrote {count} {plural(count, 'subscriber')} to {output}")
+            count, files = portability.export_list(
+                store, output, fmt=fmt, status=status, operator=_operator()
+            )
+        written = ", ".join(str(f) for f in files)
+        click.echo(f"wrote {count} {plural(count, 'subscriber')} to {written}")
         return
-    if status:
-        raise click.UsageError("--status goes with --all")
+    if status or fmt:
+        raise click.UsageError(f"{'--status' if status else '--format'} goes with --all")
     if not email_or_id:
         raise click.UsageError("name a subscriber (address or id), or pass --all -o FILE")
     with _store(ctx) as store:

@@ -4,7 +4,8 @@
 history; :func:`export` gives the person all of it (GDPR Art. 15/20) and
 :func:`erase` deletes it (Art. 17), including the files digest wrote for
 them: the outbox copies, the export files on record (the exports record,
-``exports_record`` of the workspace) and their row in whole-list exports.
+``exports_record`` of the workspace) and their row in whole-list exports (in
+any format digest writes: CSV, JSON, the Mailchimp zip, the listmonk files).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from digest import clock, consent
-from digest.atomic import write_text
+from digest.atomic import write_bytes, write_text
 from digest.errors import SubscriberError
 from digest.people.record import (
     Subscriber,
@@ -136,28 +138,63 @@ def remember_list_export(store: Store, path: Path) -> None:
     write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
 
 
-def _without(path: Path, subscriber_id: str) -> bool:
-    """Rewrite a whole-list export (CSV with an ``id`` column, or a JSON array of
-    objects with ``id``) without one subscriber's row; whether the row was there."""
-    text = path.read_text(encoding="utf-8")
+def _without(path: Path, subscriber_id: str, email: str | None) -> bool:
+    """Rewrite a whole-list export without one subscriber's row; whether the row was there.
+
+    A JSON array of objects (by ``id`` or ``email``), a CSV (a row whose first cell is
+    the id, or with a cell holding the address: every format digest writes), or a zip
+    of such CSVs (the Mailchimp format).
+    """
     if path.suffix.lower() == ".json":
-        rows = json.loads(text)
-        kept = [row for row in rows if row.get("id") != subscriber_id]
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        kept = [row for row in rows if row.get("id") != subscriber_id and row.get("email") != email]
         if len(kept) == len(rows):
             return False
         body = (
             "[" + ",\n".join("\n" + json.dumps(row) for row in kept) + ("\n]\n" if kept else "]\n")
         )
-    else:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-        kept = [row for row in rows if not row or row[0].lstrip("'") != subscriber_id]
-        if len(kept) == len(rows):
-            return False
-        out = io.StringIO(newline="")
-        csv.writer(out).writerows(kept)
-        body = out.getvalue()
-    write_text(path, body, mode=0o600)
+        write_text(path, body, mode=0o600)
+        return True
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
+        changed = False
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info, data in members:
+                if info.filename.lower().endswith(".csv"):
+                    text = _csv_without(data.decode("utf-8"), subscriber_id, email)
+                    if text is not None:
+                        data, changed = text.encode("utf-8"), True
+                archive.writestr(info.filename, data)
+        if changed:
+            write_bytes(path, out.getvalue(), mode=0o600)
+        return changed
+    text = _csv_without(path.read_text(encoding="utf-8"), subscriber_id, email)
+    if text is None:
+        return False
+    write_text(path, text, mode=0o600)
     return True
+
+
+def _csv_without(text: str, subscriber_id: str, email: str | None) -> str | None:
+    """A CSV's text without the subscriber's rows; None when they had none."""
+    folded = email.casefold() if email else None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    kept = [
+        row
+        for row in rows
+        if not row
+        or (
+            row[0].lstrip("'") != subscriber_id
+            and not (folded and any(cell.lstrip("'").casefold() == folded for cell in row))
+        )
+    ]
+    if len(kept) == len(rows):
+        return None
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows(kept)
+    return out.getvalue()
 
 
 def _exports(record: Path) -> dict[str, list[str]]:
@@ -173,7 +210,9 @@ def _exports(record: Path) -> dict[str, list[str]]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]]:
+def _erase_files(
+    store: Store, subscriber_id: str, email: str | None = None
+) -> tuple[list[str], list[str]]:
     """Delete what digest wrote for one subscriber under the workspace.
 
     The outbox copies (every issue's folder and ``outbox/confirmations``,
@@ -212,7 +251,7 @@ def _erase_files(store: Store, subscriber_id: str) -> tuple[list[str], list[str]
             continue
         if not path.is_relative_to(root):
             outside.append(text)
-        elif _without(path, subscriber_id):
+        elif _without(path, subscriber_id, email):
             deleted.append(f"{path.relative_to(root).as_posix()} (their row)")
     if record.exists():
         write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
@@ -262,7 +301,7 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
             )
         )
     _scrub(store)
-    files, outside = _erase_files(store, sub.id)
+    files, outside = _erase_files(store, sub.id, sub.email)
     return {
         "subscriber": sub.id,
         "erased_at": stamp(clock.now()),
