@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from digest import consent
 from digest.people.audience import audience
+from digest.people.record import is_suppressed
 from digest.people.imports.source import Policies, Refused, Row
 from digest.people.imports.writer import ImportReport, apply
 from digest.store import Store, schema
@@ -21,6 +22,9 @@ class ListSource:
     around the writer's own keys."""
 
     evidence_names = ("aaa", "optin_ip", "zz{top}")
+    tool = "made-up"
+    title = "Made Up"
+    list_name = "Weekly {list}"
 
     def __init__(self, rows: list[Row | Refused]) -> None:
         self._rows = rows
@@ -42,6 +46,7 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
             Row(5, "ANN@example.com", "", "active", STAMP, "2026-05-01", ("", "", ""), ()),
             Row(6, "cy@example.com", "", "active", STAMP, "1999", ("", "", ""), ()),
             Row(7, "di@example.com", "", "unsubscribed", STAMP, "2026-05-01", ("", "", ""), ()),
+            Row(8, "ed@example.com", "", "complete", STAMP, "2026-05-01", ("", "", ""), ()),
         ]
     )
     report = ImportReport("export.csv")
@@ -54,14 +59,16 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
         policy_version="2026-05-01",
     )
     assert report.written
-    assert (report.rows, report.imported, report.merged, report.invalid) == (6, 2, 1, 3)
+    assert (report.rows, report.imported, report.merged, report.invalid) == (7, 2, 1, 3)
+    assert report.suppressed == 1  # the unsubscribed row
     assert report.problems == [
         "line 3: no email address",
-        "line 6: policy_version '1999' is unknown (known: 2026-05-01); "
-        "set [privacy] policy_version to record a new one",
-        "line 7: status 'unsubscribed' cannot be imported",
+        "line 6: policy_version '1999' is unknown (known: 2026-05-01); register it: "
+        "digest consent policy add VERSION --url URL --published DATE",
+        "line 8: status 'complete' cannot be imported",
     ]
     assert sorted(s.email or "" for s in audience(store)) == ["ann@example.com", "bob@example.com"]
+    assert is_suppressed(store, "di@example.com")
     with store.read() as conn:
         bodies = [body for (body,) in conn.execute(select(schema.consent_evidence.c.body))]
     for body in bodies:
@@ -74,6 +81,8 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
         "email": "ann@example.com",
         "file": "tool {list}",
         "line": 2,
+        "list": "Weekly {list}",
+        "tool": "made-up",
         "name": "Ann",
         "optin_ip": "192.0.2.1",
         "policy_version": "2026-05-01",

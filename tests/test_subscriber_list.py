@@ -34,16 +34,18 @@ def test_list_is_a_table_with_consent_date_and_source(cli: Cli, store: Store) ->
     jo = next(x for x in lines if "j***@example.com" in x)
     assert "pending" in jo and "2026-" not in jo.split("pending")[1].split("x")[0]
     assert "anna@example.com" not in "\n".join(lines)  # masked
-    assert lines[-1] == "6 subscribers"
+    assert lines[-1] == "7 subscribers"
+    elena = next(x for x in lines if "e***@example.org" in x)  # no consent date in the file
+    assert "pending" in elena and "2026-" not in elena.split("pending")[1]
     one = cli("subscribers", "list", "--status", "pending").output.splitlines()
-    assert one[-1] == "1 subscriber (pending)"
+    assert one[-1] == "2 subscribers (pending)"
 
 
 def test_json_is_one_array_and_jsonl_one_object_a_line(cli: Cli, store: Store) -> None:
     _import(cli)
     as_json = cli("subscribers", "list", "--json").output
     rows = json.loads(as_json)
-    assert isinstance(rows, list) and len(rows) == 4
+    assert isinstance(rows, list) and len(rows) == 5
     assert set(rows[0]) == {"id", "email", "name", "status", "consented_at", "source", "created_at"}
     # spelled exactly as json.dumps(indent=2) spells the whole array
     assert as_json == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
@@ -83,7 +85,7 @@ def test_export_all_to_csv_neutralises_formulas_and_is_recorded(
     target = tmp_path / "list.csv"
     result = cli("subscribers", "export", "--all", "-o", str(target))
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"wrote 6 subscribers to {target}"
+    assert result.output.strip() == f"wrote 7 subscribers to {target}"
     assert target.stat().st_mode & 0o777 == 0o600
     with target.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -99,7 +101,7 @@ def test_export_all_to_csv_neutralises_formulas_and_is_recorded(
         events = conn.execute(
             select(schema.consent_events).where(schema.consent_events.c.seq > before)
         ).all()
-    assert len(events) == 6
+    assert len(events) == 7
     assert {e.kind for e in events} == {"exported"} and {e.method for e in events} == {"admin"}
     # every cell is neutralised alike: a random id that starts with "-" gets its "'" too
     assert {roster.neutralise(e.subject_id) for e in events} == {r["id"] for r in rows}
@@ -116,7 +118,10 @@ def test_export_all_to_json_with_a_status(cli: Cli, store: Store, tmp_path: Path
         == 0
     )
     data = json.loads(target.read_text(encoding="utf-8"))
-    assert [(r["email"], r["status"]) for r in data] == [("jo@example.com", "pending")]
+    assert sorted((r["email"], r["status"]) for r in data) == [
+        ("elena@example.org", "pending"),
+        ("jo@example.com", "pending"),
+    ]
 
 
 def test_export_all_needs_a_csv_or_json_file(cli: Cli, store: Store, tmp_path: Path) -> None:

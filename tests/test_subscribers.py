@@ -152,8 +152,8 @@ def test_the_fixture_import_is_refused_whole_with_line_numbers(cli, store: Store
     result = cli("subscribers", "import", str(SIGNUPS))
     assert result.exit_code == 1
     assert f"{SIGNUPS}: line 5: n*** is not a valid email address" in result.output
-    assert f"{SIGNUPS}: line 6: e***@example.org has no consent date" in result.output
-    assert "2 bad rows, nothing imported" in result.output
+    assert f"{SIGNUPS}: line 6:" not in result.output  # no consent date: pending, not refused
+    assert "1 bad row, nothing imported" in result.output
     assert audience.stats(store)["active"] == 0 and consent.verify(store).events == 0
 
 
@@ -161,8 +161,8 @@ def test_a_dry_run_reports_and_writes_nothing(cli, store: Store) -> None:
     result = cli("subscribers", "import", str(SIGNUPS), "--dry-run", "--skip-invalid")
     assert result.exit_code == 0
     assert (
-        "would import 4, merged 1, suppressed 0, invalid 2 (7 rows, comma-separated)"
-        in result.output
+        "would import 5 (4 active, 1 pending), suppressed 0, merged 1, invalid 1 "
+        "(7 rows, comma-separated)" in result.output
     )
     assert audience.stats(store)["active"] == 0
 
@@ -171,8 +171,11 @@ def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) 
     result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
     assert result.exit_code == 0, result.output
     assert (
-        "imported 4, merged 1, suppressed 0, invalid 2 (7 rows, comma-separated)" in result.output
+        "imported 5 (4 active, 1 pending), suppressed 0, merged 1, invalid 1 "
+        "(7 rows, comma-separated)" in result.output
     )
+    assert "1 reader without evidence of consent imported as pending" in result.output
+    assert record.find_by_email(store, "elena@example.org").status == "pending"  # type: ignore[union-attr]
     assert "line 4: I***@example.com merged into line 3" in result.output
     people = {s.email: s for s in audience.audience(store)}
     assert sorted(people) == [
@@ -190,7 +193,7 @@ def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) 
     assert event.evidence["consented_at"] == "2026-10-06T09:30:00.000000Z"
     assert (event.evidence["line"], event.evidence["ip"]) == (8, "192.0.2.44")
     again = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
-    assert "imported 0, merged 5" in again.output
+    assert "imported 0 (0 active, 0 pending), suppressed 0, merged 6" in again.output
     assert "line 2: a***@example.com merged into an existing subscriber" in again.output
 
 
@@ -231,7 +234,7 @@ def test_suppressed_addresses_are_never_re_imported(cli, store: Store) -> None:
     changes.suppress(store, "anna@example.com", reason="complained by phone", source="t")
     result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
     assert "line 2: a***@example.com is suppressed; not added" in result.output
-    assert "imported 3, merged 1, suppressed 1" in result.output
+    assert "imported 4 (3 active, 1 pending), suppressed 1, merged 1" in result.output
     assert record.find_by_email(store, "anna@example.com") is None
 
 

@@ -184,7 +184,8 @@ class CsvRows(Export):
             raise SubscriberError(
                 f"{self.path}:1: no `email` column; read with a {self.file.delimiter_name} as "
                 f"the delimiter, the header has the columns {found}; expected {', '.join(KNOWN)} "
-                "(others are kept as attributes), or name yours with --map 'Their Column=email'"
+                "(others are kept as attributes): name yours with --map 'Their Column=email', "
+                "or the tool that exported the file with --from"
             )
         needed = [n for n in REQUIRED if n not in header]
         if policies.default is not None and "policy_version" in needed:

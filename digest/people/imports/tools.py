@@ -201,6 +201,8 @@ def _which(
     for part in parts:
         known, which = _recognise(part.file.header)
         if not known:
+            if len(parts) == 1 and not _near(part.file.header):
+                return None, False  # like nothing known: our own columns say what is missing
             raise SubscriberError(_unknown(path, part))
         found.add(which)
     if len(found) > 1 or (None in found and len(parts) > 1):
@@ -234,9 +236,9 @@ def _flag(cls: type[Export] | None) -> str:
     return "csv" if cls is None else cls.tool
 
 
-def _unknown(path: Path, part: Part) -> str:
-    """What to say of a header that matches no tool: the nearest ones and what they lack."""
-    header = part.file.header
+def _near(header: list[str]) -> list[str]:
+    """The exports a header almost is (half its identifying columns or more), nearest first,
+    each with the columns it lacks."""
     names = {normal(h) for h in header}
     near: list[tuple[int, str]] = []
     for cls in TOOLS.values():
@@ -247,16 +249,15 @@ def _unknown(path: Path, part: Part) -> str:
     if "email" in names:
         missing = [c for c in _OWN if c not in names]
         near.append((len(missing), f"digest's own CSV (lacks {', '.join(missing)})"))
-    near.sort()
-    where = _where(path, part)
-    found = ", ".join(repr(h) for h in header if h) or "none"
-    almost = (
-        "it almost matches " + "; ".join(text for _, text in near[:3])
-        if near
-        else f"it matches none of {', '.join(c.title for c in TOOLS.values())} nor digest's own"
-    )
+    return [text for _, text in sorted(near)]
+
+
+def _unknown(path: Path, part: Part) -> str:
+    """What to say of a header that matches no tool: the nearest ones and what they lack."""
+    found = ", ".join(repr(h) for h in part.file.header if h) or "none"
+    almost = "; ".join(_near(part.file.header)[:3])
     return (
-        f"{where}:1: the header ({found}) is no export digest knows: {almost}. Name the tool "
-        "with --from TOOL, or map your columns: --map 'Their Column=email' "
-        "--map 'Their Date=consented_at'"
+        f"{_where(path, part)}:1: the header ({found}) is no export digest knows: it almost "
+        f"matches {almost}. Name the tool with --from TOOL, or map your columns: "
+        "--map 'Their Column=email' --map 'Their Date=consented_at'"
     )
