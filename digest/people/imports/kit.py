@@ -44,6 +44,7 @@ class KitExport(Export):
     tool = "kit"
     title = "Kit"
     signature = (EMAIL, STATE, ("created_at",))
+    marks = ("state", "email_address", "first_name")  # "email,status,created_at" is not enough
     evidence_names = ("listed_as", "reason", "row_sha256")
 
     def _kept(self, columns: Columns) -> dict[str, int]:

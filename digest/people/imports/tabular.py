@@ -75,11 +75,20 @@ class Export:
     def delimiter(self) -> str:
         return self.parts[0].file.delimiter_name if self.parts else "comma"
 
+    # Columns of which a header must hold one to be recognised without --from (a tool whose
+    # signature alone, "email, status, created_at", could be anybody's).
+    marks: tuple[str, ...] = ()
+
     @classmethod
     def lacks(cls, header: list[str]) -> list[str]:
         """The identifying columns ``header`` lacks (the first spelling of each)."""
         names = {normal(h) for h in header}
         return [aliases[0] for aliases in cls.signature if not names.intersection(aliases)]
+
+    @classmethod
+    def unmarked(cls, header: list[str]) -> bool:
+        """Whether ``header`` lacks every one of the tool's marks (so it is not recognised)."""
+        return bool(cls.marks) and not {normal(h) for h in header}.intersection(cls.marks)
 
     def where(self, part: Part) -> str:
         return f"{self.label}/{part.name}" if part.name else self.label

@@ -222,7 +222,9 @@ def _recognise(header: list[str]) -> tuple[bool, type[Export] | None]:
     names = {normal(h) for h in header}
     if all(column in names for column in _OWN):
         return True, None
-    complete = [cls for cls in TOOLS.values() if not cls.lacks(header)]
+    complete = [
+        cls for cls in TOOLS.values() if not cls.lacks(header) and not cls.unmarked(header)
+    ]
     if not complete:
         return False, None
     return True, max(complete, key=lambda cls: len(cls.signature))
@@ -240,22 +242,25 @@ def _near(header: list[str]) -> list[str]:
     """The exports a header almost is (half its identifying columns or more), nearest first,
     each with the columns it lacks."""
     names = {normal(h) for h in header}
-    near: list[tuple[int, str]] = []
+    near: list[tuple[int, int, str]] = []  # (columns lacking, -columns present, what to say)
     for cls in TOOLS.values():
         missing = cls.lacks(header)
         present = len(cls.signature) - len(missing)
+        if cls.unmarked(header):
+            missing.append(" or ".join(cls.marks))
         if present and present >= len(cls.signature) / 2:
-            near.append((len(missing), f"{cls.title} (lacks {', '.join(missing)})"))
+            near.append((len(missing), -present, f"{cls.title} (lacks {', '.join(missing)})"))
     if "email" in names:
         missing = [c for c in _OWN if c not in names]
-        near.append((len(missing), f"digest's own CSV (lacks {', '.join(missing)})"))
-    return [text for _, text in sorted(near)]
+        present = len(_OWN) - len(missing)
+        near.append((len(missing), -present, f"digest's own CSV (lacks {', '.join(missing)})"))
+    return [text for _, _, text in sorted(near)]
 
 
 def _unknown(path: Path, part: Part) -> str:
     """What to say of a header that matches no tool: the nearest ones and what they lack."""
     found = ", ".join(repr(h) for h in part.file.header if h) or "none"
-    almost = "; ".join(_near(part.file.header)[:3])
+    almost = "; ".join(_near(part.file.header))
     return (
         f"{_where(path, part)}:1: the header ({found}) is no export digest knows: it almost "
         f"matches {almost}. Name the tool with --from TOOL, or map your columns: "
