@@ -222,9 +222,7 @@ def _recognise(header: list[str]) -> tuple[bool, type[Export] | None]:
     names = {normal(h) for h in header}
     if all(column in names for column in _OWN):
         return True, None
-    complete = [
-        cls for cls in TOOLS.values() if not cls.lacks(header) and not cls.unmarked(header)
-    ]
+    complete = [cls for cls in TOOLS.values() if not cls.lacks(header) and not cls.unmarked(header)]
     if not complete:
         return False, None
     return True, max(complete, key=lambda cls: len(cls.signature))

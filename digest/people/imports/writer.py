@@ -354,7 +354,7 @@ class _Run:
             count(row.listed_as, outcome)
             for other in later or ():
                 count(other.listed_as, "suppressed" if outcome == "suppressed" else "merged")
-                report.note(other.line, self._merged(shown, other, row), other.part)
+                report.note(other.line, self._merged(mask(other.address), other, row), other.part)
         if self.write and fresh:
             self.write_fresh(fresh)
         if self.write:
