@@ -176,7 +176,7 @@ def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) 
     )
     assert "1 reader without evidence of consent imported as pending" in result.output
     assert record.find_by_email(store, "elena@example.org").status == "pending"  # type: ignore[union-attr]
-    assert "line 4: I***@example.com merged into line 3" in result.output
+    assert "line 4: i***@example.com merged into line 3" in result.output
     people = {s.email: s for s in audience.audience(store)}
     assert sorted(people) == [
         "IVAN@example.com",
