@@ -531,6 +531,7 @@ class _Listmonk(_Format):
             "policy_version": facts.policy_version,
             "opted_out_at": facts.opted_out_at,
             "reason": facts.reason,
+            "status": row.status if row.status in ("bounced", "complained") else "",
         }
         attributes = {**(facts.attributes or {}), "consent": {k: v for k, v in proof.items() if v}}
         opted_out = bool(facts.suppressed) or row.status not in ("active", "pending")

@@ -14,7 +14,8 @@ blocklisted    suppressed (blocked): never mailed by listmonk (bounces,
 
 The export holds neither the per-list subscription status nor the opt-in IP.
 A file written by ``digest subscribers export --format listmonk`` carries
-them in the attributes, under ``consent``: they are read back as evidence.
+them in the attributes, under ``consent``: they are read back as evidence
+(and a bounce or complaint behind a ``blocklisted``, as such).
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class ListmonkExport(Export):
                     "kept without it",
                     lambda: ip(str(proof.get("confirm_ip") or ""), found, "confirm_ip"),
                 )
+            if proof is not None and opted_out and proof.get("status") in ("bounced", "complained"):
+                status = str(proof["status"])  # what digest knew, beyond listmonk's "blocklisted"
             left = ""
             if opted_out:
                 left = soft(
