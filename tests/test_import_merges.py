@@ -22,7 +22,10 @@ from digest.store import Store, schema
 
 EXPORTS = FIXTURES / "exports"
 MAILCHIMP = EXPORTS / "mailchimp" / "members_export_5d1e8a3b7c.zip"
-COMMON = '"Email Address","First Name","Last Name",MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP'
+COMMON = (
+    '"Email Address","First Name","Last Name",MEMBER_RATING,'
+    "OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP"
+)
 TAIL = "LEID,EUID,NOTES,TAGS"
 HEADERS = {
     "subscribed": f"{COMMON},LAST_CHANGED,{TAIL}",
@@ -234,7 +237,7 @@ def test_bad_ips_and_times_in_a_mailchimp_file(cli: Cli, store: Store, tmp_path:
                 subscribed("good@example.com"),
                 subscribed("ip@example.com", ip="999.1.1.1"),
                 subscribed("month@example.com", optin="2021-13-01 00:00:00"),
-                f'bare@example.com,,,2,,,,,"2024-09-12 10:02:11",1,x,,',
+                'bare@example.com,,,2,,,,,"2024-09-12 10:02:11",1,x,,',
             ]
         )
         + "\n",

@@ -175,7 +175,10 @@ CASES = {
             {"consented_at": "2023-01-05T07:30:00.000000Z", "name": "Søren", "listed_as": "active"},
         ),
         ("", 3),
-        attributes=("ingrid.berg@example.com", {"company": "Nordlys Media", "tags": "weekly, events"}),
+        attributes=(
+            "ingrid.berg@example.com",
+            {"company": "Nordlys Media", "tags": "weekly, events"},
+        ),
     ),
 }
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from digest import consent
 from digest.people.audience import audience
-from digest.people.record import is_suppressed
 from digest.people.imports.source import Policies, Refused, Row
 from digest.people.imports.writer import ImportReport, apply
+from digest.people.record import is_suppressed
 from digest.store import Store, schema
 
 STAMP = "2026-10-01T08:15:00.000000Z"

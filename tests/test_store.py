@@ -132,3 +132,43 @@ def test_the_sqlite_file_is_private(workspace: Workspace) -> None:
     database = workspace.subscribers_dir / "digest.db"
     assert database.stat().st_mode & 0o777 == 0o600
     assert (workspace.subscribers_dir / ".keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_second_store_in_one_process_keeps_the_first_one_s_locks(workspace: Workspace) -> None:
+    """Opening the SQLite file a second time in one process must not drop the first store's
+    locks: POSIX drops every lock a process holds on a file when any descriptor of it
+    closes. Without its lock the first store looks gone to other processes: one that
+    closes deletes the WAL under it, and when the first store closes at last it deletes
+    the WAL of the next process, with the writes that process had not checkpointed (a
+    sign-up confirmed on `digest serve`, a delivery recorded by a send)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from digest.people import changes, record
+
+    def run(code: str) -> None:
+        program = textwrap.dedent(
+            f"""
+            import os
+            from pathlib import Path
+            from digest.people import changes
+            from digest.store import open_store
+            from digest.workspace import open_workspace
+            store = open_store(open_workspace(Path({str(workspace.root)!r})))
+            """
+        )
+        subprocess.run([sys.executable, "-c", program + textwrap.dedent(code)], check=True)
+
+    with open_store(workspace) as first:
+        changes.admin_add(first, "ann@example.com", source="t")
+        with open_store(workspace):
+            pass  # a second store, opened and closed while the first is open
+        run("store.close()")  # another process opens and closes (a server's start-up check)
+        # ... and another writes, then dies without closing: its write is in its WAL only
+        run('changes.admin_add(store, "bob@example.com", source="t"); os._exit(0)')
+    with open_store(workspace) as again:
+        assert {s.email for s in record.list_subscribers(again)} == {
+            "ann@example.com",
+            "bob@example.com",
+        }

@@ -86,8 +86,14 @@ class Store:
                 path = Path(parsed.database)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # Personal data: readable by its owner alone (SQLite gives the
-                # -wal and -shm files the same mode).
-                os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+                # -wal and -shm files the same mode). Made only when missing: closing
+                # a descriptor of a file drops every POSIX lock this process holds on
+                # it, so opening an existing database here would take the locks of a
+                # store already open on it, and other processes would then delete
+                # the WAL under that store and lose writes.
+                if not path.exists():
+                    with contextlib.suppress(FileExistsError):
+                        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
             # hide_parameters: an error logged by a server must not carry addresses
             engine = create_engine(parsed, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_connect)
