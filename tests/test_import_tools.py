@@ -302,3 +302,21 @@ def test_a_header_no_tool_writes_names_the_nearest_and_what_they_lack(
     assert "digest's own CSV (lacks consented_at)" in result.output
     assert "--map 'Their Column=email'" in result.output
     assert audience.stats(store)["events"] == 0
+
+
+def test_substack_s_export_zip_is_read_for_its_email_list(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "posts.csv", "post_id,post_date,is_published,title\n1,2024-01-01,true,Hi\n"
+        )
+        archive.write(CASES["substack"].path, "email_list.example-gazette.csv")
+        archive.writestr("posts/1.hello.html", "<p>Hi</p>")
+    result = cli("subscribers", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "read as a Substack export (recognised by its header)" in result.output
+    assert {s.email for s in audience.audience(store)} == CASES["substack"].active
+    (event,) = rights.show(store, "m.dubois@example.org")["events"]
+    assert event["evidence"]["list"] == "example-gazette"
