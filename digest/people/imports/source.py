@@ -151,10 +151,14 @@ def address(raw: str) -> str:
     return normalise(raw)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # the common case, without ipaddress
+
+
 def ip(cell: str, address: str, column: str = "ip") -> str:
     """A cell's IP address (stripped; "" for none), checked."""
     text = cell.strip()
-    if text:
+    if text and not _IPV4.fullmatch(text):
         try:
             ipaddress.ip_address(text)
         except ValueError:

@@ -315,12 +315,15 @@ class _Run:
         fresh: list[tuple[str, _Pending]] = []
         flips: list[tuple[str, str, Row]] = []
         count = report.count
+        tally: dict[tuple[str, str], int] = {}  # the common case's outcomes, counted at the end
+        outcome_of = _OUTCOME
         for key, item in batch.items():
             row = item[0]
             later = duplicates.get(key)
             if later is None and key not in suppressed and key not in existing:
                 fresh.append((key, item))  # the common case: new, once in the file
-                count(row.listed_as, "suppressed" if row.status in OPT_OUTS else row.status)
+                seen = (row.listed_as, outcome_of[row.status])
+                tally[seen] = tally.get(seen, 0) + 1
                 continue
             shown = mask(row.address)
             opts_out = row.status in OPT_OUTS
@@ -355,6 +358,8 @@ class _Run:
             for other in later or ():
                 count(other.listed_as, "suppressed" if outcome == "suppressed" else "merged")
                 report.note(other.line, self._merged(mask(other.address), other, row), other.part)
+        for (listed, outcome), n in tally.items():
+            count(listed, outcome, n)
         if self.write and fresh:
             self.write_fresh(fresh)
         if self.write:
@@ -497,14 +502,15 @@ class _Spelling:
             kept = consent.canonical(merged) if merged else "{}"
         status = row.status
         given = row.name  # the evidence keeps the file's cell
-        evidence = self.templates[kept != "{}", status != "active"].format(
+        active = status == "active"
+        evidence = self.templates[kept != "{}", not active].format(
             f'"{row.consented_at}"' if row.consented_at else "null",
             text(row.address),
             row.line,
             text(given) if given else "null",
             text(policy),
             kept,
-            text(OPT_OUTS.get(status, status)),
+            "" if active else text(OPT_OUTS.get(status, status)),
             *map(text, row.evidence),
         )
         return evidence, kept
@@ -584,6 +590,7 @@ _SUBSCRIBER_COLUMNS = (
     "attributes",
 )
 _SUPPRESSION_COLUMNS = ("key", "reason", "created_at")
+_OUTCOME = {status: "suppressed" if status in OPT_OUTS else status for status in STRICTNESS}
 
 
 __all__ = ["OUTCOMES", "ImportReport", "apply", "import_statement"]
