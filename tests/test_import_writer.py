@@ -47,6 +47,7 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
             Row(6, "cy@example.com", "", "active", STAMP, "1999", ("", "", ""), ()),
             Row(7, "di@example.com", "", "unsubscribed", STAMP, "2026-05-01", ("", "", ""), ()),
             Row(8, "ed@example.com", "", "complete", STAMP, "2026-05-01", ("", "", ""), ()),
+            Row(9, "fi@example.com", "", "bounced", STAMP, "1999", ("", "", ""), ()),
         ]
     )
     report = ImportReport("export.csv")
@@ -59,8 +60,9 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
         policy_version="2026-05-01",
     )
     assert report.written
-    assert (report.rows, report.imported, report.merged, report.invalid) == (7, 2, 1, 3)
-    assert report.suppressed == 1  # the unsubscribed row
+    assert (report.rows, report.imported, report.merged, report.invalid) == (8, 2, 1, 3)
+    assert report.suppressed == 2  # the unsubscribed row, and the bounced one: no policy needed
+    assert "line 9: policy_version '1999' is unknown; suppressed all the same" in report.notes
     assert report.problems == [
         "line 3: no email address",
         "line 6: policy_version '1999' is unknown (known: 2026-05-01); register it: "
@@ -68,7 +70,7 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
         "line 8: status 'complete' cannot be imported",
     ]
     assert sorted(s.email or "" for s in audience(store)) == ["ann@example.com", "bob@example.com"]
-    assert is_suppressed(store, "di@example.com")
+    assert is_suppressed(store, "di@example.com") and is_suppressed(store, "fi@example.com")
     with store.read() as conn:
         bodies = [body for (body,) in conn.execute(select(schema.consent_evidence.c.body))]
     for body in bodies:

@@ -236,7 +236,8 @@ class _Run:
 
     def run(self, policy_version: str | None, statement: str | None) -> None:
         conn, store, source, report = self.conn, self.store, self.source, self.report
-        consent.texts_in_force(conn, store.workspace.config)
+        _, in_force = consent.texts_in_force(conn, store.workspace.config)
+        current = store.workspace.config.privacy.policy_version
         policies = Policies(consent.policy_ids(conn), policy_version, self.now)
         ids, known = policies.ids, policies.known
         if policy_version is not None and policy_version not in ids:
@@ -259,7 +260,15 @@ class _Run:
         for row in rows:
             if type(row) is Row:
                 report.rows += 1
-                if (policy_id := ids.get(policy := row.policy or default)) is None:
+                policy_id = ids.get(policy := row.policy or default)
+                if policy_id is None and row.status in OPT_OUTS:  # an opt-out needs no policy
+                    report.note(
+                        row.line,
+                        f"policy_version {policy!r} is unknown; suppressed all the same",
+                        row.part,
+                    )
+                    policy, policy_id = current, in_force
+                if policy_id is None:
                     self.refuse(
                         row.line,
                         f"policy_version {policy!r} is unknown (known: {known}); register it: "
