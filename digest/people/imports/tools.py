@@ -76,7 +76,7 @@ def import_file(
             cls, detected = _which(path, parts, tool, mapping)
             rows: Export
             if cls is None:
-                (part,) = parts[:1] or [Part("", CsvFile(path))]
+                part = parts[0]  # _which refused several
                 report = ImportReport(str(path), dry_run=dry_run, detected=detected)
                 report.delimiter = part.file.delimiter_name
                 rows = generic.CsvRows(part.file, str(path), mapping, list_name or path.name)
