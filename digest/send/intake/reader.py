@@ -162,13 +162,7 @@ class Reader:
         return out
 
     def _kind(self, parsed: formats.Parsed, failed: formats.Failed) -> tuple[str, str]:
-        if parsed.form == formats.ARF:
-            complaint = parsed.feedback_type in formats.COMPLAINT_TYPES or not parsed.feedback_type
-            return (bounces.COMPLAINT if complaint else bounces.IGNORED), ""
-        if failed.action and failed.action != "failed":
-            return bounces.IGNORED, failed.status  # delayed, delivered, relayed, expanded
-        found = bounces.classify(failed.status, None, failed.diagnostic)
-        return found.kind, found.status or (str(found.code) if found.code else "")
+        return formats.kind_of(parsed, failed)
 
     def _token(
         self, addresses: list[str], pattern: re.Pattern[str] | None, read: Callable[[str], Any]
