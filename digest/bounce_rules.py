@@ -257,7 +257,7 @@ HARD_RULES: tuple[Rule, ...] = (
         "userunknown",
         r"user unknown|unknown user|no such (user|mailbox|recipient|address|person|account)|"
         r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
-        r"not exist|unknown (recipient|mailbox|address|local.?part|alias)|"
+        r"(?<!may )not exist|unknown (recipient|mailbox|address|local.?part|alias)|"
         r"invalid (recipient|mailbox|address|user|account)|(recipient|mailbox|user) not found|"
         r"recipientnotfound|recipient (address )?rejected|address rejected|"
         r"mailbox (not found|unavailable|is unavailable)|no mailbox|mailbox name not allowed|"
@@ -387,7 +387,8 @@ def classify(
     hard = _match(HARD_RULES, text)
     if hard is not None and not transient:
         # "user unknown" without a bad-mailbox code proves it only in reply to RCPT TO.
-        proven = hard.reason != "userunknown" or command == "RCPT"
+        # A notice the recipient's own system wrote (no SMTP reply in it) proves it too.
+        proven = hard.reason != "userunknown" or command == "RCPT" or code is None
         if proven and (not shown.startswith("5.7.") or _PLAINLY_MISSING.search(text)):
             return result(hard, "wording")
         if hard.reason == "userunknown" and not command:

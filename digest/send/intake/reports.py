@@ -54,6 +54,7 @@ MAX_PARTS = 64  # MIME parts (a bounce has three or four, a quoted newsletter a 
 # Headers that may name the address a message was delivered to, best first.
 DELIVERY_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 
+_ID_VALUE = re.compile(r"message-id:[ \t]{0,8}<([^>\s]{1,250})>", re.I)
 # Bounded repeats: no pattern here backtracks further than a few hundred characters.
 _ADDRESS = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"
@@ -67,7 +68,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (status notification|failure|has failed)|"
     r"returned mail|failure notice|mail delivery failed|could not be delivered|"
     r"delivery incomplete|delivery notification|nondeliverable|non-delivery|"
-    r"delivery (problem|error)|not delivered|returned to sender|mail failure",
+    r"delivery (problem|error)|not delivered|returned to sender|mail failure|"
+    r"error sending your (mail|message)",
     re.I,
 )
 # What the usual bounce layouts say in their first lines, whatever the subject.
@@ -75,11 +77,21 @@ _BOUNCE_BODY = re.compile(
     r"did not reach (the following|some or all)|could not be delivered to|"
     r"delivery (to the following|has failed)|following (address|recipient)\S* failed|"
     r"permanent (error|fatal errors)|was not delivered to|unable to deliver|"
-    r"message could not be delivered|undeliverable|delivery failure",
+    r"message could not be delivered|undeliverable|delivery failure|"
+    r"trouble delivering|rejected recipient|could not deliver",
     re.I,
 )
 # Lines after which a bounce pastes the copy of the message it returns.
-_COPY_PHRASES = ("below this line", "original message", "copy of the message", "returned message")
+_COPY_PHRASES = (
+    "below this line",
+    "original message",
+    "copy of the message",
+    "returned message",
+    "returned mail",
+    "headers of",
+    "message headers",
+    "unsent message",
+)
 _AUTOREPLY_SUBJECT = re.compile(
     r"^(auto(matic)? ?(reply|response)|auto:|out of (the )?office|abwesenheit|vacation)", re.I
 )
@@ -181,8 +193,8 @@ def kind_of(parsed: Parsed, failed: Failed) -> tuple[str, str]:
         return "ignored", ""  # auth-failure, not-spam, virus, other, or no type at all
     if parsed.form in (OTHER, AUTOREPLY):
         return "ignored", ""
-    if failed.action and failed.action not in ("failed", "failure"):
-        return "ignored", failed.status  # delayed, delivered, relayed, expanded
+    if failed.action in ("delayed", "delivered", "relayed", "expanded"):
+        return "ignored", failed.status  # notices (RFC 3464 2.3.3); "expired" is a failure
     found = classify(failed.status, None, failed.words, command=failed.command)
     return found.kind, found.status or (str(found.code) if found.code else "")
 
@@ -266,10 +278,11 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
     ]
     bounce_own = {a.lower() for a in _addresses_of(msg, ("From", "To", "Reply-To", "Sender"))}
     quoted = {a.lower() for a in _addresses_of(original, ("From", "Sender", "Reply-To"))}
+    ids = {m.lower() for m in _ID_VALUE.findall(own)}
     found = []
     for address in listed + _ADDRESS.findall(own):
         low = address.lower().strip(".")
-        if _BOUNCE_FROM.search(low) or low in bounce_own or low in quoted:
+        if _BOUNCE_FROM.search(low) or low in bounce_own or low in quoted or low in ids:
             continue
         if low not in (a.lower() for a in found):
             found.append(address.strip("."))
@@ -343,9 +356,7 @@ def _own_text(text: str) -> str:
     out = []
     for line in text.splitlines():
         stripped = line.strip().lower()
-        if stripped.startswith("---") and (
-            stripped.startswith("------") or any(p in stripped for p in _COPY_PHRASES)
-        ):
+        if stripped.startswith("--") and any(p in stripped for p in _COPY_PHRASES):
             break
         if stripped in ("original message headers:", "original message follows.") or (
             stripped.startswith("original message") and stripped.endswith(":")
@@ -456,8 +467,11 @@ def _first_text(msg: Message) -> str:
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
             stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
-        elif part.get_content_type() == "text/plain":
-            return _decoded(part)
+        elif part.get_content_type() == "text/plain" or (
+            part.get_content_maintype() == "multipart"
+            and isinstance(payload := part.get_payload(), str)
+        ):
+            return _decoded(part)  # a multipart whose parts could not be split is read as text
     return ""
 
 
