@@ -255,21 +255,28 @@ HARD_RULES: tuple[Rule, ...] = (
     Rule(
         "H204",
         "userunknown",
-        r"user unknown|unknown user|no such (user|mailbox|recipient|address|person|account)|"
+        r"no such (person|account|local user)|"
         r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
-        r"(?<!may )not exist|unknown (recipient|mailbox|address|local.?part|alias)|"
-        r"invalid (recipient|mailbox|address|user|account)|(recipient|mailbox|user) not found|"
-        r"recipientnotfound|recipient (address )?rejected|address rejected|"
-        r"mailbox (not found|unavailable|is unavailable)|no mailbox|mailbox name not allowed|"
-        r"not a valid (mailbox|recipient|user|address)|user (is )?not (found|known)|"
-        r"addressee unknown|unrouteable address|unroutable address|bad destination|"
-        r"not listed in (the )?(domino )?directory|(is )?not a known user|"
-        r"(doesn't|does not) have an? [\w.-]* ?account|no account|account (is )?closed|"
-        r"unknown or illegal alias|no valid recipients|no such local user|"
-        r"not our customer|recipient unknown|destination address unknown|"
+        r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
+        r"not listed in (the )?(domino )?directory|name is not recognized|not recognised|"
+        r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
         r"address (couldn't|could not|can't|cannot) be found|address not found|"
-        r"(wasn't|was not|wasn’t) found at|name is not recognized|not recognised",
-        RFC3463 + " X.1.1",
+        r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
+        RFC3463 + " X.1.1: the mailbox does not exist, in so many words",
+        "550 5.1.1 The email account that you tried to reach does not exist",
+    ),
+    Rule(
+        "H205",
+        "userunknown",
+        r"user unknown|unknown user|no such (user|mailbox|recipient|address)|"
+        r"unknown (recipient|mailbox|address|"
+        r"local.?part|alias)|invalid (recipient|mailbox|address|user|account)|"
+        r"recipient (address )?rejected|address rejected|mailbox (not found|unavailable|"
+        r"is unavailable)|no mailbox|mailbox name not allowed|not a valid (mailbox|recipient|"
+        r"user|address)|user (is )?not (found|known)|addressee unknown|unrouteable address|"
+        r"unroutable address|bad destination|(is )?not a known user|no account|"
+        r"no valid recipients|recipient unknown|destination address unknown",
+        RFC3463 + " X.1.1, as the reply to RCPT TO (RFC 5321 3.3)",
         "550 5.5.0 Requested action not taken: mailbox unavailable",
     ),
 )
@@ -386,12 +393,13 @@ def classify(
     transient = shown.startswith("4") or (code is not None and 400 <= code < 500)
     hard = _match(HARD_RULES, text)
     if hard is not None and not transient:
-        # "user unknown" without a bad-mailbox code proves it only in reply to RCPT TO.
-        # A notice the recipient's own system wrote (no SMTP reply in it) proves it too.
-        proven = hard.reason != "userunknown" or command == "RCPT" or code is None
+        # A refusal in so many words ("user unknown") without a bad-mailbox code proves
+        # it only as the reply to RCPT TO, or in a notice the recipient's own system
+        # wrote (no SMTP reply in it): at DATA, a filter says the same words.
+        proven = hard.code != "H205" or command == "RCPT" or code is None
         if proven and (not shown.startswith("5.7.") or _PLAINLY_MISSING.search(text)):
             return result(hard, "wording")
-        if hard.reason == "userunknown" and not command:
+        if hard.code == "H205" and not command:
             return result(hard, "wording", "filtered")
     if rule is not None:
         return result(rule, "status")

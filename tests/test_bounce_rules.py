@@ -23,8 +23,18 @@ DOCS = Path(__file__).parent.parent / "docs" / "bounces.md"
     ("status", "text", "kind"),
     [
         # Hard read as soft: a generic enhanced code beat the words.
-        ("5.5.0", "550 5.5.0 Requested action not taken: mailbox unavailable", "hard"),
-        ("", "550 Unknown user kijitora@example.ne.jp . (#5.5.0)", "hard"),
+        (
+            "5.5.0",
+            "550 5.5.0 Requested action not taken: mailbox unavailable (in reply to RCPT TO "
+            "command)",
+            "hard",
+        ),
+        (
+            "",
+            "Sorry, no SMTP connection got far enough; most progress was RCPT TO response; "
+            "remote host 192.0.2.32 said: 550 Unknown user r@example.ne.jp . (#5.5.0)",
+            "hard",
+        ),
         (
             "5.5.0",
             "554 The mail could not be delivered to the recipient because the domain is "
@@ -34,7 +44,7 @@ DOCS = Path(__file__).parent.parent / "docs" / "bounces.md"
         (
             "5.4.1",
             "550 5.4.1 [r@example.org]: Recipient address rejected: Access denied "
-            "[X.prod.protection.outlook.com]",
+            "[X.prod.protection.outlook.com] (in reply to RCPT TO command)",
             "hard",
         ),
         ("", "521 5.3.2 System not accepting network messages", "hard"),
@@ -54,8 +64,12 @@ DOCS = Path(__file__).parent.parent / "docs" / "bounces.md"
             "section at https://www.cox.com/residential/support/email-error-codes.html",
             "soft",
         ),
-        # A refusal of the message after DATA is not a missing mailbox.
+        # A refusal of the message after DATA is not a missing mailbox, nor are the same
+        # words when nothing says which command they answered (a filter uses them too).
         ("5.0.0", "550 Unknown user r@example.net (in reply to end of DATA command)", "soft"),
+        ("5.0.0", "550 Unknown user r@example.net", "soft"),
+        ("5.0.0", "550 5.1.1 Unknown user r@example.net", "hard"),
+        ("", "Unknown user: r@example.net", "hard"),  # the recipient's own system says so
     ],
 )
 def test_wording_refines_generic_codes_and_sender_blame_is_never_hard(
@@ -172,4 +186,5 @@ def test_every_rule_has_a_code_a_reason_and_a_reference() -> None:
     for rule in bounce_rules.RULES:
         assert rule.reason in bounce_rules.REASONS and rule.reference and rule.example
         if rule not in bounce_rules.STATUS_RULES:
-            assert classify("", None, rule.example).reason == rule.reason, rule.code
+            # each example read as the reply to RCPT TO, as most refusals are
+            assert classify("", None, rule.example, command="RCPT").reason == rule.reason, rule.code

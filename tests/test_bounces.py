@@ -30,7 +30,8 @@ from digest.tokens import Tokens
         ("4.2.2", None, "", "soft", "status"),
         ("", None, "550 5.1.1 <a@example.net>: user unknown", "hard", "status"),
         ("", None, "452 4.2.2", "soft", "status"),
-        ("5.0.0", None, "550 No such user here", "hard", "wording"),
+        ("5.0.0", None, "550 No such user here (in reply to RCPT TO command)", "hard", "wording"),
+        ("5.0.0", None, "550 No such user here", "soft", "wording"),  # at DATA, a filter
         ("", 551, "", "hard", "reply"),
         ("", 553, "", "hard", "reply"),
         ("", 552, "", "soft", "reply"),
