@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import date
 from typing import Any
 
@@ -20,7 +19,7 @@ from _send_fixtures import SEND_DAY, add_readers, use_config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from digest import consent, subscribers
+from digest import clock, consent, subscribers
 from digest.config import Http
 from digest.send import engine
 from digest.send.http import HttpSender
@@ -242,7 +241,7 @@ def test_sendgrid_signed_events(
     events = [
         {
             "email": "reader0@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "bounce",
             "type": "bounce",
             "status": "5.1.1",
@@ -253,7 +252,7 @@ def test_sendgrid_signed_events(
         },
         {
             "email": "reader1@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "spamreport",
             "sg_event_id": "c3BhbXJlcG9ydC0xMjM0NTY",
             "sg_message_id": f"{pids[ids[1]]}.filterdrecv-1",
@@ -261,7 +260,7 @@ def test_sendgrid_signed_events(
         {"email": "reader2@example.net", "event": "delivered", "sg_event_id": "ZGVs"},
     ]
     body = json.dumps(events).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = ec.generate_private_key(ec.SECP256R1())
     assert (
         post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(other, body, now)).status_code
@@ -310,7 +309,7 @@ def test_mailgun_signed_events(hook_ws: Workspace) -> None:
         "message": {"headers": {"message-id": pids[ids[0]]}},
         "user-variables": {"digest-key": f"digest-{SEND_DAY}-{ids[0]}"},
     }
-    now = time.time()
+    now = clock.now().timestamp()
     assert (
         post(hook_ws, "/webhooks/mailgun", mailgun_body(failed, now, "wrong"), {}).status_code
         == 401
@@ -368,7 +367,7 @@ def test_resend_svix_signed_events(hook_ws: Workspace) -> None:
         },
     }
     body = json.dumps(event).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
     assert (
         post(hook_ws, "/webhooks/resend", body, svix_headers(body, now, other)).status_code == 401
@@ -480,10 +479,10 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
         },
         "mail": {
             "messageId": "0100018c-ses-id",
-            "commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[0])},
+            "commonHeaders": {"messageId": message_id(ws.config, ws.tokens(), SEND_DAY, ids[0])},
         },
     }
-    now = time.time()
+    now = clock.now().timestamp()
     message = sns_notification(bounce, now)
     body = sign(message)
     assert post(ws, "/webhooks/ses", body.replace(b"5.1.1", b"5.2.2"), {}).status_code == 401
@@ -503,7 +502,9 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
             "complainedRecipients": [{"emailAddress": "reader1@example.net"}],
             "complaintFeedbackType": "abuse",
         },
-        "mail": {"commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[1])}},
+        "mail": {
+            "commonHeaders": {"messageId": message_id(ws.config, ws.tokens(), SEND_DAY, ids[1])}
+        },
     }
     v1 = sign(sns_notification(complaint, now), version="1")
     assert post(ws, "/webhooks/ses", v1, {}).json()["outcomes"] == {"suppressed": 1}
@@ -528,3 +529,76 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
     }
     assert post(ws, "/webhooks/ses", sign(confirm), {}).status_code == 200
     assert requests[-1] == confirm["SubscribeURL"]
+
+
+# -- proof names the reader: custom arguments and computable ids are not proof ---------------
+
+
+def test_a_signed_event_for_another_address_with_alices_custom_args_changes_nobody(
+    hook_ws: Workspace, sendgrid_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Another application on a shared account sets custom args; subscriber ids are public."""
+    [alice] = add_readers(hook_ws, 1)
+    sent_by_provider(hook_ws, [alice], "sg")
+    now = clock.now().timestamp()
+    sendgrid = [
+        {
+            "email": "mallory@evil.example",
+            "timestamp": int(now),
+            "event": event,
+            "type": "bounce",
+            "status": "5.1.1",
+            "reason": "550 5.1.1 user unknown",
+            "sg_event_id": f"mallory-{event}",
+            "sg_message_id": "mallory-own-message.filterdrecv-1",
+            "digest_key": f"digest-{SEND_DAY}-{alice}",
+        }
+        for event in ("bounce", "spamreport")
+    ]
+    body = json.dumps(sendgrid).encode()
+    reply = post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(sendgrid_key, body, now))
+    assert reply.status_code == 200 and reply.json()["outcomes"] == {"unknown": 2}
+    mailgun = {
+        "event": "complained",
+        "id": "mallory-complaint",
+        "recipient": "mallory@evil.example",
+        "message": {"headers": {"message-id": "<mallory@evil.example>"}},
+        "user-variables": {"digest-key": f"digest-{SEND_DAY}-{alice}"},
+    }
+    reply = post(hook_ws, "/webhooks/mailgun", mailgun_body(mailgun, now), {})
+    assert reply.status_code == 200 and reply.json()["outcomes"] == {"unknown": 1}
+    # Alice's own address with only her custom args (no provider id of hers) is no proof.
+    alone = dict(sendgrid[0], email="reader0@example.net", sg_event_id="alone")
+    body = json.dumps([alone]).encode()
+    reply = post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(sendgrid_key, body, now))
+    assert reply.json()["outcomes"] == {"not ours": 1}
+    assert status_of(hook_ws, alice) == "active"
+
+
+def test_an_ses_event_with_a_computed_message_id_changes_nobody(
+    hook_ws: Workspace, sns: Any
+) -> None:
+    """The Message-ID used to be an unkeyed hash of public values: anyone could make it."""
+    import hashlib as _hashlib
+
+    sign, _ = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    [alice] = add_readers(ws, 1)
+    n = ws.config.newsletter
+    unkeyed = _hashlib.blake2b(
+        f"{n.list_id_value}\0{SEND_DAY}\0{alice}".encode(), digest_size=12
+    ).hexdigest()
+    guessed = [f"<{SEND_DAY}.{unkeyed}@{n.domain}>", f"<{SEND_DAY}.{alice}.{'0' * 24}@{n.domain}>"]
+    now = clock.now().timestamp()
+    for mid in guessed:
+        complaint = {
+            "notificationType": "Complaint",
+            "complaint": {
+                "complainedRecipients": [{"emailAddress": "reader0@example.net"}],
+                "complaintFeedbackType": "abuse",
+            },
+            "mail": {"messageId": "ses-not-ours", "commonHeaders": {"messageId": mid}},
+        }
+        reply = post(ws, "/webhooks/ses", sign(sns_notification(complaint, now)), {})
+        assert reply.status_code == 200 and reply.json()["outcomes"] == {"not ours": 1}
+    assert status_of(ws, alice) == "active"

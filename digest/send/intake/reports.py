@@ -279,7 +279,7 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
     bounce_own = {a.lower() for a in _addresses_of(msg, ("From", "To", "Reply-To", "Sender"))}
     quoted = {a.lower() for a in _addresses_of(original, ("From", "Sender", "Reply-To"))}
     ids = {m.lower() for m in _ID_VALUE.findall(own)}
-    found = []
+    found: list[str] = []
     for address in listed + _ADDRESS.findall(own):
         low = address.lower().strip(".")
         if _BOUNCE_FROM.search(low) or low in bounce_own or low in quoted or low in ids:
