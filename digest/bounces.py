@@ -54,6 +54,7 @@ COUNTED = "counted"
 ALREADY = "already"  # the reader was no longer mailable
 UNKNOWN = "unknown"  # nobody we know
 NOT_OURS = "not ours"  # a known reader, but no proof it was our message
+REFUSED = "refused"  # not read at all: too large, too deeply nested, or it broke the reader
 DUPLICATE = "duplicate"  # the same report again: nothing changed
 
 reports_t = schema.bounce_reports
@@ -107,7 +108,7 @@ class Outcome:
 
 def scrub(text: str, limit: int = 300) -> str:
     """A diagnostic as the ledger keeps it: one line, short, addresses masked."""
-    return addresses.mask_all(" ".join(text.split()))[:limit]
+    return addresses.mask_all(" ".join(text[: 4 * limit].split()))[:limit]
 
 
 def _domain(address: str) -> str:
@@ -167,6 +168,35 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         if outcome != COUNTED:
             conn.execute(reports_t.update().where(reports_t.c.key == key).values(outcome=outcome))
         return Outcome(outcome, report.kind, sub.id, report.issue)
+
+
+def record_refused(store: Store, source: str, digest: str, reason: str) -> Outcome:
+    """Record a message that was not read (over a cap, or it broke the reader); counted.
+
+    ``digest`` is the SHA-256 of the message as received; the same message again is a
+    duplicate.
+    """
+    key = hashlib.sha256(f"{digest}\0refused".encode()).hexdigest()
+    with store.begin() as conn:
+        seen = conn.execute(select(reports_t.c.key).where(reports_t.c.key == key)).first()
+        if seen is not None:
+            return Outcome(DUPLICATE, IGNORED)
+        conn.execute(
+            reports_t.insert().values(
+                key=key,
+                received_at=stamp(clock.now()),
+                source=source,
+                kind=IGNORED,
+                outcome=REFUSED,
+                subscriber_id=None,
+                issue="",
+                status="",
+                reason=scrub(reason),
+                domain="",
+                report_sha256=digest,
+            )
+        )
+    return Outcome(REFUSED, IGNORED)
 
 
 def _record(conn: Connection, report: Report, outcome: str, sid: str | None, domain: str) -> None:
@@ -268,7 +298,7 @@ def history(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
 
 def issue_summary(store: Store, issue: str) -> dict[str, Any]:
     """Counts for one issue: by kind, by kind and reason, by kind and recipient domain."""
-    counted = reports_t.c.outcome.notin_((UNKNOWN, NOT_OURS, DUPLICATE))
+    counted = reports_t.c.outcome.notin_((UNKNOWN, NOT_OURS, DUPLICATE, REFUSED))
     with store.read() as conn:
         kinds = dict.fromkeys(KINDS, 0)
         for kind, n in conn.execute(

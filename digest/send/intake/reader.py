@@ -27,7 +27,7 @@ from typing import Any
 from digest import bounces
 from digest.bounces import Outcome, Report
 from digest.config import Config
-from digest.errors import DigestError, TokenError
+from digest.errors import DigestError, StoreError, TokenError
 from digest.message import read_message_id
 from digest.send.intake import reports as formats
 from digest.store import Store
@@ -45,6 +45,7 @@ class IntakeReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # messages refused unread, and why
 
     def add(self, results: list[Outcome]) -> None:
         self.messages += 1
@@ -52,12 +53,17 @@ class IntakeReport:
             self.outcomes[result.outcome] += 1
             self.kinds[result.kind] += 1
 
+    @property
+    def refused(self) -> int:
+        return self.outcomes[bounces.REFUSED]
+
     def to_dict(self) -> dict[str, object]:
         return {
             "messages": self.messages,
             "outcomes": dict(self.outcomes),
             "kinds": dict(self.kinds),
             "problems": self.problems,
+            "refused": self.refusals,
         }
 
 
@@ -82,6 +88,31 @@ class Reader:
         self.source = source
         self.return_path = address_pattern(self.config.bounces.return_path)
         self.mailto = address_pattern(self.config.newsletter.unsubscribe_mailto)
+
+    def take(self, report: IntakeReport, where: str, raw: bytes, *, delivered_to: str = "") -> bool:
+        """Apply one message and count it; False when it was refused, unread.
+
+        A message over the limits, or one that breaks the reader, is recorded as
+        refused and the run goes on; the database failing (a StoreError) stops it.
+        """
+        try:
+            outcomes = self.process(raw, delivered_to=delivered_to)
+        except formats.Unreadable as exc:
+            self.refuse(report, where, hashlib.sha256(raw).hexdigest(), str(exc))
+            return False
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison message must not stop the run
+            reason = f"it could not be read ({type(exc).__name__})"
+            self.refuse(report, where, hashlib.sha256(raw).hexdigest(), reason)
+            return False
+        report.add(outcomes)
+        return True
+
+    def refuse(self, report: IntakeReport, where: str, digest: str, reason: str) -> None:
+        """Record and count a message refused unread."""
+        report.add([bounces.record_refused(self.store, self.source, digest, reason)])
+        report.refusals.append(f"{where}: {reason}")
 
     def process(self, raw: bytes, *, delivered_to: str = "") -> list[Outcome]:
         """Apply the policy to everything one message reports."""

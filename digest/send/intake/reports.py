@@ -238,9 +238,9 @@ def _read_dsn(msg: Message, parsed: Parsed) -> None:
                     address=address,
                     action=_text(block.get("Action", "")).strip().lower(),
                     status=_text(block.get("Status", "")).strip(),
-                    diagnostic=diagnostic,
+                    diagnostic=diagnostic[:1000],
                     context=context,
-                    command=_command(human, f"{diagnostic} {near}"),
+                    command=_command(human, f"{diagnostic[:1000]} {near}"),
                 )
             )
 
