@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import json
@@ -419,12 +420,12 @@ def sns(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(str(request.url))
-        if str(request.url) == CERT_URL:
+        if request.url.path.endswith(".pem"):
             return httpx.Response(200, content=cert.public_bytes(serialization.Encoding.PEM))
         return httpx.Response(200, text="<ConfirmSubscriptionResponse/>")
 
     monkeypatch.setattr(ses, "TRANSPORT", httpx.MockTransport(handler))
-    monkeypatch.setattr(ses, "_CERTIFICATES", {})
+    monkeypatch.setattr(ses, "_CERTIFICATES", collections.OrderedDict())
 
     def sign(message: dict[str, Any], version: str = "2") -> bytes:
         from cryptography.hazmat.primitives.asymmetric import padding
@@ -602,3 +603,107 @@ def test_an_ses_event_with_a_computed_message_id_changes_nobody(
         reply = post(ws, "/webhooks/ses", sign(sns_notification(complaint, now)), {})
         assert reply.status_code == 200 and reply.json()["outcomes"] == {"not ours": 1}
     assert status_of(ws, alice) == "active"
+
+
+# -- the intake can't be stalled or poisoned ----------------------------------------------------
+
+
+def test_deeply_nested_json_is_refused_before_it_is_parsed(hook_ws: Workspace, sns: Any) -> None:
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    for path in ("/webhooks/mailgun", "/webhooks/ses", "/webhooks/sendgrid"):
+        reply = post(ws, path, b"[" * 50_000, {})
+        assert reply.status_code in (400, 401), (path, reply.status_code)
+
+
+def test_sns_certificates_are_kept_by_address_without_query_and_bounded(
+    hook_ws: Workspace, sns: Any
+) -> None:
+    from digest.send.intake.webhooks import ses
+
+    sign, requests = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    now = clock.now().timestamp()
+    for n in range(20):
+        message = sns_notification({"notificationType": "Delivery"}, now)
+        message["SigningCertURL"] = f"{CERT_URL}?nonce={n}"
+        signed = json.loads(sign(message))
+        signed["SigningCertURL"] = f"{CERT_URL}?nonce={n}"
+        assert post(ws, "/webhooks/ses", json.dumps(signed).encode(), {}).status_code == 200
+    assert requests.count(CERT_URL) == 1 and not [r for r in requests if "nonce" in r]
+    for n in range(3 * ses.MAX_CERTIFICATES):  # as many certificate addresses, each kept once
+        message = sns_notification({"notificationType": "Delivery"}, now)
+        message["SigningCertURL"] = CERT_URL.replace(".pem", f"-{n}.pem")
+        assert post(ws, "/webhooks/ses", sign(message), {}).status_code == 200
+    assert len(ses._CERTIFICATES) <= ses.MAX_CERTIFICATES
+
+
+def test_sendgrid_replay_guard_ignores_how_the_signature_is_written(
+    hook_ws: Workspace, sendgrid_key: ec.EllipticCurvePrivateKey
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    [reader] = add_readers(hook_ws, 1)
+    pids = sent_by_provider(hook_ws, [reader], "sg")
+    now = clock.now().timestamp()
+    event = {
+        "email": "reader0@example.net",
+        "timestamp": int(now),
+        "event": "bounce",
+        "type": "blocked",
+        "status": "5.7.1",
+        "reason": "550 5.7.1 blocked",
+        "sg_event_id": "soft-once",
+        "sg_message_id": f"{pids[reader]}.filterdrecv-1",
+    }
+    body = json.dumps([event]).encode()
+    headers = sendgrid_headers(sendgrid_key, body, now)
+    assert post(hook_ws, "/webhooks/sendgrid", body, headers).status_code == 200
+    signature = base64.b64decode(headers["X-Twilio-Email-Event-Webhook-Signature"])
+    # Lenient base64: the same bytes, written with characters the decoder skips.
+    lenient = dict(headers)
+    text = headers["X-Twilio-Email-Event-Webhook-Signature"]
+    lenient["X-Twilio-Email-Event-Webhook-Signature"] = text[:10] + "!" + text[10:]
+    assert post(hook_ws, "/webhooks/sendgrid", body, lenient).status_code == 403
+    # ECDSA malleability: (r, n - s) verifies as well as (r, s).
+    r, s_value = decode_dss_signature(signature)
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    flipped = dict(headers)
+    flipped["X-Twilio-Email-Event-Webhook-Signature"] = base64.b64encode(
+        encode_dss_signature(r, order - s_value)
+    ).decode()
+    assert post(hook_ws, "/webhooks/sendgrid", body, flipped).status_code == 403
+
+
+def test_a_failed_sns_subscription_confirmation_can_be_retried(
+    hook_ws: Workspace, sns: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.send.intake.webhooks import ses
+
+    sign, requests = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    working = ses.TRANSPORT
+    assert working is not None
+
+    def down(request: httpx.Request) -> httpx.Response:
+        if "ConfirmSubscription" in str(request.url):
+            return httpx.Response(503)
+        return working.handle_request(request)
+
+    confirm = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+        "Token": "2336412f37fb687f5d51e6e2425f004aee",
+        "TopicArn": TOPIC,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=1",
+        "Timestamp": sns_notification({}, clock.now().timestamp())["Timestamp"],
+    }
+    body = sign(confirm)
+    monkeypatch.setattr(ses, "TRANSPORT", httpx.MockTransport(down))
+    assert post(ws, "/webhooks/ses", body, {}).status_code == 502
+    monkeypatch.setattr(ses, "TRANSPORT", working)
+    assert post(ws, "/webhooks/ses", body, {}).status_code == 200  # SNS's retry gets through
+    assert requests[-1] == confirm["SubscribeURL"]

@@ -82,17 +82,19 @@ def handle(
     nonce = source.verify(config, headers, body, moment)
     if nonce:
         _claim_nonce(store, provider, nonce, config.webhooks.tolerance_seconds)
-    try:
-        events: list[Event] = source.events(body)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        events = []  # a well-signed request we cannot read is answered, and ignored
     outcomes: Counter[str] = Counter()
     try:
+        # Reading the events may act too (SES confirms a subscription): if it fails, the
+        # provider's retry of this request must get through.
+        try:
+            events: list[Event] = source.events(body)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            events = []  # a well-signed request we cannot read is answered, and ignored
         for event in events:
             report = _report(store, provider, event)
             outcomes[bounces.apply(store, report).outcome] += 1
     except Exception:
-        if nonce:  # not processed: the provider's retry of this request must get through
+        if nonce:  # not processed: drop the replay marker
             with store.begin() as conn:
                 conn.execute(
                     delete(nonces_t).where(
