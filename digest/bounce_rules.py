@@ -258,7 +258,8 @@ HARD_RULES: tuple[Rule, ...] = (
         r"no such (person|account|local user)|"
         r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
         r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
-        r"not listed in (the )?(domino )?directory|name is not recognized|not recognised|"
+        r"not listed in (the )?(domino )?directory|not listed in public name|"
+        r"name is not recognized|not recognised|invalid final delivery userid|"
         r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
         r"address (couldn't|could not|can't|cannot) be found|address not found|"
         r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
@@ -288,7 +289,7 @@ REPLY_REASONS = {551: "hasmoved", 553: "userunknown", 521: "notaccept", 556: "no
 SOFT_REPLIES = {552: "mailboxfull"}
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = re.compile(r"(?<![\d.])([245]\d\d)(?:[\s-]|$)")
+_REPLY = re.compile(r"(?<![\d.])([245]\d\d)(?:[\s,;-]|$)")
 _COMPILED = {rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, *SOFT_RULES)}
 _COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in HARD_RULES})
 
@@ -329,8 +330,8 @@ _PLAINLY_MISSING = re.compile(
 # The SMTP command a refusal answered, as reports name it (Postfix "in reply to RCPT TO
 # command", Exim "after RCPT TO:", qmail "most progress was RCPT TO response").
 _COMMAND = re.compile(
-    r"(?:in reply to|after|most progress was)[ :]{1,3}(rcpt to|mail from|end of data|data|"
-    r"initial connection|helo|ehlo)",
+    r"(?:in reply to|after|most progress was|smtp:)[ :]{0,3}(rcpt to|rcpt|mail from|"
+    r"end of data|data|initial connection|helo|ehlo)\b",
     re.I,
 )
 
@@ -343,7 +344,7 @@ def command_of(text: str) -> str:
     word = found.group(1).lower()
     if word.endswith("data"):
         return "DATA"
-    return {"rcpt to": "RCPT", "mail from": "MAIL"}.get(word, "CONN")
+    return {"rcpt to": "RCPT", "rcpt": "RCPT", "mail from": "MAIL"}.get(word, "CONN")
 
 
 def classify(
@@ -378,7 +379,8 @@ def classify(
 
     if shown.startswith("2"):
         return result(_status_rule(shown), "status")
-    if command == "DATA" or _COMPILED[AFTER_DATA.code].search(text):
+    plainly = _COMPILED["H204"].search(text)  # "does not exist", in so many words
+    if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and not plainly:
         return result(AFTER_DATA, "wording")
     soft = _match(SOFT_RULES, text)
     if soft is not None:

@@ -32,6 +32,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses
+from html import unescape
 
 from digest.bounce_rules import classify, command_of
 from digest.errors import DigestError
@@ -54,6 +55,11 @@ MAX_PARTS = 64  # MIME parts (a bounce has three or four, a quoted newsletter a 
 # Headers that may name the address a message was delivered to, best first.
 DELIVERY_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 
+_PERMANENT_REPLY = re.compile(r"(?<!\d)5\d\d[ -]{1,3}5\.\d{1,3}\.\d{1,3}(?![\d.])")
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_QUOTED_HEADER = re.compile(
+    r"[ \t]{0,8}(to|from|cc|reply-to|sender|return-path|subject|date|sent)[ \t]{0,8}:", re.I
+)
 _ID_VALUE = re.compile(r"message-id:[ \t]{0,8}<([^>\s]{1,250})>", re.I)
 # Bounded repeats: no pattern here backtracks further than a few hundred characters.
 _ADDRESS = re.compile(
@@ -279,8 +285,10 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
     bounce_own = {a.lower() for a in _addresses_of(msg, ("From", "To", "Reply-To", "Sender"))}
     quoted = {a.lower() for a in _addresses_of(original, ("From", "Sender", "Reply-To"))}
     ids = {m.lower() for m in _ID_VALUE.findall(own)}
+    # Addresses on header lines quoted from the original (To:, From:) are not failures.
+    told = "\n".join(line for line in own.splitlines() if not _QUOTED_HEADER.match(line))
     found: list[str] = []
-    for address in listed + _ADDRESS.findall(own):
+    for address in listed + _ADDRESS.findall(told):
         low = address.lower().strip(".")
         if _BOUNCE_FROM.search(low) or low in bounce_own or low in quoted or low in ids:
             continue
@@ -303,21 +311,34 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
 
 
 def _near(text: str, address: str, limit: int = 1500) -> str:
-    """The lines that follow each mention of ``address`` in ``text`` (up to a blank line)."""
+    """What ``text`` says around each mention of ``address``: the line before it and
+    the next few lines after it (blank lines skipped), up to ``limit`` characters."""
     if not address:
         return ""
     low = address.lower()
+    lines = [line.strip() for line in text.splitlines()]
     out: list[str] = []
-    lines = text.splitlines()
     size = 0
     for index, line in enumerate(lines):
         if low not in line.lower():
             continue
-        for following in lines[index : index + 6]:
-            if following is not line and not following.strip():
+
+        # Another recipient's address ends what is said about this one.
+        def mine(piece: str) -> bool:
+            return "@" not in piece or low in piece.lower()
+
+        before = next((b for b in reversed(lines[max(0, index - 2) : index]) if b), "")
+        before = before if mine(before) else ""
+        after: list[str] = []
+        for following in lines[index + 1 : index + 8]:
+            if not mine(following) or len(after) == 4:
                 break
-            out.append(following.strip())
-            size += len(following)
+            if following:
+                after.append(following)
+        for piece in (before, line, *after):
+            if piece and piece not in out:
+                out.append(piece)
+                size += len(piece)
         if size > limit:
             break
     return " ".join(out)[:limit]
@@ -394,7 +415,11 @@ def _looks_like_bounce(msg: Message, subject: str) -> bool:
         return False
     if _BOUNCE_SUBJECT.search(subject):
         return True
-    return bool(_BOUNCE_BODY.search(_first_text(msg)[:3000]))
+    opening = _first_text(msg)[:3000]
+    # The usual layouts, or (from a mail system) a quoted permanent SMTP refusal.
+    return bool(_BOUNCE_BODY.search(opening)) or (
+        bool(_BOUNCE_FROM.search(sender)) and bool(_PERMANENT_REPLY.search(opening))
+    )
 
 
 def _is_autoreply(msg: Message, subject: str) -> bool:
@@ -458,7 +483,17 @@ def _attached_original(msg: Message) -> Message | None:
 
 
 def _first_text(msg: Message) -> str:
-    """The first text/plain part that is not inside a returned message."""
+    """The first text/plain part that is not inside a returned message (else the first
+    text/html, its tags dropped)."""
+    return _first_of(msg, "text/plain") or _html_text(_first_of(msg, "text/html"))
+
+
+def _html_text(html: str) -> str:
+    lines = _TAG.sub(" ", re.sub(r"(?i)<br\s{0,3}/?>|</p>|</div>|</tr>", "\n", html))
+    return "\n".join(" ".join(line.split()) for line in unescape(lines).splitlines())
+
+
+def _first_of(msg: Message, kind: str) -> str:
     stack = [msg]
     while stack:
         part = stack.pop()
@@ -467,9 +502,10 @@ def _first_text(msg: Message) -> str:
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
             stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
-        elif part.get_content_type() == "text/plain" or (
-            part.get_content_maintype() == "multipart"
-            and isinstance(payload := part.get_payload(), str)
+        elif part.get_content_type() == kind or (
+            kind == "text/plain"
+            and part.get_content_maintype() == "multipart"
+            and isinstance(part.get_payload(), str)
         ):
             return _decoded(part)  # a multipart whose parts could not be split is read as text
     return ""
