@@ -3,19 +3,25 @@
 Python's ``email`` package does the MIME; this module only reads the fields of
 the report formats:
 
-* RFC 3464 delivery status notifications (``multipart/report;
-  report-type=delivery-status``): per recipient, ``Action``, ``Status``,
-  ``Final-Recipient`` (or ``Original-Recipient``) and ``Diagnostic-Code``.
-  Only ``failed`` recipients are bounces; ``delayed``, ``delivered``,
+* RFC 3464 delivery status notifications (a ``message/delivery-status`` part): per
+  recipient, ``Action``, ``Status``, ``Final-Recipient`` (or ``Original-Recipient``)
+  and ``Diagnostic-Code``, and the SMTP command the refusal answered when the report
+  shows it. Only ``failed`` recipients are bounces; ``delayed``, ``delivered``,
   ``relayed`` and ``expanded`` are notices.
-* RFC 5965 abuse reports (``report-type=feedback-report``): ``Feedback-Type``
-  (abuse, fraud, virus, other are complaints; ``not-spam`` is not), the
-  original recipient, and the original message or its headers.
-* Bounces without a report part (a plain text from MAILER-DAEMON quoting the
-  server's reply, with the original message attached or pasted below): the
-  status code and the failed address are read from the text.
+* RFC 5965 abuse reports (``message/feedback-report``): ``Feedback-Type`` (abuse and
+  fraud are complaints, opt-out an unsubscribe, anything else or nothing changes
+  nobody), ``Original-Rcpt-To``, ``Original-Mail-From``, and the original message or
+  its headers.
+* Bounces without a report part (a text from MAILER-DAEMON quoting the server's reply,
+  with the original message attached or pasted below): the failed addresses
+  (``X-Failed-Recipients`` first) and what the text says around each.
+  ``X-Failed-Recipients`` and the usual bounce layouts win over ``Auto-Submitted``.
 * Auto-replies (RFC 3834 ``Auto-Submitted``, vacation notices) are recognised
   and ignored.
+
+A message over :data:`MAX_REPORT_BYTES` or with more than :data:`MAX_PARTS` MIME
+parts raises :class:`Unreadable` before it is parsed; parts are walked without
+recursion, and every pattern has bounded repeats (linear on hostile input).
 
 Nothing here touches the database: :func:`parse` returns the facts, and
 :mod:`digest.send.intake.reader` finds the reader and :mod:`digest.bounces` applies the policy.
