@@ -153,7 +153,7 @@ SOFT_RULES: tuple[Rule, ...] = (
         "mailboxfull",
         r"mailbox (is )?full|over ?quota|quota|insufficient (system )?storage|"
         r"exceeded storage|storage (space|allocation)|mail ?box size|disk full|"
-        r"not enough (space|storage)|mailbox has exceeded",
+        r"not enough (disk )?(space|storage)|mailbox has exceeded",
         "RFC 3463 X.2.2",
         "552 sorry, mailbox r@example.org is over quota temporarily (#5.1.1)",
     ),
@@ -233,6 +233,7 @@ HARD_RULES: tuple[Rule, ...] = (
         r"does not exist|doesn't exist|is not reachable|not reachable|unknown)|"
         r"no (mx|mail exchanger|mx record|dns entry)|nxdomain|no such domain|"
         r"unrouteable mail domain|unroutable domain|name service error|"
+        r"unrouteable address|unroutable address|"
         r"host unknown|unknown host|domain is invalid|invalid domain",
         RFC3463 + " X.1.2",
         "554 the mail could not be delivered because the domain is not reachable",
@@ -255,32 +256,67 @@ HARD_RULES: tuple[Rule, ...] = (
     Rule(
         "H204",
         "userunknown",
-        r"no such (person|account|local user)|"
-        r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
-        r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
+        # the recipient's own system names a failed lookup in its directory
         r"not listed in (the )?(domino )?directory|not listed in public name|"
-        r"name is not recognized|not recognised|invalid final delivery userid|"
-        r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
-        r"address (couldn't|could not|can't|cannot) be found|address not found|"
-        r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
-        RFC3463 + " X.1.1: the mailbox does not exist, in so many words",
-        "550 5.1.1 The email account that you tried to reach does not exist",
+        r"no se encuentra en el directorio de domino|non répertorié dans l'annuaire domino|"
+        r"domino ?ディレクトリには見つかりません|ディレクトリのリストにありません|"
+        r"recipient name is not recognized|\(000c05a6\)|invalid final delivery userid",
+        RFC3463 + " X.1.1: a lookup in the recipient system's own directory (Domino, Notes, "
+        "Exchange, IMail), at any stage",
+        "User Kijitora (r@example.jp) not listed in Domino Directory",
     ),
     Rule(
         "H205",
         "userunknown",
-        r"user unknown|unknown user|no such (user|mailbox|recipient|address)|"
-        r"unknown (recipient|mailbox|address|"
-        r"local.?part|alias)|invalid (recipient|mailbox|address|user|account)|"
+        r"user unknown|unknown user|no such (user|mailbox|recipient|address|person|account|"
+        r"local user)|unknown (recipient|mailbox|address|local.?part|alias)|"
+        r"invalid (recipient|mailbox|address|user|account)|"
         r"recipient (address )?rejected|address rejected|mailbox (not found|unavailable|"
         r"is unavailable)|no mailbox|mailbox name not allowed|not a valid (mailbox|recipient|"
-        r"user|address)|user (is )?not (found|known)|addressee unknown|unrouteable address|"
-        r"unroutable address|bad destination|(is )?not a known user|no account|"
-        r"no valid recipients|recipient unknown|destination address unknown",
+        r"user|address)|user (is )?not (found|known)|addressee unknown|"
+        r"bad destination|(is )?not a known user|no account|"
+        r"no valid recipients|recipient unknown|destination address unknown|"
+        r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
+        r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
+        r"name is not recognized|not recognised|"
+        r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
+        r"address (couldn't|could not|can't|cannot) be found|address not found|"
+        r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
         RFC3463 + " X.1.1, as the reply to RCPT TO (RFC 5321 3.3)",
         "550 5.5.0 Requested action not taken: mailbox unavailable",
     ),
+    Rule(
+        "H206",
+        "userunknown",
+        r"delivery error: dd ",
+        "Yahoo's reply to an unknown recipient (\"dd This user doesn't have a … account\"), "
+        "which it gives after DATA",
+        "554 delivery error: dd This user doesn't have a yahoo.com account (r@yahoo.com) [0]",
+    ),
+    Rule(
+        "H207",
+        "userunknown",
+        r"because the address couldn't be found\. check for typos",
+        "the sending system's own reading of the refusal (Gmail: \"Address not found\")",
+        "Your message wasn't delivered to r@example.de because the address couldn't be found. "
+        "Check for typos or unnecessary spaces and try again.",
+    ),
 )
+
+# Word rules that prove a missing mailbox whatever the SMTP command they answered.
+ANY_STAGE = frozenset({"H204", "H206", "H207"})
+
+# What a report's own words may say about its recipient anywhere in its text, not only
+# beside the address or in the diagnostic: a soft state of the mailbox (full, disabled),
+# which contradicts "does not exist", and the sending system's own verdict.
+REPORT_WIDE = ("S106", "S107", "H207")
+
+
+def report_wide(text: str) -> str:
+    """The lines of ``text`` that say what :data:`REPORT_WIDE` rules read."""
+    patterns = [_COMPILED[code] for code in REPORT_WIDE]
+    lines = (line.strip() for line in text[: 4 * MAX_TEXT].splitlines())
+    return "\n".join(line[:500] for line in lines if any(p.search(line) for p in patterns))
 
 RULES: tuple[Rule, ...] = (AFTER_DATA, *SOFT_RULES, *STATUS_RULES, *HARD_RULES)
 
@@ -331,7 +367,10 @@ _PLAINLY_MISSING = re.compile(
 # command", Exim "after RCPT TO:", qmail "most progress was RCPT TO response").
 _COMMAND = re.compile(
     r"(?:in reply to|after|most progress was|smtp:)[ :]{0,3}(rcpt to|rcpt|mail from|"
-    r"end of data|data|initial connection|helo|ehlo)\b",
+    r"end of data|data|initial connection|helo|ehlo)\b|"
+    # qmail-remote names the stage in words of its own
+    r"(does not like recipient)|(failed on data command|failed after i sent the message)|"
+    r"(but sender was rejected)",
     re.I,
 )
 
@@ -341,6 +380,8 @@ def command_of(text: str) -> str:
     found = _COMMAND.search(text[:MAX_TEXT])
     if found is None:
         return ""
+    if found.group(2) or found.group(3) or found.group(4):
+        return "RCPT" if found.group(2) else "DATA" if found.group(3) else "MAIL"
     word = found.group(1).lower()
     if word.endswith("data"):
         return "DATA"
@@ -379,8 +420,8 @@ def classify(
 
     if shown.startswith("2"):
         return result(_status_rule(shown), "status")
-    plainly = _COMPILED["H204"].search(text)  # "does not exist", in so many words
-    if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and not plainly:
+    anywhere = _match(tuple(r for r in HARD_RULES if r.code in ANY_STAGE), text)
+    if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and anywhere is None:
         return result(AFTER_DATA, "wording")
     soft = _match(SOFT_RULES, text)
     if soft is not None:
@@ -393,15 +434,16 @@ def classify(
             return result(None, "status", "userunknown")
         return result(None, "status")  # 5.2.x-5.6.x: the system, the network, the content
     transient = shown.startswith("4") or (code is not None and 400 <= code < 500)
-    hard = _match(HARD_RULES, text)
+    hard = anywhere or _match(HARD_RULES, text)
     if hard is not None and not transient:
-        # A refusal in so many words ("user unknown") without a bad-mailbox code proves
-        # it only as the reply to RCPT TO, or in a notice the recipient's own system
-        # wrote (no SMTP reply in it): at DATA, a filter says the same words.
-        proven = hard.code != "H205" or command == "RCPT" or code is None
+        # Words saying the *user* is unknown, without a bad-mailbox code, prove it only as
+        # the reply to RCPT TO: at DATA, or where nothing says which command they
+        # answered, a filter says the same words (and the server had accepted the
+        # recipient). A lookup in the recipient system's own directory proves it anywhere.
+        proven = hard.code != "H205" or command == "RCPT"
         if proven and (not shown.startswith("5.7.") or _PLAINLY_MISSING.search(text)):
             return result(hard, "wording")
-        if hard.code == "H205" and not command:
+        if hard.code == "H205" and command != "RCPT":
             return result(hard, "wording", "filtered")
     if rule is not None:
         return result(rule, "status")
