@@ -19,8 +19,9 @@ of classes we read for its recipients is the set expected; a reader is *wrongly
 suppressed* when we read hard or complaint where sisimai reads neither.
 
 Prints the figures for the whole labelled set, for the messages our corpus holds and
-for the held-out rest (the labelled messages the corpus does not hold). ``--list`` adds every disagreement; ``--selection`` prints the
-files the corpus rule picks (to check the fixture against the rule).
+for the held-out rest (the labelled messages the corpus does not hold). ``--list`` adds
+every disagreement (``*`` marks the corpus's); ``--selection`` prints the files the
+corpus rule picks (to check the fixture against the rule).
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def labelled(checkout: Path) -> list[Labelled]:
             if not recipients or not path.is_file():
                 continue
             expected = frozenset(expected_class(r[2], r[3], r[4]) for r in recipients)
-            reasons = "+".join(r[2] if r[2] != "feedback" else f"feedback/{r[4]}" for r in recipients)
+            reasons = "+".join(
+                r[2] if r[2] != "feedback" else f"feedback/{r[4]}" for r in recipients
+            )
             out.append(Labelled(path.name, prefix, expected, reasons))
     return out
 

@@ -75,6 +75,7 @@ class Rule:
     pattern: str  # a regular expression (case-insensitive) or, for C rules, status codes
     reference: str
     example: str
+    system: str = ""  # for L rules: the mail system whose reports it reads (layouts.py)
 
     @property
     def kind(self) -> str:
@@ -297,7 +298,7 @@ HARD_RULES: tuple[Rule, ...] = (
         "H207",
         "userunknown",
         r"because the address couldn't be found\. check for typos",
-        "the sending system's own reading of the refusal (Gmail: \"Address not found\")",
+        'the sending system\'s own reading of the refusal (Gmail: "Address not found")',
         "Your message wasn't delivered to r@example.de because the address couldn't be found. "
         "Check for typos or unnecessary spaces and try again.",
     ),
@@ -318,7 +319,69 @@ def report_wide(text: str) -> str:
     lines = (line.strip() for line in text[: 4 * MAX_TEXT].splitlines())
     return "\n".join(line[:500] for line in lines if any(p.search(line) for p in patterns))
 
-RULES: tuple[Rule, ...] = (AFTER_DATA, *SOFT_RULES, *STATUS_RULES, *HARD_RULES)
+
+#: Step 3 (before the codes): what one mail system's reports mean, from its documentation
+#: (digest/send/intake/layouts.py tells which system wrote a report).
+LAYOUT_RULES: tuple[Rule, ...] = (
+    Rule(
+        "L301",
+        "filtered",
+        r"",
+        "Amazon SES receipt rules: a Bounce action returns an accepted message with a text "
+        "the domain's owner picked",
+        "550 5.1.1 Mailbox does not exist",
+        "amazon-ses-inbound",
+    ),
+    Rule(
+        "L302",
+        "userunknown",
+        r"x-powermta-bouncecategory: ?bad-mailbox",
+        "PowerMTA's bounce categories: its own reading of the remote reply",
+        "550 5.2.1 <r@example.jp>... User Unknown\nX-PowerMTA-BounceCategory: bad-mailbox",
+        "powermta",
+    ),
+    Rule(
+        "L303",
+        "hostunknown",
+        r"x-powermta-bouncecategory: ?bad-domain",
+        "PowerMTA's bounce categories: its own reading of the remote reply",
+        "550 5.1.2 Host unknown\nX-PowerMTA-BounceCategory: bad-domain",
+        "powermta",
+    ),
+    Rule(
+        "L304",
+        "undefined",
+        r"x-powermta-bouncecategory: ?[a-z]",
+        "PowerMTA's bounce categories: any other (inactive-mailbox, quota-issues, "
+        "policy-related, spam-related, ...) does not name a missing address",
+        "550 5.1.1 User unknown\nX-PowerMTA-BounceCategory: policy-related",
+        "powermta",
+    ),
+    Rule(
+        "L305",
+        "userunknown",
+        r"unknown user|invalid final delivery userid",
+        "Ipswitch IMail, a mailbox server: its own lookup of the mailbox",
+        "Unknown user: r@example.com",
+        "imail",
+    ),
+    Rule(
+        "L306",
+        "userunknown",
+        r"no such user here|no valid recipients",
+        "Verizon Wireless's SMS and MMS gateways: the number has no subscriber",
+        "Message could not be delivered to mobile. Error: No valid recipients for this MM",
+        "verizon",
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    AFTER_DATA,
+    *SOFT_RULES,
+    *LAYOUT_RULES,
+    *STATUS_RULES,
+    *HARD_RULES,
+)
 
 # Reply codes (RFC 5321) that settle it when the wording does not.
 REPLY_REASONS = {551: "hasmoved", 553: "userunknown", 521: "notaccept", 556: "notaccept"}
@@ -328,6 +391,7 @@ _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY = re.compile(r"(?<![\d.])([245]\d\d)(?:[\s,;-]|$)")
 _COMPILED = {rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, *SOFT_RULES)}
 _COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in HARD_RULES})
+_COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in LAYOUT_RULES})
 
 
 @dataclass(frozen=True)
@@ -335,7 +399,7 @@ class Classification:
     kind: str  # hard | soft | ignored
     status: str = ""  # the enhanced status code found (5.1.1), if any
     code: int | None = None  # the SMTP reply code found, if any
-    by: str = ""  # status | reply | wording | default
+    by: str = ""  # status | reply | wording | system | default
     reason: str = ""  # userunknown, mailboxfull, ...
     rule: str = ""  # the rule's code in the table
 
@@ -389,7 +453,12 @@ def command_of(text: str) -> str:
 
 
 def classify(
-    status: str = "", code: int | None = None, text: str = "", *, command: str = ""
+    status: str = "",
+    code: int | None = None,
+    text: str = "",
+    *,
+    command: str = "",
+    system: str = "",
 ) -> Classification:
     """Hard or soft, from an enhanced status code, an SMTP reply code and a diagnostic.
 
@@ -398,6 +467,7 @@ def classify(
     the SMTP command the refusal answered (RCPT, DATA...), read from the text when
     not given: words saying the *user* is unknown prove it only in reply to RCPT TO
     (after DATA the recipient was already accepted: a filter refused the message).
+    ``system`` names the mail system that wrote the report, for its ``L`` rules.
     """
     text = text[:MAX_TEXT]
     command = command.upper()[:4] or command_of(text)
@@ -426,6 +496,10 @@ def classify(
     soft = _match(SOFT_RULES, text)
     if soft is not None:
         return result(soft, "wording")
+    if system:
+        known = _match(tuple(r for r in LAYOUT_RULES if r.system == system), text)
+        if known is not None:
+            return result(known, "system")
     rule = _status_rule(shown) if shown else None
     if shown and shown not in GENERIC_STATUS:
         if rule is not None:
@@ -463,6 +537,11 @@ def markdown_table() -> str:
     for rule in RULES:
         if rule in STATUS_RULES:
             matches = "status " + ", ".join(f"`{p}`" for p in rule.pattern.split())
+        elif rule.system:
+            example = rule.example.replace("\n", " / ")
+            matches = f"`{rule.system}` reports: " + (
+                f"wording, e.g. “{example}”" if rule.pattern else "any refusal"
+            )
         else:
             matches = f"wording, e.g. “{rule.example}”"
         lines.append(

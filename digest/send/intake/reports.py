@@ -42,6 +42,7 @@ from html import unescape
 
 from digest.bounce_rules import classify, command_of, report_wide
 from digest.errors import DigestError
+from digest.send.intake import layouts
 
 DSN = "dsn"
 ARF = "arf"
@@ -151,6 +152,7 @@ class Parsed:
     original_message_id: str = ""
     text: str = ""  # the human-readable part, for a plain bounce
     original_from: str = ""  # ARF Original-Mail-From: the envelope sender of our message
+    system: str = ""  # the mail system that wrote it, when its rules differ (layouts.py)
 
 
 def read_message(raw: bytes) -> Message:
@@ -174,16 +176,24 @@ def parse(raw: bytes, *, delivered_to: str = "") -> Parsed:
     parsed = Parsed(OTHER, subject=_text(msg.get("Subject", "")), to=to)
     found = _report_parts(msg)
     kinds = {part.get_content_type() for part in found}
+    parsed.system = layouts.system_of(msg, "\n".join(_part_text(part) for part in found))
     if "message/feedback-report" in kinds:
         _read_arf(msg, found, parsed)
     elif kinds:
         _read_dsn(msg, found, parsed)
     # X-Failed-Recipients and the usual bounce layouts win over Auto-Submitted (an Exim
     # bounce says auto-replied); a DSN part without a recipient is read as text.
-    if (parsed.form == OTHER and _looks_like_bounce(msg, parsed.subject)) or (
-        parsed.form == DSN and not parsed.recipients
-    ):
-        _read_plain_bounce(msg, parsed)
+    if parsed.form == OTHER or (parsed.form == DSN and not parsed.recipients):
+        text = _first_text(msg)
+        layout, listed = layouts.read_layout(msg, text)
+        if listed:
+            parsed.form, parsed.text = PLAIN_BOUNCE, text
+            parsed.recipients = [
+                Failed(item.address, "failed", "", item.diagnostic, "", _command(text, ""))
+                for item in listed[:20]
+            ]
+        elif parsed.form == DSN or _looks_like_bounce(msg, parsed.subject):
+            _read_plain_bounce(msg, parsed)
     if parsed.form == OTHER and _is_autoreply(msg, parsed.subject):
         parsed.form = AUTOREPLY
     if parsed.original is None:
@@ -191,8 +201,8 @@ def parse(raw: bytes, *, delivered_to: str = "") -> Parsed:
     if parsed.original is not None and not parsed.original_message_id:
         parsed.original_message_id = " ".join(str(parsed.original.get("Message-ID", "")).split())
     if not parsed.original_message_id and parsed.form in (DSN, ARF, PLAIN_BOUNCE):
-        found = _MESSAGE_ID.search(parsed.text or _all_text(msg))
-        parsed.original_message_id = found.group(1) if found else ""
+        pasted = _MESSAGE_ID.search(parsed.text or _all_text(msg))
+        parsed.original_message_id = pasted.group(1) if pasted else ""
     return parsed
 
 
@@ -208,7 +218,9 @@ def kind_of(parsed: Parsed, failed: Failed) -> tuple[str, str]:
         return "ignored", ""
     if failed.action in ("delayed", "delivered", "relayed", "expanded"):
         return "ignored", failed.status  # notices (RFC 3464 2.3.3); "expired" is a failure
-    found = classify(failed.status, None, failed.words, command=failed.command)
+    found = classify(
+        failed.status, None, failed.words, command=failed.command, system=parsed.system
+    )
     return found.kind, found.status or (str(found.code) if found.code else "")
 
 
@@ -262,6 +274,9 @@ def _read_dsn(msg: Message, found: list[Message], parsed: Parsed) -> None:
             wide = report_wide(_own_text(human) if len(records) == 1 else near)
             if wide and wide not in context:
                 context = f"{context}\n{wide}".strip()
+            for name in _CATEGORY_FIELDS:  # a sending system's own reading, per recipient
+                if block.get(name):
+                    context = f"{context}\n{name}: {_text(block[name]).strip()}".strip()
             if kind and kind != "smtp":
                 context = f"{kind}; {context}"
             parsed.recipients.append(
@@ -275,6 +290,9 @@ def _read_dsn(msg: Message, found: list[Message], parsed: Parsed) -> None:
                 )
             )
 
+
+# Extension fields in which a sending system gives its own reading of a recipient's refusal.
+_CATEGORY_FIELDS = ("X-PowerMTA-BounceCategory",)
 
 # Fields that begin what a DSN says about one recipient (RFC 3464 2.3).
 _RECIPIENT_FIELDS = ("original-recipient", "final-recipient")
@@ -362,6 +380,9 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
         if only and not _CODE_LINE.search(block):
             diagnostic, block = only, f"{only}\n{block}"
         command = _command(own, block, address)
+        reply = _transcript_reply(own, address)
+        if reply:  # the transcript shows this recipient refused: that reply is the evidence
+            diagnostic, block, command = reply, "", "RCPT"
         parsed.recipients.append(Failed(address, "failed", "", diagnostic, block, command))
 
 
@@ -397,6 +418,25 @@ def _near(text: str, address: str, limit: int = 1500) -> str:
         if size > limit:
             break
     return " ".join(out)[:limit]
+
+
+def _transcript_reply(text: str, address: str) -> str:
+    """The server's reply to a refused ``RCPT TO`` for ``address`` in an SMTP transcript
+    (``>>> RCPT To:<address>`` then ``<<< 550 ...``): the refusal of that recipient, in
+    the server's own words, whatever else the report goes on to say."""
+    low = address.lower()
+    lines = text[:20000].splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip().lower()
+        if stripped.startswith(">>>") and "rcpt" in stripped and low in stripped:
+            replies = []
+            for following in lines[index + 1 : index + 6]:
+                if not following.strip().startswith("<<<"):
+                    break
+                replies.append(following.strip()[3:].strip())
+            if replies and replies[0][:1] == "5":
+                return " ".join(replies)[:500]
+    return ""
 
 
 def _transcript_command(text: str, address: str = "") -> str:
@@ -540,6 +580,14 @@ def _blocks(part: Message) -> list[Message]:
     return [
         parser.parsestr(chunk + "\n") for chunk in re.split(r"\r?\n\r?\n", text) if chunk.strip()
     ]
+
+
+def _part_text(part: Message) -> str:
+    """A delivery-status or feedback-report part as text (its fields, block by block)."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return "\n\n".join(str(p) for p in payload if isinstance(p, Message))[:20000]
+    return payload[:20000] if isinstance(payload, str) else ""
 
 
 def _attached_original(msg: Message) -> Message | None:
