@@ -97,6 +97,18 @@ AFTER_DATA = Rule(
     "550 Unknown user (in reply to end of DATA command)",
 )
 
+#: Step 1 too: the refusal came before RCPT TO (at the connection, HELO or MAIL FROM),
+#: when the server did not yet know the recipient: it refused the sender or its host.
+BEFORE_RCPT = Rule(
+    "R002",
+    "blocked",
+    r"in reply to (the )?(initial connection|helo|ehlo|mail from)|"
+    r"after (initial connection|helo|ehlo|mail from)|my name was rejected|"
+    r"but sender was rejected",
+    "RFC 5321 3.3, 4.3.2: the recipient is named only at RCPT TO",
+    "501 5.0.0 Invalid domain name (in reply to HELO command)",
+)
+
 #: Step 2: wording that blames the sender or a policy, or a soft state. First match wins.
 SOFT_RULES: tuple[Rule, ...] = (
     Rule(
@@ -200,6 +212,16 @@ SOFT_RULES: tuple[Rule, ...] = (
         "RFC 3463 X.4.7",
         "Connection timed out",
     ),
+    Rule(
+        "S112",
+        "networkerror",
+        r"not found, try again|malformed or unexpected name server reply|"
+        r"name server (failure|timeout|error)|temporary failure in name resolution|"
+        r"dns (lookup )?(failure|timeout|error)|servfail",
+        'RFC 3463 X.4.3; a DNS failure is not an answer (Postfix: "Host not found, try again")',
+        "Name service error for name=example.org type=MX: Malformed or unexpected name "
+        "server reply",
+    ),
 )
 
 #: Step 3: enhanced status codes (RFC 3463) specific enough to settle it.
@@ -233,7 +255,7 @@ HARD_RULES: tuple[Rule, ...] = (
         r"host (or domain name )?(not found|unknown)|domain (name )?(not found|"
         r"does not exist|doesn't exist|is not reachable|not reachable|unknown)|"
         r"no (mx|mail exchanger|mx record|dns entry)|nxdomain|no such domain|"
-        r"unrouteable mail domain|unroutable domain|name service error|"
+        r"unrouteable mail domain|unroutable domain|"
         r"unrouteable address|unroutable address|"
         r"host unknown|unknown host|domain is invalid|invalid domain",
         RFC3463 + " X.1.2",
@@ -377,6 +399,7 @@ LAYOUT_RULES: tuple[Rule, ...] = (
 
 RULES: tuple[Rule, ...] = (
     AFTER_DATA,
+    BEFORE_RCPT,
     *SOFT_RULES,
     *LAYOUT_RULES,
     *STATUS_RULES,
@@ -389,7 +412,9 @@ SOFT_REPLIES = {552: "mailboxfull"}
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY = re.compile(r"(?<![\d.])([245]\d\d)(?:[\s,;-]|$)")
-_COMPILED = {rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, *SOFT_RULES)}
+_COMPILED = {
+    rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, BEFORE_RCPT, *SOFT_RULES)
+}
 _COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in HARD_RULES})
 _COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in LAYOUT_RULES})
 
@@ -434,7 +459,7 @@ _COMMAND = re.compile(
     r"end of data|data|initial connection|helo|ehlo)\b|"
     # qmail-remote names the stage in words of its own
     r"(does not like recipient)|(failed on data command|failed after i sent the message)|"
-    r"(but sender was rejected)",
+    r"(but sender was rejected)|(but my name was rejected|but greeting failed)",
     re.I,
 )
 
@@ -444,6 +469,8 @@ def command_of(text: str) -> str:
     found = _COMMAND.search(text[:MAX_TEXT])
     if found is None:
         return ""
+    if found.group(5):
+        return "CONN"
     if found.group(2) or found.group(3) or found.group(4):
         return "RCPT" if found.group(2) else "DATA" if found.group(3) else "MAIL"
     word = found.group(1).lower()
@@ -490,6 +517,8 @@ def classify(
 
     if shown.startswith("2"):
         return result(_status_rule(shown), "status")
+    if command in ("CONN", "MAIL") or _COMPILED[BEFORE_RCPT.code].search(text):
+        return result(BEFORE_RCPT, "wording")
     anywhere = _match(tuple(r for r in HARD_RULES if r.code in ANY_STAGE), text)
     if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and anywhere is None:
         return result(AFTER_DATA, "wording")
