@@ -376,7 +376,7 @@ LAYOUT_RULES: tuple[Rule, ...] = (
         r"x-powermta-bouncecategory: ?[a-z]",
         "PowerMTA's bounce categories: any other (inactive-mailbox, quota-issues, "
         "policy-related, spam-related, ...) does not name a missing address",
-        "550 5.1.1 User unknown\nX-PowerMTA-BounceCategory: policy-related",
+        "550 5.1.1 User unknown\nX-PowerMTA-BounceCategory: inactive-mailbox",
         "powermta",
     ),
     Rule(

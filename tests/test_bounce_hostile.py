@@ -53,7 +53,11 @@ _PIECES = st.sampled_from(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(piece=_PIECES, other=_PIECES, layout=st.sampled_from(["dsn", "plain", "arf", "text"]))
+@given(
+    piece=_PIECES,
+    other=_PIECES,
+    layout=st.sampled_from(["dsn", "plain", "arf", "text", "james", "fml", "transcript"]),
+)
 def test_megabyte_long_lines_are_read_in_linear_time(piece: str, other: str, layout: str) -> None:
     line = (piece * (MEGABYTE // len(piece)))[:MEGABYTE] + other * 1000
     raw = _message(layout, line).encode("utf-8", "replace")
@@ -76,6 +80,21 @@ def _message(layout: str, line: str) -> str:
         return f"{head}\n<r@example.net>:\n{line}\n--- Below this line is a copy.\n{line}\n"
     if layout == "text":
         return f"{head}\n{line}\n"
+    if layout == "james":  # Apache James's notice (layouts.py)
+        return (
+            f"{head}\nError message below:\n{line}\nMessage details:\n  RCPT TO: {line}\n"
+            f"  RCPT TO: r@example.net\n"
+        )
+    if layout == "fml":  # an fml mailing-list notice (layouts.py)
+        return (
+            "From: list-admin@example.org\nMessage-ID: <1.FML@example.org>\n"
+            f"X-MLServer: fml\nSubject: x\n\n<{line}>\n{line}\nOriginal mail as follows:\n"
+        )
+    if layout == "transcript":  # a Sendmail transcript, paired reply by reply
+        return (
+            f"{head}\n<r@example.net>\n>>> RCPT To:<r@example.net> {line}\n<<< 550 {line}\n"
+            f">>> DATA\n<<< {line}\n<<< 503 5.0.0 Need RCPT\n{line}\n"
+        )
     kind = "delivery-status" if layout == "dsn" else "feedback-report"
     fields = (
         f"Final-Recipient: rfc822; r@example.net\nAction: failed\nDiagnostic-Code: smtp; {line}"
@@ -88,6 +107,14 @@ def _message(layout: str, line: str) -> str:
         f"Content-Type: message/{kind}\n\nReporting-MTA: dns; mx\n\n{fields}\n\n--b\n"
         f"Content-Type: text/rfc822-headers\n\nMessage-ID: {line}\n\n--b--\n"
     )
+
+
+@pytest.mark.parametrize("layout", ["james", "fml", "transcript"])
+@pytest.mark.parametrize("piece", ["-", "<", "a@", ">>> RCPT To:<"])
+def test_the_layout_readers_are_linear_on_a_megabyte_line(layout: str, piece: str) -> None:
+    line = (piece * (MEGABYTE // len(piece)))[:MEGABYTE]
+    raw = _message(layout, line).encode()
+    assert _cpu(lambda: _read(raw)) < 10
 
 
 def test_the_two_reported_slow_cases_are_fast() -> None:
