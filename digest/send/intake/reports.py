@@ -18,6 +18,8 @@ the report formats:
   ``X-Failed-Recipients`` and the usual bounce layouts win over ``Auto-Submitted``.
 * Auto-replies (RFC 3834 ``Auto-Submitted``, vacation notices) are recognised
   and ignored.
+* The layouts of a few mail systems (fml, Apache James), and which system wrote a
+  report when its words mean something of their own: :mod:`.layouts`.
 
 A message over :data:`MAX_REPORT_BYTES` or with more than :data:`MAX_PARTS` MIME
 parts raises :class:`Unreadable` before it is parsed; parts are walked without
