@@ -9,19 +9,25 @@ full or suspended, the message or its sender was refused, it timed out.
 
 How a refusal is read, in order (:func:`classify`):
 
-1. A refusal *after the message was sent* (the reply to DATA) is never hard:
-   the server accepted the recipient a moment before (``R001``).
+1. The SMTP stage. A refusal *after the message was sent* (the reply to DATA) is
+   never hard: the server accepted the recipient a moment before (``R001``); nor is
+   one before RCPT TO, when the server did not yet know the recipient (``R002``).
 2. Wording that blames the sender, a block list, a rate, spam, content or a
-   policy, or that names a soft state of the mailbox (full, suspended), settles
-   it as soft, whatever the codes say: mail systems put ``5.1.1`` on a rate
-   limit and ``5.1.3`` on a Spamhaus listing (the ``S`` rules).
-3. A specific RFC 3463 enhanced status code settles the rest (the ``C`` rules).
-4. A generic code (``X.0.0``, ``X.5.0``, ``5.1.0``, ``5.3.0``, ``5.4.0``) or one mail
-   systems are known to misuse (Exchange Online's ``5.4.1`` for an unknown
-   recipient, ``5.7.1`` and ``5.4.4`` for both a block and a missing address),
-   or no code at all, is refined by wording that names the address as the
-   problem (the ``H`` rules), then by the SMTP reply code (RFC 5321), then by
-   the code's own class; what nothing settles is soft.
+   policy, that names a soft state of the mailbox (full, suspended) or a DNS
+   failure, settles it as soft, whatever the codes say: mail systems put ``5.1.1``
+   on a rate limit and ``5.1.3`` on a Spamhaus listing (the ``S`` rules).
+3. What one mail system's reports mean, from its documentation (the ``L`` rules,
+   for the system :mod:`digest.send.intake.layouts` says wrote the report).
+4. A specific RFC 3463 enhanced status code settles the rest (the ``C`` rules).
+5. A generic code (``X.0.0``, ``X.5.0``, ``5.1.0``, ``5.3.0``, ``5.4.0``) or one mail
+   systems are known to misuse (``5.2.1``, Exchange Online's ``5.4.1`` for an
+   unknown recipient, ``5.7.1`` and ``5.4.4`` for both a block and a missing
+   address), or no code at all, is refined by wording that names the address as
+   the problem (the ``H`` rules): words saying the *user* is unknown prove it only
+   as the reply to RCPT TO (elsewhere a filter says them too); a lookup in the
+   recipient system's own directory, Yahoo's ``dd`` reply and the sending system's
+   own verdict prove it at any stage. Then the SMTP reply code (RFC 5321), then the
+   code's own class; what nothing settles is soft.
 
 The table is :data:`RULES`; ``docs/bounces.md`` shows it, made by
 :func:`markdown_table` (a test keeps the two the same). Every pattern is plain
