@@ -14,6 +14,7 @@ section. An article's number (as ``digest issue show`` prints it) is its
 
 from __future__ import annotations
 
+import calendar
 import io
 import re
 import shlex
@@ -251,11 +252,34 @@ def issue_path(issues_dir: Path, day: date) -> Path:
     return issues_dir / f"{day.isoformat()}.yaml"
 
 
+_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
 def parse_date(text: str) -> date:
+    """``YYYY-MM-DD`` as a date; an IssueError that says what is wrong with it."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise IssueError(f"not a date: {text!r} (write YYYY-MM-DD, e.g. 2026-12-04)") from None
+        raise IssueError(date_problem(text.strip())) from None
+
+
+def date_problem(text: str) -> str:
+    """Why ``text`` is not a date: not written YYYY-MM-DD, or a day its month does not have."""
+    match = _YMD.fullmatch(text)
+    if not match:
+        return f"not a date: {text!r} (write YYYY-MM-DD, e.g. 2026-12-04)"
+    year, month, day = (int(part) for part in match.groups())
+    if year < 1:
+        why = "years start at 0001"
+    elif not 1 <= month <= 12:
+        why = f"there is no month {month}"
+    elif day < 1:
+        why = "days start at 1"
+    else:
+        first = date(year, month, 1)
+        length = calendar.monthrange(year, month)[1]
+        why = f"{first:%B} {year} has {length} days"
+    return f"{text} does not exist: {why}"
 
 
 def list_issue_paths(issues_dir: Path) -> list[Path]:
@@ -321,9 +345,7 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         try:
             day = date.fromisoformat(str(raw_date))
         except ValueError:
-            raise IssueError(
-                f"{path}{_line(doc, 'date')}: date {raw_date!r} is not YYYY-MM-DD"
-            ) from None
+            raise IssueError(f"{path}{_line(doc, 'date')}: {date_problem(str(raw_date))}") from None
     if match and match.group(1) != day.isoformat():
         raise IssueError(
             f"{path}{_line(doc, 'date')}: date {day} does not match the file name; "

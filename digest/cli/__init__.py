@@ -18,6 +18,7 @@ from digest import __version__, clock
 from digest.cli.common import (
     HelpGroup,
     State,
+    SuggestingGroup,
     echo_json,
     echo_json_rows,
     first_sentence,
@@ -123,9 +124,9 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-class DigestGroup(click.Group):
+class DigestGroup(SuggestingGroup):
     """Maps library errors to click errors once, for every command; loads commands lazily;
-    lists them in sections without importing them."""
+    lists them in sections without importing them; suggests the nearest to a mistyped one."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         known = self.list_commands(ctx)
