@@ -158,7 +158,8 @@ class DigestGroup(SuggestingGroup):
         try:
             return super().invoke(ctx)
         except DigestError as exc:
-            raise click.ClickException(str(exc)) from None
+            # the person who typed the command sees the addresses as typed; logs get str()
+            raise click.ClickException(exc.for_terminal()) from None
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
