@@ -267,7 +267,7 @@ def test_add_list_show_stats_unsubscribe(cli, store: Store) -> None:
     assert "suppressed" in sup.output
     assert audience.stats(store)["audience"] == 0
     missing = cli("subscribers", "show", "nobody@example.com")
-    assert missing.exit_code == 1 and "no subscriber n***@example.com" in missing.output
+    assert missing.exit_code == 1 and "no subscriber nobody@example.com" in missing.output
 
 
 def test_export_holds_everything_and_is_recorded(cli, store: Store) -> None:
