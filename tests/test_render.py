@@ -483,3 +483,25 @@ def test_no_invalid_presentational_attributes_after_inlining(issue_ws: Workspace
                 assert element.tag in tags, f"<{element.tag} {name}={value!r}>"
                 if name != "bgcolor":
                     assert re.fullmatch(r"\d+%?", value), f"<{element.tag} {name}={value!r}>"
+
+
+def test_the_preheader_stays_hidden_where_display_none_is_ignored(issue_ws: Workspace) -> None:
+    """Gmail's webmail for non-Google accounts ignores display:none (caniemail), so the
+    preheader also collapses, clips and fades itself: no low-contrast colour trick."""
+    html = prepared_of(issue_ws).html(READER)
+    style = re.search(r'<div class="preheader" style="([^"]*)"', html)
+    assert style is not None, html[:2000]
+    rules = {
+        name.strip(): value.strip()
+        for name, _, value in (rule.partition(":") for rule in style.group(1).split(";"))
+        if name.strip()
+    }
+    assert rules == {
+        "display": "none",
+        "mso-hide": "all",
+        "max-height": "0",
+        "overflow": "hidden",
+        "opacity": "0",
+        "font-size": "1px",
+        "line-height": "1px",
+    }
