@@ -70,7 +70,7 @@ def _configure(root: Path) -> Workspace:
     text = path.read_text(encoding="utf-8")
     text = re.sub(
         r'^postal_address = ""',
-        'postal_address = "The Weekly Brief, 1 Press Lane, 10115 Berlin, Germany"',
+        'postal_address = "1 Press Lane, 10115 Berlin, Germany"',
         text,
         count=1,
         flags=re.M,

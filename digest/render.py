@@ -516,6 +516,8 @@ def newsletter_context(config: Config) -> SimpleNamespace:
         language=n.language,
         base_url=base,
         postal_address=n.postal_address,
+        # the footer says the name before the address, unless the address begins with it
+        address_names_it=n.postal_address.strip().casefold().startswith(n.name.casefold()),
         why=n.why.replace("{name}", n.name),
         manage_url=n.manage_url,
         privacy_url=config.privacy.policy_url,
