@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,13 +57,11 @@ class DemoReport:
     sent: int = 0
 
 
-def pick_folder(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3`` … when it already holds something."""
-    candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+def demo_folder() -> Path:
+    """A new, empty folder for the demo in the system's temporary folder
+    (``$TMPDIR``, else /tmp): the demo never writes where it is run, such as a
+    clone of digest, whose `git status` stays clean."""
+    return Path(tempfile.mkdtemp(prefix="digest-demo-")).resolve()
 
 
 def _configure(root: Path) -> Workspace:
