@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -358,16 +359,47 @@ def article_no_summary(email: Email) -> Iterator[str]:
             )
 
 
-@rule("unsubscribe-not-https", "error")
+def _trial_on_this_machine(email: Email) -> bool:
+    """Nothing leaves (the outbox or null sender) and base_url is on this machine."""
+    config = email.prepared.config
+    host = urlsplit(config.newsletter.base_url).hostname or ""
+    return config.sender.kind not in REAL_SENDERS and loopback_host(host)
+
+
+def _https_level(email: Email) -> str:
+    """ "warning" for an http base_url on loopback while nothing leaves (a local trial)."""
+    return "warning" if _trial_on_this_machine(email) else "error"
+
+
+@rule("unsubscribe-not-https", _https_level)
 def unsubscribe_not_https(email: Email) -> Iterator[str]:
     """One-Click unsubscribe (RFC 8058), which every message announces, needs an https URL."""
     url = email.unsubscribe_url
     if urlsplit(url).scheme.lower() != "https":
+        shown = f"{url.split('/unsubscribe/')[0]}/unsubscribe/…"
+        if _trial_on_this_machine(email):
+            yield (
+                f"the unsubscribe URL {shown} is not https: fine for a trial on this machine "
+                "with the outbox, but mailbox providers honour One-Click unsubscribe only "
+                "over https; set [newsletter] base_url to https:// before mail really leaves"
+            )
+            return
         yield (
-            f"the unsubscribe URL {url.split('/unsubscribe/')[0]}/unsubscribe/… is not https, "
+            f"the unsubscribe URL {shown} is not https, "
             "but each message announces One-Click unsubscribe (List-Unsubscribe-Post), which "
             "mailbox providers honour only over https; set [newsletter] base_url to https://"
         )
+
+
+def loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: an address that only this machine reaches."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _real_sender(email: Email) -> str:

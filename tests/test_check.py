@@ -292,3 +292,26 @@ def test_an_article_with_neither_summary_nor_blurb_is_a_warning(workspace: Works
     result = check(with_issue(own_addresses(workspace), bare))
     [finding] = [f for f in result.findings if f.code == "article-no-summary"]
     assert finding.level == "warning" and "article 3" in finding.message and result.ok
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kind", "level"),
+    [
+        ("http://127.0.0.1:8000", "outbox", "warning"),
+        ("http://127.8.9.10:8000", "null", "warning"),
+        ("http://localhost:8000", "outbox", "warning"),
+        ("http://[::1]:8000", "outbox", "warning"),
+        ("http://127.0.0.1:8000", "smtp", "error"),  # real mail needs https links
+        ("http://192.168.1.20:8000", "outbox", "error"),  # not this machine
+        ("http://localhost.example.com", "outbox", "error"),
+    ],
+)
+def test_http_on_loopback_is_a_warning_while_nothing_leaves(
+    issue_ws: Workspace, base_url: str, kind: str, level: str
+) -> None:
+    ws = set_config(issue_ws, 'base_url = "https://newsletter.example.com"', f'base_url = "{base_url}"')
+    ws = set_config(ws, 'kind = "outbox"', f'kind = "{kind}"')
+    [finding] = [f for f in check(ws).findings if f.code == "unsubscribe-not-https"]
+    assert finding.level == level, finding
+    if level == "warning":
+        assert "this machine" in finding.message and "https://" in finding.message
