@@ -44,7 +44,7 @@ DEFAULT_POLICY_URL = Privacy().policy_url
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "info"
     code: str
     message: str
 
@@ -63,6 +63,11 @@ class CheckResult:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def infos(self) -> list[Finding]:
+        """What digest did for you and you may want to know (an alt text filled in)."""
+        return [f for f in self.findings if f.level == "info"]
 
     @property
     def ok(self) -> bool:
@@ -153,7 +158,8 @@ class Email:
         return str(self.prepared.values(self.reader)["unsubscribe_url"])
 
 
-# A rule's level: "error" stops a send, "warning" is worth a look; or a function
+# A rule's level: "error" stops a send, "warning" is worth a look, "info" says what
+# digest did in your place (it never needs fixing); or a function
 # of the email that picks one of them (a placeholder is an error only where mail
 # really leaves).
 Level = str | Callable[["Email"], str]
@@ -176,8 +182,8 @@ RULES: list[Rule] = []
 
 def rule(code: str, level: Level) -> Callable[[RuleFn], RuleFn]:
     """Register the decorated function as a rule; rules run in the order they are defined."""
-    if not callable(level) and level not in ("error", "warning"):  # pragma: no cover
-        raise ValueError(f"rule {code}: level {level!r} is not error or warning")
+    if not callable(level) and level not in ("error", "warning", "info"):  # pragma: no cover
+        raise ValueError(f"rule {code}: level {level!r} is not error, warning or info")
 
     def register(fn: RuleFn) -> RuleFn:
         RULES.append(Rule(code, level, fn))
@@ -261,9 +267,25 @@ def style_too_large(email: Email) -> Iterator[str]:
 
 @rule("image-no-alt", "error")
 def image_no_alt(email: Email) -> Iterator[str]:
+    """An image without alt text; an article's image written ``image_alt: ""`` on purpose
+    (a decorative picture) keeps its empty alt."""
+    decorative = {a.image for a in email.issue.articles if a.image and a.image_alt == ""}
     for img in email.doc.iter("img"):
-        if not (img.get("alt") or "").strip():
-            yield f"image {img.get('src', '') or '(no src)'} has no alt text"
+        src = img.get("src", "")
+        alt = img.get("alt")
+        if alt is None or (not alt.strip() and src not in decorative):
+            yield f"image {src or '(no src)'} has no alt text"
+
+
+@rule("image-alt-from-title", "info")
+def image_alt_from_title(email: Email) -> Iterator[str]:
+    for number, article in enumerate(email.issue.articles, 1):
+        if article.image and article.image_alt is None:
+            yield (
+                f"article {number}'s image has no alt text, so the email uses its headline "
+                f"({article.title!r}); describe the picture with `image_alt:` in the issue "
+                'file, or write `image_alt: ""` for a decorative one'
+            )
 
 
 def _addresses(email: Email) -> Iterator[tuple[str, str, bool]]:

@@ -630,12 +630,19 @@ def _page(
     return meta
 
 
-def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, str]:
-    """Title, summary, author, image and alt text: the page's, overridden by ``given``."""
-    values = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
+def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, Any]:
+    """Title, summary, author, image and alt text: the page's, overridden by ``given``.
+
+    Alt text neither the page nor ``--image-alt`` gives stays unset (None), so the
+    email uses the headline and `digest check` says so; ``--image-alt ""`` marks a
+    decorative image.
+    """
+    values: dict[str, Any] = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
     values.update({k: " ".join(v.split()) for k, v in given.items()})
     if values.get("image"):
         values["image"] = _absolute(values["image"], meta.url) or values["image"]
+    if not values["image_alt"] and "image_alt" not in given:
+        values["image_alt"] = None
     if not values["title"]:
         raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
     return values

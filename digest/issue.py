@@ -53,7 +53,8 @@ class Article:
     summary: str = ""
     author: str = ""
     image: str = ""
-    image_alt: str = ""
+    # None: not written, so the email uses the headline; "": a decorative image, no alt text
+    image_alt: str | None = None
     image_size: str = ""  # "WIDTHxHEIGHT" in pixels, when known
     blurb: str = ""
 
@@ -66,7 +67,7 @@ class Article:
         width, height = int(match.group(1)), int(match.group(2))
         return (width, height) if width > 0 and height > 0 else None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -203,7 +204,7 @@ def restore_commands(issue: Issue, ref: str | int, sections: Sequence[str]) -> l
     words = ["digest", "add", article.url, "--no-fetch", "--issue", issue.slug]
     for key in ("section", "title", "summary", "author", "image", "image_alt", "blurb"):
         value = getattr(article, key)
-        if value:
+        if value or (key == "image_alt" and value == "" and article.image):
             words += [f"--{key.replace('_', '-')}", value]
     lines = [" ".join(shlex.quote(w) for w in words)]
     members = [a for a in issue.articles if a.section == article.section]
@@ -379,9 +380,12 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         url = _text(item.get("url"), where, "url").strip()
         if not url:
             raise IssueError(f"{where}: article {index + 1} has no url")
-        articles.append(
-            Article(**{k: _text(item.get(k), f"{path}{_line(item, k)}", k) for k in ARTICLE_KEYS})
-        )
+        values: dict[str, Any] = {
+            k: _text(item.get(k), f"{path}{_line(item, k)}", k) for k in ARTICLE_KEYS
+        }
+        if "image_alt" not in item:
+            values["image_alt"] = None  # the headline stands in; `image_alt: ""` is decorative
+        articles.append(Article(**values))
     return Issue(
         date=day,
         subject=_text(doc.get("subject"), f"{path}{_line(doc, 'subject')}", "subject"),
@@ -442,7 +446,13 @@ def _to_doc(issue: Issue) -> CommentedMap:
         if node is None:
             node = CommentedMap()
         for key in ARTICLE_KEYS:
-            _set(node, key, getattr(article, key), keep_empty=key in ("url", "title", "section"))
+            value = getattr(article, key)
+            if value is None:  # image_alt not written: leave it out
+                if key in node:
+                    del node[key]
+                continue
+            keep = key in ("url", "title", "section", "image_alt")
+            _set(node, key, value, keep_empty=keep)
         seq.append(node)
         if comments.get(id(node)):
             seq.ca.items[index] = comments[id(node)]

@@ -479,7 +479,8 @@ def context(
                     author=a.author,
                     section=a.section,
                     image=a.image,
-                    image_alt=a.image_alt or a.title,
+                    # not written: the headline; written empty: a decorative image
+                    image_alt=a.title if a.image_alt is None else a.image_alt,
                     image_box=image_box(a),
                     summary=a.summary,
                     blurb=a.blurb,

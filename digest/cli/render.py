@@ -97,9 +97,11 @@ def check_cmd(
     else:
         for finding in result.findings:
             click.echo(str(finding))
+        notes = len(result.infos)
         click.echo(
             f"{issue.slug}: {len(result.errors)} {plural(len(result.errors), 'error')}, "
             f"{len(result.warnings)} {plural(len(result.warnings), 'warning')}"
+            + (f" ({notes} {plural(notes, 'note')})" if notes else "")
         )
     if not result.ok:
         ctx.exit(1)
