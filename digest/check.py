@@ -26,6 +26,7 @@ import lxml.html
 from digest.config import Privacy
 from digest.errors import TemplateError
 from digest.issue import Issue, canonical_section
+from digest.issue_status import went_out_before
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
@@ -369,6 +370,23 @@ def text_line_long(email: Email) -> Iterator[str]:
     long_lines = [i for i, line in enumerate(email.text.split("\n"), 1) if len(line) > MAX_LINE]
     if long_lines:
         yield f"text part line {long_lines[0]} is over {MAX_LINE} characters"
+
+
+@rule("article-repeated", "warning")
+def article_repeated(email: Email) -> Iterator[str]:
+    """An article that an earlier issue already carried out to readers."""
+    issue = email.issue
+    if issue.path is None:
+        return
+    earlier = went_out_before(issue.path.parent, issue.date)
+    for number, article in enumerate(issue.articles, 1):
+        when = earlier.get(article.url.rstrip("/"))
+        if when is not None:
+            yield (
+                f"article {number} ({article.url}) went out in the issue of {when} already; "
+                f"take it out with `digest remove {number} --issue {issue.slug}`, or keep it "
+                "to run it again"
+            )
 
 
 @rule("article-no-summary", "warning")
