@@ -319,7 +319,9 @@ def test_an_article_with_neither_summary_nor_blurb_is_a_warning(workspace: Works
 def test_http_on_loopback_is_a_warning_while_nothing_leaves(
     issue_ws: Workspace, base_url: str, kind: str, level: str
 ) -> None:
-    ws = set_config(issue_ws, 'base_url = "https://newsletter.example.com"', f'base_url = "{base_url}"')
+    ws = set_config(
+        issue_ws, 'base_url = "https://newsletter.example.com"', f'base_url = "{base_url}"'
+    )
     ws = set_config(ws, 'kind = "outbox"', f'kind = "{kind}"')
     [finding] = [f for f in check(ws).findings if f.code == "unsubscribe-not-https"]
     assert finding.level == level, finding

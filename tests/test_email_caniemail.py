@@ -185,8 +185,7 @@ MSO_HIDDEN = " (hidden in Outlook: mso-hide)"
 
 def _mso_hidden(css: str) -> bool:
     return any(
-        p.strip().lower() == "mso-hide" and v.strip().lower() == "all"
-        for p, v in declarations(css)
+        p.strip().lower() == "mso-hide" and v.strip().lower() == "all" for p, v in declarations(css)
     )
 
 

@@ -7,7 +7,6 @@ import shutil
 from datetime import date
 
 import pytest
-
 from conftest import FIXTURES, Cli
 
 from digest.issue import load_issue

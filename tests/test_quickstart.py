@@ -101,7 +101,9 @@ def test_the_quickstart_works_as_written(tmp_path: Path, sample_site: SampleSite
             config = root / "digest.toml"
             text = config.read_text(encoding="utf-8")
             text = text.replace('postal_address = ""', 'postal_address = "1 Press Lane"', 1)
-            text = re.sub(r'^base_url = "[^"]*"', f'base_url = "{TRIAL_URL}"', text, 1, re.M)
+            text = re.sub(
+                r'^base_url = "[^"]*"', f'base_url = "{TRIAL_URL}"', text, count=1, flags=re.M
+            )
             config.write_text(text, encoding="utf-8")
         elif line.startswith("export DIGEST_SECRET_KEY="):
             assert line == 'export DIGEST_SECRET_KEY="$(digest secret)"'
