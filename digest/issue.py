@@ -18,11 +18,13 @@ import calendar
 import io
 import re
 import shlex
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -111,7 +113,8 @@ class Issue:
         return [(s, groups[s]) for s in ordered]
 
     def find(self, ref: str | int) -> int:
-        """The 0-based index of the article numbered ``ref`` (1-based) or with URL ``ref``."""
+        """The 0-based index of the article numbered ``ref`` (1-based), with URL ``ref``,
+        or named by the reference ``ref`` (see :func:`article_refs`)."""
         text = str(ref).strip()
         if text.isdigit():
             number = int(text)
@@ -124,11 +127,84 @@ class Issue:
         for index, article in enumerate(self.articles):
             if article.url == text or article.url.rstrip("/") == text.rstrip("/"):
                 return index
-        raise IssueError(f"{self.label}: no article with URL {text}")
+        if "://" in text:
+            raise IssueError(f"{self.label}: no article with URL {text}")
+        return self._by_reference(text)
+
+    def _by_reference(self, text: str) -> int:
+        """The one article whose reference, title or URL's last part ``text`` begins."""
+        given = "-".join(slug_words(text))
+        refs = article_refs(self)
+        found = []
+        for index, article in enumerate(self.articles):
+            names = (refs[index], *_full_slugs(article))
+            if given and any(name == given for name in names):
+                return index
+            if given and any(name.startswith(given) for name in names if name):
+                found.append(index)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise IssueError(
+                f"{self.label}: no article matches {text!r} (name one by its number, reference "
+                f"or URL, as `digest issue show {self.slug}` lists them)"
+            )
+        listed = ", ".join(
+            f"{i + 1}. {self.articles[i].title or self.articles[i].url} ({refs[i]})" for i in found
+        )
+        raise IssueError(
+            f"{self.label}: {text!r} matches {len(found)} articles: {listed}; "
+            "say more of it, or use its number"
+        )
 
     @property
     def label(self) -> str:
         return str(self.path) if self.path else f"issue {self.slug}"
+
+
+# -- references: names of articles that do not shift ---------------------------
+
+REF_WORDS = 4
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc")
+
+
+def slug_words(text: str) -> list[str]:
+    """The words of ``text``, lower case, in any script (apostrophes dropped: russias)."""
+    folded = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+    return re.findall(r"[^\W_]+", folded)
+
+
+def _full_slugs(article: Article) -> tuple[str, str]:
+    """The whole title as a slug, and the URL's last part (without an extension)."""
+    last = urlsplit(article.url).path.rstrip("/").rsplit("/", 1)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last else last
+    return "-".join(slug_words(article.title)), "-".join(slug_words(stem))
+
+
+def article_refs(issue: Issue) -> list[str]:
+    """Each article's reference, in the issue's order: the first four words of its title
+    as a slug (``gazprom-and-cnpc-sign``), more words where two titles begin alike, the
+    URL's last part for a title without words. It depends on the article, not on its
+    place, so it never shifts when others are added, moved or removed."""
+    titles = [_full_slugs(a)[0].split("-") if a.title.strip() else [] for a in issue.articles]
+    refs = []
+    for index, words in enumerate(titles):
+        words = [w for w in words if w]
+        if not words:
+            refs.append(_full_slugs(issue.articles[index])[1] or str(index + 1))
+            continue
+        count = REF_WORDS
+        while count < len(words) and any(
+            other[:count] == words[:count] for j, other in enumerate(titles) if j != index
+        ):
+            count += 1
+        refs.append("-".join(words[:count]))
+    return refs
+
+
+def numbered(issue: Issue, sections: Sequence[str]) -> list[Article]:
+    """The articles in the order `digest issue show` numbers them (by section)."""
+    return [article for _, articles in issue.by_section(sections) for article in articles]
 
 
 def canonical_section(name: str, sections: Sequence[str]) -> str:

@@ -73,7 +73,7 @@ def test_remove_names_the_article_and_prints_how_to_put_it_back(
     assert target.blurb and target.summary and before.articles[4].section == target.section
     result = cli("remove", "4", "--issue", "2026-12-04")
     assert result.exit_code == 0, result.output
-    assert f"removed {target.title} [{target.section}] from 2026-12-04" in result.output
+    assert f"removed 4. {target.title} [{target.section}] from 2026-12-04" in result.output
     script = result.output.split("to put it back:\n", 1)[1]
     assert script.startswith(f"digest add {target.url} --no-fetch --issue 2026-12-04")
     assert script.rstrip().endswith(f"digest move {target.url} --to 1 --issue 2026-12-04")
@@ -141,7 +141,7 @@ def test_remove_asks_on_a_terminal(workspace: Workspace) -> None:
     assert "Nothing removed." in output and code == 1
     assert len(load_issue(path).articles) == 6
     code, output = _on_a_terminal(args, b"y\n", env)
-    assert code == 0 and f"removed {title}" in output
+    assert code == 0 and f"removed 1. {title}" in output
     assert len(load_issue(path).articles) == 5
 
 

@@ -65,9 +65,14 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("pick", "Add candidates (numbers from `digest candidates`), as `digest add` does."),
             (
                 "move",
-                "Move ARTICLE (its number in `issue show`, or its URL) within or across sections.",
+                "Move ARTICLE (a number or reference from `issue show`, or a URL) within or "
+                "across sections.",
             ),
-            ("remove", "Remove ARTICLE (its number in `issue show`, or its URL) from the issue."),
+            (
+                "remove",
+                "Remove ARTICLE (a number or reference from `issue show`, or a URL) from the "
+                "issue.",
+            ),
         ),
     ),
     (
