@@ -109,3 +109,17 @@ def test_the_cron_recipe_tells_the_same_story(
     assert f"leave it unset to sign with {_key_file(workspace)}" in entry
     units = " ".join(recipes.systemd_units(workspace)["digest-the-weekly-brief.service"].split())
     assert f"leave it unset to sign with {_key_file(workspace)}" in units
+
+
+def test_the_scheduled_send_refuses_in_one_line_and_sends_nothing(two_weeks: Workspace) -> None:
+    cli = Cli(two_weeks.root)
+    assert _send(cli, "2026-12-04", key=EXPORTED).exit_code == 0
+    due = cli("--now", "2026-12-11T07:01:00Z", "send", "--due", env={"DIGEST_SECRET_KEY": ""})
+    assert due.exit_code == 1
+    assert "issue 2026-12-04 went out signed with another key" in due.output
+    assert len(due.output.strip().splitlines()) == 1, due.output
+    assert not (two_weeks.outbox_dir / "2026-12-11").exists()
+    fixed = cli(
+        "--now", "2026-12-11T07:06:00Z", "send", "--due", env={"DIGEST_SECRET_KEY": EXPORTED}
+    )
+    assert fixed.exit_code == 0 and "sent issue 2026-12-11: 2 sent" in fixed.output
