@@ -71,7 +71,8 @@ def normalise(address: str) -> str:
             return f"{local}@{_domain(domain)}"
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise SubscriberError(f"{mask(text)!s} is not a valid email address: {exc}") from None
+        said = f"is not a valid email address: {exc}"
+        raise SubscriberError(f"{mask(text)} {said}", typed=f"{text!r} {said}") from None
 
 
 NAME_MAX = 200  # characters kept of a display name

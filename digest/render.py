@@ -46,12 +46,10 @@ import jinja2
 from markupsafe import Markup, escape
 
 from digest.addresses import clean_name
-from digest.errors import SubscriberError, TemplateError
+from digest.errors import TemplateError
 from digest.issue import Article, Issue
 from digest.languages import language
-from digest.people.record import find_by_email
 from digest.plaintext import markdown_to_text, wrap_line
-from digest.store import open_store
 from digest.tokens import Tokens
 
 if TYPE_CHECKING:
@@ -103,27 +101,25 @@ def sample_recipient() -> Recipient:
     return Recipient(subscriber_id="sample", email="reader@example.com", name="Sample Reader")
 
 
-def reader_for(ws: Workspace, to: str | None) -> Recipient:
+def reader_address(to: str) -> tuple[str, str]:
+    """``(name, address)`` of a ``--to`` value: "Ann <ann@example.com>" or the bare address."""
+    name, email = parseaddr(to)
+    return name, email or to.strip()
+
+
+def reader_for(to: str | None, subscriber: Recipient | None = None) -> Recipient:
     """Who `digest render` renders for.
 
-    ``to`` naming a subscriber ("Ann <ann@example.com>" or the bare address):
-    that subscriber, so the message is exactly theirs (their name, unsubscribe
-    link and Message-ID). Anyone else, or nobody: a sample reader with an id
-    of its own, so each rendered message has a Message-ID never used before
-    (a mailbox drops a second message with a Message-ID it has seen).
+    ``subscriber``: the subscriber ``to`` names, looked up by the caller (rendering
+    never opens the store), so the message is exactly theirs (their name,
+    unsubscribe link and Message-ID). Anyone else, or nobody: a sample reader
+    with an id of its own, so each rendered message has a Message-ID never used
+    before (a mailbox drops a second message with a Message-ID it has seen).
     """
+    if subscriber is not None:
+        return subscriber
     sample = sample_recipient()
-    email, name = sample.email, sample.name
-    if to:
-        name, email = parseaddr(to)
-        email = email or to.strip()
-        with open_store(ws) as store:
-            try:
-                subscriber = find_by_email(store, email)
-            except SubscriberError:  # not a valid address: nobody's
-                subscriber = None
-        if subscriber is not None and subscriber.status != "erased":
-            return Recipient(subscriber.id, subscriber.email or email, subscriber.name or "")
+    name, email = reader_address(to) if to else (sample.name, sample.email)
     return Recipient(f"sample-{secrets.token_hex(8)}", email, name)
 
 
@@ -483,7 +479,8 @@ def context(
                     author=a.author,
                     section=a.section,
                     image=a.image,
-                    image_alt=a.image_alt or a.title,
+                    # not written: the headline; written empty: a decorative image
+                    image_alt=a.title if a.image_alt is None else a.image_alt,
                     image_box=image_box(a),
                     summary=a.summary,
                     blurb=a.blurb,
@@ -520,6 +517,8 @@ def newsletter_context(config: Config) -> SimpleNamespace:
         language=n.language,
         base_url=base,
         postal_address=n.postal_address,
+        # the footer says the name before the address, unless the address begins with it
+        address_names_it=n.postal_address.strip().casefold().startswith(n.name.casefold()),
         why=n.why.replace("{name}", n.name),
         manage_url=n.manage_url,
         privacy_url=config.privacy.policy_url,

@@ -91,7 +91,7 @@ class Workspace:
         value = os.environ.get(env_name, "")
         if value:
             return value.encode("utf-8")
-        path = self.subscribers_dir / ".keys" / env_name
+        path = self.key_file(env_name)
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Written whole under a temporary name, then linked into place: a
@@ -107,6 +107,10 @@ class Workspace:
             finally:
                 os.unlink(tmp)
         return path.read_text(encoding="utf-8").strip().encode("utf-8")
+
+    def key_file(self, env_name: str) -> Path:
+        """Where this workspace keeps its own key for ``env_name`` (made on first use)."""
+        return self.subscribers_dir / ".keys" / env_name
 
     @property
     def exports_record(self) -> Path:

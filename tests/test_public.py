@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from _public_fixtures import SECRET, Site, configure, confirm_link
 from _render_fixtures import sample_issue, write_issue
@@ -468,3 +469,38 @@ def test_archive_lists_and_shows_only_sent_issues(site: Site, store: Store) -> N
     assert as_json.status_code == 404 and as_json.json()["status"] == 404
     as_html = site.get(f"/archive/{draft.date}", headers={"Accept": "text/html"})
     assert "Page not found" in as_html.text and "<script" not in as_html.text
+
+
+# -- the form cookie over http and https --------------------------------------------
+
+
+def test_the_form_cookie_is_secure_only_when_the_request_came_over_https(
+    site_ws: Workspace, smtp_sink, store: Store
+) -> None:
+    """An https base_url, and a form posted over plain http (a local trial, curl, httpx):
+    the cookie is not Secure, so the client sends it back and the form goes through."""
+    ws = configure(site_ws, {"trusted_proxies = []": 'trusted_proxies = ["127.0.0.1"]'})
+    site = Site(ws, smtp_sink)
+
+    def cookie(ip: str, scheme: str, **headers: str) -> str:
+        fresh = site.client_from(ip)  # no cookie yet: the page sets one
+        fresh.base_url = httpx.URL(f"{scheme}://newsletter.example.com")
+        return site.get("/subscribe", fresh, headers=headers).headers["set-cookie"]
+
+    try:
+        assert "Secure" in cookie("198.51.100.9", "https")
+        assert "Secure" not in cookie("198.51.100.9", "http")
+        plain = site.client_from("198.51.100.9")
+        plain.base_url = httpx.URL("http://newsletter.example.com")
+        answer = site.subscribe("plain@example.com", client=plain)
+        assert answer.status_code == 200, answer.text
+        assert record.find_by_email(store, "plain@example.com") is not None
+
+        # Through a trusted proxy that terminated TLS: X-Forwarded-Proto says https.
+        assert "Secure" in cookie("127.0.0.1", "http", **{"X-Forwarded-Proto": "https"})
+        assert "Secure" not in cookie("127.0.0.1", "http")
+        assert "Secure" not in cookie("127.0.0.1", "http", **{"X-Forwarded-Proto": "http"})
+        # From anyone else the header is not believed.
+        assert "Secure" not in cookie("198.51.100.9", "http", **{"X-Forwarded-Proto": "https"})
+    finally:
+        site.close()

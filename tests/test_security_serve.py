@@ -194,3 +194,31 @@ def test_access_log_redacts_tokens_and_names_no_client(served: Served) -> None:
     assert any('"GET /unsubscribe/…" 200' in line for line in requests), log
     assert any('"GET /confirm/…"' in line for line in requests), log
     assert not any(re.search(r"\d+\.\d+\.\d+\.\d+", line) for line in requests), requests
+
+
+def test_a_busy_port_is_one_line_with_the_way_out(workspace: Workspace) -> None:
+    from conftest import running
+
+    taken = socket.socket()
+    with taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DIGEST_SECRET_KEY": SECRET}
+        command = [sys.executable, "-m", "digest", "-C", str(workspace.root), "serve"]
+        with running(
+            subprocess.Popen(
+                [*command, "--port", str(port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        ) as proc:
+            out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert out == ""
+    assert err.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: the address is already in use (is another "
+        f"`digest serve` running?); pick another port with --port, e.g. --port {port + 1}"
+    )

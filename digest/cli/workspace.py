@@ -33,8 +33,9 @@ def demo(directory: Path | None) -> None:
     It serves sample article pages and a feed on loopback, curates an issue
     from them, renders and checks it, signs up sample readers with recorded
     consent, and sends the issue to the outbox/ folder: nothing is mailed.
-    DIRECTORY defaults to ./digest-demo (or -2, -3 … when that is taken).
+    DIRECTORY defaults to a new folder under the system's temporary folder
+    ($TMPDIR, else /tmp), named at the start: nothing is written where you run it.
     """
-    from digest.demo import pick_folder, run_demo  # deferred: the whole flow, for this command
+    from digest.demo import demo_folder, run_demo  # deferred: the whole flow, for this command
 
-    run_demo(directory or pick_folder(Path("digest-demo")).resolve(), echo=click.echo)
+    run_demo(directory or demo_folder(), echo=click.echo)

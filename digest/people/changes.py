@@ -40,10 +40,11 @@ from digest.store import Store
 
 
 def _refuse_suppressed(normalized: str) -> SubscriberError:
-    return SubscriberError(
-        f"{mask(normalized)} is on the suppression list (bounced, complained, suppressed "
-        "or erased) and is never subscribed again"
+    said = (
+        "is on the suppression list (bounced, complained, suppressed or erased) and is "
+        "never subscribed again"
     )
+    return SubscriberError(f"{mask(normalized)} {said}", typed=f"{normalized} {said}")
 
 
 def request_signup(
@@ -193,10 +194,11 @@ def admin_add(
             raise _refuse_suppressed(normalized)
         row = by_key(conn, key)
         if row is not None:
-            raise SubscriberError(
-                f"{mask(normalized)} is already a subscriber ({row.status}, id {row.id}); "
+            said = (
+                f"is already a subscriber ({row.status}, id {row.id}); "
                 "only the subscriber can resubscribe after unsubscribing"
             )
+            raise SubscriberError(f"{mask(normalized)} {said}", typed=f"{normalized} {said}")
         sub = insert(conn, store, normalized, key, name, "active" if confirmed else "pending")
         details = {**(evidence or {}), "confirmed": confirmed}
         append_event(

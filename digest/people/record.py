@@ -135,7 +135,10 @@ def lookup(store: Store, email_or_id: str) -> Subscriber:
     )
     if found is None:
         shown = mask(email_or_id) if "@" in email_or_id else email_or_id
-        raise SubscriberError(f"no subscriber {shown}; see `digest subscribers list`")
+        raise SubscriberError(
+            f"no subscriber {shown}; see `digest subscribers list`",
+            typed=f"no subscriber {email_or_id}; see `digest subscribers list`",
+        )
     return found
 
 

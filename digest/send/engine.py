@@ -44,6 +44,7 @@ from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
 from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
+from digest.send.signing import refuse_another_key
 from digest.store import Store, open_store
 from digest.workspace import Workspace
 
@@ -183,8 +184,11 @@ def refuse_sent(ws: Workspace, issue: Issue) -> None:
     )
 
 
-def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
-    """Refuse an issue that must not go; return its prepared rendering."""
+def preflight(
+    ws: Workspace, issue: Issue, *, force: bool = False, retire_sent_key: bool = False
+) -> Any:
+    """Refuse an issue that must not go (or a key that would break the last issue's
+    links, unless ``retire_sent_key``); return its prepared rendering."""
     # deferred: rendering loads jinja2 and lxml, which `digest deliveries` never needs
     from digest.check import check_prepared
     from digest.render import prepare
@@ -204,6 +208,8 @@ def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
             f"error{'' if len(result.errors) == 1 else 's'}, "
             f"first: {first.code}: {first.message}; fix them before sending"
         )
+    if not retire_sent_key:
+        refuse_another_key(ws)
     return prepared
 
 
@@ -252,12 +258,13 @@ def run_send(
     stop_event: StopFlag | None = None,
     force: bool = False,
     sender: Sender | None = None,
+    retire_sent_key: bool = False,
 ) -> SendReport:
     """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
     from digest.message import MessageBuilder  # deferred, as in preflight
 
     target = resolve_issue(ws, issue)
-    prepared = preflight(ws, target, force=force)
+    prepared = preflight(ws, target, force=force, retire_sent_key=retire_sent_key)
     slug = target.slug
     builder = MessageBuilder.for_workspace(ws, prepared)
     started = time.monotonic()

@@ -115,7 +115,11 @@ class IssueView:
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.level != "error"]
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def infos(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "info"]
 
     @property
     def size_ratio(self) -> float:
@@ -435,6 +439,7 @@ class Pages:
                 "gmail_limit": GMAIL_CLIP_BYTES,
                 "errors": len(view.errors),
                 "warnings": len(view.warnings),
+                "notes": len(view.infos),
                 "findings": [f.__dict__ for f in view.findings],
             },
             headers=NO_STORE,

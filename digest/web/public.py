@@ -61,6 +61,7 @@ from digest.web.public_guard import (
     CSRF_MAX_AGE,
     HONEYPOT_FIELD,
     RateLimiter,
+    came_over_https,
     check_form_token,
     client_ip,
     form_token,
@@ -188,7 +189,6 @@ class PublicSite:
         self.confirmations = RateLimiter(
             ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
         )
-        self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._signup_lock = threading.Lock()
@@ -292,7 +292,8 @@ class PublicSite:
                 nonce,
                 max_age=CSRF_MAX_AGE,
                 path=path,
-                secure=self.secure_cookie,
+                # Secure only over https: a form on http://127.0.0.1 (a local trial) works
+                secure=came_over_https(request, self.proxies),
                 httponly=True,
                 samesite="lax",
             )

@@ -11,13 +11,15 @@ waits for headers forever, so a client dribbling them one byte at a time
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from typing import Any
 
 import httpx
 from starlette.types import ASGIApp
 
-from digest.errors import ConfigError
+from digest.errors import ConfigError, DigestError
 from digest.send.deliveries import latest_send
 from digest.store import open_store
 from digest.tokens import Tokens
@@ -153,7 +155,8 @@ def run(ws: Workspace, app: ASGIApp, host: str, port: int) -> None:
     import uvicorn  # deferred: only a running server needs it
 
     web = ws.config.web
-    uvicorn.run(
+    sock = listen(host, port)  # before uvicorn starts: a busy port is one clear line
+    config = uvicorn.Config(
         AccessLog(app, client_ip=web.log_client_ip, proxies=web.trusted_proxies),
         host=host,
         port=port,
@@ -166,3 +169,42 @@ def run(ws: Workspace, app: ASGIApp, host: str, port: int) -> None:
         timeout_keep_alive=KEEP_ALIVE,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
+    bound, shown = sock.getsockname()[1], f"[{host}]" if ":" in host else host
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # uvicorn says where only when it binds the socket itself
+                log.info("running on http://%s:%d (Ctrl-C to stop)", shown, bound)
+
+    try:
+        Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl-C, then raises it again
+        pass
+    finally:
+        sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``; a busy or forbidden address is a DigestError
+    that names it and the way out."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise DigestError(
+                f"cannot listen on {shown}: the address is already in use (is another "
+                f"`digest serve` running?); pick another port with --port, "
+                f"e.g. --port {port + 1}"
+            ) from None
+        raise DigestError(
+            f"cannot listen on {shown}: {exc.strerror or exc}; pick another address with "
+            "--host or another port with --port"
+        ) from None
+    return sock
