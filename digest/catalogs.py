@@ -6,8 +6,8 @@ language: each translated entry replaces digest's wording in that language
 an entry left empty keeps digest's own. :func:`start` writes such a file
 with every message of this digest version, empty, and digest's own
 translation beside each as a comment; :func:`update` brings the files in
-step with a newer digest (new messages added empty, changed ones marked
-fuzzy, removed ones dropped); :func:`status` says what each language has.
+step with a newer digest (new and changed messages added empty, removed
+ones dropped); :func:`status` says what each language has.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def own_catalogs(locale_dir: Path) -> dict[str, Path]:
 
 def status(locale_dir: Path) -> list[Language]:
     """Every language digest ships, and every one the workspace has a catalog for."""
-    total = len([m for m in _template() if m.id])
+    wanted = {_key(m) for m in _template() if m.id}
     own = own_catalogs(locale_dir)
     shipped = shipped_languages()
     rows = []
@@ -97,8 +97,10 @@ def status(locale_dir: Path) -> list[Language]:
         translated = 0
         if path is not None:
             po = _read(path)
-            translated = len([m for m in po if m.id and _filled(m) and not m.fuzzy])
-        rows.append(Language(tag, tag in shipped, path, total, translated))
+            translated = len(
+                [m for m in po if m.id and _key(m) in wanted and _filled(m) and not m.fuzzy]
+            )
+        rows.append(Language(tag, tag in shipped, path, len(wanted), translated))
     return rows
 
 
@@ -157,27 +159,28 @@ def _note_shipped(po: Any, tag: str) -> None:
 @dataclass(frozen=True)
 class Updated:
     path: Path
-    added: int
-    changed: int  # marked fuzzy: the English text changed; check the translation
-    dropped: int
+    added: int  # empty: digest's own wording until filled in
+    dropped: int  # no longer in digest (their English changed, or they went)
 
 
 def update(locale_dir: Path) -> list[Updated]:
-    """Bring every workspace catalog in step with this digest version's messages."""
+    """Bring every workspace catalog in step with this digest version's messages.
+
+    No guessing: a message whose English changed comes in empty, like a new
+    one (digest's own wording shows until it is filled in), and the old entry goes.
+    """
     template = _template()
     done = []
     for tag, path in own_catalogs(locale_dir).items():
         po = _read(path)
         before = {_key(m) for m in po if m.id}
-        fuzzy_before = {_key(m) for m in po if m.id and m.fuzzy}
-        po.update(template, no_fuzzy_matching=False, update_header_comment=False)
+        po.update(template, no_fuzzy_matching=True, update_header_comment=False)
         after = {_key(m) for m in po if m.id}
-        changed = {_key(m) for m in po if m.id and m.fuzzy} - fuzzy_before
         dropped = len(po.obsolete)
         po.obsolete.clear()
         _note_shipped(po, tag)
         _write(path, po)
-        done.append(Updated(path, len(after - before - changed), len(changed), dropped))
+        done.append(Updated(path, len(after - before), dropped))
     return done
 
 

@@ -57,6 +57,6 @@ def update_cmd(ctx: click.Context) -> None:
         click.echo("no catalogs in locale/ (`digest translations init LANGUAGE` starts one)")
     for row in done:
         click.echo(
-            f"{row.path}: {row.added} new, {row.changed} changed (marked fuzzy: check them), "
-            f"{row.dropped} no longer used (removed)"
+            f"{row.path}: {row.added} new (empty: digest's own wording until you fill them "
+            f"in), {row.dropped} no longer used (removed)"
         )
