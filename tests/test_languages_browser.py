@@ -166,6 +166,11 @@ def test_the_email_at_375px(browser: Any, workspace: Workspace, tag: str, tmp_pa
                 assert (right < left) if rtl else (left < right), (tag, selector, left, right)
             left, right = page.eval_on_selector(".topbar", GAPS)  # "View in browser": the end
             assert (left < right) if rtl else (right < left), (tag, ".topbar", left, right)
+            spacing = page.eval_on_selector(
+                ".section-label", "e => getComputedStyle(e).letterSpacing"
+            )
+            # Spaced capitals stay spaced, but letters of a cursive script are never pulled apart.
+            assert (spacing in ("0px", "normal")) if rtl else spacing == "2px", spacing
             arrow = page.inner_text(".read a")
             assert arrow.endswith("←" if rtl else "→"), arrow
             if document is html:
