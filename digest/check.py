@@ -481,6 +481,37 @@ def dkim_misaligned(email: Email) -> Iterator[str]:
         )
 
 
+@rule("language-not-shipped", "warning")
+def language_not_shipped(email: Email) -> Iterator[str]:
+    """digest has no words in the email's language, nor in the newsletter's (the pages')."""
+    config = email.prepared.config
+    seen = set()
+    for words, where in (
+        (email.prepared.words, "the email"),
+        (config.words, "the confirmation email and the public pages"),
+    ):
+        if words.covered or words.language in seen:
+            continue
+        seen.add(words.language)
+        yield (
+            f"digest ships no {words.language!r} catalog, so {where} show digest's own words "
+            f"in English; `digest translations init {words.language}` starts one in "
+            "locale/ (docs/languages.md)"
+        )
+
+
+@rule("translation-broken", "warning")
+def translation_broken(email: Email) -> Iterator[str]:
+    """Entries of the workspace's own catalog left out (their placeholders differ)."""
+    config = email.prepared.config
+    seen: set[str] = set()
+    for words in (email.prepared.words, config.words):
+        for problem in words.problems:
+            if problem not in seen:
+                seen.add(problem)
+                yield f"{problem}; until it is fixed, readers get digest's own wording"
+
+
 def placeholder_domain(domain: str) -> bool:
     """A domain reserved for documentation and tests (RFC 2606, RFC 6761)."""
     domain = domain.lower().rstrip(".")

@@ -20,11 +20,13 @@ from digest.languages import language
 from digest.message import MessageParts, encode_address, message_id, parts_to_mime
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
+from digest.translations import N_
 from digest.workspace import Workspace
 
 log = logging.getLogger("digest.confirmation")
 
 OUTBOX_FOLDER = "confirmations"
+SUBJECT = N_("Confirm your subscription to %(name)s")
 
 
 def confirm_url(ws: Workspace, token: str) -> str:
@@ -41,25 +43,28 @@ def build(ws: Workspace, email: str, name: str, url: str, subscriber_id: str = "
     NUL in it); the To field holds RFC 2047 words for a non-ASCII name.
     """
     config = ws.config
+    words, zone = config.words, config.schedule.zone
     name = clean_name(name)
+    subject = words(SUBJECT, name=config.newsletter.name)
     context = {
-        "newsletter": render.newsletter_context(config),
+        "newsletter": render.newsletter_context(config, words),
         "language": language(config.newsletter.language),
+        "subject": subject,
         "email": email,
         "name": name,
         "confirm_url": url,
         "expiry_days": config.web.confirm_expiry_days,
-        "statement": config.privacy.consent_statement,
+        "statement": config.consent_statement,
         "policy_url": config.privacy.policy_url,
     }
     # Workspace overrides first, then the built-ins, as for an issue; the issue's shell
     # and style, inlined like an issue (one premailer run per sign-up).
     html = render.inline_css(
-        render.render_template(ws.templates_dir, "confirm_email.html", context)
+        render.render_template(ws.templates_dir, "confirm_email.html", context, words, zone)
     )
-    text = render.render_template(ws.templates_dir, "confirm_email.txt", context)
+    text = render.render_template(ws.templates_dir, "confirm_email.txt", context, words, zone)
     return MessageParts(
-        subject=f"Confirm your subscription to {config.newsletter.name}",
+        subject=subject,
         from_=config.newsletter.from_,
         to=_to(name, email),
         reply_to=config.newsletter.reply_to,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from digest import clock
 from digest.config import Config
@@ -148,26 +148,37 @@ class Text:
     url: str
     sha256: str
     created_at: str
+    language: str = ""  # a statement's BCP 47 tag; "" for a policy or an older statement
 
 
 def _policy_sha(version: str, url: str) -> str:
     return sha256(f"{version}\n{url}")
 
 
+def statement_sha(language: str, body: str) -> str:
+    """What a statement's row is known by: its text and the language it was shown in.
+
+    Statements recorded before digest knew the language (``""``) hash their text alone.
+    """
+    return sha256(f"{language}\x00{body}") if language else sha256(body)
+
+
 def texts_in_force(conn: Connection, config: Config) -> tuple[int, int]:
     """The ids of the statement and policy in ``config``, recording new versions once.
 
-    A changed statement is a new row with the next version number; an old
-    row is never edited. Call it with the chain head locked (as
-    :func:`append` does), so two processes cannot record one text twice.
+    A statement is its text in the newsletter's language: a changed text, or
+    the same text in another language, is a new row with the next version
+    number; an old row is never edited. Call it with the chain head locked
+    (as :func:`append` does), so two processes cannot record one text twice.
     """
-    statement = config.privacy.consent_statement
-    statement_id = _text_id(conn, "statement", sha256(statement))
+    statement, language = config.consent_statement, config.newsletter.language
+    digest = statement_sha(language, statement)
+    statement_id = _text_id(conn, "statement", digest)
     now = stamp(clock.now())
     if statement_id is None:
         count = len(conn.execute(select(texts_t.c.id).where(texts_t.c.kind == "statement")).all())
         statement_id = _insert_text(
-            conn, "statement", str(count + 1), statement, "", sha256(statement), now
+            conn, "statement", str(count + 1), statement, "", digest, now, language
         )
     version, url = config.privacy.policy_version, config.privacy.policy_url
     policy_id = _text_id(conn, "policy", _policy_sha(version, url))
@@ -183,11 +194,24 @@ def _text_id(conn: Connection, kind: str, digest: str) -> int | None:
 
 
 def _insert_text(
-    conn: Connection, kind: str, version: str, body: str, url: str, digest: str, now: str
+    conn: Connection,
+    kind: str,
+    version: str,
+    body: str,
+    url: str,
+    digest: str,
+    now: str,
+    language: str = "",
 ) -> int:
     result = conn.execute(
         texts_t.insert().values(
-            kind=kind, version=version, body=body, url=url, sha256=digest, created_at=now
+            kind=kind,
+            version=version,
+            body=body,
+            url=url,
+            sha256=digest,
+            created_at=now,
+            language=language,
         )
     )
     key = result.inserted_primary_key
@@ -208,6 +232,20 @@ def policy_ids(conn: Connection) -> dict[str, int]:
 def texts(store: Store) -> dict[int, Text]:
     with store.read() as conn:
         return {row.id: Text(**row._mapping) for row in conn.execute(select(texts_t))}
+
+
+def statements(store: Store) -> list[tuple[Text, int]]:
+    """Every consent statement on record, oldest first, with how many events name it."""
+    with store.read() as conn:
+        counts: dict[int, int] = dict(
+            conn.execute(
+                select(events_t.c.statement_id, func.count()).group_by(events_t.c.statement_id)
+            ).all()
+        )
+        rows = conn.execute(
+            select(texts_t).where(texts_t.c.kind == "statement").order_by(texts_t.c.id)
+        )
+        return [(Text(**row._mapping), int(counts.get(row.id, 0))) for row in rows]
 
 
 # appending ----------------------------------------------------------------------
@@ -569,7 +607,7 @@ def verify(
     with store.read() as conn:
         for text in conn.execute(select(texts_t)):
             expected = (
-                sha256(text.body)
+                statement_sha(text.language, text.body)
                 if text.kind == "statement"
                 else _policy_sha(text.version, text.url)
             )

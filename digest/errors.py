@@ -79,7 +79,11 @@ class CsvFileError(DigestError):
 
 
 class TokenError(DigestError):
-    pass
+    """``expired``: the link was good but is too old (a page says so in the reader's words)."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
 
 
 class ScheduleError(DigestError):

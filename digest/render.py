@@ -35,7 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, tzinfo
 from email.utils import parseaddr
 from html import unescape
 from pathlib import Path
@@ -51,6 +51,7 @@ from digest.issue import Article, Issue
 from digest.languages import language
 from digest.plaintext import markdown_to_text, wrap_line
 from digest.tokens import Tokens
+from digest.translations import Catalog, catalog, install
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -286,6 +287,7 @@ def wrap(text: str, width: int = WRAP) -> str:
 
 
 def date_label(day: date) -> str:
+    """The date in English, for the editor's own screens (readers get ``format_date``)."""
     return f"{day:%A}, {day.day} {day:%B %Y}"
 
 
@@ -309,8 +311,14 @@ def markdown(text: str) -> Markup:
 # -- the Jinja environment ---------------------------------------------------------
 
 
-def environment(templates_dir: Path | None) -> jinja2.Environment:
-    """Workspace templates first, then the built-ins; ``default:NAME`` is the built-in."""
+def environment(
+    templates_dir: Path | None, words: Catalog | None = None, zone: tzinfo | None = None
+) -> jinja2.Environment:
+    """Workspace templates first, then the built-ins; ``default:NAME`` is the built-in.
+
+    ``words`` (default: English) are what ``_()``, ``{% trans %}`` and the
+    ``format_date`` filter (dates in ``zone``) speak.
+    """
     builtin = jinja2.FileSystemLoader(str(BUILTIN_DIR))
     loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": builtin}, delimiter=":")]
     if templates_dir is not None and templates_dir.is_dir():
@@ -324,6 +332,7 @@ def environment(templates_dir: Path | None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    install(env, words or catalog("en"), zone)
     env.filters["wrap"] = wrap
     env.filters["markdown"] = markdown
     env.globals["rule"] = lambda ch="-": ch * RULE_WIDTH
@@ -364,13 +373,19 @@ def _template_error(exc: Exception, env: jinja2.Environment) -> TemplateError:
     return TemplateError(f"{where}: {message}; fix the template")
 
 
-def render_template(templates_dir: Path | None, name: str, context: dict[str, Any]) -> str:
-    """Template ``name`` (the workspace's, else the built-in) with ``context``.
+def render_template(
+    templates_dir: Path | None,
+    name: str,
+    context: dict[str, Any],
+    words: Catalog | None = None,
+    zone: tzinfo | None = None,
+) -> str:
+    """Template ``name`` (the workspace's, else the built-in) with ``context``, in ``words``.
 
     For the messages that are not an issue (the confirmation email); a
     problem raises TemplateError naming the template and line.
     """
-    return _render(environment(templates_dir), name, context)
+    return _render(environment(templates_dir, words, zone), name, context)
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -463,10 +478,21 @@ def article_text(article: Article) -> tuple[Markup, str]:
     return Markup(""), ""
 
 
+def issue_words(config: Config, issue: Issue) -> Catalog:
+    """The words of an issue's email: in its ``language:``, else the newsletter's."""
+    return catalog(issue.language or config.newsletter.language, config.locale_dir)
+
+
 def context(
-    config: Config, issue: Issue, recipient: Any, *, public: bool = False
+    config: Config,
+    issue: Issue,
+    recipient: Any,
+    *,
+    public: bool = False,
+    words: Catalog | None = None,
 ) -> dict[str, Any]:
     n = config.newsletter
+    words = words or issue_words(config, issue)
     sections = []
     for name, articles in issue.by_section(n.sections):
         items = []
@@ -490,11 +516,11 @@ def context(
             )
         sections.append(SimpleNamespace(name=name, articles=items, configured=name in n.sections))
     return {
-        "newsletter": newsletter_context(config),
+        "newsletter": newsletter_context(config, words),
         "language": language(issue.language or n.language),
         "issue": SimpleNamespace(
             date=issue.date,
-            date_label=date_label(issue.date),
+            date_label=words.format_date(issue.date),
             subject=issue.subject,
             preheader=issue.preheader,
             intro=markdown_to_text(issue.intro),
@@ -508,7 +534,7 @@ def context(
     }
 
 
-def newsletter_context(config: Config) -> SimpleNamespace:
+def newsletter_context(config: Config, words: Catalog | None = None) -> SimpleNamespace:
     """What every email template knows of the newsletter (the issue and the confirmation)."""
     n = config.newsletter
     base = n.base_url.rstrip("/")
@@ -519,7 +545,7 @@ def newsletter_context(config: Config) -> SimpleNamespace:
         postal_address=n.postal_address,
         # the footer says the name before the address, unless the address begins with it
         address_names_it=n.postal_address.strip().casefold().startswith(n.name.casefold()),
-        why=n.why.replace("{name}", n.name),
+        why=config.why(words),
         manage_url=n.manage_url,
         privacy_url=config.privacy.policy_url,
         subscribe_url=f"{base}/subscribe",
@@ -569,6 +595,7 @@ class PreparedIssue:
     issue: Issue
     tokens: Tokens
     env: jinja2.Environment
+    words: Catalog
     html_name: str = HTML_TEMPLATE
     text_name: str = TEXT_TEMPLATE
     _skeletons: dict[tuple[str, bool], Skeleton] = field(default_factory=dict, repr=False)
@@ -619,7 +646,7 @@ class PreparedIssue:
     # Jinja: cheap, run for every variant
     def _context(self, recipient: Any, public: bool) -> dict[str, Any]:
         if self._base is None:
-            self._base = context(self.config, self.issue, None)
+            self._base = context(self.config, self.issue, None, words=self.words)
         return {**self._base, "recipient": recipient, "public": public}
 
     def _jinja(self, kind: str, recipient: Any, public: bool = False) -> str:
@@ -747,7 +774,7 @@ def _fingerprint(ws: Workspace, issue: Issue, secret: bytes) -> str:
     h.update(json.dumps(issue.to_dict(), sort_keys=True, default=str).encode("utf-8"))
     h.update(repr(ws.config).encode("utf-8"))
     h.update(hashlib.sha256(secret).digest())
-    for folder in (ws.templates_dir, BUILTIN_DIR):
+    for folder in (ws.templates_dir, BUILTIN_DIR, ws.locale_dir):
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
@@ -764,11 +791,13 @@ def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> Pre
     if cached is not None:
         _CACHE.move_to_end(key)
         return cached
+    words = issue_words(ws.config, issue)
     prepared = PreparedIssue(
         config=ws.config,
         issue=issue,
         tokens=tokens or Tokens(secret),
-        env=environment(ws.templates_dir),
+        env=environment(ws.templates_dir, words, ws.config.schedule.zone),
+        words=words,
     )
     # Render every variant with Jinja and inline the HTML once now, so a
     # template error shows up here, not mid-send.

@@ -220,7 +220,7 @@ def _read(purpose: _Purpose, token: str, what: str, max_age: int | None = None) 
             return serializer.loads(token, max_age=max_age)
         return serializer.loads(token)
     except SignatureExpired:
-        raise TokenError(f"this {what} link has expired; ask for a new one") from None
+        raise TokenError(f"this {what} link has expired; ask for a new one", expired=True) from None
     except BadSignature:
         raise TokenError(
             f"this {what} link is not valid (altered, cut short, or meant for another page)"

@@ -20,7 +20,9 @@ from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
 from digest.errors import ConfigError, WorkspaceError
+from digest.languages import is_tag
 from digest.tokens import Tokens
+from digest.translations import catalog
 
 MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
 
@@ -48,6 +50,11 @@ class Workspace:
     @property
     def templates_dir(self) -> Path:
         return self.root / "templates"
+
+    @property
+    def locale_dir(self) -> Path:
+        """The workspace's own catalogs, over digest's: locale/<tag>/LC_MESSAGES/digest.po."""
+        return self.root / config_mod.LOCALE_FOLDER
 
     @property
     def subscribers_dir(self) -> Path:
@@ -202,15 +209,26 @@ def find_workspace(start: Path | None = None, explicit: str | Path | None = None
     )
 
 
-def default_config_text(name: str | None = None) -> str:
-    """The commented default digest.toml; ``name`` fills the name and From's display name."""
+def default_config_text(name: str | None = None, language: str | None = None) -> str:
+    """The commented default digest.toml; ``name`` fills the name and From's display name,
+    ``language`` the readers' language and the default sections, named in it."""
     text = resources.files("digest").joinpath("data/digest.toml").read_text(encoding="utf-8")
+    values: list[tuple[str, str]] = []
     if name:
         name = " ".join(name.split())
         sender = Address(display_name=name, addr_spec=config_mod.Newsletter().from_address)
-        for key, value in (("name", name), ("from", str(sender))):
-            line = f"{key} = {_toml_string(value)}".replace("\\", "\\\\")
-            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', line, text, count=1, flags=re.M)
+        values += [("name", _toml_string(name)), ("from", _toml_string(str(sender)))]
+    if language:
+        if not is_tag(language):
+            raise WorkspaceError(
+                f"--language {language!r} is not a language tag; write one like en, de, pt-BR or ar"
+            )
+        words = catalog(language)
+        sections = ", ".join(_toml_string(words(s)) for s in config_mod.DEFAULT_SECTIONS)
+        values += [("language", _toml_string(language)), ("sections", f"[{sections}]")]
+    for key, value in values:
+        line = f"{key} = {value}".replace("\\", "\\\\")
+        text = re.sub(rf"^{key} = (\".*?\"|\[.*?\])(?=\s|$)", line, text, count=1, flags=re.M)
     return text
 
 
@@ -218,13 +236,14 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def init_workspace(root: Path, name: str | None = None) -> list[Path]:
+def init_workspace(root: Path, name: str | None = None, language: str | None = None) -> list[Path]:
     """Create a workspace in ``root``; return the paths made. Never overwrites."""
     root = root.expanduser()
     if (root / CONFIG_NAME).exists():
         raise WorkspaceError(
             f"{root / CONFIG_NAME} already exists; digest init never overwrites a workspace"
         )
+    config_text = default_config_text(name, language)
     made: list[Path] = []
     for folder in ("issues", "templates", "subscribers", "outbox"):
         path = root / folder
@@ -232,7 +251,7 @@ def init_workspace(root: Path, name: str | None = None) -> list[Path]:
             path.mkdir(parents=True)
             made.append(path)
     files = {
-        root / CONFIG_NAME: default_config_text(name),
+        root / CONFIG_NAME: config_text,
         root / "subscribers" / ".gitignore": SUBSCRIBERS_IGNORE,
         root / "outbox" / ".gitignore": OUTBOX_IGNORE,
         root / "templates" / "README.md": TEMPLATES_README,

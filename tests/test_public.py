@@ -29,7 +29,7 @@ def test_subscribe_form_shows_consent_statement_privacy_link_and_guards(site: Si
     page = site.get("/subscribe")
     assert page.status_code == 200
     html = page.text
-    statement = site.ws.config.privacy.consent_statement
+    statement = site.ws.config.consent_statement
     checkbox = re.search(r'<input type="checkbox"[^>]*id="consent"[^>]*>', html)
     assert checkbox and "required" in checkbox.group(0) and "checked" not in checkbox.group(0)
     assert f'<label for="consent">{statement}</label>' in html
@@ -278,7 +278,7 @@ def test_evidence_records_the_forwarded_address_behind_a_trusted_proxy(
         assert event.evidence["ip"] == "198.51.100.77"
         assert event.evidence["user_agent"] == "TestBrowser/2"
         assert event.evidence["url"] == "https://newsletter.example.com/subscribe"
-        assert event.evidence["consent_statement"] == ws.config.privacy.consent_statement
+        assert event.evidence["consent_statement"] == ws.config.consent_statement
     finally:
         site.close()
 
@@ -397,7 +397,7 @@ def test_unsubscribe_page_then_resubscribe_with_fresh_consent(site: Site, store:
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     resubscribe = re.search(r'action="(/resubscribe/[^"]+)"', done.text)
-    assert resubscribe and site.ws.config.privacy.consent_statement in done.text
+    assert resubscribe and site.ws.config.consent_statement in done.text
     token = re.search(r'name="form_token" value="([^"]+)"', done.text)
     assert token
     refused = site.post(resubscribe.group(1), data={"form_token": token.group(1)})

@@ -124,6 +124,11 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("templates", "List the built-in templates and which ones this workspace overrides."),
             ("db", "status, upgrade: migrate and inspect the subscriber database."),
+            (
+                "translations",
+                "list, init, update: the workspace's own wording of what digest writes, "
+                "per language.",
+            ),
         ),
     ),
 )
@@ -224,6 +229,7 @@ COMMANDS = {
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",
     "secret": "web:secret",
+    "translations": "translations:translations",
 }
 
 

@@ -31,6 +31,7 @@ from digest.people.record import (
     write_transaction,
 )
 from digest.store import Store, schema, stamp
+from digest.translations import N_
 from digest.workspace import outbox_file_name
 
 subs_t = schema.subscribers
@@ -73,6 +74,7 @@ def _event_dict(event: consent.Event, texts: dict[int, consent.Text]) -> dict[st
         "source": event.source,
         "statement": {
             "version": statement.version,
+            "language": statement.language,
             "text": statement.body,
             "sha256": statement.sha256,
         },
@@ -83,13 +85,18 @@ def _event_dict(event: consent.Event, texts: dict[int, consent.Text]) -> dict[st
     }
 
 
+# How long each part is kept, told to the person in the newsletter's language.
 RETENTION = {
-    "consent events": "kept for as long as we must prove consent (GDPR Art. 7(1)); they name you "
-    "only by a random id and a keyed pseudonym of your address",
-    "evidence": "kept with the events to prove consent; deleted when you ask for erasure",
-    "profile": "kept while you are subscribed, to send the newsletter; deleted on erasure",
-    "suppression entry": "after an unsubscribe by bounce or complaint, or an erasure, a keyed hash "
-    "of your address is kept so that it is never mailed again by accident",
+    "consent events": N_(
+        "Kept for as long as we must prove consent (GDPR Art. 7(1)). They name you only by a "
+        "random id and a keyed pseudonym of your address."
+    ),
+    "evidence": N_("Kept with the events to prove consent; deleted when you ask for erasure."),
+    "profile": N_("Kept while you are subscribed, to send the newsletter; deleted on erasure."),
+    "suppression entry": N_(
+        "After an unsubscribe by bounce or complaint, or an erasure, a keyed hash of your "
+        "address is kept so that it is never mailed again by accident."
+    ),
 }
 
 
@@ -99,14 +106,17 @@ def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     with write_transaction(store) as conn:
         append_event(conn, store, sub, "exported", method="admin", source=source, evidence={})
     data = show(store, sub.id)
+    config = store.workspace.config
+    words = config.words
     return {
         "exported_at": stamp(clock.now()),
-        "newsletter": store.workspace.config.newsletter.name,
+        "newsletter": config.newsletter.name,
+        "language": config.newsletter.language,
         "profile": data["subscriber"],
         "suppressed": data["suppressed"],
         "consent_events": data["events"],
         "deliveries": [],  # filled by the deliveries ledger once sending exists
-        "retention": RETENTION,
+        "retention": {part: words(text) for part, text in RETENTION.items()},
     }
 
 

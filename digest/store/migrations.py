@@ -139,6 +139,19 @@ def _bounces(conn: Connection) -> None:
     schema.webhook_nonces.create(conn)
 
 
+def _text_languages(conn: Connection, dialect: str) -> None:
+    """The language of each consent text: a column that older databases lack.
+
+    A database made after this column was added to ``schema.consent_texts``
+    has it from migration 1 already; only an older one is altered.
+    """
+    columns = {column["name"] for column in inspect(conn).get_columns("consent_texts")}
+    if "language" not in columns:
+        conn.exec_driver_sql(
+            "ALTER TABLE consent_texts ADD COLUMN language VARCHAR(35) NOT NULL DEFAULT ''"
+        )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
@@ -146,6 +159,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
     Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
     Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
+    Migration(7, "the language of each consent text", _text_languages),
 ]
 
 

@@ -62,10 +62,11 @@ NO_STORE = {"cache-control": "no-store"}
 
 
 def watched_files(root: Path) -> Iterator[Path]:
-    """The files a preview depends on: config, issues, workspace and built-in templates."""
+    """The files a preview depends on: config, issues, workspace and built-in templates,
+    and the workspace's own catalogs (locale/)."""
     yield root / "digest.toml"
     yield from list_issue_paths(root / "issues")
-    for folder in (root / "templates", BUILTIN_TEMPLATES):
+    for folder in (root / "templates", BUILTIN_TEMPLATES, root / "locale"):
         if folder.is_dir():
             yield from sorted(p for p in folder.rglob("*") if p.is_file())
 
