@@ -20,9 +20,7 @@ from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
 from digest.errors import ConfigError, WorkspaceError
-from digest.tokens import Tokens
-
-MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
+from digest.tokens import Tokens, key_weakness
 
 SUBSCRIBERS_IGNORE = """\
 # Personal data lives here: never commit it.
@@ -88,9 +86,9 @@ class Workspace:
         key in ``subscribers/.keys/ENV_NAME`` (git-ignored, mode 600). Several
         machines sharing one database must all set the variable to one value.
         """
-        value = os.environ.get(env_name, "")
+        value = os.environ.get(env_name, "").strip()
         if value:
-            return value.encode("utf-8")
+            return checked_key(value.encode("utf-8"), env_name)
         path = self.subscribers_dir / ".keys" / env_name
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -106,7 +104,7 @@ class Workspace:
                     pass
             finally:
                 os.unlink(tmp)
-        return path.read_text(encoding="utf-8").strip().encode("utf-8")
+        return checked_key(path.read_text(encoding="utf-8").strip().encode("utf-8"), str(path))
 
     @property
     def exports_record(self) -> Path:
@@ -121,7 +119,11 @@ class Workspace:
         """
         name = self.config.web.previous_secret_keys_env
         text = os.environ.get(name, "") if name else ""
-        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+        keys = [key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key]
+        return tuple(
+            checked_key(key, name if len(keys) == 1 else f"{name} (key {n} of {len(keys)})")
+            for n, key in enumerate(keys, 1)
+        )
 
     def tokens(self) -> Tokens:
         """The link and address signer: the signing key signs, retired keys still verify."""
@@ -132,12 +134,15 @@ class Workspace:
 
         It is named by ``[web] secret_key_env``. Rendering and sending fall back to
         this workspace's own key (see :meth:`secret`); the public pages
-        (``env_only``) need the variable itself, at least 16 characters, so every
-        machine that signs or checks links holds the same value.
+        (``env_only``) need the variable itself, so every machine that signs or
+        checks links holds the same value. Either way a weak key is refused
+        (:func:`checked_key`), and so is a weak retired key still verifying links:
+        whatever loads the one checks the others.
         """
         name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        self.previous_secrets()
         if not env_only:
-            return self.secret(name).strip()
+            return self.secret(name)
         value = os.environ.get(name, "").strip()
         if not value:
             made = self.subscribers_dir / ".keys" / name
@@ -153,16 +158,26 @@ class Workspace:
                 f"links with it; make one with `digest secret` and export {name}=<that value> "
                 "(the same value wherever digest sends mail)"
             )
-        if len(value) < MIN_SIGNING_KEY_LENGTH:
-            raise ConfigError(
-                f"{name} is {len(value)} characters long; use at least {MIN_SIGNING_KEY_LENGTH} "
-                "(`digest secret` makes a good one)"
-            )
-        return value.encode("utf-8")
+        return checked_key(value.encode("utf-8"), name)
 
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def checked_key(key: bytes, where: str) -> bytes:
+    """``key`` as loaded from ``where`` (a variable or a file), or ConfigError if it is weak.
+
+    Every key digest loads goes through here, whatever the command: the
+    signing key, each retired one still verifying links, and the pseudonym key.
+    """
+    weakness = key_weakness(key)
+    if weakness:
+        raise ConfigError(
+            f"the key in {where} {weakness}; replace it with a random one "
+            "(`digest secret` makes a good one)"
+        )
+    return key
 
 
 def outbox_file_name(subscriber_id: object) -> str:

@@ -148,7 +148,7 @@ def test_a_broken_setup_says_what_to_fix(
     )
     ws = edit_config(doctor_ws, {("newsletter", "base_url"): '"http://news.example.org"'})
     # The server was given another signing key than the sender's.
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "another-key-entirely-0123456789")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "another-key-entirely-Qm7vK2pX9wR4tZ8c")
     server = public.app(ws)
     monkeypatch.setenv("DIGEST_SECRET_KEY", SIGNING)
     findings = doctor(ws, dns_zone, server)

@@ -59,7 +59,7 @@ def test_the_app_refuses_to_start_without_a_signing_key(
         public_app(workspace)
     assert ".keys/DIGEST_SECRET_KEY" in str(info.value) and "keep working" in str(info.value)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "short")
-    with pytest.raises(ConfigError, match="at least 16"):
+    with pytest.raises(ConfigError, match="at least 32"):
         public_app(workspace)
 
 
