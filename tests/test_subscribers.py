@@ -123,10 +123,16 @@ def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
         method="provider_webhook",
         source="postmark",
     )
-    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", kind="bounced", source="t")
     assert record.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
     assert _emails(store) == ["b@example.com"]
     assert record.is_suppressed(store, "a@EXAMPLE.com") and record.is_suppressed(store, a.id)
+    # A bounce is the reader's to undo: pending again, still suppressed until they confirm.
+    assert changes.request_signup(store, "a@example.com", None, evidence={}, **FORM).id == a.id
+    assert record.is_suppressed(store, a.id) and _emails(store) == ["b@example.com"]
+    # The operator's suppression is for good, whatever a report did before.
+    assert changes.suppress(store, "A@example.com", reason="asked by phone", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
     with pytest.raises(SubscriberError, match="suppression list"):
         changes.request_signup(store, "a@example.com", None, evidence={}, **FORM)
     assert changes.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
