@@ -397,3 +397,35 @@ def test_batch_ids_look_like_single_ids() -> None:
     assert set("".join(ids)) <= set(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     )
+
+
+def test_the_export_lists_what_was_sent_and_every_bounce(send_ws, cli) -> None:  # type: ignore[no-untyped-def]
+    from _send_fixtures import SEND_DAY, add_readers
+
+    from digest import bounces
+    from digest.send import engine
+    from digest.store import open_store
+
+    [sid] = add_readers(send_ws, 1)
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 1
+    with open_store(send_ws) as store:
+        soft = bounces.Report(
+            source="file",
+            kind=bounces.SOFT,
+            raw=b"mailbox full",
+            subscriber_id=sid,
+            issue=SEND_DAY,
+            status="4.2.2",
+            diagnostic="452 4.2.2 reader0@example.net: mailbox full",
+            proven=True,
+        )
+        assert bounces.apply(store, soft).outcome == bounces.COUNTED
+        data = rights.export(store, sid, source="t")
+    [delivery] = data["deliveries"]
+    assert delivery["issue"] == SEND_DAY and delivery["state"] == "sent"
+    assert delivery["sent_at"] and delivery["attempts"] == 1
+    [bounce] = data["bounces"]
+    assert (bounce["issue"], bounce["kind"], bounce["status"]) == (SEND_DAY, "soft", "4.2.2")
+    assert "mailbox full" in bounce["reason"] and "reader0@" not in bounce["reason"]
+    shown = cli("subscribers", "export", sid)
+    assert json.loads(shown.output)["deliveries"][0]["issue"] == SEND_DAY
