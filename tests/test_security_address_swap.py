@@ -61,3 +61,12 @@ def test_a_resumed_send_checks_again(send_ws: Workspace) -> None:
     assert report.complete and report.unbound == 2
     assert report.counts == {**report.counts, "sent": 2, "skipped": 2}
     assert sorted(p.stem for p in _outbox(send_ws)) == [ids[0], ids[1]]
+
+
+def test_send_due_says_so_too(send_ws: Workspace, cli) -> None:
+    ids = sorted(add_readers(send_ws, 3))
+    _swap(send_ws, ids[0], ids[1])
+    due = cli("--now", "2026-12-04T07:01:00+00:00", "send", "--due")
+    assert due.exit_code == 0, due.output
+    assert "2 readers not mailed: their address is not the one their consent names" in (due.output)
+    assert [p.stem for p in _outbox(send_ws)] == [ids[2]]
