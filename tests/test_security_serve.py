@@ -296,3 +296,54 @@ def test_a_confirmation_email_costs_other_connections_nothing(workspace: Workspa
     )
     # Before the worker, a mailed sign-up held the loop for one premailer run: 40 ms or more.
     assert gap < max(0.008, 0.3 * statistics.median(quiet)), shown
+
+
+# -- the header timer: a wrapper around uvicorn's protocol, not a subclass -----------------
+
+
+def test_the_header_guard_wraps_uvicorns_protocol_and_subclasses_nothing_private() -> None:
+    """uvicorn takes a protocol class for ``http`` (its documented hook); the guard is one
+    that owns uvicorn's HTTP/1.1 protocol and talks to it through asyncio's Protocol API."""
+    import asyncio
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from digest.web.public_server import timed_headers_protocol
+
+    guard = timed_headers_protocol(1.0)
+    assert not issubclass(guard, H11Protocol)
+    assert guard.__mro__[1:] == asyncio.Protocol.__mro__
+
+
+def test_slow_headers_of_a_second_request_on_a_kept_alive_connection_are_cut_off(
+    served: Served,
+) -> None:
+    with served.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(sock).endswith(b"ok")
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 6:
+            try:
+                sock.sendall(b"X")  # one header byte every 0.2 s: uvicorn's keep-alive timer is off
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed, "the server kept waiting for the second request's headers"
+        assert time.monotonic() - started < 4
+
+
+def test_a_connection_that_sends_nothing_is_closed(served: Served) -> None:
+    with served.connect() as sock:
+        started = time.monotonic()
+        sock.settimeout(8)
+        try:
+            assert sock.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4
