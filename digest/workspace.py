@@ -86,9 +86,10 @@ class Workspace:
         key in ``subscribers/.keys/ENV_NAME`` (git-ignored, mode 600). Several
         machines sharing one database must all set the variable to one value.
         """
-        value = os.environ.get(env_name, "").strip()
-        if value:
-            return checked_key(value.encode("utf-8"), env_name)
+        value = os.environ.get(env_name, "")
+        if value:  # as it is: a pseudonym key is used byte for byte
+            checked_key(value.strip().encode("utf-8"), env_name)
+            return value.encode("utf-8")
         path = self.subscribers_dir / ".keys" / env_name
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ class Workspace:
         name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
         self.previous_secrets()
         if not env_only:
-            return self.secret(name)
+            return self.secret(name).strip()
         value = os.environ.get(name, "").strip()
         if not value:
             made = self.subscribers_dir / ".keys" / name

@@ -58,7 +58,6 @@ class ConfirmationMailer:
         self.confirm_url = confirm_url
         self.template = confirmation.Template(ws)
         self.sign = dkim_signer(ws)  # a bad [dkim] key stops the server now, not a sign-up later
-        self.sent = 0
         self._jobs: queue.Queue[object] = queue.Queue(MAX_WAITING)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -122,7 +121,6 @@ class ConfirmationMailer:
                 self.cap.per_minute,
             )
             return
-        self.sent += 1
         loop.run_until_complete(
             confirmation.send_quietly(
                 self.ws,
