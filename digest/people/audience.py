@@ -30,11 +30,12 @@ _AUDIENCE = "SELECT id, email, name, status, created_at, attributes" + _MAILABLE
 AUDIENCE_IDS = "SELECT id" + _MAILABLE
 
 
-# Each mailable subscriber's address, its key, and the pseudonym their first consent event names.
+# Each mailable subscriber's address, its key, and whether their consent events name that key
+# (an index probe on the events' subject; an ORDER BY here sent PostgreSQL down the whole ledger
+# for every row).
 _BOUND = (
-    "SELECT id, email, email_key,"
-    " (SELECT e.pseudonym FROM consent_events e WHERE e.subject_id = subscribers.id"
-    " ORDER BY e.seq LIMIT 1)" + _MAILABLE
+    "SELECT id, email, email_key, EXISTS (SELECT 1 FROM consent_events e"
+    " WHERE e.subject_id = subscribers.id AND e.pseudonym = subscribers.email_key)" + _MAILABLE
 )
 
 
@@ -94,8 +95,8 @@ def unbound(store: Store, batch_size: int = 10_000) -> list[str]:
             while rows := cursor.fetchmany(batch_size):
                 found.extend(
                     sid
-                    for sid, email, key, pseudonym in rows
-                    if address_problem(pseudonym or "", email, key, key_of)
+                    for sid, email, key, named in rows
+                    if not named or address_problem(key, email, key, key_of)
                 )
         finally:
             cursor.close()
