@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import lxml.html
 
+from digest.addresses import organizational_domain
 from digest.config import Privacy
 from digest.errors import TemplateError
 from digest.issue import Issue, canonical_section
@@ -519,18 +520,6 @@ def placeholder_domain(domain: str) -> bool:
     if domain in ("localhost", "") or labels[-1] in ("example", "test", "invalid", "localhost"):
         return True
     return ".".join(labels[-2:]) in ("example.com", "example.net", "example.org")
-
-
-def organizational_domain(domain: str) -> str:
-    """The registered domain, roughly: the last two labels, three under a two-letter
-    country code's second level (example.co.uk). DMARC's relaxed alignment compares these."""
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-_SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "or", "ne", "go", "gv", "ltd"}
 
 
 # -- links, fetched ----------------------------------------------------------------

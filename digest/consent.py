@@ -25,7 +25,7 @@ import json
 import operator
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -465,7 +465,8 @@ SELECT e.subject_id, e.seq, e.kind, e.pseudonym, v.seq IS NOT NULL,
 FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
 ORDER BY e.subject_id{collate}, e.seq
 """
-_SUBSCRIBERS = "SELECT id, status FROM subscribers ORDER BY id{collate}"
+_SUBSCRIBERS = "SELECT id, status, email, email_key FROM subscribers ORDER BY id{collate}"
+CHANGED_AFTER = "(the address was changed after they consented)"
 
 
 def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
@@ -505,7 +506,27 @@ def _stream(conn: Connection, dialect: str, sql: str, batch_size: int) -> Iterat
         cursor.close()
 
 
-def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
+def address_problem(
+    pseudonym: str, email: str | None, email_key: str | None, key_of: Callable[[str], str]
+) -> str:
+    """Why a subscriber's row does not hold the address their consent events name ("": it does).
+
+    The events name the reader by a keyed pseudonym of the address they
+    consented with; the row's ``email_key`` must be that pseudonym, and its
+    ``email`` the address that key is made from (``key_of``: the store's keyed
+    hash of a case-folded address), so an address swapped in the table is
+    never mailed on someone else's consent.
+    """
+    if email_key != pseudonym:
+        return f"the address key is not the pseudonym its consent events name {CHANGED_AFTER}"
+    if email is None or key_of(email.casefold()) != email_key:
+        return f"the address is not the one its key was made from {CHANGED_AFTER}"
+    return ""
+
+
+def _compare(
+    conn: Connection, dialect: str, batch_size: int, key_of: Callable[[str], str]
+) -> list[str]:
     """Every disagreement between the events and the subscribers and suppressions tables.
 
     Both tables are read in subject order and merged, so memory stays flat
@@ -525,10 +546,17 @@ def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
         if row is None or row[0] != subject:
             found.append(f"subscriber {subject}: has consent events but no subscriber row")
             continue
-        status = row[1]
+        _, status, email, email_key = row
         row = next(rows, None)
         if status != expected and not (expected == _UNKNOWN and status in MAILABLE):
             found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
+        if expected == "erased":
+            if email is not None or email_key is not None:
+                found.append(f"subscriber {subject}: erased in the ledger but holds an address")
+        else:
+            problem = address_problem(pseudonym, email, email_key, key_of)
+            if problem:
+                found.append(f"subscriber {subject}: {problem}")
         if expected != "erased":
             found.extend(
                 f"subscriber {subject}: the evidence of event {seq} is missing "
@@ -597,7 +625,8 @@ def verify(
     """Recompute the chain, replay it against the tables, and check published heads.
 
     The chain: the first broken sequence number, if any. Then, with the chain
-    whole: each subscriber's status against the one its events lead to, the
+    whole: each subscriber's status against the one its events lead to, their
+    address and its key against the pseudonym the events name, the
     suppression list against the suppressed statuses, the evidence of every
     reader not erased, and each published head in ``expect`` (a head no longer
     in the ledger means its tail was cut off or rewritten after publishing).
@@ -668,7 +697,7 @@ def verify(
                 count + 1,
                 f"the chain head names event {head_seq} but the ledger ends at event {count}",
             )
-        mismatches = _compare(conn, store.dialect, batch_size)
+        mismatches = _compare(conn, store.dialect, batch_size, store.pseudonym)
     for seq, digest in sorted(expected_heads.items()):
         shown = f"{seq}:{digest[:12]}…"
         if seq not in seen_heads:

@@ -68,7 +68,9 @@ RULE_WIDTH = 72
 COLUMN_WIDTH = 536
 MAX_IMAGE_HEIGHT = 360
 
-FIELDS = ("name", "email", "unsubscribe_url", "manage_url")
+# Per-recipient values cut out of an inlined document; confirm_url is the
+# confirmation email's (see digest.confirmation), never an issue's.
+FIELDS = ("name", "email", "unsubscribe_url", "manage_url", "confirm_url")
 _PH = "zq9dg{}9qz"
 PLACEHOLDERS = {f: _PH.format(f) for f in FIELDS}
 _PH_RE = re.compile("zq9dg(" + "|".join(FIELDS) + ")9qz")
@@ -636,7 +638,7 @@ class PreparedIssue:
         A manage URL without ``{token}`` is the same for everyone, so it is
         rendered as itself (it may be empty, which a placeholder never is).
         """
-        fields = dict(PLACEHOLDERS)
+        fields = {f: v for f, v in PLACEHOLDERS.items() if f != "confirm_url"}
         if not has_name:
             fields["name"] = ""
         if not self._manage_token:

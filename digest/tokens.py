@@ -13,9 +13,11 @@ timestamp comes from :mod:`digest.clock`, so ``--now`` rehearsals agree.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,6 +93,40 @@ class _Purpose:
         # its zlib attempt, which never wins for a short id and costs most of the time.
         payload = base64_encode(json.dumps(value, separators=(",", ":")).encode("utf-8"))
         return self._signer.sign(payload).decode("ascii")
+
+
+MIN_KEY_BYTES = 32  # every key: the signing key, the retired ones, the pseudonym key
+# What a key must show to be taken for random, not typed: most keys that fail
+# these were made by hand ("aaaa…", "password" four times, "0123…cdef" twice).
+_MIN_DISTINCT = 8
+_MIN_ENTROPY_BITS = 80.0  # per-character Shannon entropy times length: a lower bound
+_MAX_STEP_SHARE = 0.6  # neighbours equal or one apart ("abcd…", "9876…", "aaaa…")
+
+
+def key_weakness(key: bytes) -> str:
+    """Why ``key`` is too weak to sign or pseudonymise with; "" when it will do.
+
+    Shorter than :data:`MIN_KEY_BYTES`; one short run repeated; few distinct
+    characters; low entropy (Shannon, per character, times the length); or
+    mostly a sequence. `digest secret` (32 random bytes, base64url) passes every
+    rule by far; so do ``openssl rand -hex 32`` and ``-base64 32``.
+    """
+    if len(key) < MIN_KEY_BYTES:
+        return f"is {len(key)} bytes long; a key needs at least {MIN_KEY_BYTES}"
+    for period in range(1, len(key) // 2 + 1):
+        if all(key[i] == key[i - period] for i in range(period, len(key))):
+            return f"repeats the same {period} character{'s' if period > 1 else ''} over and over"
+    counts = collections.Counter(key)
+    if len(counts) < _MIN_DISTINCT:
+        return f"uses only {len(counts)} different characters"
+    size = len(key)
+    entropy = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
+    if entropy < _MIN_ENTROPY_BITS:
+        return f"has too little entropy (about {entropy:.0f} bits; random keys have over 128)"
+    steps = sum(1 for a, b in zip(key, key[1:], strict=False) if abs(a - b) <= 1)
+    if steps > _MAX_STEP_SHARE * (size - 1):
+        return "is mostly a run of neighbouring characters (like abcd… or 1234…)"
+    return ""
 
 
 def key_fingerprint(secret: bytes) -> str:

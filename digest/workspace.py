@@ -21,10 +21,8 @@ from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
 from digest.errors import ConfigError, WorkspaceError
 from digest.languages import is_tag
-from digest.tokens import Tokens
+from digest.tokens import Tokens, key_weakness
 from digest.translations import catalog
-
-MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
 
 SUBSCRIBERS_IGNORE = """\
 # Personal data lives here: never commit it.
@@ -96,7 +94,8 @@ class Workspace:
         machines sharing one database must all set the variable to one value.
         """
         value = os.environ.get(env_name, "")
-        if value:
+        if value:  # as it is: a pseudonym key is used byte for byte
+            checked_key(value.strip().encode("utf-8"), env_name)
             return value.encode("utf-8")
         path = self.key_file(env_name)
         if not path.exists():
@@ -113,7 +112,7 @@ class Workspace:
                     pass
             finally:
                 os.unlink(tmp)
-        return path.read_text(encoding="utf-8").strip().encode("utf-8")
+        return checked_key(path.read_text(encoding="utf-8").strip().encode("utf-8"), str(path))
 
     def key_file(self, env_name: str) -> Path:
         """Where this workspace keeps its own key for ``env_name`` (made on first use)."""
@@ -132,7 +131,11 @@ class Workspace:
         """
         name = self.config.web.previous_secret_keys_env
         text = os.environ.get(name, "") if name else ""
-        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+        keys = [key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key]
+        return tuple(
+            checked_key(key, name if len(keys) == 1 else f"{name} (key {n} of {len(keys)})")
+            for n, key in enumerate(keys, 1)
+        )
 
     def tokens(self) -> Tokens:
         """The link and address signer: the signing key signs, retired keys still verify."""
@@ -143,10 +146,13 @@ class Workspace:
 
         It is named by ``[web] secret_key_env``. Rendering and sending fall back to
         this workspace's own key (see :meth:`secret`); the public pages
-        (``env_only``) need the variable itself, at least 16 characters, so every
-        machine that signs or checks links holds the same value.
+        (``env_only``) need the variable itself, so every machine that signs or
+        checks links holds the same value. Either way a weak key is refused
+        (:func:`checked_key`), and so is a weak retired key still verifying links:
+        whatever loads the one checks the others.
         """
         name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        self.previous_secrets()
         if not env_only:
             return self.secret(name).strip()
         value = os.environ.get(name, "").strip()
@@ -164,16 +170,26 @@ class Workspace:
                 f"links with it; make one with `digest secret` and export {name}=<that value> "
                 "(the same value wherever digest sends mail)"
             )
-        if len(value) < MIN_SIGNING_KEY_LENGTH:
-            raise ConfigError(
-                f"{name} is {len(value)} characters long; use at least {MIN_SIGNING_KEY_LENGTH} "
-                "(`digest secret` makes a good one)"
-            )
-        return value.encode("utf-8")
+        return checked_key(value.encode("utf-8"), name)
 
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def checked_key(key: bytes, where: str) -> bytes:
+    """``key`` as loaded from ``where`` (a variable or a file), or ConfigError if it is weak.
+
+    Every key digest loads goes through here, whatever the command: the
+    signing key, each retired one still verifying links, and the pseudonym key.
+    """
+    weakness = key_weakness(key)
+    if weakness:
+        raise ConfigError(
+            f"the key in {where} {weakness}; replace it with a random one "
+            "(`digest secret` makes a good one)"
+        )
+    return key
 
 
 def outbox_file_name(subscriber_id: object) -> str:

@@ -363,3 +363,48 @@ def test_an_image_without_alt_text_gets_the_headline_and_check_says_so(
         "https://news.example.com/img/b.jpg": "",
         "https://news.example.com/img/c.jpg": "Dockers on the quay",
     }
+
+
+@pytest.mark.parametrize(
+    ("domain", "organizational"),
+    [
+        ("news.example.org", "example.org"),
+        ("EXAMPLE.CO.UK.", "example.co.uk"),
+        ("mail.example.co.uk", "example.co.uk"),
+        ("mail.example.com.au", "example.com.au"),
+        ("brief.example.pvt.k12.ma.us", "example.pvt.k12.ma.us"),
+        ("weekly.example.github.io", "example.github.io"),
+        ("почта.пример.рф", "пример.рф"),
+        ("mail.xn--e1afmkfd.xn--p1ai", "xn--e1afmkfd.xn--p1ai"),
+        ("co.uk", "co.uk"),  # a public suffix is its own
+        ("localhost", "localhost"),
+    ],
+)
+def test_the_organizational_domain_comes_from_the_public_suffix_list(
+    domain: str, organizational: str
+) -> None:
+    from digest.addresses import organizational_domain
+
+    assert organizational_domain(domain) == organizational
+
+
+@pytest.mark.parametrize(
+    ("signer", "aligned"),
+    [("mail.example.pvt.k12.ma.us", True), ("mail.other.pvt.k12.ma.us", False)],
+)
+def test_dkim_alignment_under_a_deep_public_suffix(
+    issue_ws: Workspace, signer: str, aligned: bool
+) -> None:
+    ws = own_addresses(issue_ws)
+    ws = set_config(
+        ws,
+        'from = "Brief <brief@tula-ledger.ru>"',
+        'from = "Brief <brief@news.example.pvt.k12.ma.us>"',
+    )
+    ws = set_config(ws, 'selector = ""', 'selector = "s1"')
+    ws = set_config(ws, 'private_key_env = ""', 'private_key_env = "DIGEST_DKIM_KEY"')
+    ws = set_config(
+        ws, 'domain = ""                   # empty: the domain of From', f'domain = "{signer}"'
+    )
+    findings = [f for f in check(ws).findings if f.code == "dkim-misaligned"]
+    assert (findings == []) is aligned, findings

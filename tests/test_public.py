@@ -60,7 +60,7 @@ def test_the_app_refuses_to_start_without_a_signing_key(
         public_app(workspace)
     assert ".keys/DIGEST_SECRET_KEY" in str(info.value) and "keep working" in str(info.value)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "short")
-    with pytest.raises(ConfigError, match="at least 16"):
+    with pytest.raises(ConfigError, match="at least 32"):
         public_app(workspace)
 
 
@@ -154,6 +154,7 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
     gone = changes.admin_add(store, "gone@example.com", source="test", confirmed=True)
     changes.unsubscribe(store, gone.id, method="admin", source="test", evidence={})
     changes.suppress(store, "bounced@example.com", reason="hard bounce", kind="bounced", source="t")
+    changes.suppress(store, "held@example.com", reason="spam trap", source="t")
     replies = {
         email: site.subscribe(email)
         for email in (
@@ -163,6 +164,7 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
             "active@example.com",
             "gone@example.com",
             "bounced@example.com",
+            "held@example.com",
         )
     }
     shapes = {
@@ -170,8 +172,10 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
         for r in replies.values()
     }
     assert len(shapes) == 1, shapes
-    # Mail went only where a confirmation makes sense, never to the suppressed address.
+    # Mail went only where a confirmation makes sense: a bounce is the reader's to undo,
+    # the operator's suppression is not.
     assert sorted(m["To"] for m in site.mails()) == [
+        "bounced@example.com",
         "gone@example.com",
         "new@example.com",
         "pending@example.com",

@@ -123,10 +123,16 @@ def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
         method="provider_webhook",
         source="postmark",
     )
-    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", kind="bounced", source="t")
     assert record.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
     assert _emails(store) == ["b@example.com"]
     assert record.is_suppressed(store, "a@EXAMPLE.com") and record.is_suppressed(store, a.id)
+    # A bounce is the reader's to undo: pending again, still suppressed until they confirm.
+    assert changes.request_signup(store, "a@example.com", None, evidence={}, **FORM).id == a.id
+    assert record.is_suppressed(store, a.id) and _emails(store) == ["b@example.com"]
+    # The operator's suppression is for good, whatever a report did before.
+    assert changes.suppress(store, "A@example.com", reason="asked by phone", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
     with pytest.raises(SubscriberError, match="suppression list"):
         changes.request_signup(store, "a@example.com", None, evidence={}, **FORM)
     assert changes.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
@@ -412,3 +418,35 @@ def test_errors_show_the_operator_what_they_typed(cli, store: Store) -> None:
     with pytest.raises(SubscriberError) as raised:
         normalise("not-an-address")
     assert "not-an-address" not in str(raised.value) and "n***" in str(raised.value)
+
+
+def test_the_export_lists_what_was_sent_and_every_bounce(send_ws, cli) -> None:  # type: ignore[no-untyped-def]
+    from _send_fixtures import SEND_DAY, add_readers
+
+    from digest import bounces
+    from digest.send import engine
+    from digest.store import open_store
+
+    [sid] = add_readers(send_ws, 1)
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 1
+    with open_store(send_ws) as store:
+        soft = bounces.Report(
+            source="file",
+            kind=bounces.SOFT,
+            raw=b"mailbox full",
+            subscriber_id=sid,
+            issue=SEND_DAY,
+            status="4.2.2",
+            diagnostic="452 4.2.2 reader0@example.net: mailbox full",
+            proven=True,
+        )
+        assert bounces.apply(store, soft).outcome == bounces.COUNTED
+        data = rights.export(store, sid, source="t")
+    [delivery] = data["deliveries"]
+    assert delivery["issue"] == SEND_DAY and delivery["state"] == "sent"
+    assert delivery["sent_at"] and delivery["attempts"] == 1
+    [bounce] = data["bounces"]
+    assert (bounce["issue"], bounce["kind"], bounce["status"]) == (SEND_DAY, "soft", "4.2.2")
+    assert "mailbox full" in bounce["reason"] and "reader0@" not in bounce["reason"]
+    shown = cli("subscribers", "export", sid)
+    assert json.loads(shown.output)["deliveries"][0]["issue"] == SEND_DAY

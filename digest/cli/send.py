@@ -83,6 +83,8 @@ def _summary(report: Any) -> None:
             f"{c['unknown']} unknown: re-send them only if duplicates are acceptable, with "
             f"`digest retry {report.issue} --include-unknown`"
         )
+    if report.unbound_warning:
+        click.echo(report.unbound_warning, err=True)
     if report.fatal:
         click.echo(f"error: {report.fatal}", err=True)
     if report.stopped or report.fatal or not report.complete:

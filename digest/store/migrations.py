@@ -129,6 +129,51 @@ def _ledger_guards(conn: Connection, dialect: str) -> None:
         conn.exec_driver_sql(statement)
 
 
+# A suppression a report made (bounced, complained) is the reader's to lift, by
+# confirming again: it may go once the subscriber holding its key has a
+# ``confirmed`` event as their latest, and the operator may make it for good
+# (reason ``admin``). Every other change is still refused.
+_CONFIRMED_LAST = """(SELECT e.kind FROM consent_events e JOIN subscribers s ON s.id = e.subject_id
+  WHERE s.email_key = OLD.key ORDER BY e.seq DESC LIMIT 1) = 'confirmed'"""
+_REPORT = "OLD.reason IN ('bounced', 'complained')"
+_HELD = "NEW.reason = 'admin' AND NEW.key = OLD.key AND NEW.created_at = OLD.created_at"
+
+_LIFTS_SQLITE = [
+    "DROP TRIGGER suppressions_no_update",
+    "DROP TRIGGER suppressions_no_delete",
+    f"""CREATE TRIGGER suppressions_no_update BEFORE UPDATE ON suppressions
+WHEN NOT ({_REPORT} AND {_HELD})
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: UPDATE refused'); END""",
+    f"""CREATE TRIGGER suppressions_no_delete BEFORE DELETE ON suppressions
+WHEN NOT ({_REPORT} AND {_CONFIRMED_LAST})
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: DELETE refused'); END""",
+]
+
+_LIFTS_PG = [
+    f"""
+CREATE OR REPLACE FUNCTION digest_refuse_suppression_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    IF {_REPORT} AND {_CONFIRMED_LAST} THEN
+      RETURN OLD;
+    END IF;
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF {_REPORT} AND {_HELD} THEN
+      RETURN NEW;
+    END IF;
+  END IF;
+  RAISE EXCEPTION 'suppressions is append-only: %% refused', TG_OP;
+END $$
+""",
+]
+
+
+def _report_lifts(conn: Connection, dialect: str) -> None:
+    for statement in _LIFTS_SQLITE if dialect == "sqlite" else _LIFTS_PG:
+        conn.exec_driver_sql(statement)
+
+
 def _deliveries(conn: Connection, dialect: str) -> None:
     schema.issue_sends.create(conn)
     schema.deliveries.create(conn)
@@ -160,6 +205,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
     Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
     Migration(7, "the language of each consent text", _text_languages),
+    Migration(8, "a reader lifts a report's suppression by confirming again", _report_lifts),
 ]
 
 

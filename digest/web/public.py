@@ -8,10 +8,13 @@ and every absolute link is built from ``[newsletter] base_url``.
 Decisions worth knowing:
 
 * The reply to ``POST /subscribe`` is the same page whatever the address's
-  state (new, pending, active, unsubscribed, suppressed) and the email goes
-  out after the reply, so neither the page nor its timing tells them apart.
+  state (new, pending, active, unsubscribed, bounced, suppressed), it leaves
+  after the same minimum time, and the email is built and sent by a worker
+  thread off the event loop (:mod:`digest.web.confirm_mailer`), so neither
+  the page, nor its timing, nor the time other requests take tells them apart.
 * A confirmation email goes to an address at most once per 24 hours: a
-  repeated request within that time records nothing and sends nothing.
+  repeated request within that time records nothing, sends nothing and
+  spends none of the hourly cap, which counts the emails sent.
 * Unsubscribing is never rate limited or refused for a valid link: the
   signed token is the proof, and mailbox providers post one-click requests
   from a few shared addresses.
@@ -24,11 +27,12 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +41,6 @@ from urllib.parse import parse_qs
 
 import jinja2
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -57,6 +60,7 @@ from digest.tokens import Tokens
 from digest.translations import N_, Catalog, install
 from digest.web import webhooks
 from digest.web.app import create_app
+from digest.web.confirm_mailer import ConfirmationMailer, Job
 from digest.web.public_guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -266,6 +270,11 @@ class PublicSite:
         self.confirmations = RateLimiter(
             ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
         )
+        self.mailer = ConfirmationMailer(
+            ws,
+            self.confirmations,
+            lambda sid: confirmation.confirm_url(ws, self.tokens.confirm(sid)),
+        )
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._signup_lock = threading.Lock()
@@ -280,6 +289,18 @@ class PublicSite:
                 if self._store is None:
                     self._store = open_store(self.ws)
         return self._store
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Under a server: inline the confirmation email before the first request (so no
+        sign-up pays for it), and send what is waiting before stopping."""
+        await run_in_threadpool(self.mailer.template.prepare)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(self.mailer.close)
+            if self._store is not None:
+                self._store.close()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -336,8 +357,9 @@ class PublicSite:
         return self._problem(message, restart=restart, unsubscribe=not confirm and not restart)
 
     def _cap_confirmations(self, request: Request) -> None:
-        """503 once this hour's confirmation emails are used up (``confirmations_per_hour``)."""
-        wait = self.confirmations.retry_after("all")
+        """503 for everyone once this hour's confirmation emails went out
+        (``confirmations_per_hour``); the worker counts them as it sends."""
+        wait = self.confirmations.wait("all")
         if wait:
             log.warning(
                 "sign-ups refused: %s confirmation emails this hour", self.confirmations.per_minute
@@ -475,33 +497,25 @@ class PublicSite:
             policy_url=self.config.privacy.policy_url,
         )
         pending = await run_in_threadpool(self._request_signup, email, name, evidence)
-        # The same queue step for every outcome: a background task that mails or does nothing.
-        done.background = BackgroundTask(self._confirm_by_email, pending, email, name)
+        # The same step for every outcome: the worker mails, or does nothing.
+        self.mailer.submit(Job(pending.id, email, name) if pending is not None else None)
         return done
-
-    async def _confirm_by_email(
-        self, pending: record.Subscriber | None, email: str, name: str
-    ) -> None:
-        if pending is None:
-            return
-        url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-        await confirmation.send_quietly(self.ws, pending.id, email, name, url)
 
     def _request_signup(
         self, email: str, name: str, evidence: dict[str, Any]
     ) -> record.Subscriber | None:
         """Record the request; the pending subscriber to mail, or None to send nothing.
 
-        Every outcome runs the same reads (suppression, the subscriber, their
-        history) and then the sign-up's own transaction, which refuses a
-        suppressed address itself: no early return after the first query.
+        An address asked for within the day (pending, mailed lately) costs one
+        read and nothing more: no event, no email, none of the hourly cap.
+        Otherwise the sign-up's own transaction decides, and refuses an
+        address suppressed for good itself.
         """
         store = self.store
         with self._signup_lock:
-            suppressed = record.is_suppressed(store, email)
             known = record.find_by_email(store, email)
             asked = self._asked_lately(known) if known is not None else False
-            if known is not None and known.status == "pending" and asked and not suppressed:
+            if known is not None and known.status == "pending" and asked:
                 return None
             try:
                 sub = changes.request_signup(
@@ -643,16 +657,10 @@ class PublicSite:
         except SubscriberError:
             return self._problem(RESUBSCRIBE_REFUSED)
         done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
+        job = None
         if pending is not None and pending.email:
-            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-            done.background = BackgroundTask(
-                confirmation.send_quietly,
-                self.ws,
-                pending.id,
-                pending.email,
-                pending.name or "",
-                url,
-            )
+            job = Job(pending.id, pending.email, pending.name or "")
+        self.mailer.submit(job)
         return done
 
     def _resubscribe(
@@ -732,22 +740,19 @@ class PublicSite:
         return render.prepare(self.ws, issue, tokens=self.tokens).html_public()
 
 
-def routes(ws: Workspace) -> list[BaseRoute]:
-    """The public routes; refuses (ConfigError) without a signing key in the environment."""
-    return PublicSite(ws).routes()
-
-
 def app(ws: Workspace, *, debug: bool = False) -> Starlette:
     """The public app; ConfigError when the signing key is missing from the environment.
 
     Starlette's slash redirect is off: it would build its Location from the
     request's Host header; :meth:`PublicSite.without_slash` redirects from base_url.
     """
+    site = PublicSite(ws)
     return create_app(
         ws,
-        [*routes(ws), *webhooks.routes(ws)],
+        [*site.routes(), *webhooks.routes(ws)],
         error_page=error_page,
         debug=debug,
         body_limits=BODY_LIMITS,
         redirect_slashes=False,
+        lifespan=site.lifespan,
     )

@@ -156,6 +156,17 @@ class RateLimiter:
             hits.append(now)
             return 0
 
+    def wait(self, key: str) -> int:
+        """Like :meth:`retry_after`, but only looks: nothing is counted."""
+        if self.per_minute <= 0:
+            return 0
+        window = clock.now() - self.window
+        with self._lock:
+            hits = [hit for hit in self._hits.get(key, ()) if hit > window]
+            if len(hits) >= self.per_minute:
+                return max(1, int((hits[0] - window).total_seconds() + 0.999))
+            return 0
+
     def _prune(self, window: datetime) -> None:
         for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= window]:
             del self._hits[key]
