@@ -118,8 +118,9 @@ def test_dark_background_and_tabs(workspace: Workspace, browser_page: Any) -> No
             "src", f"/issue/{DAY}/email.html?v={version}&scheme=dark"
         )
         expect(frame.get_by_text(TITLES[0])).to_be_visible()
-        dark = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
-        assert dark != light
+        # The frame's new document replaces the old one when it has loaded: wait for it
+        # rather than sample whichever of the two is showing.
+        expect(frame.locator("body")).not_to_have_css("background-color", light)
         # The stage fades to dark (a 0.2 s transition): wait for it rather than sample it.
         expect(page.locator(".stage")).to_have_css("background-color", "rgb(21, 23, 28)")
 
