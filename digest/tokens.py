@@ -197,8 +197,7 @@ class Tokens:
             value = purpose.serializer.load_payload(payload)
         except BadData:
             raise TokenError(
-                "this unsubscribe link is not valid (altered, cut short, or meant for another "
-                "page)"
+                "this unsubscribe link is not valid (altered, cut short, or meant for another page)"
             ) from None
         return _subscriber(value), f"{day[:4]}-{day[4:6]}-{day[6:]}"
 
