@@ -17,6 +17,7 @@ so one drawing serves the light and the dark scheme.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -50,7 +51,9 @@ BLUE, TEAL, AMBER, RED, PURPLE, GREEN, SLATE = (
 )
 WIDE = {"width": 880, "height": 340, "font": 13}
 NARROW = {"width": 400, "height": 330, "font": 13}
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
+# What pygal writes whatever the options: its comments, a script holding its config
+# (for its tooltips, which need its JavaScript: left out) and the title "Pygal".
+_UNWANTED = re.compile(r"<!--.*?-->|<script\b.*?</script>|<title>Pygal</title>", re.S)
 
 _pages = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -183,7 +186,7 @@ def _draw(
     rows: bool,
     options: dict[str, Any],
 ) -> str:
-    import pygal  # deferred: only the Stats page draws charts (`digest --help` stays quick)
+    pygal = _pygal()
     from pygal.style import Style
 
     font = size["font"]
@@ -193,6 +196,8 @@ def _draw(
         foreground="currentColor",
         foreground_strong="currentColor",
         foreground_subtle="rgba(127, 127, 127, 0.35)",
+        guide_stroke_color="rgba(127, 127, 127, 0.45)",
+        major_guide_stroke_color="rgba(127, 127, 127, 0.6)",
         opacity="0.9",
         opacity_hover="1",
         colors=tuple(colour for _, _, colour in series),
@@ -214,7 +219,7 @@ def _draw(
     legend_rows = -(-len(series) // columns) if len(series) > 1 else 0
     # pygal leaves room for one row of legend at the bottom; make room for the others.
     extra = max(0, legend_rows - 1) * (font + 10)
-    chart = getattr(pygal, kind)(
+    config: dict[str, Any] = dict(
         style=style,
         js=[],
         width=size["width"],
@@ -237,12 +242,25 @@ def _draw(
         max_scale=6,
         include_x_axis=True,
         print_values=False,
-        **options,
     )
+    chart = getattr(pygal, kind)(**{**config, **options})
     chart.x_labels = list(labels)
     for name, values, _ in series:
         chart.add(name, values)
-    return _COMMENT.sub("", chart.render(is_unicode=True))
+    return _UNWANTED.sub("", chart.render(is_unicode=True))
+
+
+def _pygal() -> Any:
+    """pygal, imported on first use: only the Stats page draws charts (start-up stays quick).
+
+    Importing pygal appends a finder for its map plugins to ``sys.meta_path`` that has
+    only the API Python deprecated, so every later import in the process warns
+    (ImportWarning). digest draws no maps: the finder is taken out again.
+    """
+    import pygal
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
+    return pygal
 
 
 def _value_axis(kind: str, series: Sequence[tuple[str, list[int], str]]) -> dict[str, Any]:
