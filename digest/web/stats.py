@@ -237,6 +237,7 @@ def _draw(
         x_labels_major_every=None if rows else every,
         margin=8,
         margin_bottom=8 + extra,
+        margin_right=8 if rows else 8 + 2 * font,  # room for the last label, centred on its tick
         spacing=12,
         min_scale=2,
         max_scale=6,
