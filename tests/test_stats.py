@@ -196,7 +196,8 @@ def test_stats_json_tells_the_three_weeks(newsroom: dict[str, Any], cli: Any) ->
 def test_the_numbers_agree_with_the_ledgers(newsroom: dict[str, Any]) -> None:
     ws, roles = newsroom["ws"], newsroom["roles"]
     with open_store(ws) as store:
-        found = stats.collect(store, weeks=3)
+        with store.read() as conn:
+            found = stats.collect(conn, ws, weeks=3)
         assert consent.verify(store).ok  # issues in sources and evidence: the chain holds
         for issue in found.issues:
             counts = deliveries.DeliveryLedger(store, issue.issue).counts()
@@ -272,8 +273,8 @@ def test_weeks_follow_the_schedules_time_zone(store: Any) -> None:
     at("2026-11-29T23:30:00")
     changes.unsubscribe(store, sid, method="admin", source="t", evidence={})
     at("2026-12-02T10:00:00")
-    with open_store(ws) as berlin:
-        found = stats.collect(berlin, weeks=3)
+    with open_store(ws) as berlin, berlin.read() as conn:
+        found = stats.collect(conn, ws, weeks=3)
     assert [(w.start.isoformat(), w.unsubscribed, w.active) for w in found.weeks] == [
         ("2026-11-16", 0, 1),
         ("2026-11-23", 0, 1),
@@ -294,7 +295,8 @@ def test_active_counts_only_readers_who_were_active(store: Any) -> None:
     rights.export(store, active, source="t")  # an export between two events changes nothing
     changes.suppress(store, active, reason="5.1.1", kind="bounced", source="t")
     at("2026-12-02T10:00:00")
-    found = stats.collect(store, weeks=2)
+    with store.read() as conn:
+        found = stats.collect(conn, store.workspace, weeks=2)
     assert [(w.added, w.bounced, w.active) for w in found.weeks] == [(1, 2, 0), (0, 0, 0)]
     assert found.active_before == 0
 
@@ -324,7 +326,8 @@ def test_source_names_the_issue() -> None:
 
 
 def test_an_empty_workspace_has_stats_too(store: Any) -> None:
-    found = stats.collect(store, weeks=1)
+    with store.read() as conn:
+        found = stats.collect(conn, store.workspace, weeks=1)
     assert [w.active for w in found.weeks] == [0] and found.issues == []
     data = found.to_dict()
     assert data["issues"] == [] and data["reasons"] == {"answers": 0, "counts": {}, "texts": []}

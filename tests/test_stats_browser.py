@@ -88,7 +88,8 @@ def grow(ws: Workspace) -> None:
                 )
                 reason, text = SAID[said % len(SAID)]
                 said += 1
-                reasons.record(store, f"page-{said}", reasons.answer(day, reason, text))
+                with store.begin() as conn:
+                    reasons.record(conn, f"page-{said}", reasons.answer(day, reason, text))
             for kind in ("hard", "soft", "hard") + (("complaint",) if week % 2 else ()):
                 bounces.apply(
                     store,

@@ -186,7 +186,8 @@ def test_an_old_link_asks_too_and_its_answer_names_no_issue(site: Site, store: S
     page = unsubscribed_page(site, reader(store), issue="")
     answer(site, page, reason="read_elsewhere")
     assert stored(store) == [("", "read_elsewhere", "")]
-    assert collect(store, weeks=1).reasons == {"read_elsewhere": 1}
+    with store.read() as conn:
+        assert collect(conn, store.workspace, weeks=1).reasons == {"read_elsewhere": 1}
 
 
 def test_the_form_is_rate_limited(site_ws: Workspace, smtp_sink: Any, store: Store) -> None:

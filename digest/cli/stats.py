@@ -55,8 +55,8 @@ def stats_cmd(ctx: click.Context, weeks: int, as_json: bool, html: Path | None) 
         written = write_page(ws, html, weeks)
         click.echo(f"Wrote {written} ({written.stat().st_size // 1024 + 1} KB).")
         return
-    with open_store(ws) as store:
-        found = collect(store, weeks)
+    with open_store(ws) as store, store.read() as conn:
+        found = collect(conn, ws, weeks)
     if as_json:
         echo_json(found.to_dict())
         return

@@ -20,8 +20,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
+import digest.store.schema as schema  # the module itself: importing the package would cycle
 from digest.addresses import mask_all
-from digest.store import Store, schema
 
 REASONS = ("too_often", "not_relevant", "never_signed_up", "read_elsewhere", "other")
 MAX_TEXT = 500  # characters
@@ -60,19 +62,16 @@ def answer_key(nonce: str) -> str:
     return hashlib.sha256(f"digest unsubscribe answer\0{nonce}".encode()).hexdigest()
 
 
-def record(store: Store, nonce: str, given: Answer) -> bool:
-    """Store ``given`` as the answer of the page ``nonce`` names; False when it replaced one.
-
-    An empty answer stores nothing (and changes nothing).
-    """
+def record(conn: Connection, nonce: str, given: Answer) -> bool:
+    """Store ``given`` as the answer of the page ``nonce`` names, in the caller's write
+    transaction; False when it replaced one. An empty answer stores nothing."""
     if given.empty:
         return False
     key = answer_key(nonce)
-    with store.begin() as conn:
-        replaced = conn.execute(reasons_t.delete().where(reasons_t.c.answer_key == key)).rowcount
-        conn.execute(
-            reasons_t.insert().values(
-                answer_key=key, issue=given.issue, reason=given.reason, text=given.text
-            )
+    replaced = conn.execute(reasons_t.delete().where(reasons_t.c.answer_key == key)).rowcount
+    conn.execute(
+        reasons_t.insert().values(
+            answer_key=key, issue=given.issue, reason=given.reason, text=given.text
         )
+    )
     return not replaced

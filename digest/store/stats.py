@@ -43,8 +43,8 @@ from sqlalchemy import Connection, bindparam, text
 from digest import clock
 from digest.errors import IssueError
 from digest.issue import issue_path, load_issue
-from digest.store import Store, stamp
 from digest.store.reasons import REASONS
+from digest.workspace import Workspace
 
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 520
@@ -207,10 +207,11 @@ class Stats:
 # -- collecting ---------------------------------------------------------------------------
 
 
-def collect(store: Store, weeks: int = DEFAULT_WEEKS) -> Stats:
-    """The list over the last ``weeks`` weeks (this one included) and the issues sent in them."""
+def collect(conn: Connection, ws: Workspace, weeks: int = DEFAULT_WEEKS) -> Stats:
+    """The list over the last ``weeks`` weeks (this one included) and the issues sent in them,
+    read in the caller's (read) transaction on ``ws``'s store."""
     weeks = max(1, min(weeks, MAX_WEEKS))
-    zone_name = store.workspace.config.schedule.timezone
+    zone_name = ws.config.schedule.timezone
     zone = ZoneInfo(zone_name)
     now = clock.now()
     today = now.astimezone(zone).date()
@@ -220,38 +221,39 @@ def collect(store: Store, weeks: int = DEFAULT_WEEKS) -> Stats:
     edges = [datetime.combine(day, time(0), zone).astimezone(UTC) for day in starts]
     since = stamp(edges[0])
     table = [Week(day) for day in starts]
-    with store.read() as conn:
-        active = _scalar(conn, "SELECT count(*) FROM subscribers WHERE status = 'active'")
-        entries = [0] * weeks
-        exits = [0] * weeks
-        for kind, hour, count in _rows(conn, _FLOWS_SQL, since=since, kinds=list(FLOWS)):
-            week = table[_week(edges, hour)]
-            if kind in ENTERING:
-                entries[_week(edges, hour)] += count
-            if kind == "imported":
-                week.added += count
-            else:
-                setattr(week, kind, getattr(week, kind) + count)
-        for hour, count in _rows(conn, _ADMIN_ENTRIES_SQL, since=since, pattern=_ADMIN_CONFIRMED):
-            table[_week(edges, hour)].added += count
-            entries[_week(edges, hour)] += count
-        for hour, count in _rows(
-            conn,
-            _EXITS_SQL,
-            since=since,
-            leaving=list(LEAVING),
-            entering=list(ENTERING),
-            pattern=_ADMIN_CONFIRMED,
-        ):
-            exits[_week(edges, hour)] += count
-        level = active
-        for n in range(weeks - 1, -1, -1):
-            table[n].active = level
-            level += exits[n] - entries[n]
-        issues = _issues(conn, since)
-        unsubscribes = _unsubscribes(conn, since, issues)
-        reasons, answers, texts = _reasons(conn, issues)
-    _subjects(store, issues)
+    active = _scalar(conn, "SELECT count(*) FROM subscribers WHERE status = 'active'")
+    entries = [0] * weeks
+    exits = [0] * weeks
+    for kind, hour, count in _rows(conn, _FLOWS_SQL, since=since, kinds=list(FLOWS)):
+        n = _week(edges, hour)
+        week = table[n]
+        if kind in ENTERING:
+            entries[n] += count
+        if kind == "imported":
+            week.added += count
+        else:
+            setattr(week, kind, getattr(week, kind) + count)
+    for hour, count in _rows(conn, _ADMIN_ENTRIES_SQL, since=since, pattern=_ADMIN_CONFIRMED):
+        n = _week(edges, hour)
+        table[n].added += count
+        entries[n] += count
+    for hour, count in _rows(
+        conn,
+        _EXITS_SQL,
+        since=since,
+        leaving=list(LEAVING),
+        entering=list(ENTERING),
+        pattern=_ADMIN_CONFIRMED,
+    ):
+        exits[_week(edges, hour)] += count
+    level = active
+    for n in range(weeks - 1, -1, -1):
+        table[n].active = level
+        level += exits[n] - entries[n]
+    issues = _issues(conn, since)
+    unsubscribes = _unsubscribes(conn, since, issues)
+    reasons, answers, texts = _reasons(conn, issues)
+    _subjects(ws, issues)
     return Stats(
         generated_at=stamp(now),
         time_zone=zone_name,
@@ -412,9 +414,9 @@ def _reasons(
     return {k: v for k, v in totals.items() if v}, answers, texts
 
 
-def _subjects(store: Store, issues: dict[str, IssueStats]) -> None:
+def _subjects(ws: Workspace, issues: dict[str, IssueStats]) -> None:
     """Each issue's subject, from its file (left empty when the file is gone or broken)."""
-    folder = store.workspace.issues_dir
+    folder = ws.issues_dir
     for row in issues.values():
         try:
             row.subject = load_issue(issue_path(folder, date.fromisoformat(row.issue))).subject
@@ -435,6 +437,11 @@ def _rows(conn: Connection, sql: str, **params: Any) -> list[Any]:
 
 def _scalar(conn: Connection, sql: str, **params: Any) -> int:
     return int(conn.execute(text(sql), params).scalar() or 0)
+
+
+def stamp(moment: datetime) -> str:
+    """A UTC instant as the tables store it (digest.store.stamp)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _instant(value: str) -> datetime:

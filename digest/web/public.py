@@ -575,6 +575,10 @@ class PublicSite:
 
     # -- why are you leaving? ---------------------------------------------------------
 
+    def _record_answer(self, nonce: str, given: reasons.Answer) -> None:
+        with self.store.begin() as conn:
+            reasons.record(conn, nonce, given)
+
     def _leaving(
         self,
         state: str,
@@ -621,7 +625,7 @@ class PublicSite:
         given = reasons.answer(issue, values["reason"], text)
         if given.empty:
             return self._unsubscribed_page(request, None)
-        await run_in_threadpool(reasons.record, self.store, nonce, given)
+        await run_in_threadpool(self._record_answer, nonce, given)
         return self._unsubscribed_page(request, None, leaving=self._leaving("thanks"))
 
     async def resubscribe(self, request: Request) -> Response:

@@ -296,8 +296,8 @@ def page_html(ws: Workspace, stats: Stats, *, preview: bool) -> str:
 
 
 def build(ws: Workspace, weeks: int = DEFAULT_WEEKS, *, preview: bool = False) -> str:
-    with open_store(ws) as store:
-        found = collect(store, weeks)
+    with open_store(ws) as store, store.read() as conn:
+        found = collect(conn, ws, weeks)
     return page_html(ws, found, preview=preview)
 
 
