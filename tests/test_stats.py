@@ -5,7 +5,8 @@ added and confirmed, two issues sent over SMTP to a real aiosmtpd server (one
 reader's server refuses with 550 5.1.1, another's with a 5.7.1 block), a
 one-click unsubscribe from each issue's own List-Unsubscribe link, one through
 a link of the old form (no issue in it) with an answer to "why are you
-leaving?", a complaint read from an ARF report, and a confirmation this week.
+leaving?", a complaint read from an ARF report, a message to a reader's own
+unsubscribe address, and a confirmation this week.
 Every number `digest stats` prints is known from that story.
 """
 
@@ -117,8 +118,16 @@ def newsroom(
     arf.write_bytes(
         report("arf-abuse.eml", reader_values(ws, roles["D"], email_of[roles["D"]], SECOND))
     )
+    # Y writes to their own unsubscribe address: a mailbox report that names no issue.
+    mailto = tmp_path / "mailto.eml"
+    mailto.write_bytes(
+        report(
+            "mailto-unsubscribe.eml", reader_values(ws, roles["Y"], email_of[roles["Y"]], SECOND)
+        )
+    )
     with open_store(ws) as store:
         assert dict(files.ingest(store, str(arf)).outcomes) == {"suppressed": 1}
+        assert dict(files.ingest(store, str(mailto)).outcomes) == {"unsubscribed": 1}
 
     at("2026-12-01T12:00:00")  # a new reader confirms this week
     with open_store(ws) as store:
@@ -133,9 +142,9 @@ def newsroom(
 EXPECTED_WEEKS = [
     {"week": "2026-11-16", "active": 6, "confirmed": 2, "added": 6, "unsubscribed": 1,
      "bounced": 1, "complained": 0},
-    {"week": "2026-11-23", "active": 3, "confirmed": 0, "added": 0, "unsubscribed": 2,
+    {"week": "2026-11-23", "active": 2, "confirmed": 0, "added": 0, "unsubscribed": 3,
      "bounced": 0, "complained": 1},
-    {"week": "2026-11-30", "active": 4, "confirmed": 1, "added": 0, "unsubscribed": 0,
+    {"week": "2026-11-30", "active": 3, "confirmed": 1, "added": 0, "unsubscribed": 0,
      "bounced": 0, "complained": 0},
 ]  # fmt: skip
 
@@ -150,12 +159,12 @@ def test_stats_json_tells_the_three_weeks(newsroom: dict[str, Any], cli: Any) ->
         3,
         "UTC",
     )
-    assert data["list"]["active"] == 4 and data["list"]["active_before"] == 0
+    assert data["list"]["active"] == 3 and data["list"]["active_before"] == 0
     assert data["list"]["weeks"] == EXPECTED_WEEKS
     assert data["list"]["unsubscribes"] == {
         "attributed": 2,
         "earlier_issues": 0,
-        "not_attributed": 1,
+        "not_attributed": 2,  # the old link, and the message to the unsubscribe address
     }
     first, second = data["issues"]
     common = {"subject": "The port strike, a gas deal & a day in Tula", "waiting": 0, "skipped": 0}
@@ -230,13 +239,13 @@ def test_stats_in_the_terminal(newsroom: dict[str, Any], cli: Any) -> None:
     result = cli("stats", "--weeks", "3")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "4 active readers (+4 in 3 weeks, from Mon 16 Nov 2026" in out
+    assert "3 active readers (+3 in 3 weeks, from Mon 16 Nov 2026" in out
     assert "trend █▁▃" in out
     assert re.search(r"16 Nov 2026 +6 +2 +6 +1 +1 +0", out)
-    assert re.search(r"23 Nov 2026 +3 +0 +0 +2 +0 +1", out)
+    assert re.search(r"23 Nov 2026 +2 +0 +0 +3 +0 +1", out)
     assert re.search(rf"{FIRST} +8 +6 +2 +0 +1 +1 +0 +1 +\d+m\d\ds", out)
     assert re.search(rf"{SECOND} +6 +6 +0 +0 +0 +0 +1 +1 +\d+m\d\ds", out)
-    assert "2 attributed to the issues below, 0 to earlier issues, 1 not attributed" in out
+    assert "2 attributed to the issues below, 0 to earlier issues, 2 not attributed" in out
     assert '"Why are you leaving?": 1 answer (too many emails 1)' in out
     assert "Every Friday is a lot." in out
 
@@ -253,7 +262,7 @@ def test_stats_html_is_one_self_contained_page(
     for outside in ("<script", "<link", " src=", "@import", "url("):
         assert outside not in html
     assert "Every Friday is a lot." in html
-    assert re.search(r'class="figure">4</p>\s*<p>active readers now', html)
+    assert re.search(r'class="figure">3</p>\s*<p>active readers now', html)
     assert not list(target.parent.glob(".stats.html.*"))  # written whole: no temporary left
 
 
@@ -332,3 +341,25 @@ def test_an_empty_workspace_has_stats_too(store: Any) -> None:
     data = found.to_dict()
     assert data["issues"] == [] and data["reasons"] == {"answers": 0, "counts": {}, "texts": []}
     assert found.start == date(2026, 11, 30) and found.end == found.start + timedelta(days=6)
+
+
+def test_the_preview_says_when_there_are_no_stats(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database out of reach is said on the page (503), in the preview's layout."""
+    import asyncio
+
+    import httpx
+
+    from digest.web.preview import app as preview_app
+
+    monkeypatch.setenv("DIGEST_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=preview_app(workspace.reload()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.get("/stats")
+
+    reply = asyncio.run(get())
+    assert reply.status_code == 503
+    assert "No stats right now" in reply.text and "cannot connect to" in reply.text
