@@ -31,7 +31,7 @@ REASON_LABELS = {
     show_default=True,
     help="How many weeks back, this one included (weeks start on Monday, in [schedule] timezone).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see docs/stats.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--html",
     "html",
