@@ -363,3 +363,42 @@ def test_the_preview_says_when_there_are_no_stats(
     reply = asyncio.run(get())
     assert reply.status_code == 503
     assert "No stats right now" in reply.text and "cannot connect to" in reply.text
+
+
+def test_migration_7_brings_a_database_made_before_it_up_to_date(
+    workspace: Workspace, database_url: str
+) -> None:
+    """A database of migrations 1 to 6 (as released) gets the indexes and the reasons table."""
+    from sqlalchemy import inspect
+
+    from digest.store import Store, migrations
+
+    store = Store.connect(database_url, workspace)
+    saved = list(migrations.MIGRATIONS)
+    try:
+        migrations.MIGRATIONS[:] = [m for m in saved if m.version < 7]
+        migrations.upgrade(store.engine)
+        with store.engine.begin() as conn:  # the indexes as migration 6 made them
+            for name in (
+                "ix_consent_events_kind_time",
+                "ix_consent_events_subject_seq",
+                "ix_bounce_reports_issue_kind",
+            ):
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            conn.exec_driver_sql("CREATE INDEX ix_bounce_reports_issue ON bounce_reports (issue)")
+    finally:
+        migrations.MIGRATIONS[:] = saved
+    try:
+        assert [m.version for m in migrations.upgrade(store.engine)] == [7]
+        assert migrations.upgrade(store.engine) == []
+        inspector = inspect(store.engine)
+        events = {ix["name"] for ix in inspector.get_indexes("consent_events")}
+        reports = {ix["name"] for ix in inspector.get_indexes("bounce_reports")}
+        assert "ix_consent_events_kind_time" in events
+        assert ("ix_consent_events_subject_seq" in events) == (store.dialect == "postgresql")
+        assert (
+            "ix_bounce_reports_issue_kind" in reports and "ix_bounce_reports_issue" not in reports
+        )
+        assert inspector.has_table("unsubscribe_reasons")  # made by migration 7 alone
+    finally:
+        store.close()
