@@ -9,19 +9,25 @@ full or suspended, the message or its sender was refused, it timed out.
 
 How a refusal is read, in order (:func:`classify`):
 
-1. A refusal *after the message was sent* (the reply to DATA) is never hard:
-   the server accepted the recipient a moment before (``R001``).
+1. The SMTP stage. A refusal *after the message was sent* (the reply to DATA) is
+   never hard: the server accepted the recipient a moment before (``R001``); nor is
+   one before RCPT TO, when the server did not yet know the recipient (``R002``).
 2. Wording that blames the sender, a block list, a rate, spam, content or a
-   policy, or that names a soft state of the mailbox (full, suspended), settles
-   it as soft, whatever the codes say: mail systems put ``5.1.1`` on a rate
-   limit and ``5.1.3`` on a Spamhaus listing (the ``S`` rules).
-3. A specific RFC 3463 enhanced status code settles the rest (the ``C`` rules).
-4. A generic code (``X.0.0``, ``X.5.0``, ``5.1.0``, ``5.3.0``, ``5.4.0``) or one mail
-   systems are known to misuse (Exchange Online's ``5.4.1`` for an unknown
-   recipient, ``5.7.1`` and ``5.4.4`` for both a block and a missing address),
-   or no code at all, is refined by wording that names the address as the
-   problem (the ``H`` rules), then by the SMTP reply code (RFC 5321), then by
-   the code's own class; what nothing settles is soft.
+   policy, that names a soft state of the mailbox (full, suspended) or a DNS
+   failure, settles it as soft, whatever the codes say: mail systems put ``5.1.1``
+   on a rate limit and ``5.1.3`` on a Spamhaus listing (the ``S`` rules).
+3. What one mail system's reports mean, from its documentation (the ``L`` rules,
+   for the system :mod:`digest.send.intake.layouts` says wrote the report).
+4. A specific RFC 3463 enhanced status code settles the rest (the ``C`` rules).
+5. A generic code (``X.0.0``, ``X.5.0``, ``5.1.0``, ``5.3.0``, ``5.4.0``) or one mail
+   systems are known to misuse (``5.2.1``, Exchange Online's ``5.4.1`` for an
+   unknown recipient, ``5.7.1`` and ``5.4.4`` for both a block and a missing
+   address), or no code at all, is refined by wording that names the address as
+   the problem (the ``H`` rules): words saying the *user* is unknown prove it only
+   as the reply to RCPT TO (elsewhere a filter says them too); a lookup in the
+   recipient system's own directory, Yahoo's ``dd`` reply and the sending system's
+   own verdict prove it at any stage. Then the SMTP reply code (RFC 5321), then the
+   code's own class; what nothing settles is soft.
 
 The table is :data:`RULES`; ``docs/bounces.md`` shows it, made by
 :func:`markdown_table` (a test keeps the two the same). Every pattern is plain
@@ -75,6 +81,7 @@ class Rule:
     pattern: str  # a regular expression (case-insensitive) or, for C rules, status codes
     reference: str
     example: str
+    system: str = ""  # for L rules: the mail system whose reports it reads (layouts.py)
 
     @property
     def kind(self) -> str:
@@ -94,6 +101,18 @@ AFTER_DATA = Rule(
     r"after data command",
     "RFC 5321 3.3: RCPT accepted the recipient",
     "550 Unknown user (in reply to end of DATA command)",
+)
+
+#: Step 1 too: the refusal came before RCPT TO (at the connection, HELO or MAIL FROM),
+#: when the server did not yet know the recipient: it refused the sender or its host.
+BEFORE_RCPT = Rule(
+    "R002",
+    "blocked",
+    r"in reply to (the )?(initial connection|helo|ehlo|mail from)|"
+    r"after (initial connection|helo|ehlo|mail from)|my name was rejected|"
+    r"but sender was rejected",
+    "RFC 5321 3.3, 4.3.2: the recipient is named only at RCPT TO",
+    "501 5.0.0 Invalid domain name (in reply to HELO command)",
 )
 
 #: Step 2: wording that blames the sender or a policy, or a soft state. First match wins.
@@ -153,7 +172,7 @@ SOFT_RULES: tuple[Rule, ...] = (
         "mailboxfull",
         r"mailbox (is )?full|over ?quota|quota|insufficient (system )?storage|"
         r"exceeded storage|storage (space|allocation)|mail ?box size|disk full|"
-        r"not enough (space|storage)|mailbox has exceeded",
+        r"not enough (disk )?(space|storage)|mailbox has exceeded",
         "RFC 3463 X.2.2",
         "552 sorry, mailbox r@example.org is over quota temporarily (#5.1.1)",
     ),
@@ -199,6 +218,16 @@ SOFT_RULES: tuple[Rule, ...] = (
         "RFC 3463 X.4.7",
         "Connection timed out",
     ),
+    Rule(
+        "S112",
+        "networkerror",
+        r"not found, try again|malformed or unexpected name server reply|"
+        r"name server (failure|timeout|error)|temporary failure in name resolution|"
+        r"dns (lookup )?(failure|timeout|error)|servfail",
+        'RFC 3463 X.4.3; a DNS failure is not an answer (Postfix: "Host not found, try again")',
+        "Name service error for name=example.org type=MX: Malformed or unexpected name "
+        "server reply",
+    ),
 )
 
 #: Step 3: enhanced status codes (RFC 3463) specific enough to settle it.
@@ -232,7 +261,8 @@ HARD_RULES: tuple[Rule, ...] = (
         r"host (or domain name )?(not found|unknown)|domain (name )?(not found|"
         r"does not exist|doesn't exist|is not reachable|not reachable|unknown)|"
         r"no (mx|mail exchanger|mx record|dns entry)|nxdomain|no such domain|"
-        r"unrouteable mail domain|unroutable domain|name service error|"
+        r"unrouteable mail domain|unroutable domain|"
+        r"unrouteable address|unroutable address|"
         r"host unknown|unknown host|domain is invalid|invalid domain",
         RFC3463 + " X.1.2",
         "554 the mail could not be delivered because the domain is not reachable",
@@ -255,34 +285,132 @@ HARD_RULES: tuple[Rule, ...] = (
     Rule(
         "H204",
         "userunknown",
-        r"no such (person|account|local user)|"
-        r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
-        r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
+        # the recipient's own system names a failed lookup in its directory
         r"not listed in (the )?(domino )?directory|not listed in public name|"
-        r"name is not recognized|not recognised|invalid final delivery userid|"
-        r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
-        r"address (couldn't|could not|can't|cannot) be found|address not found|"
-        r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
-        RFC3463 + " X.1.1: the mailbox does not exist, in so many words",
-        "550 5.1.1 The email account that you tried to reach does not exist",
+        r"no se encuentra en el directorio de domino|non répertorié dans l'annuaire domino|"
+        r"domino ?ディレクトリには見つかりません|ディレクトリのリストにありません|"
+        r"recipient name is not recognized|\(000c05a6\)|invalid final delivery userid",
+        RFC3463 + " X.1.1: a lookup in the recipient system's own directory (Domino, Notes, "
+        "Exchange, IMail), at any stage",
+        "User Kijitora (r@example.jp) not listed in Domino Directory",
     ),
     Rule(
         "H205",
         "userunknown",
-        r"user unknown|unknown user|no such (user|mailbox|recipient|address)|"
-        r"unknown (recipient|mailbox|address|"
-        r"local.?part|alias)|invalid (recipient|mailbox|address|user|account)|"
+        r"user unknown|unknown user|no such (user|mailbox|recipient|address|person|account|"
+        r"local user)|unknown (recipient|mailbox|address|local.?part|alias)|"
+        r"invalid (recipient|mailbox|address|user|account)|"
         r"recipient (address )?rejected|address rejected|mailbox (not found|unavailable|"
         r"is unavailable)|no mailbox|mailbox name not allowed|not a valid (mailbox|recipient|"
-        r"user|address)|user (is )?not (found|known)|addressee unknown|unrouteable address|"
-        r"unroutable address|bad destination|(is )?not a known user|no account|"
-        r"no valid recipients|recipient unknown|destination address unknown",
+        r"user|address)|user (is )?not (found|known)|addressee unknown|"
+        r"bad destination|(is )?not a known user|no account|"
+        r"no valid recipients|recipient unknown|destination address unknown|"
+        r"(user|mailbox|recipient|address|account|addressee) (does not|doesn't|did not) exist|"
+        r"(?<!may )not exist|recipientnotfound|(recipient|mailbox|user) not found|"
+        r"name is not recognized|not recognised|"
+        r"(doesn't|does not) have an? [\w.-]{0,40} ?account|account (is )?closed|"
+        r"address (couldn't|could not|can't|cannot) be found|address not found|"
+        r"(wasn't|was not|wasn’t) found at|not our customer|unknown or illegal alias",
         RFC3463 + " X.1.1, as the reply to RCPT TO (RFC 5321 3.3)",
         "550 5.5.0 Requested action not taken: mailbox unavailable",
     ),
+    Rule(
+        "H206",
+        "userunknown",
+        r"delivery error: dd ",
+        "Yahoo's reply to an unknown recipient (\"dd This user doesn't have a … account\"), "
+        "which it gives after DATA",
+        "554 delivery error: dd This user doesn't have a yahoo.com account (r@yahoo.com) [0]",
+    ),
+    Rule(
+        "H207",
+        "userunknown",
+        r"because the address couldn't be found\. check for typos",
+        'the sending system\'s own reading of the refusal (Gmail: "Address not found")',
+        "Your message wasn't delivered to r@example.de because the address couldn't be found. "
+        "Check for typos or unnecessary spaces and try again.",
+    ),
 )
 
-RULES: tuple[Rule, ...] = (AFTER_DATA, *SOFT_RULES, *STATUS_RULES, *HARD_RULES)
+# Word rules that prove a missing mailbox whatever the SMTP command they answered.
+ANY_STAGE = frozenset({"H204", "H206", "H207"})
+
+# What a report's own words may say about its recipient anywhere in its text, not only
+# beside the address or in the diagnostic: a soft state of the mailbox (full, disabled),
+# which contradicts "does not exist", and the sending system's own verdict.
+REPORT_WIDE = ("S106", "S107", "H207")
+
+
+def report_wide(text: str) -> str:
+    """The lines of ``text`` that say what :data:`REPORT_WIDE` rules read."""
+    patterns = [_COMPILED[code] for code in REPORT_WIDE]
+    lines = (line.strip() for line in text[: 4 * MAX_TEXT].splitlines())
+    return "\n".join(line[:500] for line in lines if any(p.search(line) for p in patterns))
+
+
+#: Step 3 (before the codes): what one mail system's reports mean, from its documentation
+#: (digest/send/intake/layouts.py tells which system wrote a report).
+LAYOUT_RULES: tuple[Rule, ...] = (
+    Rule(
+        "L301",
+        "filtered",
+        r"",
+        "Amazon SES receipt rules: a Bounce action returns an accepted message with a text "
+        "the domain's owner picked",
+        "550 5.1.1 Mailbox does not exist",
+        "amazon-ses-inbound",
+    ),
+    Rule(
+        "L302",
+        "userunknown",
+        r"x-powermta-bouncecategory: ?bad-mailbox",
+        "PowerMTA's bounce categories: its own reading of the remote reply",
+        "550 5.2.1 <r@example.jp>... User Unknown\nX-PowerMTA-BounceCategory: bad-mailbox",
+        "powermta",
+    ),
+    Rule(
+        "L303",
+        "hostunknown",
+        r"x-powermta-bouncecategory: ?bad-domain",
+        "PowerMTA's bounce categories: its own reading of the remote reply",
+        "550 5.1.2 Host unknown\nX-PowerMTA-BounceCategory: bad-domain",
+        "powermta",
+    ),
+    Rule(
+        "L304",
+        "undefined",
+        r"x-powermta-bouncecategory: ?[a-z]",
+        "PowerMTA's bounce categories: any other (inactive-mailbox, quota-issues, "
+        "policy-related, spam-related, ...) does not name a missing address",
+        "550 5.1.1 User unknown\nX-PowerMTA-BounceCategory: inactive-mailbox",
+        "powermta",
+    ),
+    Rule(
+        "L305",
+        "userunknown",
+        r"unknown user|invalid final delivery userid",
+        "Ipswitch IMail, a mailbox server: its own lookup of the mailbox",
+        "Unknown user: r@example.com",
+        "imail",
+    ),
+    Rule(
+        "L306",
+        "userunknown",
+        r"no such user here|no valid recipients",
+        "Verizon Wireless's SMS and MMS gateways: the number has no subscriber",
+        "Message could not be delivered to mobile. Error: No valid recipients for this MM",
+        "verizon",
+    ),
+)
+
+RULES: tuple[Rule, ...] = (
+    AFTER_DATA,
+    BEFORE_RCPT,
+    *SOFT_RULES,
+    *LAYOUT_RULES,
+    *STATUS_RULES,
+    *HARD_RULES,
+)
 
 # Reply codes (RFC 5321) that settle it when the wording does not.
 REPLY_REASONS = {551: "hasmoved", 553: "userunknown", 521: "notaccept", 556: "notaccept"}
@@ -290,8 +418,11 @@ SOFT_REPLIES = {552: "mailboxfull"}
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _REPLY = re.compile(r"(?<![\d.])([245]\d\d)(?:[\s,;-]|$)")
-_COMPILED = {rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, *SOFT_RULES)}
+_COMPILED = {
+    rule.code: re.compile(rule.pattern, re.I) for rule in (AFTER_DATA, BEFORE_RCPT, *SOFT_RULES)
+}
 _COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in HARD_RULES})
+_COMPILED.update({rule.code: re.compile(rule.pattern, re.I) for rule in LAYOUT_RULES})
 
 
 @dataclass(frozen=True)
@@ -299,7 +430,7 @@ class Classification:
     kind: str  # hard | soft | ignored
     status: str = ""  # the enhanced status code found (5.1.1), if any
     code: int | None = None  # the SMTP reply code found, if any
-    by: str = ""  # status | reply | wording | default
+    by: str = ""  # status | reply | wording | system | default
     reason: str = ""  # userunknown, mailboxfull, ...
     rule: str = ""  # the rule's code in the table
 
@@ -331,7 +462,10 @@ _PLAINLY_MISSING = re.compile(
 # command", Exim "after RCPT TO:", qmail "most progress was RCPT TO response").
 _COMMAND = re.compile(
     r"(?:in reply to|after|most progress was|smtp:)[ :]{0,3}(rcpt to|rcpt|mail from|"
-    r"end of data|data|initial connection|helo|ehlo)\b",
+    r"end of data|data|initial connection|helo|ehlo)\b|"
+    # qmail-remote names the stage in words of its own
+    r"(does not like recipient)|(failed on data command|failed after i sent the message)|"
+    r"(but sender was rejected)|(but my name was rejected|but greeting failed)",
     re.I,
 )
 
@@ -341,6 +475,10 @@ def command_of(text: str) -> str:
     found = _COMMAND.search(text[:MAX_TEXT])
     if found is None:
         return ""
+    if found.group(5):
+        return "CONN"
+    if found.group(2) or found.group(3) or found.group(4):
+        return "RCPT" if found.group(2) else "DATA" if found.group(3) else "MAIL"
     word = found.group(1).lower()
     if word.endswith("data"):
         return "DATA"
@@ -348,7 +486,12 @@ def command_of(text: str) -> str:
 
 
 def classify(
-    status: str = "", code: int | None = None, text: str = "", *, command: str = ""
+    status: str = "",
+    code: int | None = None,
+    text: str = "",
+    *,
+    command: str = "",
+    system: str = "",
 ) -> Classification:
     """Hard or soft, from an enhanced status code, an SMTP reply code and a diagnostic.
 
@@ -357,6 +500,7 @@ def classify(
     the SMTP command the refusal answered (RCPT, DATA...), read from the text when
     not given: words saying the *user* is unknown prove it only in reply to RCPT TO
     (after DATA the recipient was already accepted: a filter refused the message).
+    ``system`` names the mail system that wrote the report, for its ``L`` rules.
     """
     text = text[:MAX_TEXT]
     command = command.upper()[:4] or command_of(text)
@@ -379,12 +523,18 @@ def classify(
 
     if shown.startswith("2"):
         return result(_status_rule(shown), "status")
-    plainly = _COMPILED["H204"].search(text)  # "does not exist", in so many words
-    if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and not plainly:
+    if command in ("CONN", "MAIL") or _COMPILED[BEFORE_RCPT.code].search(text):
+        return result(BEFORE_RCPT, "wording")
+    anywhere = _match(tuple(r for r in HARD_RULES if r.code in ANY_STAGE), text)
+    if (command == "DATA" or _COMPILED[AFTER_DATA.code].search(text)) and anywhere is None:
         return result(AFTER_DATA, "wording")
     soft = _match(SOFT_RULES, text)
     if soft is not None:
         return result(soft, "wording")
+    if system:
+        known = _match(tuple(r for r in LAYOUT_RULES if r.system == system), text)
+        if known is not None:
+            return result(known, "system")
     rule = _status_rule(shown) if shown else None
     if shown and shown not in GENERIC_STATUS:
         if rule is not None:
@@ -393,15 +543,16 @@ def classify(
             return result(None, "status", "userunknown")
         return result(None, "status")  # 5.2.x-5.6.x: the system, the network, the content
     transient = shown.startswith("4") or (code is not None and 400 <= code < 500)
-    hard = _match(HARD_RULES, text)
+    hard = anywhere or _match(HARD_RULES, text)
     if hard is not None and not transient:
-        # A refusal in so many words ("user unknown") without a bad-mailbox code proves
-        # it only as the reply to RCPT TO, or in a notice the recipient's own system
-        # wrote (no SMTP reply in it): at DATA, a filter says the same words.
-        proven = hard.code != "H205" or command == "RCPT" or code is None
+        # Words saying the *user* is unknown, without a bad-mailbox code, prove it only as
+        # the reply to RCPT TO: at DATA, or where nothing says which command they
+        # answered, a filter says the same words (and the server had accepted the
+        # recipient). A lookup in the recipient system's own directory proves it anywhere.
+        proven = hard.code != "H205" or command == "RCPT"
         if proven and (not shown.startswith("5.7.") or _PLAINLY_MISSING.search(text)):
             return result(hard, "wording")
-        if hard.code == "H205" and not command:
+        if hard.code == "H205" and command != "RCPT":
             return result(hard, "wording", "filtered")
     if rule is not None:
         return result(rule, "status")
@@ -421,6 +572,11 @@ def markdown_table() -> str:
     for rule in RULES:
         if rule in STATUS_RULES:
             matches = "status " + ", ".join(f"`{p}`" for p in rule.pattern.split())
+        elif rule.system:
+            example = rule.example.replace("\n", " / ")
+            matches = f"`{rule.system}` reports: " + (
+                f"wording, e.g. “{example}”" if rule.pattern else "any refusal"
+            )
         else:
             matches = f"wording, e.g. “{rule.example}”"
         lines.append(

@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
@@ -444,18 +445,8 @@ class MessageBuilder:
         return message
 
     def sign(self, message: bytes) -> bytes:
-        import dkim  # deferred: only a workspace that signs loads dkimpy
-
         assert self.dkim_key is not None
-        signature = dkim.sign(
-            message,
-            self.dkim_selector,
-            self.dkim_domain,
-            self.dkim_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[h.encode("ascii") for h in DKIM_SIGNED],
-        )
-        return bytes(signature)
+        return dkim_signature(message, self.dkim_selector, self.dkim_domain, self.dkim_key)
 
     def parts(self, recipient: Recipient, *, test: bool = False) -> MessageParts:
         """The message as separate fields, for HTTP mail APIs."""
@@ -551,6 +542,36 @@ def reference_message(
 
 def _address_header(recipient: Recipient) -> str:
     return str(Address(display_name=recipient.name, addr_spec=recipient.email))
+
+
+def dkim_signature(message: bytes, selector: bytes, domain: bytes, key: bytes) -> bytes:
+    """The DKIM-Signature header for ``message`` (relaxed/relaxed, every header over-signed)."""
+    import dkim  # deferred: only a workspace that signs loads dkimpy
+
+    signature = dkim.sign(
+        message,
+        selector,
+        domain,
+        key,
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[h.encode("ascii") for h in DKIM_SIGNED],
+    )
+    return bytes(signature)
+
+
+def dkim_signer(ws: Workspace) -> Callable[[bytes], bytes] | None:
+    """Signs a whole message (signature header first) as ``[dkim]`` says; None when off.
+
+    For the messages not built by :class:`MessageBuilder` (the confirmation
+    email), so that every message digest sends is signed alike.
+    """
+    key = load_dkim_key(ws)
+    if key is None:
+        return None
+    n = ws.config.newsletter
+    selector = ws.config.dkim.selector.encode("ascii")
+    domain = (ws.config.dkim.domain or n.domain).encode("ascii")
+    return lambda message: dkim_signature(message, selector, domain, key) + message
 
 
 def load_dkim_key(ws: Workspace) -> bytes | None:

@@ -20,9 +20,11 @@ not attributed to any issue.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -127,6 +129,40 @@ class _Purpose:
             return f"{head}{payload.decode('ascii')}.{base64_encode(mac.digest()).decode('ascii')}"
 
         return make
+
+
+MIN_KEY_BYTES = 32  # every key: the signing key, the retired ones, the pseudonym key
+# What a key must show to be taken for random, not typed: most keys that fail
+# these were made by hand ("aaaa…", "password" four times, "0123…cdef" twice).
+_MIN_DISTINCT = 8
+_MIN_ENTROPY_BITS = 80.0  # per-character Shannon entropy times length: a lower bound
+_MAX_STEP_SHARE = 0.6  # neighbours equal or one apart ("abcd…", "9876…", "aaaa…")
+
+
+def key_weakness(key: bytes) -> str:
+    """Why ``key`` is too weak to sign or pseudonymise with; "" when it will do.
+
+    Shorter than :data:`MIN_KEY_BYTES`; one short run repeated; few distinct
+    characters; low entropy (Shannon, per character, times the length); or
+    mostly a sequence. `digest secret` (32 random bytes, base64url) passes every
+    rule by far; so do ``openssl rand -hex 32`` and ``-base64 32``.
+    """
+    if len(key) < MIN_KEY_BYTES:
+        return f"is {len(key)} bytes long; a key needs at least {MIN_KEY_BYTES}"
+    for period in range(1, len(key) // 2 + 1):
+        if all(key[i] == key[i - period] for i in range(period, len(key))):
+            return f"repeats the same {period} character{'s' if period > 1 else ''} over and over"
+    counts = collections.Counter(key)
+    if len(counts) < _MIN_DISTINCT:
+        return f"uses only {len(counts)} different characters"
+    size = len(key)
+    entropy = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
+    if entropy < _MIN_ENTROPY_BITS:
+        return f"has too little entropy (about {entropy:.0f} bits; random keys have over 128)"
+    steps = sum(1 for a, b in zip(key, key[1:], strict=False) if abs(a - b) <= 1)
+    if steps > _MAX_STEP_SHARE * (size - 1):
+        return "is mostly a run of neighbouring characters (like abcd… or 1234…)"
+    return ""
 
 
 def key_fingerprint(secret: bytes) -> str:
@@ -318,7 +354,7 @@ def _read(purpose: _Purpose, token: str, what: str, max_age: int | None = None) 
             return serializer.loads(token, max_age=max_age)
         return serializer.loads(token)
     except SignatureExpired:
-        raise TokenError(f"this {what} link has expired; ask for a new one") from None
+        raise TokenError(f"this {what} link has expired; ask for a new one", expired=True) from None
     except BadSignature:
         raise TokenError(
             f"this {what} link is not valid (altered, cut short, or meant for another page)"

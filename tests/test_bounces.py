@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from digest import bounces, consent
 from digest.bounces import Report, classify
-from digest.errors import SubscriberError, TokenError
+from digest.errors import TokenError
 from digest.people import audience, changes, record, rights
 from digest.store import Store
 from digest.tokens import Tokens
@@ -151,15 +151,15 @@ def test_a_delivered_issue_resets_the_soft_count(store: Store) -> None:
     assert out.outcome == bounces.SUPPRESSED
 
 
-def test_complaint_suppresses_for_good(store: Store) -> None:
+def test_complaint_suppresses_until_the_reader_confirms_again(store: Store) -> None:
     sub = _reader(store)
     out = bounces.apply(store, _report(sub.id, "complaint", status=""))
     assert out.outcome == bounces.SUPPRESSED
     assert record.get_subscriber(store, sub.id).status == "complained"  # type: ignore[union-attr]
-    with pytest.raises(SubscriberError, match="suppression list"):
-        changes.request_signup(
-            store, "reader1@example.net", None, method="web_form", source="t", evidence={}
-        )
+    again = changes.request_signup(
+        store, "reader1@example.net", None, method="web_form", source="t", evidence={}
+    )
+    assert again.status == "pending" and record.is_suppressed(store, sub.id)
 
 
 def test_mailbox_unsubscribe_withdraws_consent_only(store: Store) -> None:

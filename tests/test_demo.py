@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import email
+import subprocess
+import tempfile
 from email import policy
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
@@ -85,3 +88,28 @@ def test_demo_refuses_an_existing_workspace(tmp_path: Path) -> None:
     result = runner.invoke(main, ["demo", str(tmp_path)])
     assert result.exit_code == 1
     assert "already holds a workspace" in result.output
+
+
+def test_the_demo_leaves_the_folder_it_runs_in_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's first command runs in a fresh clone: `git status` stays clean after it."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "README.md").write_text("a clone\n", encoding="utf-8")
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "README.md"], check=True)
+    subprocess.run([*git, "commit", "-qm", "clone"], check=True)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(clone)
+
+    result = CliRunner().invoke(main, ["demo"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout == "", status.stdout
+    (made,) = scratch.iterdir()
+    assert made.name.startswith("digest-demo-") and (made / "digest.toml").is_file()
+    assert f"1. Workspace        {made}" in result.output

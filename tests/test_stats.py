@@ -365,10 +365,10 @@ def test_the_preview_says_when_there_are_no_stats(
     assert "No stats right now" in reply.text and "cannot connect to" in reply.text
 
 
-def test_migration_7_brings_a_database_made_before_it_up_to_date(
+def test_migration_9_brings_a_database_made_before_it_up_to_date(
     workspace: Workspace, database_url: str
 ) -> None:
-    """A database of migrations 1 to 6 (as released) gets the indexes and the reasons table."""
+    """A database of migrations 1 to 8 (as released) gets the indexes and the reasons table."""
     from sqlalchemy import inspect
 
     from digest.store import Store, migrations
@@ -376,9 +376,9 @@ def test_migration_7_brings_a_database_made_before_it_up_to_date(
     store = Store.connect(database_url, workspace)
     saved = list(migrations.MIGRATIONS)
     try:
-        migrations.MIGRATIONS[:] = [m for m in saved if m.version < 7]
+        migrations.MIGRATIONS[:] = [m for m in saved if m.version < 9]
         migrations.upgrade(store.engine)
-        with store.engine.begin() as conn:  # the indexes as migration 6 made them
+        with store.engine.begin() as conn:  # the indexes as migrations 1 to 8 made them
             for name in (
                 "ix_consent_events_kind_time",
                 "ix_consent_events_subject_seq",
@@ -389,7 +389,7 @@ def test_migration_7_brings_a_database_made_before_it_up_to_date(
     finally:
         migrations.MIGRATIONS[:] = saved
     try:
-        assert [m.version for m in migrations.upgrade(store.engine)] == [7]
+        assert [m.version for m in migrations.upgrade(store.engine)] == [9]
         assert migrations.upgrade(store.engine) == []
         inspector = inspect(store.engine)
         events = {ix["name"] for ix in inspector.get_indexes("consent_events")}
@@ -399,6 +399,6 @@ def test_migration_7_brings_a_database_made_before_it_up_to_date(
         assert (
             "ix_bounce_reports_issue_kind" in reports and "ix_bounce_reports_issue" not in reports
         )
-        assert inspector.has_table("unsubscribe_reasons")  # made by migration 7 alone
+        assert inspector.has_table("unsubscribe_reasons")  # made by migration 9 alone
     finally:
         store.close()

@@ -219,3 +219,25 @@ def test_the_form_has_the_body_limit(site: Site, store: Store) -> None:
 )
 def test_clean_text(raw: str, kept: str) -> None:
     assert reasons.clean_text(raw) == kept
+
+
+def test_the_form_speaks_the_newsletters_language(
+    site_ws: Workspace, smtp_sink: Any, store: Store
+) -> None:
+    ws = configure(site_ws, {'language = "en"': 'language = "ru"'})
+    site = Site(ws, smtp_sink)
+    try:
+        page = unsubscribed_page_in(site, reader(store), "Вы отписались")
+        assert "Расскажете, почему вы уходите?" in page.text
+        assert "Подписку оформили без моего ведома" in page.text
+        refused = answer(site, page, reason="other", text="я" * (reasons.MAX_TEXT + 1))
+        assert "Пожалуйста, уложитесь в 500 символов." in refused.text
+        assert "Спасибо, что рассказали." in answer(site, page, reason="other").text
+    finally:
+        site.close()
+
+
+def unsubscribed_page_in(site: Site, sid: str, heading: str) -> httpx.Response:
+    page = site.post(link(sid), data={"action": "unsubscribe"})
+    assert page.status_code == 200 and heading in page.text, page.text
+    return page

@@ -34,6 +34,9 @@ from digest.store import Store, schema, stamp
 
 STATUSES = lifecycle.STATUSES
 SUPPRESSION_REASONS = ("admin", "bounced", "complained")
+# Suppressions a report made: the reader may lift them by confirming a new sign-up.
+# Any other reason (admin, erased) is for good.
+REPORT_REASONS = ("bounced", "complained")
 
 subs_t = schema.subscribers
 supp_t = schema.suppressions
@@ -113,6 +116,14 @@ def key_suppressed(conn: Connection, key: str | None) -> bool:
     return conn.execute(select(supp_t.c.key).where(supp_t.c.key == key)).first() is not None
 
 
+def key_blocked(conn: Connection, key: str | None) -> bool:
+    """True when this key is suppressed for good (not by a report the reader may lift)."""
+    if key is None:
+        return False
+    found = conn.execute(select(supp_t.c.reason).where(supp_t.c.key == key)).scalar()
+    return found is not None and found not in REPORT_REASONS
+
+
 def get_subscriber(store: Store, subscriber_id: str) -> Subscriber | None:
     with store.read() as conn:
         row = by_id(conn, subscriber_id)
@@ -135,7 +146,10 @@ def lookup(store: Store, email_or_id: str) -> Subscriber:
     )
     if found is None:
         shown = mask(email_or_id) if "@" in email_or_id else email_or_id
-        raise SubscriberError(f"no subscriber {shown}; see `digest subscribers list`")
+        raise SubscriberError(
+            f"no subscriber {shown}; see `digest subscribers list`",
+            typed=f"no subscriber {email_or_id}; see `digest subscribers list`",
+        )
     return found
 
 
@@ -270,3 +284,23 @@ def _pseudonym_of(conn: Connection, subject_id: str) -> str:
 def suppress_key(conn: Connection, key: str, kind: str) -> None:
     """Put a key on the suppression list (the caller checked it is not there yet)."""
     conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=stamp(clock.now())))
+
+
+def lift_report_suppression(conn: Connection, key: str | None) -> bool:
+    """Take a key off the suppression list if a report put it there; whether it was."""
+    if key is None:
+        return False
+    lifted = conn.execute(
+        supp_t.delete().where(supp_t.c.key == key, supp_t.c.reason.in_(REPORT_REASONS))
+    )
+    return bool(lifted.rowcount)
+
+
+def hold_for_good(conn: Connection, key: str) -> bool:
+    """Make a report's suppression of ``key`` the operator's, which no reader lifts."""
+    changed = conn.execute(
+        supp_t.update()
+        .where(supp_t.c.key == key, supp_t.c.reason.in_(REPORT_REASONS))
+        .values(reason="admin")
+    )
+    return bool(changed.rowcount)

@@ -63,6 +63,19 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     cursor.close()
 
 
+# How long a PostgreSQL statement waits for a lock another transaction holds (the chain
+# head, a row) before it gives up with "canceling statement due to lock timeout": the
+# same wait as SQLite's busy timeout, so a stuck writer elsewhere is an error (a bounce
+# intake exits 75 and is tried again), not a process waiting for ever.
+POSTGRES_LOCK_TIMEOUT_MS = 30000
+
+
+def _postgres_connect(dbapi_conn: Any, record: Any) -> None:
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {int(POSTGRES_LOCK_TIMEOUT_MS)}")
+    dbapi_conn.commit()  # a SET inside a transaction that is rolled back would be undone
+
+
 def _sqlite_begin(conn: Connection) -> None:
     read_only = conn.get_execution_options().get("digest_read_only", False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -98,6 +111,7 @@ class Store:
             event.listen(engine, "begin", _sqlite_begin)
         elif backend == "postgresql":
             engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+            event.listen(engine, "connect", _postgres_connect)
         else:
             raise StoreError(
                 f"database URL {_safe(url)!r}: only sqlite and postgresql are supported"

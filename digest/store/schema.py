@@ -61,6 +61,9 @@ consent_texts = Table(
     Column("url", Text, nullable=False, default=""),
     Column("sha256", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
+    # The BCP 47 tag of a statement's language ("" for a policy, and for the statements
+    # recorded before digest knew it); a statement's sha256 covers it (consent.py).
+    Column("language", String(35), nullable=False, default="", server_default=""),
     UniqueConstraint("kind", "sha256", name="uq_consent_texts_kind_sha256"),
 )
 

@@ -2,7 +2,7 @@
 
 :func:`collect` answers "are we growing?" and "how did each issue do?" for the
 last N weeks (Monday to Sunday, in the schedule's time zone) with counts over
-ranges of indexes (migration 7) and a few small GROUP BY queries: no reader's
+ranges of indexes (migration 9) and a few small GROUP BY queries: no reader's
 row is read into Python, so the cost grows with the number of weeks and issues
 (and the events in them), not with the list.
 

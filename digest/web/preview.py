@@ -63,10 +63,11 @@ NO_STORE = {"cache-control": "no-store"}
 
 
 def watched_files(root: Path) -> Iterator[Path]:
-    """The files a preview depends on: config, issues, workspace and built-in templates."""
+    """The files a preview depends on: config, issues, workspace and built-in templates,
+    and the workspace's own catalogs (locale/)."""
     yield root / "digest.toml"
     yield from list_issue_paths(root / "issues")
-    for folder in (root / "templates", BUILTIN_TEMPLATES):
+    for folder in (root / "templates", BUILTIN_TEMPLATES, root / "locale"):
         if folder.is_dir():
             yield from sorted(p for p in folder.rglob("*") if p.is_file())
 
@@ -116,7 +117,11 @@ class IssueView:
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.level != "error"]
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def infos(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "info"]
 
     @property
     def size_ratio(self) -> float:
@@ -436,6 +441,7 @@ class Pages:
                 "gmail_limit": GMAIL_CLIP_BYTES,
                 "errors": len(view.errors),
                 "warnings": len(view.warnings),
+                "notes": len(view.infos),
                 "findings": [f.__dict__ for f in view.findings],
             },
             headers=NO_STORE,

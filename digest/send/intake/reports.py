@@ -18,6 +18,8 @@ the report formats:
   ``X-Failed-Recipients`` and the usual bounce layouts win over ``Auto-Submitted``.
 * Auto-replies (RFC 3834 ``Auto-Submitted``, vacation notices) are recognised
   and ignored.
+* The layouts of a few mail systems (fml, Apache James), and which system wrote a
+  report when its words mean something of their own: :mod:`.layouts`.
 
 A message over :data:`MAX_REPORT_BYTES` or with more than :data:`MAX_PARTS` MIME
 parts raises :class:`Unreadable` before it is parsed; parts are walked without
@@ -40,8 +42,9 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from html import unescape
 
-from digest.bounce_rules import classify, command_of
+from digest.bounce_rules import classify, command_of, report_wide
 from digest.errors import DigestError
+from digest.send.intake import layouts
 
 DSN = "dsn"
 ARF = "arf"
@@ -151,6 +154,7 @@ class Parsed:
     original_message_id: str = ""
     text: str = ""  # the human-readable part, for a plain bounce
     original_from: str = ""  # ARF Original-Mail-From: the envelope sender of our message
+    system: str = ""  # the mail system that wrote it, when its rules differ (layouts.py)
 
 
 def read_message(raw: bytes) -> Message:
@@ -172,17 +176,26 @@ def parse(raw: bytes, *, delivered_to: str = "") -> Parsed:
         for value in msg.get_all(name) or []:
             to.extend(address for _, address in getaddresses([str(value)]) if "@" in address)
     parsed = Parsed(OTHER, subject=_text(msg.get("Subject", "")), to=to)
-    kinds = {part.get_content_type() for part in _parts(msg)}
+    found = _report_parts(msg)
+    kinds = {part.get_content_type() for part in found}
+    parsed.system = layouts.system_of(msg, "\n".join(_part_text(part) for part in found))
     if "message/feedback-report" in kinds:
-        _read_arf(msg, parsed)
-    elif "message/delivery-status" in kinds or "message/global-delivery-status" in kinds:
-        _read_dsn(msg, parsed)
+        _read_arf(msg, found, parsed)
+    elif kinds:
+        _read_dsn(msg, found, parsed)
     # X-Failed-Recipients and the usual bounce layouts win over Auto-Submitted (an Exim
     # bounce says auto-replied); a DSN part without a recipient is read as text.
-    if (parsed.form == OTHER and _looks_like_bounce(msg, parsed.subject)) or (
-        parsed.form == DSN and not parsed.recipients
-    ):
-        _read_plain_bounce(msg, parsed)
+    if parsed.form == OTHER or (parsed.form == DSN and not parsed.recipients):
+        text = _first_text(msg)
+        layout, listed = layouts.read_layout(msg, text)
+        if listed:
+            parsed.form, parsed.text = PLAIN_BOUNCE, text
+            parsed.recipients = [
+                Failed(item.address, "failed", "", item.diagnostic, "", _command(text, ""))
+                for item in listed[:20]
+            ]
+        elif parsed.form == DSN or _looks_like_bounce(msg, parsed.subject):
+            _read_plain_bounce(msg, parsed)
     if parsed.form == OTHER and _is_autoreply(msg, parsed.subject):
         parsed.form = AUTOREPLY
     if parsed.original is None:
@@ -190,8 +203,8 @@ def parse(raw: bytes, *, delivered_to: str = "") -> Parsed:
     if parsed.original is not None and not parsed.original_message_id:
         parsed.original_message_id = " ".join(str(parsed.original.get("Message-ID", "")).split())
     if not parsed.original_message_id and parsed.form in (DSN, ARF, PLAIN_BOUNCE):
-        found = _MESSAGE_ID.search(parsed.text or _all_text(msg))
-        parsed.original_message_id = found.group(1) if found else ""
+        pasted = _MESSAGE_ID.search(parsed.text or _all_text(msg))
+        parsed.original_message_id = pasted.group(1) if pasted else ""
     return parsed
 
 
@@ -207,7 +220,9 @@ def kind_of(parsed: Parsed, failed: Failed) -> tuple[str, str]:
         return "ignored", ""
     if failed.action in ("delayed", "delivered", "relayed", "expanded"):
         return "ignored", failed.status  # notices (RFC 3464 2.3.3); "expired" is a failure
-    found = classify(failed.status, None, failed.words, command=failed.command)
+    found = classify(
+        failed.status, None, failed.words, command=failed.command, system=parsed.system
+    )
     return found.kind, found.status or (str(found.code) if found.code else "")
 
 
@@ -222,18 +237,31 @@ def classes(raw: bytes) -> list[str]:
 # -- the formats ---------------------------------------------------------------------------
 
 
-def _read_dsn(msg: Message, parsed: Parsed) -> None:
+_REPORT_PARTS = (
+    "message/feedback-report",
+    "message/delivery-status",
+    "message/global-delivery-status",
+)
+
+
+def _report_parts(msg: Message) -> list[Message]:
+    """The report parts (DSN, ARF) of ``msg``: its own, not those of a message it returns
+    (a postmaster's copy of a bounce quotes the first bounce, whose report is not this
+    one's); when it has none of its own, those of the message it wraps (an appliance
+    forwarding a bounce as an attachment)."""
+    own = [p for p in _parts(msg, own=True) if p.get_content_type() in _REPORT_PARTS]
+    return own or [p for p in _parts(msg) if p.get_content_type() in _REPORT_PARTS]
+
+
+def _read_dsn(msg: Message, found: list[Message], parsed: Parsed) -> None:
     parsed.form = DSN
     human = _first_text(msg)
     parsed.text = human
-    for part in _parts(msg):
-        if part.get_content_type() not in (
-            "message/delivery-status",
-            "message/global-delivery-status",
-        ):
+    for part in found:
+        if part.get_content_type() == "message/feedback-report":
             continue
-        blocks = _blocks(part)
-        for block in blocks[1:]:  # the first block is about the message, the rest per recipient
+        records = _recipient_records(_blocks(part))
+        for block in records:
             address = _typed_address(block.get("Final-Recipient", "")) or _typed_address(
                 block.get("Original-Recipient", "")
             )
@@ -241,8 +269,16 @@ def _read_dsn(msg: Message, parsed: Parsed) -> None:
                 continue
             kind, diagnostic = _typed(block.get("Diagnostic-Code", ""))
             near = _near(human, address)
-            # The human-readable part only when the diagnostic says nothing in words.
+            # The human-readable part only when the diagnostic says nothing in words, but
+            # what it says of a mailbox's state or the sending system's verdict always
+            # (for a report about one recipient, wherever it says it).
             context = "" if _WORDS.search(diagnostic) else near
+            wide = report_wide(_own_text(human) if len(records) == 1 else near)
+            if wide and wide not in context:
+                context = f"{context}\n{wide}".strip()
+            for name in _CATEGORY_FIELDS:  # a sending system's own reading, per recipient
+                if block.get(name):
+                    context = f"{context}\n{name}: {_text(block[name]).strip()}".strip()
             if kind and kind != "smtp":
                 context = f"{kind}; {context}"
             parsed.recipients.append(
@@ -252,14 +288,42 @@ def _read_dsn(msg: Message, parsed: Parsed) -> None:
                     status=_text(block.get("Status", "")).strip(),
                     diagnostic=diagnostic[:1000],
                     context=context,
-                    command=_command(human, f"{diagnostic[:1000]} {near}"),
+                    command=_command(human, f"{diagnostic[:1000]} {near}", address),
                 )
             )
 
 
-def _read_arf(msg: Message, parsed: Parsed) -> None:
+# Extension fields in which a sending system gives its own reading of a recipient's refusal.
+_CATEGORY_FIELDS = ("X-PowerMTA-BounceCategory",)
+
+# Fields that begin what a DSN says about one recipient (RFC 3464 2.3).
+_RECIPIENT_FIELDS = ("original-recipient", "final-recipient")
+
+
+def _recipient_records(blocks: list[Message]) -> list[Message]:
+    """The per-recipient field groups of a delivery-status part (RFC 3464 2.1).
+
+    Each recipient's fields should be a block of their own, after the per-message
+    block; some mail systems (AOL's) write them all in one block. A ``Final-Recipient``
+    or ``Original-Recipient`` that the group already has starts the next recipient, so
+    both layouts give one group per recipient.
+    """
+    records: list[Message] = []
+    for block in blocks:
+        current: Message | None = None
+        for name, value in block.items():
+            if current is None or (
+                name.lower() in _RECIPIENT_FIELDS and current.get(name) is not None
+            ):
+                current = Message()
+                records.append(current)
+            current[name] = value
+    return [r for r in records if any(r.get(name) is not None for name in _RECIPIENT_FIELDS)]
+
+
+def _read_arf(msg: Message, found: list[Message], parsed: Parsed) -> None:
     parsed.form = ARF
-    for part in _parts(msg):
+    for part in found:
         if part.get_content_type() != "message/feedback-report":
             continue
         blocks = _blocks(part)
@@ -308,12 +372,20 @@ def _read_plain_bounce(msg: Message, parsed: Parsed) -> None:
             Failed("", "failed", "", _diagnostic_line(own), own[:1500], command)
         )
         return
+    # A bounce that quotes one reply and then lists the addresses it concerns (MailMarshal:
+    # "Could not be delivered because of ... The following recipients were affected:").
+    replies = {line.strip() for line in own.splitlines() if _CODE_LINE.search(line)}
+    only = next(iter(replies))[:500] if len(replies) == 1 else ""
     for address in found[:20]:
         block = _near(own, address) or own[:1500]
-        command = _command(own, block)
-        parsed.recipients.append(
-            Failed(address, "failed", "", _diagnostic_line(block), block, command)
-        )
+        diagnostic = _diagnostic_line(block)
+        if only and not _CODE_LINE.search(block):
+            diagnostic, block = only, f"{only}\n{block}"
+        command = _command(own, block, address)
+        reply = _transcript_reply(own, address)
+        if reply:  # the transcript shows this recipient refused: that reply is the evidence
+            diagnostic, block, command = reply, "", "RCPT"
+        parsed.recipients.append(Failed(address, "failed", "", diagnostic, block, command))
 
 
 def _near(text: str, address: str, limit: int = 1500) -> str:
@@ -350,12 +422,32 @@ def _near(text: str, address: str, limit: int = 1500) -> str:
     return " ".join(out)[:limit]
 
 
-def _transcript_command(text: str) -> str:
+def _transcript_reply(text: str, address: str) -> str:
+    """The server's reply to a refused ``RCPT TO`` for ``address`` in an SMTP transcript
+    (``>>> RCPT To:<address>`` then ``<<< 550 ...``): the refusal of that recipient, in
+    the server's own words, whatever else the report goes on to say."""
+    low = address.lower()
+    lines = text[:20000].splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip().lower()
+        if stripped.startswith(">>>") and "rcpt" in stripped and low in stripped:
+            replies = []
+            for following in lines[index + 1 : index + 6]:
+                if not following.strip().startswith("<<<"):
+                    break
+                replies.append(following.strip()[3:].strip())
+            if replies and replies[0][:1] == "5":
+                return " ".join(replies)[:500]
+    return ""
+
+
+def _transcript_command(text: str, address: str = "") -> str:
     """The command a refusal in an SMTP transcript answered: RCPT, DATA or "" (none shown).
 
     A Sendmail or Courier transcript (``>>> command`` / ``<<< reply``) is paired reply
     by reply: the replies after the last command end with that command's own, and the
-    earlier ones answer pipelined commands (RCPT TO) the transcript may not show.
+    earlier ones answer pipelined commands (RCPT TO) the transcript may not show. A
+    refused ``RCPT TO`` that names ``address`` settles it for that address.
     """
     exchanges: list[tuple[str, list[str]]] = []
     for line in text[:20000].lower().splitlines():
@@ -364,6 +456,10 @@ def _transcript_command(text: str) -> str:
             exchanges.append((stripped[3:].strip(), []))
         elif stripped.startswith("<<<") and exchanges and stripped[6:7] != "-":
             exchanges[-1][1].append(stripped[3:].strip()[:1])  # not a continuation line
+    low = address.lower()
+    for command, replies in exchanges:
+        if low and low in command and command.startswith("rcpt") and "5" in replies:
+            return "RCPT"
     for command, replies in exchanges:
         refused = [r in ("4", "5") for r in replies]
         if command.startswith("rcpt") and any(refused):
@@ -373,9 +469,14 @@ def _transcript_command(text: str) -> str:
     return ""
 
 
-def _command(text: str, block: str) -> str:
+def _command(text: str, block: str, address: str = "") -> str:
     """What the refusal about one recipient answered, from its block or the transcript."""
-    return command_of(block) or command_of(text) or _transcript_command(text)
+    return (
+        command_of(block)
+        or (_transcript_command(text, address) if address else "")
+        or command_of(text)
+        or _transcript_command(text)
+    )
 
 
 def _own_text(text: str) -> str:
@@ -442,17 +543,26 @@ def _is_autoreply(msg: Message, subject: str) -> bool:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _parts(msg: Message) -> Iterator[Message]:
-    """Every part of ``msg``, depth first, without recursion (``Message.walk`` recurses)."""
+def _parts(msg: Message, *, own: bool = False) -> Iterator[Message]:
+    """Every part of ``msg``, depth first, without recursion (``Message.walk`` recurses).
+
+    ``own``: not the parts of a returned message (a bounce of a bounce quotes the first
+    one's report, which is not this report's).
+    """
     stack = [msg]
     seen = 0
     while stack and seen < 4 * MAX_PARTS:
         part = stack.pop()
         seen += 1
         yield part
+        if own and part is not msg and part.get_content_type() in _RETURNED:
+            continue
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
             stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+
+
+_RETURNED = ("message/rfc822", "message/global")
 
 
 def _addresses_of(msg: Message | None, names: tuple[str, ...]) -> list[str]:
@@ -472,6 +582,14 @@ def _blocks(part: Message) -> list[Message]:
     return [
         parser.parsestr(chunk + "\n") for chunk in re.split(r"\r?\n\r?\n", text) if chunk.strip()
     ]
+
+
+def _part_text(part: Message) -> str:
+    """A delivery-status or feedback-report part as text (its fields, block by block)."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return "\n\n".join(str(p) for p in payload if isinstance(p, Message))[:20000]
+    return payload[:20000] if isinstance(payload, str) else ""
 
 
 def _attached_original(msg: Message) -> Message | None:
@@ -544,11 +662,22 @@ def _text(value: object) -> str:
 
 def _typed(value: object) -> tuple[str, str]:
     """``smtp; 550 ...`` -> (``smtp``, ``550 ...``), unfolded; no type: ("", the text)."""
-    text = " ".join(str(value).split())
+    text = " ".join(_unescaped(str(value)).split())
     kind, sep, rest = text.partition(";")
     if sep and " " not in kind.strip():
         return kind.strip().lower(), rest.strip()
     return "", text
+
+
+def _unescaped(text: str) -> str:
+    """A field written in raw ISO-2022-JP (escape sequences, not RFC 2047 words), as
+    Japanese Lotus Domino writes its diagnostics, decoded."""
+    if "\x1b$" not in text:
+        return text
+    try:
+        return text.encode("latin-1").decode("iso-2022-jp")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def _typed_value(value: object) -> str:
