@@ -169,5 +169,6 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print) -> DemoReport
     say("Next:")
     say(f"  digest -C {ws.root} preview        the email in your browser")
     say(f"  digest -C {ws.root} deliveries     what the send did")
+    say(f"  digest -C {ws.root} stats          the list week by week, what the issue did")
     say(f"  digest -C {ws.root} subscribers list")
     return report

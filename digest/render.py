@@ -607,6 +607,8 @@ class PreparedIssue:
 
     def __post_init__(self) -> None:
         self._unsubscribe_prefix = unsubscribe_url(self.config, "")
+        # Each reader's link names this issue (for `digest stats`); keyed once per issue.
+        self._unsubscribe_token = self.tokens.unsubscribe_for(self.issue.date.isoformat())
         self._manage = self.config.newsletter.manage_url
         self._manage_token = "{token}" in self._manage
 
@@ -628,7 +630,7 @@ class PreparedIssue:
             "name": recipient.name,
             "email": recipient.email,
             "unsubscribe_url": self._unsubscribe_prefix
-            + self.tokens.unsubscribe(recipient.subscriber_id),
+            + self._unsubscribe_token(recipient.subscriber_id),
             "manage_url": manage,
         }
 

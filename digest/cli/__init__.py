@@ -59,6 +59,15 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "How it went",
+        (
+            (
+                "stats",
+                "Show the list's growth and what each sent issue did; no opens or clicks, ever.",
+            ),
+        ),
+    ),
+    (
         "Edit the upcoming issue (or --issue DATE)",
         (
             ("add", "Add the article at URL, reading its title, summary and image from the page."),
@@ -229,6 +238,7 @@ COMMANDS = {
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",
     "secret": "web:secret",
+    "stats": "stats:stats_cmd",
     "translations": "translations:translations",
 }
 

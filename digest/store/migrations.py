@@ -197,6 +197,26 @@ def _text_languages(conn: Connection, dialect: str) -> None:
         )
 
 
+# Created IF NOT EXISTS: a database made after these lines were added to schema.py
+# already has them from the tables' own creation.
+_STATS_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS ix_consent_events_kind_time ON consent_events (kind, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS ix_bounce_reports_issue_kind"
+    " ON bounce_reports (issue, kind, outcome)",
+    "DROP INDEX IF EXISTS ix_bounce_reports_issue",  # the one above begins with it
+]
+_STATS_INDEXES_PG = [
+    "CREATE INDEX IF NOT EXISTS ix_consent_events_subject_seq ON consent_events (subject_id, seq)",
+]
+
+
+def _stats(conn: Connection, dialect: str) -> None:
+    """The indexes `digest stats` reads from, and the table of unsubscribe reasons."""
+    for statement in _STATS_INDEXES + (_STATS_INDEXES_PG if dialect == "postgresql" else []):
+        conn.exec_driver_sql(statement)
+    schema.unsubscribe_reasons.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "subscribers and consent ledger", _consent_ledger),
     Migration(2, "schedule runs", lambda conn, dialect: schema.schedule_runs.create(conn)),
@@ -206,6 +226,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
     Migration(7, "the language of each consent text", _text_languages),
     Migration(8, "a reader lifts a report's suppression by confirming again", _report_lifts),
+    Migration(9, "stats: indexes and unsubscribe reasons", _stats),
 ]
 
 

@@ -46,6 +46,7 @@ from digest import check, render
 from digest.errors import DigestError, IssueError
 from digest.issue import Issue, issue_path, list_issue_paths, load_issue, workspace_issue
 from digest.message import MessageBuilder
+from digest.web import stats
 from digest.web.app import create_app
 from digest.workspace import Workspace, open_workspace
 
@@ -463,6 +464,14 @@ def error_page(request: Request, status: int, detail: str) -> str:
     )
 
 
+def _stats_problem(message: str) -> Response:
+    """The Stats page cannot be made (the database is unreachable): say why, in the layout."""
+    html = _pages.get_template("preview_error.html").render(
+        status=503, title="No stats right now", detail=message, version="", name="digest"
+    )
+    return HTMLResponse(html, 503, headers=NO_STORE)
+
+
 def routes(ws: Workspace) -> list[BaseRoute]:
     pages = Pages(Previewer(ws))
     return [
@@ -474,6 +483,7 @@ def routes(ws: Workspace) -> list[BaseRoute]:
         Route("/issue/{day}/source.txt", pages.raw_source, name="preview_source"),
         Route("/issue/{day}/headers.json", pages.headers_json, name="preview_headers"),
         Route("/issue/{day}/check.json", pages.check_json, name="preview_check"),
+        *stats.routes(ws, _stats_problem),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -18,6 +18,13 @@ Decisions worth knowing:
 * Unsubscribing is never rate limited or refused for a valid link: the
   signed token is the proof, and mailbox providers post one-click requests
   from a few shared addresses.
+* An unsubscribe by link records the issue the link named (``source`` and
+  evidence of the ``unsubscribed`` event), for ``digest stats``.
+* After an unsubscribe from the page, an optional "why are you leaving?"
+  form (``POST /leaving``) stores a reason and a short text with nothing of
+  the reader (:mod:`digest.store.reasons`). Its one-time answer token makes
+  one answer per page: sending it again replaces the first answer. It has the
+  form's guards (CSRF cookie and token, the rate limit, the body limit).
 * Resubscribing from the unsubscribe page needs the form (its CSRF token
   and this browser's cookie) with the consent box ticked, and then a fresh
   confirmation email, like a first sign-up: an unsubscribe link can be
@@ -32,7 +39,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,7 +62,8 @@ from digest.issue import Issue, list_issue_paths, load_issue, parse_date
 from digest.languages import language
 from digest.people import changes, record, rights
 from digest.send.intake.webhooks.common import MAX_BODY as WEBHOOK_MAX_BODY
-from digest.store import Store, open_store, stamp
+from digest.store import Store, open_store, reasons, stamp
+from digest.store.stats import unsubscribe_source
 from digest.tokens import Tokens
 from digest.translations import N_, Catalog, install
 from digest.web import webhooks
@@ -83,6 +91,7 @@ HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
 RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
+ANSWER_MAX_AGE = 24 * 3600  # seconds to answer "why are you leaving?" after unsubscribing
 MAX_BODY = 64 * 1024
 # path prefix -> bytes, for routes that take more than 64 KiB: providers post event batches
 BODY_LIMITS: dict[str, int] = {"/webhooks/": WEBHOOK_MAX_BODY}
@@ -314,6 +323,7 @@ class PublicSite:
             Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", self.resubscribe, methods=["POST"]),
+            Route("/leaving", self.leaving, methods=["POST"]),
             Route("/archive", self.archive, methods=["GET"]),
             Route("/archive/{day}", self.archived_issue, methods=["GET"]),
             Route("/{path:path}/", self.without_slash, methods=["GET", "HEAD"]),
@@ -383,23 +393,25 @@ class PublicSite:
         )
 
     def _with_form_token(
-        self, request: Request, path: str, render: Callable[[str], HTMLResponse]
+        self, request: Request, path: str | Sequence[str], render: Callable[[str], HTMLResponse]
     ) -> HTMLResponse:
-        """A page holding a CSRF form token, bound to this browser's cookie for ``path``."""
+        """A page holding a CSRF form token, bound to this browser's cookie for ``path``
+        (or each of several paths: one page, two forms)."""
         cookie = request.cookies.get(CSRF_COOKIE, "")
         nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
         response = render(form_token(self.tokens, nonce))
         if nonce != cookie:
-            response.set_cookie(
-                CSRF_COOKIE,
-                nonce,
-                max_age=CSRF_MAX_AGE,
-                path=path,
-                # Secure only over https: a form on http://127.0.0.1 (a local trial) works
-                secure=came_over_https(request, self.proxies),
-                httponly=True,
-                samesite="lax",
-            )
+            for each in (path,) if isinstance(path, str) else path:
+                response.set_cookie(
+                    CSRF_COOKIE,
+                    nonce,
+                    max_age=CSRF_MAX_AGE,
+                    path=each,
+                    # Secure only over https: a form on http://127.0.0.1 (a local trial) works
+                    secure=came_over_https(request, self.proxies),
+                    httponly=True,
+                    samesite="lax",
+                )
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -428,21 +440,31 @@ class PublicSite:
         token: str | None,
         status: int = 200,
         errors: tuple[str, ...] = (),
+        leaving: SimpleNamespace | None = None,
     ) -> Response:
-        """The "you are unsubscribed" page; with ``token``, its resubscribe form."""
-        if token is None:
+        """The "you are unsubscribed" page; with ``token``, its resubscribe form; with
+        ``leaving`` (see public_leaving.html), the "why are you leaving?" form or its reply."""
+        paths = ["/resubscribe"] if token is not None else []
+        if leaving is not None and leaving.state == "ask":
+            paths.append("/leaving")
+        if not paths:
             return self.page(
-                "public_unsubscribed.html", status, errors=errors, resubscribe_action=None
+                "public_unsubscribed.html",
+                status,
+                errors=errors,
+                resubscribe_action=None,
+                leaving=leaving,
             )
         return self._with_form_token(
             request,
-            "/resubscribe",
+            paths,
             lambda form: self.page(
                 "public_unsubscribed.html",
                 status,
                 errors=errors,
-                resubscribe_action=f"/resubscribe/{token}",
+                resubscribe_action=f"/resubscribe/{token}" if token is not None else None,
                 form_token=form,
+                leaving=leaving,
             ),
         )
 
@@ -593,29 +615,108 @@ class PublicSite:
         return self.page("public_unsubscribe.html", action=f"/unsubscribe/{token}")
 
     async def unsubscribe(self, request: Request) -> Response:
-        """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's button."""
+        """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's button.
+
+        The event records the issue the link named. After the page's button (a
+        person, not a mail provider's one-click POST), the reply asks, optionally,
+        why, when this request is what unsubscribed them.
+        """
         token = request.path_params["token"]
         try:
-            subscriber_id = self.tokens.read_unsubscribe(token)
+            subscriber_id, issue = self.tokens.read_unsubscribe_link(token)
         except TokenError as exc:
             return self._token_problem(exc, confirm=False, restart=False)
         form = await _form(request)
         one_click = _field(form, "List-Unsubscribe") == "One-Click"
         method = "one_click" if one_click else "link"
         ip = client_ip(request, self.proxies)
-        evidence = _evidence(request, ip, self.ws)
+        evidence = _evidence(request, ip, self.ws, **({"issue": issue} if issue else {}))
         try:
-            await run_in_threadpool(
-                changes.unsubscribe,
-                self.store,
-                subscriber_id,
-                method=method,
-                source=f"{_urls(self.ws).base}/unsubscribe",
-                evidence=evidence,
+            left = await run_in_threadpool(
+                self._unsubscribe, subscriber_id, method, issue, evidence
             )
         except SubscriberError:
-            pass  # erased or unknown: nothing left to unsubscribe
-        return self._unsubscribed_page(request, None if one_click else token)
+            left = False  # erased or unknown: nothing left to unsubscribe
+        if one_click:
+            return self._unsubscribed_page(request, None)
+        ask = None
+        if left:
+            answer = self.tokens.answer(new_form_nonce(), issue)
+            ask = self._leaving("ask", answer_token=answer)
+        return self._unsubscribed_page(request, token, leaving=ask)
+
+    def _unsubscribe(
+        self, subscriber_id: str, method: str, issue: str, evidence: dict[str, Any]
+    ) -> bool:
+        """Unsubscribe; True when this call is what took the reader off the list."""
+        before = record.get_subscriber(self.store, subscriber_id)
+        after = changes.unsubscribe(
+            self.store,
+            subscriber_id,
+            method=method,
+            source=unsubscribe_source(f"{_urls(self.ws).base}/unsubscribe", issue),
+            evidence=evidence,
+        )
+        return (
+            before is not None
+            and before.status in ("pending", "active")
+            and after.status == "unsubscribed"
+        )
+
+    # -- why are you leaving? ---------------------------------------------------------
+
+    def _record_answer(self, nonce: str, given: reasons.Answer) -> None:
+        with self.store.begin() as conn:
+            reasons.record(conn, nonce, given)
+
+    def _leaving(
+        self,
+        state: str,
+        *,
+        answer_token: str = "",
+        error: str = "",
+        values: dict[str, str] | None = None,
+    ) -> SimpleNamespace:
+        return SimpleNamespace(
+            state=state,
+            answer_token=answer_token,
+            error=error,
+            values=values or {"reason": "", "text": ""},
+            max_text=reasons.MAX_TEXT,
+        )
+
+    async def leaving(self, request: Request) -> Response:
+        """The optional answer to "why are you leaving?": stored with nothing of the reader.
+
+        Never required, and it changes nothing about the unsubscribe: a bad or
+        expired form is said so, an empty one stores nothing. The answer token
+        (from the page, signed, one day) names the page: the same page sending
+        again replaces its answer.
+        """
+        ip = client_ip(request, self.proxies)
+        self._limit(request, ip)
+        form = await _form(request)
+        answer_token = _field(form, "answer_token", 400)
+        try:
+            nonce, issue = self.tokens.read_answer(answer_token, ANSWER_MAX_AGE)
+        except TokenError:
+            return self._unsubscribed_page(request, None, 403, leaving=self._leaving("expired"))
+        raw = form.get("text")
+        text = raw.replace("\r\n", "\n") if isinstance(raw, str) else ""
+        values = {"reason": _field(form, "reason", 40), "text": text[: 4 * reasons.MAX_TEXT]}
+        if not check_form_token(
+            self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
+        ):
+            ask = self._leaving("ask", answer_token=answer_token, error="expired", values=values)
+            return self._unsubscribed_page(request, None, 403, leaving=ask)
+        if len(text.strip()) > reasons.MAX_TEXT:
+            ask = self._leaving("ask", answer_token=answer_token, error="too_long", values=values)
+            return self._unsubscribed_page(request, None, 400, leaving=ask)
+        given = reasons.answer(issue, values["reason"], text)
+        if given.empty:
+            return self._unsubscribed_page(request, None)
+        await run_in_threadpool(self._record_answer, nonce, given)
+        return self._unsubscribed_page(request, None, leaving=self._leaving("thanks"))
 
     async def resubscribe(self, request: Request) -> Response:
         """A fresh consent from the unsubscribe page: pending again, and a new confirmation.
