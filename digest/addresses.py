@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from typing import Any
 
 import idna
 
@@ -71,7 +72,8 @@ def normalise(address: str) -> str:
             return f"{local}@{_domain(domain)}"
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise SubscriberError(f"{mask(text)!s} is not a valid email address: {exc}") from None
+        said = f"is not a valid email address: {exc}"
+        raise SubscriberError(f"{mask(text)} {said}", typed=f"{text!r} {said}") from None
 
 
 NAME_MAX = 200  # characters kept of a display name
@@ -129,3 +131,23 @@ def route(address: str, *, utf8: bool, who: str) -> tuple[str, bool]:
     except idna.IDNAError as exc:
         raise Unroutable(f"the domain has no IDNA form ({exc})") from None
     return f"{local}@{ascii_domain}", False
+
+
+@functools.cache
+def _public_suffixes() -> Any:
+    # deferred: publicsuffixlist parses its bundled list (~0.1 s), wanted by check and doctor only
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str:
+    """The domain someone registered, as DMARC's relaxed alignment compares it.
+
+    One label under the longest public suffix that matches, from the Public
+    Suffix List bundled with ``publicsuffixlist`` (no network):
+    ``news.example.co.uk`` -> ``example.co.uk``, ``mail.example.pvt.k12.ma.us`` ->
+    ``example.pvt.k12.ma.us``. A public suffix, or a single label, is its own.
+    """
+    name = domain.strip().lower().rstrip(".")
+    return str(_public_suffixes().privatesuffix(name) or name)

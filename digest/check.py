@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,9 +23,11 @@ from urllib.parse import urlsplit
 import httpx
 import lxml.html
 
+from digest.addresses import organizational_domain
 from digest.config import Privacy
 from digest.errors import TemplateError
 from digest.issue import Issue, canonical_section
+from digest.issue_status import went_out_before
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ DEFAULT_POLICY_URL = Privacy().policy_url
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "info"
     code: str
     message: str
 
@@ -62,6 +65,11 @@ class CheckResult:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def infos(self) -> list[Finding]:
+        """What digest did for you and you may want to know (an alt text filled in)."""
+        return [f for f in self.findings if f.level == "info"]
 
     @property
     def ok(self) -> bool:
@@ -152,7 +160,8 @@ class Email:
         return str(self.prepared.values(self.reader)["unsubscribe_url"])
 
 
-# A rule's level: "error" stops a send, "warning" is worth a look; or a function
+# A rule's level: "error" stops a send, "warning" is worth a look, "info" says what
+# digest did in your place (it never needs fixing); or a function
 # of the email that picks one of them (a placeholder is an error only where mail
 # really leaves).
 Level = str | Callable[["Email"], str]
@@ -175,8 +184,8 @@ RULES: list[Rule] = []
 
 def rule(code: str, level: Level) -> Callable[[RuleFn], RuleFn]:
     """Register the decorated function as a rule; rules run in the order they are defined."""
-    if not callable(level) and level not in ("error", "warning"):  # pragma: no cover
-        raise ValueError(f"rule {code}: level {level!r} is not error or warning")
+    if not callable(level) and level not in ("error", "warning", "info"):  # pragma: no cover
+        raise ValueError(f"rule {code}: level {level!r} is not error, warning or info")
 
     def register(fn: RuleFn) -> RuleFn:
         RULES.append(Rule(code, level, fn))
@@ -260,9 +269,25 @@ def style_too_large(email: Email) -> Iterator[str]:
 
 @rule("image-no-alt", "error")
 def image_no_alt(email: Email) -> Iterator[str]:
+    """An image without alt text; an article's image written ``image_alt: ""`` on purpose
+    (a decorative picture) keeps its empty alt."""
+    decorative = {a.image for a in email.issue.articles if a.image and a.image_alt == ""}
     for img in email.doc.iter("img"):
-        if not (img.get("alt") or "").strip():
-            yield f"image {img.get('src', '') or '(no src)'} has no alt text"
+        src = img.get("src", "")
+        alt = img.get("alt")
+        if alt is None or (not alt.strip() and src not in decorative):
+            yield f"image {src or '(no src)'} has no alt text"
+
+
+@rule("image-alt-from-title", "info")
+def image_alt_from_title(email: Email) -> Iterator[str]:
+    for number, article in enumerate(email.issue.articles, 1):
+        if article.image and article.image_alt is None:
+            yield (
+                f"article {number}'s image has no alt text, so the email uses its headline "
+                f"({article.title!r}); describe the picture with `image_alt:` in the issue "
+                'file, or write `image_alt: ""` for a decorative one'
+            )
 
 
 def _addresses(email: Email) -> Iterator[tuple[str, str, bool]]:
@@ -348,6 +373,23 @@ def text_line_long(email: Email) -> Iterator[str]:
         yield f"text part line {long_lines[0]} is over {MAX_LINE} characters"
 
 
+@rule("article-repeated", "warning")
+def article_repeated(email: Email) -> Iterator[str]:
+    """An article that an earlier issue already carried out to readers."""
+    issue = email.issue
+    if issue.path is None:
+        return
+    earlier = went_out_before(issue.path.parent, issue.date)
+    for number, article in enumerate(issue.articles, 1):
+        when = earlier.get(article.url.rstrip("/"))
+        if when is not None:
+            yield (
+                f"article {number} ({article.url}) went out in the issue of {when} already; "
+                f"take it out with `digest remove {number} --issue {issue.slug}`, or keep it "
+                "to run it again"
+            )
+
+
 @rule("article-no-summary", "warning")
 def article_no_summary(email: Email) -> Iterator[str]:
     for number, article in enumerate(email.issue.articles, 1):
@@ -358,16 +400,47 @@ def article_no_summary(email: Email) -> Iterator[str]:
             )
 
 
-@rule("unsubscribe-not-https", "error")
+def _trial_on_this_machine(email: Email) -> bool:
+    """Nothing leaves (the outbox or null sender) and base_url is on this machine."""
+    config = email.prepared.config
+    host = urlsplit(config.newsletter.base_url).hostname or ""
+    return config.sender.kind not in REAL_SENDERS and loopback_host(host)
+
+
+def _https_level(email: Email) -> str:
+    """ "warning" for an http base_url on loopback while nothing leaves (a local trial)."""
+    return "warning" if _trial_on_this_machine(email) else "error"
+
+
+@rule("unsubscribe-not-https", _https_level)
 def unsubscribe_not_https(email: Email) -> Iterator[str]:
     """One-Click unsubscribe (RFC 8058), which every message announces, needs an https URL."""
     url = email.unsubscribe_url
     if urlsplit(url).scheme.lower() != "https":
+        shown = f"{url.split('/unsubscribe/')[0]}/unsubscribe/…"
+        if _trial_on_this_machine(email):
+            yield (
+                f"the unsubscribe URL {shown} is not https: fine for a trial on this machine "
+                "with the outbox, but mailbox providers honour One-Click unsubscribe only "
+                "over https; set [newsletter] base_url to https:// before mail really leaves"
+            )
+            return
         yield (
-            f"the unsubscribe URL {url.split('/unsubscribe/')[0]}/unsubscribe/… is not https, "
+            f"the unsubscribe URL {shown} is not https, "
             "but each message announces One-Click unsubscribe (List-Unsubscribe-Post), which "
             "mailbox providers honour only over https; set [newsletter] base_url to https://"
         )
+
+
+def loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: an address that only this machine reaches."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _real_sender(email: Email) -> str:
@@ -409,6 +482,37 @@ def dkim_misaligned(email: Email) -> Iterator[str]:
         )
 
 
+@rule("language-not-shipped", "warning")
+def language_not_shipped(email: Email) -> Iterator[str]:
+    """digest has no words in the email's language, nor in the newsletter's (the pages')."""
+    config = email.prepared.config
+    seen = set()
+    for words, where in (
+        (email.prepared.words, "the email"),
+        (config.words, "the confirmation email and the public pages"),
+    ):
+        if words.covered or words.language in seen:
+            continue
+        seen.add(words.language)
+        yield (
+            f"digest ships no {words.language!r} catalog, so {where} show digest's own words "
+            f"in English; `digest translations init {words.language}` starts one in "
+            "locale/ (docs/languages.md)"
+        )
+
+
+@rule("translation-broken", "warning")
+def translation_broken(email: Email) -> Iterator[str]:
+    """Entries of the workspace's own catalog left out (their placeholders differ)."""
+    config = email.prepared.config
+    seen: set[str] = set()
+    for words in (email.prepared.words, config.words):
+        for problem in words.problems:
+            if problem not in seen:
+                seen.add(problem)
+                yield f"{problem}; until it is fixed, readers get digest's own wording"
+
+
 def placeholder_domain(domain: str) -> bool:
     """A domain reserved for documentation and tests (RFC 2606, RFC 6761)."""
     domain = domain.lower().rstrip(".")
@@ -416,18 +520,6 @@ def placeholder_domain(domain: str) -> bool:
     if domain in ("localhost", "") or labels[-1] in ("example", "test", "invalid", "localhost"):
         return True
     return ".".join(labels[-2:]) in ("example.com", "example.net", "example.org")
-
-
-def organizational_domain(domain: str) -> str:
-    """The registered domain, roughly: the last two labels, three under a two-letter
-    country code's second level (example.co.uk). DMARC's relaxed alignment compares these."""
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-_SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "or", "ne", "go", "gv", "ltd"}
 
 
 # -- links, fetched ----------------------------------------------------------------

@@ -11,9 +11,10 @@ Tests may also freeze it at one instant (``set_now(t)``) to check exact times.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from digest.errors import ConfigError
 
@@ -71,3 +72,19 @@ def pinned() -> datetime | None:
     if _override is not None:
         return _since(*_override)
     return _env_clock()
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines stamped by this clock (a rehearsal's time under ``--now``), in ``zone``.
+
+    logging's own ``asctime`` reads the wall clock, which would put the real date
+    beside a rehearsed slot.
+    """
+
+    def __init__(self, fmt: str, zone: tzinfo = UTC) -> None:
+        super().__init__(fmt)
+        self.zone = zone
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        stamp = now().astimezone(self.zone)
+        return stamp.strftime(datefmt or "%Y-%m-%d %H:%M:%S %Z")

@@ -27,8 +27,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
 from digest.languages import is_tag
+from digest.translations import N_, Catalog, catalog
 
 CONFIG_NAME = "digest.toml"
+LOCALE_FOLDER = "locale"  # a workspace's own catalogs: locale/<tag>/LC_MESSAGES/digest.po
+# digest's own wording, translated into the newsletter's language. The English texts
+# older workspaces have written out in digest.toml count as these defaults, so that
+# changing the language changes them too.
+DEFAULT_STATEMENT = N_(
+    "Yes, send me %(name)s by email %(when)s. I can unsubscribe at any time with one click."
+)
+DEFAULT_WHY = N_("You get this email because you subscribed to %(name)s.")
+LEGACY_STATEMENT = (
+    "Yes, send me {name} by email every Friday. I can unsubscribe at any time with one click."
+)
+LEGACY_WHY = "You get this email because you subscribed to {name}."
+# Translators: the sections a new newsletter starts with (`digest init --language`); the
+# editor renames them at will.
+DEFAULT_SECTIONS = (N_("News"), N_("Features"), N_("Analysis"), N_("Opinion"))
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SENDER_KINDS = ("outbox", "smtp", "http", "null")
 SMTP_SECURITY = ("starttls", "tls", "none")
@@ -56,8 +72,8 @@ class Newsletter:
     postal_address: str = ""
     base_url: str = "https://newsletter.example.com"
     language: str = "en"
-    sections: tuple[str, ...] = ("News", "Features", "Analysis", "Opinion")
-    why: str = "You get this email because you subscribed to {name}."
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
+    why: str = ""  # empty: digest's own line, in the newsletter's language
     manage_url: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
@@ -85,10 +101,9 @@ class Newsletter:
 class Privacy:
     policy_url: str = "https://newsletter.example.com/privacy"
     policy_version: str = "2026-05-01"
-    # "{name}" stands for the newsletter's name (filled in by Config).
-    consent_statement: str = (
-        "Yes, send me {name} by email every Friday. I can unsubscribe at any time with one click."
-    )
+    # "{name}" stands for the newsletter's name (filled in by Config); empty: digest's
+    # own statement in the newsletter's language (Config.consent_statement).
+    consent_statement: str = ""
 
 
 @dataclass(frozen=True)
@@ -296,11 +311,44 @@ class Config:
         # The statement names the newsletter as it is called now: renaming it makes
         # a new statement text, which the consent ledger records as a new version.
         statement = self.privacy.consent_statement
-        if "{name}" in statement:
+        if statement.strip() == LEGACY_STATEMENT:
+            statement = ""
+        if statement != self.privacy.consent_statement or "{name}" in statement:
             filled = statement.replace("{name}", self.newsletter.name)
             object.__setattr__(
                 self, "privacy", dataclasses.replace(self.privacy, consent_statement=filled)
             )
+        if self.newsletter.why.strip() == LEGACY_WHY:
+            object.__setattr__(self, "newsletter", dataclasses.replace(self.newsletter, why=""))
+
+    @property
+    def locale_dir(self) -> Path | None:
+        """The workspace's own catalogs (``locale/`` beside digest.toml), if it has a file."""
+        return self.path.parent / LOCALE_FOLDER if self.path is not None else None
+
+    @property
+    def words(self) -> Catalog:
+        """digest's words in the newsletter's language, the workspace's own over the shipped."""
+        return catalog(self.newsletter.language, self.locale_dir)
+
+    @property
+    def consent_statement(self) -> str:
+        """The consent statement readers are shown: ``[privacy] consent_statement``, else
+        digest's own in the newsletter's language (it names the newsletter and its day)."""
+        if self.privacy.consent_statement:
+            return self.privacy.consent_statement
+        words = self.words
+        return words(
+            DEFAULT_STATEMENT,
+            name=self.newsletter.name,
+            when=words.every(self.schedule.weekday_index),
+        )
+
+    def why(self, words: Catalog | None = None) -> str:
+        """The footer's "why you get this" line: ``[newsletter] why``, else digest's own."""
+        if self.newsletter.why:
+            return self.newsletter.why.replace("{name}", self.newsletter.name)
+        return (words or self.words)(DEFAULT_WHY, name=self.newsletter.name)
 
     def secret(self, env_name: str, what: str) -> str:
         """The secret held in environment variable ``env_name``, or a clear error."""

@@ -25,12 +25,12 @@ import json
 import operator
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from digest import clock
 from digest.config import Config
@@ -148,6 +148,7 @@ class Text:
     url: str
     sha256: str
     created_at: str
+    language: str = ""  # a statement's BCP 47 tag; "" for a policy or an older statement
 
 
 def _policy_sha(version: str, url: str, body: str = "") -> str:
@@ -156,10 +157,10 @@ def _policy_sha(version: str, url: str, body: str = "") -> str:
     return sha256(f"{version}\n{url}" + (f"\n{body}" if body else ""))
 
 
-def statement_id(conn: Connection, body: str) -> tuple[int, str]:
-    """The id and version of the consent statement with this exact text, recording it
-    as the next version the first time. Call it with the chain head locked."""
-    digest = sha256(body)
+def statement_id(conn: Connection, body: str, language: str) -> tuple[int, str]:
+    """The id and version of the consent statement with this exact text in ``language``,
+    recording it as the next version the first time. Call it with the chain head locked."""
+    digest = statement_sha(language, body)
     found = conn.execute(
         select(texts_t.c.id, texts_t.c.version).where(
             texts_t.c.kind == "statement", texts_t.c.sha256 == digest
@@ -169,17 +170,27 @@ def statement_id(conn: Connection, body: str) -> tuple[int, str]:
         return int(found.id), str(found.version)
     count = len(conn.execute(select(texts_t.c.id).where(texts_t.c.kind == "statement")).all())
     version = str(count + 1)
-    return _insert_text(conn, "statement", version, body, "", digest, stamp(clock.now())), version
+    now = stamp(clock.now())
+    return _insert_text(conn, "statement", version, body, "", digest, now, language), version
+
+
+def statement_sha(language: str, body: str) -> str:
+    """What a statement's row is known by: its text and the language it was shown in.
+
+    Statements recorded before digest knew the language (``""``) hash their text alone.
+    """
+    return sha256(f"{language}\x00{body}") if language else sha256(body)
 
 
 def texts_in_force(conn: Connection, config: Config) -> tuple[int, int]:
     """The ids of the statement and policy in ``config``, recording new versions once.
 
-    A changed statement is a new row with the next version number; an old
-    row is never edited. Call it with the chain head locked (as
-    :func:`append` does), so two processes cannot record one text twice.
+    A statement is its text in the newsletter's language: a changed text, or
+    the same text in another language, is a new row with the next version
+    number; an old row is never edited. Call it with the chain head locked
+    (as :func:`append` does), so two processes cannot record one text twice.
     """
-    statement_id_, _ = statement_id(conn, config.privacy.consent_statement)
+    statement_id_, _ = statement_id(conn, config.consent_statement, config.newsletter.language)
     now = stamp(clock.now())
     version, url = config.privacy.policy_version, config.privacy.policy_url
     policy_id = _text_id(conn, "policy", _policy_sha(version, url))
@@ -195,11 +206,24 @@ def _text_id(conn: Connection, kind: str, digest: str) -> int | None:
 
 
 def _insert_text(
-    conn: Connection, kind: str, version: str, body: str, url: str, digest: str, now: str
+    conn: Connection,
+    kind: str,
+    version: str,
+    body: str,
+    url: str,
+    digest: str,
+    now: str,
+    language: str = "",
 ) -> int:
     result = conn.execute(
         texts_t.insert().values(
-            kind=kind, version=version, body=body, url=url, sha256=digest, created_at=now
+            kind=kind,
+            version=version,
+            body=body,
+            url=url,
+            sha256=digest,
+            created_at=now,
+            language=language,
         )
     )
     key = result.inserted_primary_key
@@ -220,6 +244,20 @@ def policy_ids(conn: Connection) -> dict[str, int]:
 def texts(store: Store) -> dict[int, Text]:
     with store.read() as conn:
         return {row.id: Text(**row._mapping) for row in conn.execute(select(texts_t))}
+
+
+def statements(store: Store) -> list[tuple[Text, int]]:
+    """Every consent statement on record, oldest first, with how many events name it."""
+    with store.read() as conn:
+        counts: dict[int, int] = dict(
+            conn.execute(
+                select(events_t.c.statement_id, func.count()).group_by(events_t.c.statement_id)
+            ).all()
+        )
+        rows = conn.execute(
+            select(texts_t).where(texts_t.c.kind == "statement").order_by(texts_t.c.id)
+        )
+        return [(Text(**row._mapping), int(counts.get(row.id, 0))) for row in rows]
 
 
 def policies(store: Store) -> list[Text]:
@@ -510,7 +548,8 @@ SELECT e.subject_id, e.seq, e.kind, e.pseudonym, v.seq IS NOT NULL,
 FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
 ORDER BY e.subject_id{collate}, e.seq
 """
-_SUBSCRIBERS = "SELECT id, status FROM subscribers ORDER BY id{collate}"
+_SUBSCRIBERS = "SELECT id, status, email, email_key FROM subscribers ORDER BY id{collate}"
+CHANGED_AFTER = "(the address was changed after they consented)"
 
 
 def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
@@ -555,7 +594,27 @@ def _stream(conn: Connection, dialect: str, sql: str, batch_size: int) -> Iterat
         cursor.close()
 
 
-def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
+def address_problem(
+    pseudonym: str, email: str | None, email_key: str | None, key_of: Callable[[str], str]
+) -> str:
+    """Why a subscriber's row does not hold the address their consent events name ("": it does).
+
+    The events name the reader by a keyed pseudonym of the address they
+    consented with; the row's ``email_key`` must be that pseudonym, and its
+    ``email`` the address that key is made from (``key_of``: the store's keyed
+    hash of a case-folded address), so an address swapped in the table is
+    never mailed on someone else's consent.
+    """
+    if email_key != pseudonym:
+        return f"the address key is not the pseudonym its consent events name {CHANGED_AFTER}"
+    if email is None or key_of(email.casefold()) != email_key:
+        return f"the address is not the one its key was made from {CHANGED_AFTER}"
+    return ""
+
+
+def _compare(
+    conn: Connection, dialect: str, batch_size: int, key_of: Callable[[str], str]
+) -> list[str]:
     """Every disagreement between the events and the subscribers and suppressions tables.
 
     Both tables are read in subject order and merged, so memory stays flat
@@ -575,7 +634,7 @@ def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
         if row is None or row[0] != subject:
             found.append(f"subscriber {subject}: has consent events but no subscriber row")
             continue
-        status = row[1]
+        _, status, email, email_key = row
         row = next(rows, None)
         if (
             status != expected
@@ -583,6 +642,13 @@ def _compare(conn: Connection, dialect: str, batch_size: int) -> list[str]:
             and expected != _UNKNOWN_IMPORT
         ):
             found.append(f"subscriber {subject}: status is {status}, the ledger says {expected}")
+        if expected == "erased":
+            if email is not None or email_key is not None:
+                found.append(f"subscriber {subject}: erased in the ledger but holds an address")
+        else:
+            problem = address_problem(pseudonym, email, email_key, key_of)
+            if problem:
+                found.append(f"subscriber {subject}: {problem}")
         if expected != "erased":
             found.extend(
                 f"subscriber {subject}: the evidence of event {seq} is missing "
@@ -651,7 +717,8 @@ def verify(
     """Recompute the chain, replay it against the tables, and check published heads.
 
     The chain: the first broken sequence number, if any. Then, with the chain
-    whole: each subscriber's status against the one its events lead to, the
+    whole: each subscriber's status against the one its events lead to, their
+    address and its key against the pseudonym the events name, the
     suppression list against the suppressed statuses, the evidence of every
     reader not erased, and each published head in ``expect`` (a head no longer
     in the ledger means its tail was cut off or rewritten after publishing).
@@ -661,7 +728,7 @@ def verify(
     with store.read() as conn:
         for text in conn.execute(select(texts_t)):
             expected = (
-                sha256(text.body)
+                statement_sha(text.language, text.body)
                 if text.kind == "statement"
                 else _policy_sha(text.version, text.url, text.body)
             )
@@ -722,7 +789,7 @@ def verify(
                 count + 1,
                 f"the chain head names event {head_seq} but the ledger ends at event {count}",
             )
-        mismatches = _compare(conn, store.dialect, batch_size)
+        mismatches = _compare(conn, store.dialect, batch_size, store.pseudonym)
     for seq, digest in sorted(expected_heads.items()):
         shown = f"{seq}:{digest[:12]}…"
         if seq not in seen_heads:

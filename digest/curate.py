@@ -20,6 +20,7 @@ import codecs
 import html
 import json
 import re
+import shlex
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ from digest.issue import (
     save_issue,
     workspace_issue,
 )
+from digest.issue_status import went_out_before
 
 if TYPE_CHECKING:
     from digest.workspace import Workspace
@@ -587,7 +589,20 @@ def add_url(
     )
     index = add_article(issue, article, sections)
     save_issue(issue)
+    _note_earlier_run(ws, issue, url, article.url, notes)
     return Added(issue=issue, article=article, number=index + 1, notes=notes)
+
+
+def _note_earlier_run(ws: Workspace, issue: Issue, given: str, url: str, notes: list[str]) -> None:
+    """A warning when an earlier issue already took this article out to readers."""
+    earlier = went_out_before(ws.issues_dir, issue.date)
+    when = earlier.get(url.rstrip("/")) or earlier.get(given.rstrip("/"))
+    if when is not None:
+        notes.append(
+            f"warning: {given} went out in the issue of {when} already; take it out with "
+            f"`digest remove {shlex.quote(url)} --issue {issue.slug}` unless you mean to run "
+            "it again"
+        )
 
 
 def _overrides(overrides: Mapping[str, str | None] | None) -> dict[str, str]:
@@ -630,12 +645,19 @@ def _page(
     return meta
 
 
-def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, str]:
-    """Title, summary, author, image and alt text: the page's, overridden by ``given``."""
-    values = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
+def _article_values(url: str, meta: PageMeta, given: dict[str, str]) -> dict[str, Any]:
+    """Title, summary, author, image and alt text: the page's, overridden by ``given``.
+
+    Alt text neither the page nor ``--image-alt`` gives stays unset (None), so the
+    email uses the headline and `digest check` says so; ``--image-alt ""`` marks a
+    decorative image.
+    """
+    values: dict[str, Any] = {k: getattr(meta, k) for k in OVERRIDE_KEYS}
     values.update({k: " ".join(v.split()) for k, v in given.items()})
     if values.get("image"):
         values["image"] = _absolute(values["image"], meta.url) or values["image"]
+    if not values["image_alt"] and "image_alt" not in given:
+        values["image_alt"] = None
     if not values["title"]:
         raise CurateError(f'{url}: the page gives no title; add one with --title "..."')
     return values

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,13 +57,11 @@ class DemoReport:
     sent: int = 0
 
 
-def pick_folder(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3`` … when it already holds something."""
-    candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+def demo_folder() -> Path:
+    """A new, empty folder for the demo in the system's temporary folder
+    (``$TMPDIR``, else /tmp): the demo never writes where it is run, such as a
+    clone of digest, whose `git status` stays clean."""
+    return Path(tempfile.mkdtemp(prefix="digest-demo-")).resolve()
 
 
 def _configure(root: Path) -> Workspace:
@@ -70,7 +69,7 @@ def _configure(root: Path) -> Workspace:
     text = path.read_text(encoding="utf-8")
     text = re.sub(
         r'^postal_address = ""',
-        'postal_address = "The Weekly Brief, 1 Press Lane, 10115 Berlin, Germany"',
+        'postal_address = "1 Press Lane, 10115 Berlin, Germany"',
         text,
         count=1,
         flags=re.M,
@@ -170,5 +169,6 @@ def run_demo(directory: Path, echo: Callable[[str], None] = print) -> DemoReport
     say("Next:")
     say(f"  digest -C {ws.root} preview        the email in your browser")
     say(f"  digest -C {ws.root} deliveries     what the send did")
+    say(f"  digest -C {ws.root} stats          the list week by week, what the issue did")
     say(f"  digest -C {ws.root} subscribers list")
     return report

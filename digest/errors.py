@@ -26,7 +26,20 @@ from __future__ import annotations
 
 
 class DigestError(Exception):
-    """Base of every error digest raises on purpose."""
+    """Base of every error digest raises on purpose.
+
+    Its message masks addresses (``a***@example.com``): it may end up in a log or a
+    stored reason. ``typed`` is the same message with the address the operator typed
+    in full; the command line, which answers the person at the keyboard, prints that.
+    """
+
+    def __init__(self, *args: object, typed: str | None = None) -> None:
+        super().__init__(*args)
+        self.typed = typed
+
+    def for_terminal(self) -> str:
+        """The message for the person who typed the command: addresses as they typed them."""
+        return self.typed if self.typed is not None else str(self)
 
 
 class ConfigError(DigestError):
@@ -66,7 +79,11 @@ class CsvFileError(DigestError):
 
 
 class TokenError(DigestError):
-    pass
+    """``expired``: the link was good but is too old (a page says so in the reader's words)."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
 
 
 class ScheduleError(DigestError):

@@ -36,6 +36,7 @@ from digest.issue import (
     check_section,
     list_issue_paths,
     load_issue,
+    numbered,
     same_url,
 )
 
@@ -452,7 +453,21 @@ def pick(
             candidate.picked = result.added.issue.slug
             candidate.article_url = result.added.article.url
             save_candidates(ws, candidates)
+    _final_numbers(ws, results)
     return results
+
+
+def _final_numbers(ws: Workspace, results: list[Picked]) -> None:
+    """Each added article's number once every pick is in: a later pick into an earlier
+    section moves the ones before it, and two must never be reported at one number."""
+    added = [r.added for r in results if r.added is not None]
+    if not added or added[-1].issue.path is None:
+        return
+    final = load_issue(added[-1].issue.path)
+    order = [a.url for a in numbered(final, ws.config.newsletter.sections)]
+    for each in added:
+        if each.issue.path == final.path and each.article.url in order:
+            each.issue, each.number = final, order.index(each.article.url) + 1
 
 
 def remember_added(ws: Workspace, url: str, added: Added) -> None:

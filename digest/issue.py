@@ -14,14 +14,17 @@ section. An article's number (as ``digest issue show`` prints it) is its
 
 from __future__ import annotations
 
+import calendar
 import io
 import re
 import shlex
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -52,7 +55,8 @@ class Article:
     summary: str = ""
     author: str = ""
     image: str = ""
-    image_alt: str = ""
+    # None: not written, so the email uses the headline; "": a decorative image, no alt text
+    image_alt: str | None = None
     image_size: str = ""  # "WIDTHxHEIGHT" in pixels, when known
     blurb: str = ""
 
@@ -65,7 +69,7 @@ class Article:
         width, height = int(match.group(1)), int(match.group(2))
         return (width, height) if width > 0 and height > 0 else None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -109,7 +113,8 @@ class Issue:
         return [(s, groups[s]) for s in ordered]
 
     def find(self, ref: str | int) -> int:
-        """The 0-based index of the article numbered ``ref`` (1-based) or with URL ``ref``."""
+        """The 0-based index of the article numbered ``ref`` (1-based), with URL ``ref``,
+        or named by the reference ``ref`` (see :func:`article_refs`)."""
         text = str(ref).strip()
         if text.isdigit():
             number = int(text)
@@ -122,11 +127,84 @@ class Issue:
         for index, article in enumerate(self.articles):
             if article.url == text or article.url.rstrip("/") == text.rstrip("/"):
                 return index
-        raise IssueError(f"{self.label}: no article with URL {text}")
+        if "://" in text:
+            raise IssueError(f"{self.label}: no article with URL {text}")
+        return self._by_reference(text)
+
+    def _by_reference(self, text: str) -> int:
+        """The one article whose reference, title or URL's last part ``text`` begins."""
+        given = "-".join(slug_words(text))
+        refs = article_refs(self)
+        found = []
+        for index, article in enumerate(self.articles):
+            names = (refs[index], *_full_slugs(article))
+            if given and any(name == given for name in names):
+                return index
+            if given and any(name.startswith(given) for name in names if name):
+                found.append(index)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise IssueError(
+                f"{self.label}: no article matches {text!r} (name one by its number, reference "
+                f"or URL, as `digest issue show {self.slug}` lists them)"
+            )
+        listed = ", ".join(
+            f"{i + 1}. {self.articles[i].title or self.articles[i].url} ({refs[i]})" for i in found
+        )
+        raise IssueError(
+            f"{self.label}: {text!r} matches {len(found)} articles: {listed}; "
+            "say more of it, or use its number"
+        )
 
     @property
     def label(self) -> str:
         return str(self.path) if self.path else f"issue {self.slug}"
+
+
+# -- references: names of articles that do not shift ---------------------------
+
+REF_WORDS = 4
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc")
+
+
+def slug_words(text: str) -> list[str]:
+    """The words of ``text``, lower case, in any script (apostrophes dropped: russias)."""
+    folded = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+    return re.findall(r"[^\W_]+", folded)
+
+
+def _full_slugs(article: Article) -> tuple[str, str]:
+    """The whole title as a slug, and the URL's last part (without an extension)."""
+    last = urlsplit(article.url).path.rstrip("/").rsplit("/", 1)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last else last
+    return "-".join(slug_words(article.title)), "-".join(slug_words(stem))
+
+
+def article_refs(issue: Issue) -> list[str]:
+    """Each article's reference, in the issue's order: the first four words of its title
+    as a slug (``gazprom-and-cnpc-sign``), more words where two titles begin alike, the
+    URL's last part for a title without words. It depends on the article, not on its
+    place, so it never shifts when others are added, moved or removed."""
+    titles = [_full_slugs(a)[0].split("-") if a.title.strip() else [] for a in issue.articles]
+    refs = []
+    for index, words in enumerate(titles):
+        words = [w for w in words if w]
+        if not words:
+            refs.append(_full_slugs(issue.articles[index])[1] or str(index + 1))
+            continue
+        count = REF_WORDS
+        while count < len(words) and any(
+            other[:count] == words[:count] for j, other in enumerate(titles) if j != index
+        ):
+            count += 1
+        refs.append("-".join(words[:count]))
+    return refs
+
+
+def numbered(issue: Issue, sections: Sequence[str]) -> list[Article]:
+    """The articles in the order `digest issue show` numbers them (by section)."""
+    return [article for _, articles in issue.by_section(sections) for article in articles]
 
 
 def canonical_section(name: str, sections: Sequence[str]) -> str:
@@ -202,7 +280,7 @@ def restore_commands(issue: Issue, ref: str | int, sections: Sequence[str]) -> l
     words = ["digest", "add", article.url, "--no-fetch", "--issue", issue.slug]
     for key in ("section", "title", "summary", "author", "image", "image_alt", "blurb"):
         value = getattr(article, key)
-        if value:
+        if value or (key == "image_alt" and value == "" and article.image):
             words += [f"--{key.replace('_', '-')}", value]
     lines = [" ".join(shlex.quote(w) for w in words)]
     members = [a for a in issue.articles if a.section == article.section]
@@ -251,11 +329,34 @@ def issue_path(issues_dir: Path, day: date) -> Path:
     return issues_dir / f"{day.isoformat()}.yaml"
 
 
+_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
 def parse_date(text: str) -> date:
+    """``YYYY-MM-DD`` as a date; an IssueError that says what is wrong with it."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise IssueError(f"not a date: {text!r} (write YYYY-MM-DD, e.g. 2026-12-04)") from None
+        raise IssueError(date_problem(text.strip())) from None
+
+
+def date_problem(text: str) -> str:
+    """Why ``text`` is not a date: not written YYYY-MM-DD, or a day its month does not have."""
+    match = _YMD.fullmatch(text)
+    if not match:
+        return f"not a date: {text!r} (write YYYY-MM-DD, e.g. 2026-12-04)"
+    year, month, day = (int(part) for part in match.groups())
+    if year < 1:
+        why = "years start at 0001"
+    elif not 1 <= month <= 12:
+        why = f"there is no month {month}"
+    elif day < 1:
+        why = "days start at 1"
+    else:
+        first = date(year, month, 1)
+        length = calendar.monthrange(year, month)[1]
+        why = f"{first:%B} {year} has {length} days"
+    return f"{text} does not exist: {why}"
 
 
 def list_issue_paths(issues_dir: Path) -> list[Path]:
@@ -321,9 +422,7 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         try:
             day = date.fromisoformat(str(raw_date))
         except ValueError:
-            raise IssueError(
-                f"{path}{_line(doc, 'date')}: date {raw_date!r} is not YYYY-MM-DD"
-            ) from None
+            raise IssueError(f"{path}{_line(doc, 'date')}: {date_problem(str(raw_date))}") from None
     if match and match.group(1) != day.isoformat():
         raise IssueError(
             f"{path}{_line(doc, 'date')}: date {day} does not match the file name; "
@@ -357,9 +456,12 @@ def _from_doc(doc: Any, path: Path) -> Issue:
         url = _text(item.get("url"), where, "url").strip()
         if not url:
             raise IssueError(f"{where}: article {index + 1} has no url")
-        articles.append(
-            Article(**{k: _text(item.get(k), f"{path}{_line(item, k)}", k) for k in ARTICLE_KEYS})
-        )
+        values: dict[str, Any] = {
+            k: _text(item.get(k), f"{path}{_line(item, k)}", k) for k in ARTICLE_KEYS
+        }
+        if "image_alt" not in item:
+            values["image_alt"] = None  # the headline stands in; `image_alt: ""` is decorative
+        articles.append(Article(**values))
     return Issue(
         date=day,
         subject=_text(doc.get("subject"), f"{path}{_line(doc, 'subject')}", "subject"),
@@ -420,7 +522,13 @@ def _to_doc(issue: Issue) -> CommentedMap:
         if node is None:
             node = CommentedMap()
         for key in ARTICLE_KEYS:
-            _set(node, key, getattr(article, key), keep_empty=key in ("url", "title", "section"))
+            value = getattr(article, key)
+            if value is None:  # image_alt not written: leave it out
+                if key in node:
+                    del node[key]
+                continue
+            keep = key in ("url", "title", "section", "image_alt")
+            _set(node, key, value, keep_empty=keep)
         seq.append(node)
         if comments.get(id(node)):
             seq.ca.items[index] = comments[id(node)]

@@ -34,6 +34,11 @@ class Language:
     def end(self) -> str:
         return "left" if self.dir == "rtl" else "right"
 
+    @property
+    def arrow(self) -> str:
+        """An arrow pointing the way the text reads: "→", or "←" right to left."""
+        return "\u2190" if self.dir == "rtl" else "\u2192"
+
 
 def is_tag(text: str) -> bool:
     return bool(TAG.fullmatch(text))

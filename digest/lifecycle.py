@@ -7,7 +7,7 @@ then write the consent event and the new status in one transaction::
     transition   event          from                                 to
     confirm      confirmed      pending                              active
     unsubscribe  unsubscribed   pending, active                      unsubscribed
-    resubscribe  resubscribed   unsubscribed                         pending
+    resubscribe  resubscribed   unsubscribed, bounced, complained    pending
     suppress     unsubscribed   pending, active, unsubscribed, ...   unsubscribed
     bounce       bounced        pending, active, unsubscribed, ...   bounced
     complaint    complained     pending, active, unsubscribed, ...   complained
@@ -15,7 +15,11 @@ then write the consent event and the new status in one transaction::
 From a state listed as *settled* a transition is a harmless no-op (confirming
 an active subscriber, unsubscribing twice); from any other state it is
 refused. A transition into a mailable state (pending, active) is refused for
-an address on the suppression list.
+an address suppressed for good: by the operator, or by an erasure. A
+suppression by a report (a bounce, a complaint) is the reader's to lift: a
+report can be wrong (a forwarded message, a full mailbox read as gone), so a
+bounced or complained reader may resubscribe, and confirming from their own
+mailbox lifts it (see :mod:`digest.people.changes`).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition(
             "resubscribe",
             "resubscribed",
-            frozenset({"unsubscribed"}),
+            frozenset({"unsubscribed", "bounced", "complained"}),
             "pending",
             settled=frozenset({"pending", "active"}),
         ),
@@ -81,8 +85,8 @@ def plan(
     """The transition ``name`` from ``status``: None when it changes nothing.
 
     Raises :class:`SubscriberError` when the transition is not allowed from
-    ``status``, or leads into a mailable state for a suppressed address
-    (``suppressed`` is asked only then).
+    ``status``, or leads into a mailable state for an address suppressed for
+    good (``suppressed`` is asked only then).
     """
     transition = TRANSITIONS[name]
     if status in transition.settled:

@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
@@ -40,6 +41,7 @@ from digest.render import PreparedIssue, Recipient, Skeleton, SlotKey, escaped_v
 
 if TYPE_CHECKING:
     from digest.config import Config
+    from digest.tokens import Tokens
     from digest.workspace import Workspace
 
 DKIM_HEADERS = (
@@ -125,17 +127,44 @@ def encode_address(name: str, address: str) -> str:
     return "\r\n ".join(encoded_words) + f"\r\n <{address}>"
 
 
-def message_id(config: Config, day: str, subscriber_id: str) -> str:
-    """The same id for one issue and one subscriber on every run (and every retry)."""
+def message_id(config: Config, tokens: Tokens, day: str, subscriber_id: str) -> str:
+    """The same id for one issue and one subscriber on every run (and every retry).
+
+    ``<DAY.SUBSCRIBER.MAC@domain>``: the MAC is keyed with the signing key, so a report
+    quoting the id proves the message was digest's and names its reader, and nobody
+    can compute one from the (public) subscriber id. ``DAY`` is ``confirm`` for the
+    confirmation email.
+    """
     n = config.newsletter
-    return _message_id(n.list_id_value, n.domain, day, subscriber_id)
+    return _message_id(tokens, n.list_id_value, n.domain, day, subscriber_id)
 
 
-def _message_id(list_id: str, domain: str, day: str, subscriber_id: str) -> str:
-    digest = hashlib.blake2b(
-        f"{list_id}\0{day}\0{subscriber_id}".encode(), digest_size=12
-    ).hexdigest()
-    return f"<{day}.{digest}@{domain}>"
+def _message_id(tokens: Tokens, list_id: str, domain: str, day: str, subscriber_id: str) -> str:
+    mac = tokens.message_id_mac(f"{list_id}\0{day}\0{subscriber_id}")
+    return f"<{day}.{subscriber_id}.{mac}@{domain}>"
+
+
+_KEYED_ID = re.compile(
+    r"<?(\d{4}-\d\d-\d\d|confirm)\.([A-Za-z0-9_-]{1,64})\.([0-9a-f]{24})@([^>\s]{1,255})>?"
+)
+
+
+def read_message_id(config: Config, tokens: Tokens, value: str) -> tuple[str, str] | None:
+    """(day or "confirm", subscriber id) named by a Message-ID digest made, else None.
+
+    Ids made before they were keyed (``<DAY.HASH@domain>``, an unkeyed hash anyone
+    can compute) name nobody: they are no proof.
+    """
+    found = _KEYED_ID.fullmatch(" ".join(value.split()))
+    if found is None:
+        return None
+    day, subscriber_id, mac, domain = found.groups()
+    n = config.newsletter
+    if domain.lower() != n.domain.lower():
+        return None
+    if not tokens.check_message_id_mac(f"{n.list_id_value}\0{day}\0{subscriber_id}", mac):
+        return None
+    return day, subscriber_id
 
 
 def _qp(line: str) -> bytes:
@@ -390,7 +419,9 @@ class MessageBuilder:
         values = self.prepared.values(recipient)
         text_part, html_part, keys = self._pair(bool(recipient.name))
         escaped = escaped_values(values, keys)
-        mid = _message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id)
+        mid = _message_id(
+            self.prepared.tokens, self.list_id_value, self.domain, self.day, recipient.subscriber_id
+        )
         to = encode_address(recipient.name, recipient.email)
         unsubscribe = self.list_unsubscribe(values["unsubscribe_url"], recipient.subscriber_id)
         if self.mailto:
@@ -414,18 +445,8 @@ class MessageBuilder:
         return message
 
     def sign(self, message: bytes) -> bytes:
-        import dkim  # deferred: only a workspace that signs loads dkimpy
-
         assert self.dkim_key is not None
-        signature = dkim.sign(
-            message,
-            self.dkim_selector,
-            self.dkim_domain,
-            self.dkim_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=[h.encode("ascii") for h in DKIM_SIGNED],
-        )
-        return bytes(signature)
+        return dkim_signature(message, self.dkim_selector, self.dkim_domain, self.dkim_key)
 
     def parts(self, recipient: Recipient, *, test: bool = False) -> MessageParts:
         """The message as separate fields, for HTTP mail APIs."""
@@ -443,7 +464,11 @@ class MessageBuilder:
             to=encode_address(recipient.name, recipient.email).replace("\r\n", ""),
             unsubscribe_url=values["unsubscribe_url"],
             message_id=_message_id(
-                self.list_id_value, self.domain, self.day, recipient.subscriber_id
+                self.prepared.tokens,
+                self.list_id_value,
+                self.domain,
+                self.day,
+                recipient.subscriber_id,
             ),
         )
 
@@ -517,6 +542,36 @@ def reference_message(
 
 def _address_header(recipient: Recipient) -> str:
     return str(Address(display_name=recipient.name, addr_spec=recipient.email))
+
+
+def dkim_signature(message: bytes, selector: bytes, domain: bytes, key: bytes) -> bytes:
+    """The DKIM-Signature header for ``message`` (relaxed/relaxed, every header over-signed)."""
+    import dkim  # deferred: only a workspace that signs loads dkimpy
+
+    signature = dkim.sign(
+        message,
+        selector,
+        domain,
+        key,
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[h.encode("ascii") for h in DKIM_SIGNED],
+    )
+    return bytes(signature)
+
+
+def dkim_signer(ws: Workspace) -> Callable[[bytes], bytes] | None:
+    """Signs a whole message (signature header first) as ``[dkim]`` says; None when off.
+
+    For the messages not built by :class:`MessageBuilder` (the confirmation
+    email), so that every message digest sends is signed alike.
+    """
+    key = load_dkim_key(ws)
+    if key is None:
+        return None
+    n = ws.config.newsletter
+    selector = ws.config.dkim.selector.encode("ascii")
+    domain = (ws.config.dkim.domain or n.domain).encode("ascii")
+    return lambda message: dkim_signature(message, selector, domain, key) + message
 
 
 def load_dkim_key(ws: Workspace) -> bytes | None:

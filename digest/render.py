@@ -35,7 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, tzinfo
 from email.utils import parseaddr
 from html import unescape
 from pathlib import Path
@@ -46,13 +46,12 @@ import jinja2
 from markupsafe import Markup, escape
 
 from digest.addresses import clean_name
-from digest.errors import SubscriberError, TemplateError
+from digest.errors import TemplateError
 from digest.issue import Article, Issue
 from digest.languages import language
-from digest.people.record import find_by_email
 from digest.plaintext import markdown_to_text, wrap_line
-from digest.store import open_store
 from digest.tokens import Tokens
+from digest.translations import Catalog, catalog, install
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -69,7 +68,9 @@ RULE_WIDTH = 72
 COLUMN_WIDTH = 536
 MAX_IMAGE_HEIGHT = 360
 
-FIELDS = ("name", "email", "unsubscribe_url", "manage_url")
+# Per-recipient values cut out of an inlined document; confirm_url is the
+# confirmation email's (see digest.confirmation), never an issue's.
+FIELDS = ("name", "email", "unsubscribe_url", "manage_url", "confirm_url")
 _PH = "zq9dg{}9qz"
 PLACEHOLDERS = {f: _PH.format(f) for f in FIELDS}
 _PH_RE = re.compile("zq9dg(" + "|".join(FIELDS) + ")9qz")
@@ -103,27 +104,25 @@ def sample_recipient() -> Recipient:
     return Recipient(subscriber_id="sample", email="reader@example.com", name="Sample Reader")
 
 
-def reader_for(ws: Workspace, to: str | None) -> Recipient:
+def reader_address(to: str) -> tuple[str, str]:
+    """``(name, address)`` of a ``--to`` value: "Ann <ann@example.com>" or the bare address."""
+    name, email = parseaddr(to)
+    return name, email or to.strip()
+
+
+def reader_for(to: str | None, subscriber: Recipient | None = None) -> Recipient:
     """Who `digest render` renders for.
 
-    ``to`` naming a subscriber ("Ann <ann@example.com>" or the bare address):
-    that subscriber, so the message is exactly theirs (their name, unsubscribe
-    link and Message-ID). Anyone else, or nobody: a sample reader with an id
-    of its own, so each rendered message has a Message-ID never used before
-    (a mailbox drops a second message with a Message-ID it has seen).
+    ``subscriber``: the subscriber ``to`` names, looked up by the caller (rendering
+    never opens the store), so the message is exactly theirs (their name,
+    unsubscribe link and Message-ID). Anyone else, or nobody: a sample reader
+    with an id of its own, so each rendered message has a Message-ID never used
+    before (a mailbox drops a second message with a Message-ID it has seen).
     """
+    if subscriber is not None:
+        return subscriber
     sample = sample_recipient()
-    email, name = sample.email, sample.name
-    if to:
-        name, email = parseaddr(to)
-        email = email or to.strip()
-        with open_store(ws) as store:
-            try:
-                subscriber = find_by_email(store, email)
-            except SubscriberError:  # not a valid address: nobody's
-                subscriber = None
-        if subscriber is not None and subscriber.status != "erased":
-            return Recipient(subscriber.id, subscriber.email or email, subscriber.name or "")
+    name, email = reader_address(to) if to else (sample.name, sample.email)
     return Recipient(f"sample-{secrets.token_hex(8)}", email, name)
 
 
@@ -290,6 +289,7 @@ def wrap(text: str, width: int = WRAP) -> str:
 
 
 def date_label(day: date) -> str:
+    """The date in English, for the editor's own screens (readers get ``format_date``)."""
     return f"{day:%A}, {day.day} {day:%B %Y}"
 
 
@@ -313,8 +313,14 @@ def markdown(text: str) -> Markup:
 # -- the Jinja environment ---------------------------------------------------------
 
 
-def environment(templates_dir: Path | None) -> jinja2.Environment:
-    """Workspace templates first, then the built-ins; ``default:NAME`` is the built-in."""
+def environment(
+    templates_dir: Path | None, words: Catalog | None = None, zone: tzinfo | None = None
+) -> jinja2.Environment:
+    """Workspace templates first, then the built-ins; ``default:NAME`` is the built-in.
+
+    ``words`` (default: English) are what ``_()``, ``{% trans %}`` and the
+    ``format_date`` filter (dates in ``zone``) speak.
+    """
     builtin = jinja2.FileSystemLoader(str(BUILTIN_DIR))
     loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": builtin}, delimiter=":")]
     if templates_dir is not None and templates_dir.is_dir():
@@ -328,6 +334,7 @@ def environment(templates_dir: Path | None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    install(env, words or catalog("en"), zone)
     env.filters["wrap"] = wrap
     env.filters["markdown"] = markdown
     env.globals["rule"] = lambda ch="-": ch * RULE_WIDTH
@@ -368,13 +375,19 @@ def _template_error(exc: Exception, env: jinja2.Environment) -> TemplateError:
     return TemplateError(f"{where}: {message}; fix the template")
 
 
-def render_template(templates_dir: Path | None, name: str, context: dict[str, Any]) -> str:
-    """Template ``name`` (the workspace's, else the built-in) with ``context``.
+def render_template(
+    templates_dir: Path | None,
+    name: str,
+    context: dict[str, Any],
+    words: Catalog | None = None,
+    zone: tzinfo | None = None,
+) -> str:
+    """Template ``name`` (the workspace's, else the built-in) with ``context``, in ``words``.
 
     For the messages that are not an issue (the confirmation email); a
     problem raises TemplateError naming the template and line.
     """
-    return _render(environment(templates_dir), name, context)
+    return _render(environment(templates_dir, words, zone), name, context)
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -467,10 +480,21 @@ def article_text(article: Article) -> tuple[Markup, str]:
     return Markup(""), ""
 
 
+def issue_words(config: Config, issue: Issue) -> Catalog:
+    """The words of an issue's email: in its ``language:``, else the newsletter's."""
+    return catalog(issue.language or config.newsletter.language, config.locale_dir)
+
+
 def context(
-    config: Config, issue: Issue, recipient: Any, *, public: bool = False
+    config: Config,
+    issue: Issue,
+    recipient: Any,
+    *,
+    public: bool = False,
+    words: Catalog | None = None,
 ) -> dict[str, Any]:
     n = config.newsletter
+    words = words or issue_words(config, issue)
     sections = []
     for name, articles in issue.by_section(n.sections):
         items = []
@@ -483,7 +507,8 @@ def context(
                     author=a.author,
                     section=a.section,
                     image=a.image,
-                    image_alt=a.image_alt or a.title,
+                    # not written: the headline; written empty: a decorative image
+                    image_alt=a.title if a.image_alt is None else a.image_alt,
                     image_box=image_box(a),
                     summary=a.summary,
                     blurb=a.blurb,
@@ -493,11 +518,11 @@ def context(
             )
         sections.append(SimpleNamespace(name=name, articles=items, configured=name in n.sections))
     return {
-        "newsletter": newsletter_context(config),
+        "newsletter": newsletter_context(config, words),
         "language": language(issue.language or n.language),
         "issue": SimpleNamespace(
             date=issue.date,
-            date_label=date_label(issue.date),
+            date_label=words.format_date(issue.date),
             subject=issue.subject,
             preheader=issue.preheader,
             intro=markdown_to_text(issue.intro),
@@ -511,7 +536,7 @@ def context(
     }
 
 
-def newsletter_context(config: Config) -> SimpleNamespace:
+def newsletter_context(config: Config, words: Catalog | None = None) -> SimpleNamespace:
     """What every email template knows of the newsletter (the issue and the confirmation)."""
     n = config.newsletter
     base = n.base_url.rstrip("/")
@@ -520,7 +545,9 @@ def newsletter_context(config: Config) -> SimpleNamespace:
         language=n.language,
         base_url=base,
         postal_address=n.postal_address,
-        why=n.why.replace("{name}", n.name),
+        # the footer says the name before the address, unless the address begins with it
+        address_names_it=n.postal_address.strip().casefold().startswith(n.name.casefold()),
+        why=config.why(words),
         manage_url=n.manage_url,
         privacy_url=config.privacy.policy_url,
         subscribe_url=f"{base}/subscribe",
@@ -570,6 +597,7 @@ class PreparedIssue:
     issue: Issue
     tokens: Tokens
     env: jinja2.Environment
+    words: Catalog
     html_name: str = HTML_TEMPLATE
     text_name: str = TEXT_TEMPLATE
     _skeletons: dict[tuple[str, bool], Skeleton] = field(default_factory=dict, repr=False)
@@ -579,6 +607,8 @@ class PreparedIssue:
 
     def __post_init__(self) -> None:
         self._unsubscribe_prefix = unsubscribe_url(self.config, "")
+        # Each reader's link names this issue (for `digest stats`); keyed once per issue.
+        self._unsubscribe_token = self.tokens.unsubscribe_for(self.issue.date.isoformat())
         self._manage = self.config.newsletter.manage_url
         self._manage_token = "{token}" in self._manage
 
@@ -600,7 +630,7 @@ class PreparedIssue:
             "name": recipient.name,
             "email": recipient.email,
             "unsubscribe_url": self._unsubscribe_prefix
-            + self.tokens.unsubscribe(recipient.subscriber_id),
+            + self._unsubscribe_token(recipient.subscriber_id),
             "manage_url": manage,
         }
 
@@ -610,7 +640,7 @@ class PreparedIssue:
         A manage URL without ``{token}`` is the same for everyone, so it is
         rendered as itself (it may be empty, which a placeholder never is).
         """
-        fields = dict(PLACEHOLDERS)
+        fields = {f: v for f, v in PLACEHOLDERS.items() if f != "confirm_url"}
         if not has_name:
             fields["name"] = ""
         if not self._manage_token:
@@ -620,7 +650,7 @@ class PreparedIssue:
     # Jinja: cheap, run for every variant
     def _context(self, recipient: Any, public: bool) -> dict[str, Any]:
         if self._base is None:
-            self._base = context(self.config, self.issue, None)
+            self._base = context(self.config, self.issue, None, words=self.words)
         return {**self._base, "recipient": recipient, "public": public}
 
     def _jinja(self, kind: str, recipient: Any, public: bool = False) -> str:
@@ -748,7 +778,7 @@ def _fingerprint(ws: Workspace, issue: Issue, secret: bytes) -> str:
     h.update(json.dumps(issue.to_dict(), sort_keys=True, default=str).encode("utf-8"))
     h.update(repr(ws.config).encode("utf-8"))
     h.update(hashlib.sha256(secret).digest())
-    for folder in (ws.templates_dir, BUILTIN_DIR):
+    for folder in (ws.templates_dir, BUILTIN_DIR, ws.locale_dir):
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
@@ -765,11 +795,13 @@ def prepare(ws: Workspace, issue: Issue, *, tokens: Tokens | None = None) -> Pre
     if cached is not None:
         _CACHE.move_to_end(key)
         return cached
+    words = issue_words(ws.config, issue)
     prepared = PreparedIssue(
         config=ws.config,
         issue=issue,
         tokens=tokens or Tokens(secret),
-        env=environment(ws.templates_dir),
+        env=environment(ws.templates_dir, words, ws.config.schedule.zone),
+        words=words,
     )
     # Render every variant with Jinja and inline the HTML once now, so a
     # template error shows up here, not mid-send.

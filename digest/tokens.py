@@ -3,20 +3,29 @@
 One itsdangerous serializer per purpose, each with its own salt, so an
 unsubscribe token can never be replayed as a confirmation (or the reverse).
 Unsubscribe tokens never expire (an old email's link must keep working);
-confirmation and CSRF tokens carry a timestamp and expire. After a key
+confirmation, CSRF and answer tokens carry a timestamp and expire. After a key
 rotation the previous keys still verify; only the newest signs.
 
 Building a token runs once per recipient of a send, so the per-purpose HMAC
 key is derived once (itsdangerous derives it on every call) and the
 timestamp comes from :mod:`digest.clock`, so ``--now`` rehearsals agree.
+
+The unsubscribe link in an issue names that issue: ``DAY.PAYLOAD.SIG``, the
+issue's date before the subscriber's signed payload, the signature covering
+both (its own salt). The day's part of the MAC is keyed once per issue, so a
+recipient costs what an issue-less token did. Links mailed before carry no
+issue (``PAYLOAD.SIG``) and keep working: their unsubscribes are counted as
+not attributed to any issue.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from itsdangerous import (
@@ -35,11 +44,14 @@ from digest.errors import TokenError
 
 SALTS = {
     "unsubscribe": b"digest.unsubscribe.v1",
+    "unsubscribe_issue": b"digest.unsubscribe.issue.v1",
+    "answer": b"digest.unsubscribe-answer.v1",
     "manage": b"digest.manage.v1",
     "confirm": b"digest.confirm.v1",
     "csrf": b"digest.csrf.v1",
     "return_path": b"digest.return-path.v1",
     "mailto": b"digest.mailto.v1",
+    "message_id": b"digest.message-id.v1",
 }
 
 # Short tokens for the local part of an address (VERP return path, mailto
@@ -60,6 +72,12 @@ class _KeyedSigner(Signer):
         mac = self._mac.copy()
         mac.update(value if isinstance(value, bytes) else value.encode("utf-8"))
         return base64_encode(mac.digest())
+
+    def started(self, head: bytes) -> hmac.HMAC:
+        """The keyed HMAC with ``head`` already hashed: the shared start of many values."""
+        mac = self._mac.copy()
+        mac.update(head)
+        return mac
 
 
 class _KeyedTimestampSigner(_KeyedSigner, TimestampSigner):
@@ -91,6 +109,61 @@ class _Purpose:
         payload = base64_encode(json.dumps(value, separators=(",", ":")).encode("utf-8"))
         return self._signer.sign(payload).decode("ascii")
 
+    def unsign(self, token: str) -> bytes:
+        """The signed value of ``token`` under any of the keys; BadSignature if none."""
+        return self._signer.unsign(token)
+
+    def prefixed(self, head: str) -> Callable[[str], str]:
+        """A maker of ``HEAD PAYLOAD.SIG`` tokens, the signature covering ``HEAD PAYLOAD``.
+
+        ``head`` is hashed once here; each token then costs what :meth:`dumps` does.
+        """
+        signer = self._signer
+        assert isinstance(signer, _KeyedSigner)
+        started = signer.started(head.encode("ascii"))
+
+        def make(value: str) -> str:
+            payload = base64_encode(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+            mac = started.copy()
+            mac.update(payload)
+            return f"{head}{payload.decode('ascii')}.{base64_encode(mac.digest()).decode('ascii')}"
+
+        return make
+
+
+MIN_KEY_BYTES = 32  # every key: the signing key, the retired ones, the pseudonym key
+# What a key must show to be taken for random, not typed: most keys that fail
+# these were made by hand ("aaaa…", "password" four times, "0123…cdef" twice).
+_MIN_DISTINCT = 8
+_MIN_ENTROPY_BITS = 80.0  # per-character Shannon entropy times length: a lower bound
+_MAX_STEP_SHARE = 0.6  # neighbours equal or one apart ("abcd…", "9876…", "aaaa…")
+
+
+def key_weakness(key: bytes) -> str:
+    """Why ``key`` is too weak to sign or pseudonymise with; "" when it will do.
+
+    Shorter than :data:`MIN_KEY_BYTES`; one short run repeated; few distinct
+    characters; low entropy (Shannon, per character, times the length); or
+    mostly a sequence. `digest secret` (32 random bytes, base64url) passes every
+    rule by far; so do ``openssl rand -hex 32`` and ``-base64 32``.
+    """
+    if len(key) < MIN_KEY_BYTES:
+        return f"is {len(key)} bytes long; a key needs at least {MIN_KEY_BYTES}"
+    for period in range(1, len(key) // 2 + 1):
+        if all(key[i] == key[i - period] for i in range(period, len(key))):
+            return f"repeats the same {period} character{'s' if period > 1 else ''} over and over"
+    counts = collections.Counter(key)
+    if len(counts) < _MIN_DISTINCT:
+        return f"uses only {len(counts)} different characters"
+    size = len(key)
+    entropy = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
+    if entropy < _MIN_ENTROPY_BITS:
+        return f"has too little entropy (about {entropy:.0f} bits; random keys have over 128)"
+    steps = sum(1 for a, b in zip(key, key[1:], strict=False) if abs(a - b) <= 1)
+    if steps > _MAX_STEP_SHARE * (size - 1):
+        return "is mostly a run of neighbouring characters (like abcd… or 1234…)"
+    return ""
+
 
 def key_fingerprint(secret: bytes) -> str:
     """A short public name for a signing key (an HMAC under it: it reveals nothing of it)."""
@@ -111,6 +184,8 @@ class Tokens:
         self.fingerprint = key_fingerprint(secret)
         self.verifying = tuple(key_fingerprint(key) for key in keys)
         self._unsubscribe = _Purpose(keys, "unsubscribe", timed=False)
+        self._unsubscribe_issue = _Purpose(keys, "unsubscribe_issue", timed=False)
+        self._answer = _Purpose(keys, "answer", timed=True)
         self._manage = _Purpose(keys, "manage", timed=False)
         self._confirm = _Purpose(keys, "confirm", timed=True)
         self._csrf = _Purpose(keys, "csrf", timed=True)
@@ -121,13 +196,59 @@ class Tokens:
         self._mailto = [
             hmac.new(key + SALTS["mailto"], digestmod=hashlib.sha256) for key in keys[::-1]
         ]
+        self._message_id = [
+            hmac.new(key + SALTS["message_id"], digestmod=hashlib.sha256) for key in keys[::-1]
+        ]
 
     # -- unsubscribe: no expiry ------------------------------------------------
-    def unsubscribe(self, subscriber_id: str) -> str:
+    def unsubscribe(self, subscriber_id: str, issue: str = "") -> str:
+        """A subscriber's unsubscribe token; with ``issue`` (a date), one naming that issue."""
+        if issue:
+            return self.unsubscribe_for(issue)(subscriber_id)
         return self._unsubscribe.dumps(str(subscriber_id))
 
+    def unsubscribe_for(self, issue: str) -> Callable[[str], str]:
+        """The maker of one issue's unsubscribe tokens (``DAY.PAYLOAD.SIG``), set up once."""
+        return self._unsubscribe_issue.prefixed(_compact_day(issue) + ".")
+
     def read_unsubscribe(self, token: str) -> str:
-        return _subscriber(_read(self._unsubscribe, token, "unsubscribe"))
+        """The subscriber of an unsubscribe token, with or without an issue."""
+        return self.read_unsubscribe_link(token)[0]
+
+    def read_unsubscribe_link(self, token: str) -> tuple[str, str]:
+        """(subscriber id, issue date ``YYYY-MM-DD``) of an unsubscribe token.
+
+        The issue is "" for a token made without one (links mailed before
+        links named their issue).
+        """
+        day, _, rest = token.partition(".")
+        if rest.count(".") != 1:
+            return _subscriber(_read(self._unsubscribe, token, "unsubscribe")), ""
+        if not (len(day) == 8 and day.isdigit()):
+            raise TokenError("this unsubscribe link is not valid (altered or cut short)")
+        purpose = self._unsubscribe_issue
+        try:
+            signed = purpose.unsign(token)
+            payload = signed.partition(b".")[2]
+            value = purpose.serializer.load_payload(payload)
+        except BadData:
+            raise TokenError(
+                "this unsubscribe link is not valid (altered, cut short, or meant for another page)"
+            ) from None
+        return _subscriber(value), f"{day[:4]}-{day[4:6]}-{day[6:]}"
+
+    # -- answer: the one-time token of the "why are you leaving?" form -------------
+    def answer(self, nonce: str, issue: str) -> str:
+        """Names one page's answer (``nonce``) and the issue; nothing of the reader."""
+        return self._answer.dumps(f"{nonce} {issue}")
+
+    def read_answer(self, token: str, max_age_seconds: int) -> tuple[str, str]:
+        """(nonce, issue date or "") of an answer token; TokenError when bad or expired."""
+        value = _read(self._answer, token, "form", max_age_seconds)
+        nonce, _, issue = value.partition(" ") if isinstance(value, str) else ("", "", "")
+        if not nonce or (issue and not _is_day(issue)):
+            raise TokenError("this form is not valid")
+        return nonce, issue
 
     # -- manage (preferences page): no expiry --------------------------------------
     def manage(self, subscriber_id: str) -> str:
@@ -181,6 +302,39 @@ class Tokens:
             raise TokenError("this unsubscribe address is not valid (altered or another key)")
         return subscriber_id
 
+    # -- Message-ID: a keyed MAC, so nobody without the key can make one ------------------
+    def message_id_mac(self, value: str) -> str:
+        """96 bits of HMAC (hex) over ``value`` with the newest key."""
+        mac = self._message_id[0].copy()
+        mac.update(value.encode("utf-8"))
+        return mac.hexdigest()[:24]
+
+    def check_message_id_mac(self, value: str, mac: str) -> bool:
+        """Whether ``mac`` is :meth:`message_id_mac` of ``value`` under any of the keys."""
+        for keyed in self._message_id:
+            expected = keyed.copy()
+            expected.update(value.encode("utf-8"))
+            if hmac.compare_digest(mac, expected.hexdigest()[:24]):
+                return True
+        return False
+
+
+def _compact_day(issue: str) -> str:
+    """``YYYY-MM-DD`` as ``YYYYMMDD``; TokenError for anything else."""
+    if not _is_day(issue):
+        raise TokenError(f"{issue!r} is not an issue date (YYYY-MM-DD)")
+    return issue.replace("-", "")
+
+
+def _is_day(text: str) -> bool:
+    return (
+        len(text) == 10
+        and text[4] == text[7] == "-"
+        and text[:4].isdigit()
+        and text[5:7].isdigit()
+        and text[8:].isdigit()
+    )
+
 
 def _any_mac(keyed: list[hmac.HMAC], value: str, mac: str) -> bool:
     """Whether ``mac`` is the address MAC of ``value`` under any of the keys."""
@@ -200,7 +354,7 @@ def _read(purpose: _Purpose, token: str, what: str, max_age: int | None = None) 
             return serializer.loads(token, max_age=max_age)
         return serializer.loads(token)
     except SignatureExpired:
-        raise TokenError(f"this {what} link has expired; ask for a new one") from None
+        raise TokenError(f"this {what} link has expired; ask for a new one", expired=True) from None
     except BadSignature:
         raise TokenError(
             f"this {what} link is not valid (altered, cut short, or meant for another page)"

@@ -20,9 +20,9 @@ from digest import config as config_mod
 from digest.atomic import write_text
 from digest.config import CONFIG_NAME, Config
 from digest.errors import ConfigError, WorkspaceError
-from digest.tokens import Tokens
-
-MIN_SIGNING_KEY_LENGTH = 16  # characters of the signing key the public pages accept
+from digest.languages import is_tag
+from digest.tokens import Tokens, key_weakness
+from digest.translations import catalog
 
 SUBSCRIBERS_IGNORE = """\
 # Personal data lives here: never commit it.
@@ -48,6 +48,11 @@ class Workspace:
     @property
     def templates_dir(self) -> Path:
         return self.root / "templates"
+
+    @property
+    def locale_dir(self) -> Path:
+        """The workspace's own catalogs, over digest's: locale/<tag>/LC_MESSAGES/digest.po."""
+        return self.root / config_mod.LOCALE_FOLDER
 
     @property
     def subscribers_dir(self) -> Path:
@@ -89,9 +94,10 @@ class Workspace:
         machines sharing one database must all set the variable to one value.
         """
         value = os.environ.get(env_name, "")
-        if value:
+        if value:  # as it is: a pseudonym key is used byte for byte
+            checked_key(value.strip().encode("utf-8"), env_name)
             return value.encode("utf-8")
-        path = self.subscribers_dir / ".keys" / env_name
+        path = self.key_file(env_name)
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Written whole under a temporary name, then linked into place: a
@@ -106,7 +112,11 @@ class Workspace:
                     pass
             finally:
                 os.unlink(tmp)
-        return path.read_text(encoding="utf-8").strip().encode("utf-8")
+        return checked_key(path.read_text(encoding="utf-8").strip().encode("utf-8"), str(path))
+
+    def key_file(self, env_name: str) -> Path:
+        """Where this workspace keeps its own key for ``env_name`` (made on first use)."""
+        return self.subscribers_dir / ".keys" / env_name
 
     @property
     def exports_record(self) -> Path:
@@ -121,7 +131,11 @@ class Workspace:
         """
         name = self.config.web.previous_secret_keys_env
         text = os.environ.get(name, "") if name else ""
-        return tuple(key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key)
+        keys = [key.encode("utf-8") for key in re.split(r"[\s,]+", text) if key]
+        return tuple(
+            checked_key(key, name if len(keys) == 1 else f"{name} (key {n} of {len(keys)})")
+            for n, key in enumerate(keys, 1)
+        )
 
     def tokens(self) -> Tokens:
         """The link and address signer: the signing key signs, retired keys still verify."""
@@ -132,10 +146,13 @@ class Workspace:
 
         It is named by ``[web] secret_key_env``. Rendering and sending fall back to
         this workspace's own key (see :meth:`secret`); the public pages
-        (``env_only``) need the variable itself, at least 16 characters, so every
-        machine that signs or checks links holds the same value.
+        (``env_only``) need the variable itself, so every machine that signs or
+        checks links holds the same value. Either way a weak key is refused
+        (:func:`checked_key`), and so is a weak retired key still verifying links:
+        whatever loads the one checks the others.
         """
         name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        self.previous_secrets()
         if not env_only:
             return self.secret(name).strip()
         value = os.environ.get(name, "").strip()
@@ -153,16 +170,26 @@ class Workspace:
                 f"links with it; make one with `digest secret` and export {name}=<that value> "
                 "(the same value wherever digest sends mail)"
             )
-        if len(value) < MIN_SIGNING_KEY_LENGTH:
-            raise ConfigError(
-                f"{name} is {len(value)} characters long; use at least {MIN_SIGNING_KEY_LENGTH} "
-                "(`digest secret` makes a good one)"
-            )
-        return value.encode("utf-8")
+        return checked_key(value.encode("utf-8"), name)
 
     def reload(self) -> Workspace:
         """The same folder with its config read again (after an edit)."""
         return open_workspace(self.root)
+
+
+def checked_key(key: bytes, where: str) -> bytes:
+    """``key`` as loaded from ``where`` (a variable or a file), or ConfigError if it is weak.
+
+    Every key digest loads goes through here, whatever the command: the
+    signing key, each retired one still verifying links, and the pseudonym key.
+    """
+    weakness = key_weakness(key)
+    if weakness:
+        raise ConfigError(
+            f"the key in {where} {weakness}; replace it with a random one "
+            "(`digest secret` makes a good one)"
+        )
+    return key
 
 
 def outbox_file_name(subscriber_id: object) -> str:
@@ -198,15 +225,26 @@ def find_workspace(start: Path | None = None, explicit: str | Path | None = None
     )
 
 
-def default_config_text(name: str | None = None) -> str:
-    """The commented default digest.toml; ``name`` fills the name and From's display name."""
+def default_config_text(name: str | None = None, language: str | None = None) -> str:
+    """The commented default digest.toml; ``name`` fills the name and From's display name,
+    ``language`` the readers' language and the default sections, named in it."""
     text = resources.files("digest").joinpath("data/digest.toml").read_text(encoding="utf-8")
+    values: list[tuple[str, str]] = []
     if name:
         name = " ".join(name.split())
         sender = Address(display_name=name, addr_spec=config_mod.Newsletter().from_address)
-        for key, value in (("name", name), ("from", str(sender))):
-            line = f"{key} = {_toml_string(value)}".replace("\\", "\\\\")
-            text = re.sub(rf'^{key} = ".*?"(?=\s|$)', line, text, count=1, flags=re.M)
+        values += [("name", _toml_string(name)), ("from", _toml_string(str(sender)))]
+    if language:
+        if not is_tag(language):
+            raise WorkspaceError(
+                f"--language {language!r} is not a language tag; write one like en, de, pt-BR or ar"
+            )
+        words = catalog(language)
+        sections = ", ".join(_toml_string(words(s)) for s in config_mod.DEFAULT_SECTIONS)
+        values += [("language", _toml_string(language)), ("sections", f"[{sections}]")]
+    for key, value in values:
+        line = f"{key} = {value}".replace("\\", "\\\\")
+        text = re.sub(rf"^{key} = (\".*?\"|\[.*?\])(?=\s|$)", line, text, count=1, flags=re.M)
     return text
 
 
@@ -214,13 +252,14 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def init_workspace(root: Path, name: str | None = None) -> list[Path]:
+def init_workspace(root: Path, name: str | None = None, language: str | None = None) -> list[Path]:
     """Create a workspace in ``root``; return the paths made. Never overwrites."""
     root = root.expanduser()
     if (root / CONFIG_NAME).exists():
         raise WorkspaceError(
             f"{root / CONFIG_NAME} already exists; digest init never overwrites a workspace"
         )
+    config_text = default_config_text(name, language)
     made: list[Path] = []
     for folder in ("issues", "templates", "subscribers", "outbox"):
         path = root / folder
@@ -228,7 +267,7 @@ def init_workspace(root: Path, name: str | None = None) -> list[Path]:
             path.mkdir(parents=True)
             made.append(path)
     files = {
-        root / CONFIG_NAME: default_config_text(name),
+        root / CONFIG_NAME: config_text,
         root / "subscribers" / ".gitignore": SUBSCRIBERS_IGNORE,
         root / "outbox" / ".gitignore": OUTBOX_IGNORE,
         root / "templates" / "README.md": TEMPLATES_README,

@@ -77,7 +77,10 @@ class Site:
         return self.run((client or self.client).get(path, **kw))  # type: ignore[no-any-return]
 
     def post(self, path: str, client: httpx.AsyncClient | None = None, **kw: Any) -> httpx.Response:
-        return self.run((client or self.client).post(path, **kw))  # type: ignore[no-any-return]
+        """POST, then wait for the confirmation worker to deal with what the post handed it."""
+        response = self.run((client or self.client).post(path, **kw))
+        self.public.mailer.drain()
+        return response  # type: ignore[no-any-return]
 
     def form_token(self, client: httpx.AsyncClient | None = None) -> str:
         page = self.get("/subscribe", client)
@@ -112,6 +115,7 @@ class Site:
         for client in self.clients:
             self.run(client.aclose())
         self.loop.close()
+        self.public.mailer.close()
         if self.public._store is not None:
             self.public._store.close()
 

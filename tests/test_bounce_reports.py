@@ -63,6 +63,7 @@ def test_parse_reads_each_format() -> None:
             "5.1.1",
             "550 5.1.1 <ana@example.net>: Recipient address rejected: User unknown in "
             "virtual mailbox table",
+            command="RCPT",
         )
     ]
     assert postfix.original_message_id == values["MESSAGE_ID"]

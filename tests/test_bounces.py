@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from digest import bounces, consent
 from digest.bounces import Report, classify
-from digest.errors import SubscriberError, TokenError
+from digest.errors import TokenError
 from digest.people import audience, changes, record, rights
 from digest.store import Store
 from digest.tokens import Tokens
@@ -23,17 +23,18 @@ from digest.tokens import Tokens
     [
         ("5.1.1", None, "", "hard", "status"),
         ("5.1.10", None, "RESOLVER.ADR.RecipientNotFound", "hard", "status"),
-        ("5.2.1", None, "mailbox disabled", "hard", "status"),
-        ("5.4.4", None, "", "hard", "status"),
-        ("5.2.2", None, "mailbox full", "soft", "status"),
-        ("5.7.1", None, "user unknown", "soft", "status"),  # a block, whatever it says
-        ("5.1.8", None, "bad sender's system address", "soft", "status"),
+        ("5.2.1", None, "mailbox disabled", "soft", "wording"),
+        ("5.4.4", None, "", "soft", "default"),
+        ("5.2.2", None, "mailbox full", "soft", "wording"),
+        ("5.7.1", None, "blocked: user unknown", "soft", "wording"),  # a block wins
+        ("5.1.8", None, "", "soft", "status"),
         ("4.2.2", None, "", "soft", "status"),
         ("", None, "550 5.1.1 <a@example.net>: user unknown", "hard", "status"),
-        ("", None, "452 4.2.2 over quota", "soft", "status"),
-        ("5.0.0", None, "550 No such user here", "hard", "wording"),
-        ("", 551, "user not local", "hard", "reply"),
-        ("", 553, "mailbox name not allowed", "hard", "reply"),
+        ("", None, "452 4.2.2", "soft", "status"),
+        ("5.0.0", None, "550 No such user here (in reply to RCPT TO command)", "hard", "wording"),
+        ("5.0.0", None, "550 No such user here", "soft", "wording"),  # at DATA, a filter
+        ("", 551, "", "hard", "reply"),
+        ("", 553, "", "hard", "reply"),
         ("", 552, "", "soft", "reply"),
         ("", None, "421 try later", "soft", "reply"),
         (
@@ -150,15 +151,15 @@ def test_a_delivered_issue_resets_the_soft_count(store: Store) -> None:
     assert out.outcome == bounces.SUPPRESSED
 
 
-def test_complaint_suppresses_for_good(store: Store) -> None:
+def test_complaint_suppresses_until_the_reader_confirms_again(store: Store) -> None:
     sub = _reader(store)
     out = bounces.apply(store, _report(sub.id, "complaint", status=""))
     assert out.outcome == bounces.SUPPRESSED
     assert record.get_subscriber(store, sub.id).status == "complained"  # type: ignore[union-attr]
-    with pytest.raises(SubscriberError, match="suppression list"):
-        changes.request_signup(
-            store, "reader1@example.net", None, method="web_form", source="t", evidence={}
-        )
+    again = changes.request_signup(
+        store, "reader1@example.net", None, method="web_form", source="t", evidence={}
+    )
+    assert again.status == "pending" and record.is_suppressed(store, sub.id)
 
 
 def test_mailbox_unsubscribe_withdraws_consent_only(store: Store) -> None:

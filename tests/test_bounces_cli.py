@@ -103,3 +103,23 @@ def test_ingest_with_the_database_down_asks_the_mta_to_try_again(send_ws: Worksp
     result = Cli(send_ws.root)("bounces", "ingest", "-", input=message.decode(), env=down)
     assert result.exit_code == 75, result.output
     assert "try again later" in result.output and "Traceback" not in result.output
+
+
+def test_send_due_warns_about_a_bad_last_issue_like_the_interactive_send(
+    send_ws: Workspace, tmp_path: Path
+) -> None:
+    ws = bounce_config(send_ws)
+    ids = add_readers(ws, 10)
+    engine.run_send(ws, SEND_DAY)
+    cli = Cli(ws.root)
+    hard = report(
+        "postfix-user-unknown.eml", reader_values(ws, ids[0], "reader0@example.net", SEND_DAY)
+    )
+    assert "1 suppressed" in cli("bounces", "ingest", "-", input=hard.decode()).output
+    nxt = sample_issue(day=date(2026, 12, 11))
+    nxt.status = "ready"
+    write_issue(ws, nxt)
+    due = cli("--now", "2026-12-11T07:01:00+00:00", "send", "--due")
+    assert due.exit_code == 0, due.output
+    assert "sent issue 2026-12-11" in due.output
+    assert "warning: issue 2026-12-04 had 10.0% hard bounces (1 of 10; over 2%)" in due.output

@@ -37,8 +37,14 @@ def own_addresses(ws: Workspace) -> Workspace:
     )
 
 
-def test_a_good_issue_has_no_findings(issue_ws: Workspace) -> None:
-    result = check(own_addresses(issue_ws))
+def described(issue: Issue) -> None:
+    for article in issue.articles:
+        if article.image:
+            article.image_alt = "Dockers on the quay at dawn"
+
+
+def test_a_good_issue_has_no_findings(workspace: Workspace) -> None:
+    result = check(own_addresses(with_issue(workspace, described)))
     assert result.findings == [] and result.ok
 
 
@@ -128,7 +134,11 @@ def test_subject_empty_is_an_error_and_too_long_a_warning(workspace: Workspace) 
 
 
 def test_a_missing_preheader_is_a_warning(workspace: Workspace) -> None:
-    result = check(with_issue(own_addresses(workspace), lambda i: setattr(i, "preheader", "")))
+    def no_preheader(issue: Issue) -> None:
+        described(issue)
+        issue.preheader = ""
+
+    result = check(with_issue(own_addresses(workspace), no_preheader))
     assert [f.code for f in result.findings] == ["preheader-missing"] and result.ok
 
 
@@ -292,3 +302,109 @@ def test_an_article_with_neither_summary_nor_blurb_is_a_warning(workspace: Works
     result = check(with_issue(own_addresses(workspace), bare))
     [finding] = [f for f in result.findings if f.code == "article-no-summary"]
     assert finding.level == "warning" and "article 3" in finding.message and result.ok
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kind", "level"),
+    [
+        ("http://127.0.0.1:8000", "outbox", "warning"),
+        ("http://127.8.9.10:8000", "null", "warning"),
+        ("http://localhost:8000", "outbox", "warning"),
+        ("http://[::1]:8000", "outbox", "warning"),
+        ("http://127.0.0.1:8000", "smtp", "error"),  # real mail needs https links
+        ("http://192.168.1.20:8000", "outbox", "error"),  # not this machine
+        ("http://localhost.example.com", "outbox", "error"),
+    ],
+)
+def test_http_on_loopback_is_a_warning_while_nothing_leaves(
+    issue_ws: Workspace, base_url: str, kind: str, level: str
+) -> None:
+    ws = set_config(
+        issue_ws, 'base_url = "https://newsletter.example.com"', f'base_url = "{base_url}"'
+    )
+    ws = set_config(ws, 'kind = "outbox"', f'kind = "{kind}"')
+    [finding] = [f for f in check(ws).findings if f.code == "unsubscribe-not-https"]
+    assert finding.level == level, finding
+    if level == "warning":
+        assert "this machine" in finding.message and "https://" in finding.message
+
+
+def test_an_image_without_alt_text_gets_the_headline_and_check_says_so(
+    workspace: Workspace,
+) -> None:
+    def images(issue: Issue) -> None:
+        issue.articles[0].image = "https://news.example.com/img/a.jpg"
+        issue.articles[0].image_alt = None  # not written in the issue file
+        issue.articles[1].image = "https://news.example.com/img/b.jpg"
+        issue.articles[1].image_alt = ""  # written empty on purpose: a decorative picture
+        issue.articles[2].image = "https://news.example.com/img/c.jpg"
+        issue.articles[2].image_alt = "Dockers on the quay"
+        issue.articles[3].image = ""
+
+    ws = own_addresses(with_issue(workspace, images))
+    issue = workspace_issue(ws, ISSUE_DAY)
+    assert [a.image_alt for a in issue.articles[:3]] == [None, "", "Dockers on the quay"]
+    result = check(ws)
+    assert result.ok and not result.warnings
+    [note] = result.findings
+    assert (note.level, note.code) == ("info", "image-alt-from-title")
+    assert issue.articles[0].title in note.message and "image_alt" in note.message
+
+    import lxml.html
+
+    from digest.render import prepare, sample_recipient
+
+    html = prepare(ws, issue).html(sample_recipient())
+    alts = {
+        img.get("src"): img.get("alt") for img in lxml.html.document_fromstring(html).iter("img")
+    }
+    assert alts == {
+        "https://news.example.com/img/a.jpg": issue.articles[0].title,
+        "https://news.example.com/img/b.jpg": "",
+        "https://news.example.com/img/c.jpg": "Dockers on the quay",
+    }
+
+
+@pytest.mark.parametrize(
+    ("domain", "organizational"),
+    [
+        ("news.example.org", "example.org"),
+        ("EXAMPLE.CO.UK.", "example.co.uk"),
+        ("mail.example.co.uk", "example.co.uk"),
+        ("mail.example.com.au", "example.com.au"),
+        ("brief.example.pvt.k12.ma.us", "example.pvt.k12.ma.us"),
+        ("weekly.example.github.io", "example.github.io"),
+        ("почта.пример.рф", "пример.рф"),
+        ("mail.xn--e1afmkfd.xn--p1ai", "xn--e1afmkfd.xn--p1ai"),
+        ("co.uk", "co.uk"),  # a public suffix is its own
+        ("localhost", "localhost"),
+    ],
+)
+def test_the_organizational_domain_comes_from_the_public_suffix_list(
+    domain: str, organizational: str
+) -> None:
+    from digest.addresses import organizational_domain
+
+    assert organizational_domain(domain) == organizational
+
+
+@pytest.mark.parametrize(
+    ("signer", "aligned"),
+    [("mail.example.pvt.k12.ma.us", True), ("mail.other.pvt.k12.ma.us", False)],
+)
+def test_dkim_alignment_under_a_deep_public_suffix(
+    issue_ws: Workspace, signer: str, aligned: bool
+) -> None:
+    ws = own_addresses(issue_ws)
+    ws = set_config(
+        ws,
+        'from = "Brief <brief@tula-ledger.ru>"',
+        'from = "Brief <brief@news.example.pvt.k12.ma.us>"',
+    )
+    ws = set_config(ws, 'selector = ""', 'selector = "s1"')
+    ws = set_config(ws, 'private_key_env = ""', 'private_key_env = "DIGEST_DKIM_KEY"')
+    ws = set_config(
+        ws, 'domain = ""                   # empty: the domain of From', f'domain = "{signer}"'
+    )
+    findings = [f for f in check(ws).findings if f.code == "dkim-misaligned"]
+    assert (findings == []) is aligned, findings

@@ -14,7 +14,17 @@ import pytest
 from digest.issue import save_issue, workspace_issue
 from digest.workspace import Workspace
 
-HEAVY = ("starlette", "uvicorn", "premailer", "sqlalchemy", "httpx", "feedparser", "jinja2", "lxml")
+HEAVY = (
+    "starlette",
+    "uvicorn",
+    "premailer",
+    "sqlalchemy",
+    "httpx",
+    "feedparser",
+    "jinja2",
+    "lxml",
+    "babel",
+)
 NOTHING_DUE = "2026-12-01T10:00:00Z"  # a Tuesday; the slot is Friday 07:00
 
 

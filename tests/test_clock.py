@@ -60,3 +60,13 @@ def test_without_a_pin_the_clock_is_real(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_bad_instant_says_how_to_write_one() -> None:
     with pytest.raises(ConfigError, match="write e.g. 2026-12-04T07:00:00"):
         clock.parse_instant("next friday")
+
+
+def test_log_lines_carry_digests_clock_in_the_schedules_zone() -> None:
+    import logging
+    from zoneinfo import ZoneInfo
+
+    clock.set_now(datetime(2026, 12, 4, 6, 59, 58, tzinfo=UTC))
+    formatter = clock.LogFormatter("%(asctime)s %(message)s", ZoneInfo("Europe/Berlin"))
+    record = logging.LogRecord("digest.scheduler", logging.INFO, __file__, 1, "sent", None, None)
+    assert formatter.format(record) == "2026-12-04 07:59:58 CET sent"

@@ -67,3 +67,92 @@ def test_an_international_address_and_name(workspace: Workspace, any_sink: SmtpS
         first.data.decode("ascii")  # no raw UTF-8 without SMTPUTF8
         assert message["To"].addresses[0].addr_spec == "anna@xn--exmple-cua.com"
         assert len(any_sink.received) == 1
+
+
+# -- DKIM, and the template inlined once ------------------------------------------------
+
+
+def test_the_confirmation_email_from_the_form_is_dkim_signed(
+    site_ws: Workspace, smtp_sink: SmtpSink, tmp_path, dns_server
+) -> None:
+    import base64
+
+    import dkim
+    from _public_fixtures import Site, configure
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    ws = configure(
+        site_ws,
+        {
+            'selector = ""': 'selector = "s1"',
+            'private_key_file = ""': f'private_key_file = "{key}"',
+        },
+    )
+    dns_server.records["s1._domainkey.example.com."] = [
+        b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    ]
+    site = Site(ws, smtp_sink)
+    try:
+        assert site.subscribe("signed@example.com", "Sig Ned").status_code == 200
+    finally:
+        site.close()
+    [received] = smtp_sink.received
+    assert received.data.startswith(b"DKIM-Signature:")
+    assert dkim.verify(
+        received.data.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n"),
+        dnsfunc=dns_server.dnsfunc,
+    )
+
+
+@pytest.mark.parametrize(
+    ("email", "name", "url"),
+    [
+        ("plain@example.com", "", "https://newsletter.example.com/confirm/abc.def"),
+        ("o'brien+x@exämple.com", 'Zoë "Q" <b> & Co', "https://n.example/c/a?x=1&y=<2>"),
+        ("a@example.com", "Ann\r\nBcc: x@example.org", "https://n.example/c/ü ß"),
+    ],
+)
+def test_the_template_inlined_once_fills_in_exactly_what_a_full_render_makes(
+    workspace: Workspace, email: str, name: str, url: str
+) -> None:
+    from digest import render
+
+    template = confirmation.Template(workspace)
+    template.prepare()
+    runs = render.premailer_runs()
+    fast = template.parts(email, name, url)
+    assert render.premailer_runs() == runs  # no premailer run per sign-up
+    whole = confirmation.build(workspace, email, name, url)
+    assert (fast.html, fast.text, fast.to, fast.subject) == (
+        whole.html,
+        whole.text,
+        whole.to,
+        whole.subject,
+    )
+    assert template.fast
+
+
+def test_a_template_that_changes_a_value_is_rendered_whole(workspace: Workspace) -> None:
+    (workspace.templates_dir / "confirm_email.html").write_text(
+        '{% extends "default:confirm_email.html" %}{% block label %}{{ name | upper }}'
+        "{% endblock %}",
+        encoding="utf-8",
+    )
+    template = confirmation.Template(workspace)
+    template.prepare()
+    assert not template.fast
+    parts = template.parts("a@example.com", "ann", "https://n.example/c/x")
+    assert "ANN" in parts.html

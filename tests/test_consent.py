@@ -172,7 +172,8 @@ def test_a_changed_statement_is_a_new_version(store: Store, workspace: Workspace
     )
     config = workspace.config_path
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("every Friday.", "every Friday morning.", 1), encoding="utf-8")
+    edited = 'consent_statement = "Yes, send me {name} by email every Friday morning. I can go."'
+    config.write_text(text.replace('consent_statement = ""', edited, 1), encoding="utf-8")
     changed = open_workspace(workspace.root)
     with open_store(changed) as second_store:
         second = changes.request_signup(
@@ -183,7 +184,7 @@ def test_a_changed_statement_is_a_new_version(store: Store, workspace: Workspace
     assert [t.version for t in statements] == ["1", "2"]
     assert "every Friday. I can" in statements[0].body
     assert "every Friday morning." in statements[1].body
-    assert statements[0].sha256 == consent.sha256(statements[0].body)
+    assert statements[0].sha256 == consent.statement_sha("en", statements[0].body)
     with store.read() as conn:
         by_subject = {
             e.subject_id: e.statement_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -72,7 +73,7 @@ def test_remove_names_the_article_and_prints_how_to_put_it_back(
     assert target.blurb and target.summary and before.articles[4].section == target.section
     result = cli("remove", "4", "--issue", "2026-12-04")
     assert result.exit_code == 0, result.output
-    assert f"removed {target.title} [{target.section}] from 2026-12-04" in result.output
+    assert f"removed 4. {target.title} [{target.section}] from 2026-12-04" in result.output
     script = result.output.split("to put it back:\n", 1)[1]
     assert script.startswith(f"digest add {target.url} --no-fetch --issue 2026-12-04")
     assert script.rstrip().endswith(f"digest move {target.url} --to 1 --issue 2026-12-04")
@@ -140,7 +141,7 @@ def test_remove_asks_on_a_terminal(workspace: Workspace) -> None:
     assert "Nothing removed." in output and code == 1
     assert len(load_issue(path).articles) == 6
     code, output = _on_a_terminal(args, b"y\n", env)
-    assert code == 0 and f"removed {title}" in output
+    assert code == 0 and f"removed 1. {title}" in output
     assert len(load_issue(path).articles) == 5
 
 
@@ -196,3 +197,23 @@ def test_feed_add_checks_that_the_url_is_a_feed(
     good = cli("feed", "add", f"{sample_site.url}/feeds/weekly.atom")
     assert good.exit_code == 0, good.output
     assert [f.url for f in feeds.list_feeds(workspace)] == [f"{sample_site.url}/feeds/weekly.atom"]
+
+
+def test_an_article_that_went_out_before_is_flagged(cli, workspace) -> None:  # type: ignore[no-untyped-def]
+    """council-budget went out on 12-11; adding it to 12-18 warns, and so does check."""
+    url = "https://news.example/2026/12/council-budget.html"
+    for day in ("2026-12-11", "2026-12-18"):
+        assert cli("issue", "new", "--date", day).exit_code == 0
+    first = cli("add", url, "--no-fetch", "--title", "Council budget", "--issue", "2026-12-11")
+    assert first.exit_code == 0 and "went out" not in first.output
+    sent = workspace.issues_dir / "2026-12-11.yaml"
+    sent.write_text(sent.read_text(encoding="utf-8").replace("status: draft", "status: sent"))
+
+    again = cli("add", url + "/", "--no-fetch", "--title", "Budget", "--issue", "2026-12-18")
+    assert again.exit_code == 0, again.output
+    assert f"warning: {url}/ went out in the issue of 2026-12-11 already" in again.output
+    checked = cli("check", "2026-12-18", "--json")
+    [repeat] = [f for f in json.loads(checked.output) if f["code"] == "article-repeated"]
+    assert repeat["level"] == "warning" and "2026-12-11" in repeat["message"]
+    # The issue it went out in is not flagged against itself, nor a later one against it.
+    assert "article-repeated" not in cli("check", "2026-12-11").output

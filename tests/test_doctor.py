@@ -148,7 +148,7 @@ def test_a_broken_setup_says_what_to_fix(
     )
     ws = edit_config(doctor_ws, {("newsletter", "base_url"): '"http://news.example.org"'})
     # The server was given another signing key than the sender's.
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "another-key-entirely-0123456789")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "another-key-entirely-Qm7vK2pX9wR4tZ8c")
     server = public.app(ws)
     monkeypatch.setenv("DIGEST_SECRET_KEY", SIGNING)
     findings = doctor(ws, dns_zone, server)
@@ -199,3 +199,23 @@ def test_doctor_command_prints_one_line_per_finding(
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("ok    spf")
     assert any(line.startswith("error one-click") and "did not answer" in line for line in lines)
+
+
+def test_alignment_reads_the_public_suffix_list(
+    doctor_ws: Workspace, dns_zone: dict, dkim_key: bytes
+) -> None:
+    """Two companies under co.uk do not align, though they share the last two labels."""
+    good_zone(dns_zone, dkim_key)
+    ws = edit_config(
+        doctor_ws,
+        {
+            ("newsletter", "from"): '"The Weekly Brief <brief@news.example.co.uk>"',
+            ("dkim", "domain"): '"mailer.other.co.uk"',
+            ("bounces", "return_path"): '"bounce+{token}@bounces.news.example.co.uk"',
+        },
+    )
+    found = {(f.level, f.message) for f in doctor(ws, dns_zone) if f.check == "alignment"}
+    assert (ERROR, "DKIM d=mailer.other.co.uk does not align with From (news.example.co.uk)") in (
+        found
+    )
+    assert (OK, "the return path domain bounces.news.example.co.uk aligns with From") in found

@@ -7,7 +7,8 @@ tests/fixtures/caniemail) for Gmail (web, iOS, Android) and Outlook (Windows,
 macOS, web). Left out, as the design intends: Outlook's conditional comments
 (only Outlook reads them) and the @media blocks, which only refine a layout
 that holds without them (tests/test_email_layout_browser.py drops the whole
-<style> and measures).
+<style> and measures), and, for Outlook for Windows only, what an element hidden there
+with mso-hide:all says besides (the preheader's fallback for Gmail's webmail).
 """
 
 from __future__ import annotations
@@ -176,6 +177,18 @@ def selector_features(selector: str) -> list[str]:
     return slugs
 
 
+# Outlook for Windows does not show an element styled mso-hide:all (the preheader), so
+# what else that element says (the fallback that hides it in Gmail's webmail for
+# non-Google accounts, which ignores display:none) need not work there.
+MSO_HIDDEN = " (hidden in Outlook: mso-hide)"
+
+
+def _mso_hidden(css: str) -> bool:
+    return any(
+        p.strip().lower() == "mso-hide" and v.strip().lower() == "all" for p, v in declarations(css)
+    )
+
+
 def features(html: str) -> dict[str, set[str]]:
     """Each caniemail slug the document uses, with where (for the report)."""
     html = re.sub(r"<!--\[if [^\]]*\]>.*?<!\[endif\]-->", "", html, flags=re.S)
@@ -204,16 +217,18 @@ def features(html: str) -> dict[str, set[str]]:
             if name == "href" and value.startswith("mailto:"):
                 add("html-mailto-links", f"<{tag} href=mailto:>")
             if name == "style":
+                hidden = MSO_HIDDEN if _mso_hidden(value) else ""
                 for prop, val in declarations(value):
                     for slug in css_feature(prop, val):
-                        add(slug, f"<{tag} style={prop}>")
+                        add(slug, f"<{tag} style={prop}>{hidden}")
         if tag == "style":
             for selector, body in top_level_rules(element.text or ""):
                 for slug in selector_features(selector):
                     add(slug, f"<style> {selector}")
+                hidden = MSO_HIDDEN if _mso_hidden(body) else ""
                 for prop, val in declarations(body):
                     for slug in css_feature(prop, val):
-                        add(slug, f"<style> {selector} {{{prop}}}")
+                        add(slug, f"<style> {selector} {{{prop}}}{hidden}")
     return found
 
 
@@ -226,6 +241,8 @@ def unsupported(html: str) -> list[str]:
         lacking = [
             label for label, verdict in support().get(slug, {}).items() if verdict.startswith("n")
         ]
+        if all(w.endswith(MSO_HIDDEN) for w in where):
+            lacking = [label for label in lacking if label != "Outlook Windows"]
         if lacking:
             lines.append(
                 f"{slug}: not in {', '.join(lacking)} (used by {', '.join(sorted(where)[:3])})"

@@ -19,6 +19,7 @@ from digest.samples import SampleSite
 from digest.workspace import Workspace
 
 NOW = "2026-12-01T09:00:00+00:00"
+SECTIONS = ("News", "Features", "Analysis", "Opinion")
 
 
 @pytest.fixture(autouse=True)
@@ -201,7 +202,8 @@ def test_pick_adds_with_page_metadata_and_marks_picked(
     feeds.pull(workspace)
     result = cli("--now", NOW, "pick", "1", "3")
     assert result.exit_code == 0, result.output
-    assert "added 1. Russia's Rapprochement with China Runs Deep [Opinion]" in result.output
+    # each at its number once both are in: Features comes before Opinion
+    assert "added 2. Russia's Rapprochement with China Runs Deep [Opinion]" in result.output
     assert "added 1. A Chinese Automaker Comes to Tula [Features]" in result.output
     issue = workspace_issue(workspace)
     assert [a.title for a in issue.articles] == [
@@ -265,3 +267,25 @@ def test_a_hand_broken_candidates_file(workspace: Workspace) -> None:
     workspace.candidates_path.write_text('{"candidates": [\n  {"number": 1,,}\n]}\n')
     with pytest.raises(CurateError, match=r"candidates\.json:2: "):
         feeds.list_candidates(workspace)
+
+
+def test_pick_prints_each_article_at_its_number_once_all_are_in(
+    cli: Cli, workspace: Workspace, sample_site: SampleSite
+) -> None:
+    """`digest pick 2 3 4 6` once printed `added 5.` twice: each number was its place when
+    it went in, before the later picks moved it."""
+    import re
+
+    from digest.issue import numbered
+
+    _follow_both(workspace, sample_site)
+    feeds.pull(workspace)
+    picked = [str(c.number) for c in feeds.list_candidates(workspace)]
+    assert len(picked) >= 3
+    result = cli("--now", NOW, "pick", *picked)
+    assert result.exit_code == 0, result.output
+    said = re.findall(r"^added (\d+)\. (.+?) \[", result.output, re.M)
+    numbers = [int(n) for n, _ in said]
+    assert len(said) == len(picked) and len(set(numbers)) == len(numbers), result.output
+    order = [a.title for a in numbered(workspace_issue(workspace), SECTIONS)]
+    assert [order[n - 1] for n in numbers] == [title for _, title in said]

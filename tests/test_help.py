@@ -128,3 +128,32 @@ def test_plurals(cli: Cli, workspace: Workspace) -> None:
         "B",
     )
     assert "  2 articles " in cli("issue", "list").output
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        (["isue", "new"], "issue"),
+        (["subscriber", "list"], "subscribers"),
+        (["issue", "shwo"], "show"),
+        (["schedule", "corn"], "cron"),
+    ],
+)
+def test_a_mistyped_command_gets_a_suggestion(typed: list[str], meant: str) -> None:
+    # A fresh process: the top-level group loads its commands lazily, so a suggestion
+    # must not depend on which commands an earlier test happened to load.
+    run = subprocess.run(
+        [sys.executable, "-m", "digest", *typed], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2, run.stderr
+    result = run.stderr
+    assert "Traceback" not in result
+    wrong = typed[1] if meant in ("show", "cron") else typed[0]
+    assert f"No such command '{wrong}'." in result
+    assert f"Did you mean '{meant}'?" in result
+
+
+def test_a_command_nothing_like_any_other_gets_no_guess(cli: Cli) -> None:
+    result = cli("xyzzy")
+    assert result.exit_code == 2
+    assert "No such command 'xyzzy'." in result.output and "Did you mean" not in result.output

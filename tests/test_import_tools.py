@@ -237,7 +237,7 @@ def test_each_tool_s_export(tool: str, cli: Cli, store: Store) -> None:
     # the statement names the tool and the list, never our own form's wording
     statement = event["statement"]["text"]
     assert CASES[tool].path.name in statement or evidence["list"] in statement
-    assert store.workspace.config.privacy.consent_statement not in statement
+    assert store.workspace.config.consent_statement not in statement
     if case.attributes[0]:
         who, attributes = case.attributes
         kept = rights.show(store, who)["subscriber"]["attributes"]

@@ -44,7 +44,7 @@ def articles(draw: st.DrawFn) -> list[Article]:
             summary=draw(lines),
             author=draw(line),
             image=draw(st.sampled_from(["", f"https://img.example/{slug}.jpg"])),
-            image_alt=draw(line),
+            image_alt=draw(st.one_of(st.none(), line)),  # None: not written
             blurb=draw(lines),
         )
         for slug in slugs
@@ -176,3 +176,23 @@ def test_the_cli_reports_a_broken_file_without_a_traceback(cli: Cli, workspace: 
         assert result.output.startswith(f"Error: {path}:")
         assert "Traceback" not in result.output
     assert path.read_text(encoding="utf-8") == BROKEN
+
+
+def test_a_deliberately_empty_alt_text_survives_cli_edits(cli: Cli, workspace: Workspace) -> None:
+    """`image_alt: ""` marks a decorative picture; a missing key lets the headline stand in.
+    Both stay as written when the CLI edits the file, and the restore line keeps them."""
+    day = "--issue"
+    path = workspace.issues_dir / "2026-12-04.yaml"
+    cli("issue", "new", "--date", "2026-12-04")
+    for url, alt in (("https://news.example/a", ""), ("https://news.example/b", None)):
+        words = ["add", url, "--no-fetch", "--title", url[-1].upper(), "--section", "News"]
+        words += ["--image", f"{url}.jpg", day, "2026-12-04"]
+        if alt is not None:
+            words += ["--image-alt", alt]
+        assert cli(*words).exit_code == 0
+    assert [a.image_alt for a in load_issue(path).articles] == ["", None]
+    assert "image_alt: ''" in path.read_text(encoding="utf-8")
+    assert cli("move", "2", "--to", "1", day, "2026-12-04").exit_code == 0
+    assert [a.image_alt for a in load_issue(path).articles] == [None, ""]
+    removed = cli("remove", "https://news.example/a", "--yes", day, "2026-12-04")
+    assert "--image-alt ''" in removed.output

@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import date
 
+import pytest
 from conftest import FIXTURES, Cli
 
 from digest.issue import load_issue
@@ -167,3 +168,22 @@ def test_list_names_a_broken_file_and_still_lists_the_others(
     assert result.exit_code == 1
     assert "2026-12-04  draft" in result.output
     assert "2026-12-11.yaml:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("2026-02-30", "2026-02-30 does not exist: February 2026 has 28 days"),
+        ("2028-02-30", "2028-02-30 does not exist: February 2028 has 29 days"),
+        ("2026-11-31", "2026-11-31 does not exist: November 2026 has 30 days"),
+        ("2026-13-04", "2026-13-04 does not exist: there is no month 13"),
+        ("2026-12-00", "2026-12-00 does not exist: days start at 1"),
+    ],
+)
+def test_a_date_in_the_right_form_that_does_not_exist_says_so(
+    cli: Cli, typed: str, said: str
+) -> None:
+    result = cli("issue", "new", "--date", typed)
+    assert result.exit_code == 2
+    assert said in " ".join(result.output.split())
+    assert "YYYY-MM-DD" not in result.output

@@ -81,3 +81,15 @@ def test_no_module_imports_a_package_it_belongs_to() -> None:
         if module.startswith(imported + ".") and imported != "digest"
     )
     assert upward == []
+
+
+def test_rendering_takes_readers_as_plain_values() -> None:
+    """render never reaches the store or the people layer, not even through another module:
+    `digest render --to` looks the subscriber up in the CLI and hands render the values."""
+    graph = grimp.build_graph("digest")
+    for below in ("digest.store", "digest.people"):
+        chain = graph.find_shortest_chain(importer="digest.render", imported=below)
+        assert chain is None, " -> ".join(chain or ())
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'source_modules = ["digest.render"]' in text
+    assert '"digest.store"' in text.split('source_modules = ["digest.render"]')[1]

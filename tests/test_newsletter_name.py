@@ -30,7 +30,7 @@ def test_init_name_fills_from_statement_footer_and_titles(tmp_path: Path) -> Non
     ws = open_workspace(root)
     n = ws.config.newsletter
     assert n.name == "Tula Ledger" and n.from_ == "Tula Ledger <brief@example.com>"
-    statement = ws.config.privacy.consent_statement
+    statement = ws.config.consent_statement
     assert statement.startswith("Yes, send me Tula Ledger by email") and "{name}" not in statement
     assert "The Weekly Brief" not in (root / "digest.toml").read_text(encoding="utf-8")
 

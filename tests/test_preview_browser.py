@@ -118,8 +118,9 @@ def test_dark_background_and_tabs(workspace: Workspace, browser_page: Any) -> No
             "src", f"/issue/{DAY}/email.html?v={version}&scheme=dark"
         )
         expect(frame.get_by_text(TITLES[0])).to_be_visible()
-        dark = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
-        assert dark != light
+        # The frame's new document replaces the old one when it has loaded: wait for it
+        # rather than sample whichever of the two is showing.
+        expect(frame.locator("body")).not_to_have_css("background-color", light)
         # The stage fades to dark (a 0.2 s transition): wait for it rather than sample it.
         expect(page.locator(".stage")).to_have_css("background-color", "rgb(21, 23, 28)")
 
@@ -136,3 +137,59 @@ def test_dark_background_and_tabs(workspace: Workspace, browser_page: Any) -> No
         page.reload()
         expect(page.locator("body")).to_have_class("is-dark")
         expect(page.locator("pre.source")).to_be_visible()
+
+
+GEOMETRY = """() => {
+  const frame = document.getElementById('email-frame').getBoundingClientRect();
+  const stage = document.querySelector('.stage');
+  return {left: frame.left, right: frame.right, width: frame.width,
+          page: document.documentElement.scrollWidth, viewport: window.innerWidth,
+          scrollable: stage.scrollWidth - stage.clientWidth, scrolled: stage.scrollLeft};
+}"""
+
+
+def _settled(page: Any, ready: Any) -> dict[str, float]:
+    """The geometry once ``ready`` holds and two readings 150 ms apart agree (a smooth
+    scroll or a transition has ended); evaluate() is not held by the page's CSP."""
+    deadline = time.monotonic() + 5
+    last = page.evaluate(GEOMETRY)
+    while True:
+        page.wait_for_timeout(150)
+        now = page.evaluate(GEOMETRY)
+        if (ready(now) and now == last) or time.monotonic() > deadline:
+            return now  # type: ignore[no-any-return]
+        last = now
+
+
+def test_the_preview_on_a_375_px_screen_clips_nothing(workspace: Workspace, browser: Any) -> None:
+    """An editor opens the preview on a phone: the page is no wider than the screen; at
+    Desktop width the 600 px email starts at the screen's edge and scrolls sideways (a
+    swipe or a wheel over the email), and at Mobile width the 375 px email fits exactly."""
+    from playwright.sync_api import expect
+
+    (workspace.issues_dir / f"{DAY}.yaml").write_text(ISSUE, encoding="utf-8")
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    try:
+        page = context.new_page()
+        with serve_app(preview_app(workspace)) as base:
+            page.route(lambda url: not url.startswith(base), lambda route: route.abort())
+            page.goto(f"{base}/issue/{DAY}")
+            expect(page.frame_locator("#email-frame").get_by_text(TITLES[0])).to_be_visible()
+
+            desktop = page.evaluate(GEOMETRY)
+            assert desktop["page"] <= 375, desktop  # nothing makes the page itself wider
+            assert desktop["width"] >= 600 and desktop["left"] >= 0, desktop
+            assert desktop["scrollable"] >= desktop["right"] - 375 > 0, desktop
+            box = page.locator("#email-frame").bounding_box()
+            assert box is not None
+            page.mouse.move(200, max(box["y"], 0) + 200)
+            page.mouse.wheel(1000, 0)
+            scrolled = _settled(page, lambda g: g["scrolled"] > 0)
+            assert 0 < scrolled["right"] <= 375, scrolled  # the email's right edge, reached
+
+            page.get_by_role("button", name="Mobile").click()
+            mobile = _settled(page, lambda g: g["width"] == 375)
+            assert (mobile["left"], mobile["right"]) == (0, 375), mobile
+            assert mobile["page"] <= 375, mobile
+    finally:
+        context.close()

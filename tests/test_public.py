@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from _public_fixtures import SECRET, Site, configure, confirm_link
 from _render_fixtures import sample_issue, write_issue
@@ -28,7 +29,7 @@ def test_subscribe_form_shows_consent_statement_privacy_link_and_guards(site: Si
     page = site.get("/subscribe")
     assert page.status_code == 200
     html = page.text
-    statement = site.ws.config.privacy.consent_statement
+    statement = site.ws.config.consent_statement
     checkbox = re.search(r'<input type="checkbox"[^>]*id="consent"[^>]*>', html)
     assert checkbox and "required" in checkbox.group(0) and "checked" not in checkbox.group(0)
     assert f'<label for="consent">{statement}</label>' in html
@@ -59,7 +60,7 @@ def test_the_app_refuses_to_start_without_a_signing_key(
         public_app(workspace)
     assert ".keys/DIGEST_SECRET_KEY" in str(info.value) and "keep working" in str(info.value)
     monkeypatch.setenv("DIGEST_SECRET_KEY", "short")
-    with pytest.raises(ConfigError, match="at least 16"):
+    with pytest.raises(ConfigError, match="at least 32"):
         public_app(workspace)
 
 
@@ -153,6 +154,7 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
     gone = changes.admin_add(store, "gone@example.com", source="test", confirmed=True)
     changes.unsubscribe(store, gone.id, method="admin", source="test", evidence={})
     changes.suppress(store, "bounced@example.com", reason="hard bounce", kind="bounced", source="t")
+    changes.suppress(store, "held@example.com", reason="spam trap", source="t")
     replies = {
         email: site.subscribe(email)
         for email in (
@@ -162,6 +164,7 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
             "active@example.com",
             "gone@example.com",
             "bounced@example.com",
+            "held@example.com",
         )
     }
     shapes = {
@@ -169,8 +172,10 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
         for r in replies.values()
     }
     assert len(shapes) == 1, shapes
-    # Mail went only where a confirmation makes sense, never to the suppressed address.
+    # Mail went only where a confirmation makes sense: a bounce is the reader's to undo,
+    # the operator's suppression is not.
     assert sorted(m["To"] for m in site.mails()) == [
+        "bounced@example.com",
         "gone@example.com",
         "new@example.com",
         "pending@example.com",
@@ -277,7 +282,7 @@ def test_evidence_records_the_forwarded_address_behind_a_trusted_proxy(
         assert event.evidence["ip"] == "198.51.100.77"
         assert event.evidence["user_agent"] == "TestBrowser/2"
         assert event.evidence["url"] == "https://newsletter.example.com/subscribe"
-        assert event.evidence["consent_statement"] == ws.config.privacy.consent_statement
+        assert event.evidence["consent_statement"] == ws.config.consent_statement
     finally:
         site.close()
 
@@ -396,7 +401,7 @@ def test_unsubscribe_page_then_resubscribe_with_fresh_consent(site: Site, store:
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     resubscribe = re.search(r'action="(/resubscribe/[^"]+)"', done.text)
-    assert resubscribe and site.ws.config.privacy.consent_statement in done.text
+    assert resubscribe and site.ws.config.consent_statement in done.text
     token = re.search(r'name="form_token" value="([^"]+)"', done.text)
     assert token
     refused = site.post(resubscribe.group(1), data={"form_token": token.group(1)})
@@ -468,3 +473,38 @@ def test_archive_lists_and_shows_only_sent_issues(site: Site, store: Store) -> N
     assert as_json.status_code == 404 and as_json.json()["status"] == 404
     as_html = site.get(f"/archive/{draft.date}", headers={"Accept": "text/html"})
     assert "Page not found" in as_html.text and "<script" not in as_html.text
+
+
+# -- the form cookie over http and https --------------------------------------------
+
+
+def test_the_form_cookie_is_secure_only_when_the_request_came_over_https(
+    site_ws: Workspace, smtp_sink, store: Store
+) -> None:
+    """An https base_url, and a form posted over plain http (a local trial, curl, httpx):
+    the cookie is not Secure, so the client sends it back and the form goes through."""
+    ws = configure(site_ws, {"trusted_proxies = []": 'trusted_proxies = ["127.0.0.1"]'})
+    site = Site(ws, smtp_sink)
+
+    def cookie(ip: str, scheme: str, **headers: str) -> str:
+        fresh = site.client_from(ip)  # no cookie yet: the page sets one
+        fresh.base_url = httpx.URL(f"{scheme}://newsletter.example.com")
+        return site.get("/subscribe", fresh, headers=headers).headers["set-cookie"]
+
+    try:
+        assert "Secure" in cookie("198.51.100.9", "https")
+        assert "Secure" not in cookie("198.51.100.9", "http")
+        plain = site.client_from("198.51.100.9")
+        plain.base_url = httpx.URL("http://newsletter.example.com")
+        answer = site.subscribe("plain@example.com", client=plain)
+        assert answer.status_code == 200, answer.text
+        assert record.find_by_email(store, "plain@example.com") is not None
+
+        # Through a trusted proxy that terminated TLS: X-Forwarded-Proto says https.
+        assert "Secure" in cookie("127.0.0.1", "http", **{"X-Forwarded-Proto": "https"})
+        assert "Secure" not in cookie("127.0.0.1", "http")
+        assert "Secure" not in cookie("127.0.0.1", "http", **{"X-Forwarded-Proto": "http"})
+        # From anyone else the header is not believed.
+        assert "Secure" not in cookie("198.51.100.9", "http", **{"X-Forwarded-Proto": "https"})
+    finally:
+        site.close()

@@ -8,17 +8,60 @@ are done as the editor would.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from digest.cli import main
 from digest.samples import SampleSite
+from digest.web.public_server import create_public_app
+from digest.workspace import open_workspace
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 NOW = "2026-12-01T09:00:00+00:00"  # a Tuesday: the next slot is Friday 2026-12-04
+STEP_2 = README.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+TRIAL_URL = "http://127.0.0.1:8000"
+
+
+def sign_up_over_http(root: Path, env: dict[str, str]) -> int:
+    """GET the form and POST it back with its cookie over plain http, as a client other
+    than a browser does (a Secure cookie would not come back: "The form had expired")."""
+    with _environment(env):
+        app = create_public_app(open_workspace(root))
+
+        async def go() -> int:
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+            async with httpx.AsyncClient(transport=transport, base_url=TRIAL_URL) as client:
+                form = await client.get("/subscribe")
+                token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+                assert token, form.text
+                fields = {"form_token": token.group(1), "email": "reader@example.org"}
+                answer = await client.post("/subscribe", data={**fields, "consent": "yes"})
+                assert "expired" not in answer.text, answer.text
+                return answer.status_code
+
+        return asyncio.run(go())
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def quickstart_lines() -> list[str]:
@@ -53,13 +96,15 @@ def test_the_quickstart_works_as_written(tmp_path: Path, sample_site: SampleSite
             root = root / "weekly"
             made = runner.invoke(main, ["init", str(root)], env=env, catch_exceptions=False)
             assert made.exit_code == 0, made.output
-            # step 2, in words: fill in digest.toml
+            # step 2, in words: fill in digest.toml, for a trial on this machine over http
+            assert f'`base_url = "{TRIAL_URL}"`' in " ".join(STEP_2.split())
             config = root / "digest.toml"
             text = config.read_text(encoding="utf-8")
-            config.write_text(
-                text.replace('postal_address = ""', 'postal_address = "1 Press Lane"', 1),
-                encoding="utf-8",
+            text = text.replace('postal_address = ""', 'postal_address = "1 Press Lane"', 1)
+            text = re.sub(
+                r'^base_url = "[^"]*"', f'base_url = "{TRIAL_URL}"', text, count=1, flags=re.M
             )
+            config.write_text(text, encoding="utf-8")
         elif line.startswith("export DIGEST_SECRET_KEY="):
             assert line == 'export DIGEST_SECRET_KEY="$(digest secret)"'
             env["DIGEST_SECRET_KEY"] = run(["secret"]).strip()
@@ -72,6 +117,9 @@ def test_the_quickstart_works_as_written(tmp_path: Path, sample_site: SampleSite
             page = run(["serve", "--get", "/subscribe"])
             assert page.startswith("200 OK")
             assert run(["serve", "--get", "/archive/2026-12-04"]).startswith("200 OK")
+            # a reader signs up at http://127.0.0.1:8000/subscribe, as curl or httpx would
+            assert sign_up_over_http(root, env) == 200
+            assert len(list((root / "outbox" / "confirmations").glob("*.eml"))) == 1
         else:
             words = shlex.split(line)
             assert words[0] == "digest", line

@@ -86,7 +86,7 @@ def test_confirming_on_the_real_server_makes_the_reader_active(
     assert (imported["event"], fresh["event"], fresh["method"]) == ("imported", "confirmed", "link")
     assert fresh["evidence"]["ip"] == "127.0.0.1"
     assert fresh["evidence"]["user_agent"] == "reader's browser"
-    assert fresh["statement"]["text"] == site_ws.config.privacy.consent_statement  # ours, now
+    assert fresh["statement"]["text"] == site_ws.config.consent_statement  # ours, now
     assert "c.duarte@example.net" in {s.email for s in audience.audience(store)}
     # the reader who never clicked stays pending, and is not mailed
     assert _who(store, "pending.reader@example.net").status == "pending"

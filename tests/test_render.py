@@ -22,7 +22,7 @@ from digest.render import (
     sample_recipient,
     wrap,
 )
-from digest.workspace import Workspace
+from digest.workspace import Workspace, open_workspace
 
 READER = Recipient("s-1", "ann@example.com", "Ann")
 
@@ -483,3 +483,64 @@ def test_no_invalid_presentational_attributes_after_inlining(issue_ws: Workspace
                 assert element.tag in tags, f"<{element.tag} {name}={value!r}>"
                 if name != "bgcolor":
                     assert re.fullmatch(r"\d+%?", value), f"<{element.tag} {name}={value!r}>"
+
+
+def test_the_preheader_stays_hidden_where_display_none_is_ignored(issue_ws: Workspace) -> None:
+    """Gmail's webmail for non-Google accounts ignores display:none (caniemail), so the
+    preheader also collapses, clips and fades itself: no low-contrast colour trick."""
+    html = prepared_of(issue_ws).html(READER)
+    style = re.search(r'<div class="preheader" style="([^"]*)"', html)
+    assert style is not None, html[:2000]
+    rules = {
+        name.strip(): value.strip()
+        for name, _, value in (rule.partition(":") for rule in style.group(1).split(";"))
+        if name.strip()
+    }
+    assert rules == {
+        "display": "none",
+        "mso-hide": "all",
+        "max-height": "0",
+        "overflow": "hidden",
+        "opacity": "0",
+        "font-size": "1px",
+        "line-height": "1px",
+    }
+
+
+def _footer(html: str) -> str:
+    cell = re.search(r'<td class="footer"[^>]*>(.*?)</td>', html, re.S)
+    assert cell is not None
+    return " ".join(re.sub(r"<[^>]+>", " ", cell.group(1)).replace("&middot;", "·").split())
+
+
+def test_the_footer_names_the_newsletter_once(issue_ws: Workspace) -> None:
+    # The repository's own sample workspace: its postal address does not repeat the name.
+    sample = open_workspace(Path(__file__).parent.parent)
+    assert not sample.config.newsletter.postal_address.startswith(sample.config.newsletter.name)
+    html = prepared_of(issue_ws).html(READER)
+    assert "The Weekly Brief · 1 Press Lane, Springfield" in _footer(html)
+    # An address that starts with the name itself: the name is not said twice.
+    ws = set_config(
+        issue_ws,
+        'postal_address = "1 Press Lane, Springfield"',
+        'postal_address = "The Weekly Brief, 1 Press Lane, Springfield"',
+    )
+    prepared = prepared_of(ws)
+    footer = _footer(prepared.html(READER))
+    assert footer.count("The Weekly Brief") == 2, footer  # the `why` line, then the address
+    assert footer.endswith("The Weekly Brief, 1 Press Lane, Springfield")
+    text = prepared.text(READER)
+    assert "The Weekly Brief, The Weekly Brief" not in text
+    assert text.rstrip().endswith("The Weekly Brief, 1 Press Lane, Springfield")
+    # The confirmation email shares the footer's rule.
+    from digest import confirmation
+
+    mail = confirmation.build(ws, "ann@example.com", "Ann", "https://x.example/confirm/t")
+    assert mail.text.rstrip().endswith("--\nThe Weekly Brief, 1 Press Lane, Springfield")
+    assert "The Weekly Brief · The Weekly Brief" not in _footer(mail.html)
+
+
+def test_the_archive_copy_offers_subscribe_once(issue_ws: Workspace) -> None:
+    footer = _footer(prepared_of(issue_ws).html_public())
+    assert footer.count("Subscribe") == 1, footer
+    assert "Past issues" in footer and "Privacy policy" in footer

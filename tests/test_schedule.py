@@ -287,3 +287,27 @@ def test_cron_and_systemd_recipes_name_absolute_paths_and_secrets(
     )
     assert "OnCalendar=*-*-* *:*:00" in units and "NEWS_SMTP_PASSWORD" in units
     assert "=secret" not in units.lower()
+
+
+def test_after_an_early_manual_send_the_schedule_looks_ahead(
+    cli: Cli, workspace: Workspace
+) -> None:
+    """The 12-11 issue went out by hand on Wednesday: its Friday slot has nothing left to
+    send, so `digest schedule` shows the next slot and its draft, and says what went early."""
+    make_issue(cli, workspace, "2026-12-11", "sent", subject="Sent by hand")
+    make_issue(cli, workspace, "2026-12-18", "draft", subject="Next week")
+    data = show(cli, "2026-12-09T10:00:00Z")
+    assert data["issue"]["date"] == "2026-12-18" and data["issue"]["status"] == "draft"
+    assert data["slot"]["utc"] == "2026-12-18T07:00:00Z"
+    assert data["sent_early"] == ["2026-12-11"]
+    assert any("2026-12-18 is still a draft" in w for w in data["warnings"])
+    text = cli("--now", "2026-12-09T10:00:00Z", "schedule").output
+    assert "Issue:      2026-12-18  draft" in text
+    assert "Sent early: 2026-12-11" in text
+    assert "2026-12-11  sent" not in text
+    # A skipped week on the way is passed over too, and listed as skipped.
+    assert cli("issue", "skip", "2026-12-18").exit_code == 0
+    make_issue(cli, workspace, "2026-12-25", "ready")
+    data = show(cli, "2026-12-09T10:00:00Z")
+    assert (data["sent_early"], data["skipped"]) == (["2026-12-11"], ["2026-12-18"])
+    assert data["issue"]["date"] == "2026-12-25"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -448,3 +449,6 @@ def test_the_scheduler_sends_at_the_slot_and_stops_on_sigterm(
     assert "sent issue 2026-12-04: 2 sent" in log
     assert "next slot Friday 2026-12-11 07:00 UTC" in log
     assert log.rstrip().endswith("scheduler stopped")
+    # Stamped by the rehearsed clock, which runs on from --now, not by the wall clock.
+    stamps = [line.split(" digest")[0] for line in log.splitlines() if " digest." in line]
+    assert stamps and all(re.fullmatch(r"2026-12-04 0[67]:\d\d:\d\d UTC", s) for s in stamps), log

@@ -91,3 +91,87 @@ def test_erasure_takes_the_reader_out_of_whole_list_exports(send_ws: Workspace, 
     assert (
         rows[0].startswith("id,email") and len(rows) == 4 and sub.id not in exports[0].read_text()
     )
+
+
+# -- the exports record, and the order of erasure -----------------------------------------
+
+_EXPORTER = """
+import sys
+from pathlib import Path
+from digest.people import rights
+from digest.store import open_store
+from digest.workspace import open_workspace
+ws = open_workspace(Path(sys.argv[1]))
+with open_store(ws) as store:
+    for sid in sys.argv[3:]:
+        rights.export_to_file(store, sid, Path(sys.argv[2]) / f"{sid}.json", source="race")
+"""
+
+
+def test_concurrent_exports_keep_every_entry_of_the_record(
+    send_ws: Workspace, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import running
+
+    ids = add_readers(send_ws, 24)
+    out = send_ws.root / "requests"
+    out.mkdir()
+    key = send_ws.secret(send_ws.config.consent.pseudonym_key_env).decode()
+    env = {**os.environ, "DIGEST_PSEUDONYM_KEY": key}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _EXPORTER, str(send_ws.root), str(out), *ids[n::6]], env=env
+        )
+        for n in range(6)
+    ]
+    for process in processes:
+        with running(process):  # type: ignore[arg-type]
+            assert process.wait(timeout=120) == 0
+    recorded = json.loads(send_ws.exports_record.read_text(encoding="utf-8"))
+    assert sorted(recorded) == sorted(ids)
+    assert all(recorded[sid] == [str((out / f"{sid}.json").resolve())] for sid in ids)
+
+
+def test_a_crash_after_the_erasure_commits_leaves_no_file_behind(
+    send_ws: Workspace, cli, monkeypatch
+) -> None:
+    from digest.people import rights
+
+    add_readers(send_ws, 2)
+    with open_store(send_ws) as store:
+        sub = changes.admin_add(store, EMAIL, NAME, source="test", confirmed=True)
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 3
+    request = send_ws.root / "requests" / "erin.json"
+    assert cli("subscribers", "export", EMAIL, "-o", str(request)).exit_code == 0
+
+    def crash(store: object) -> None:  # the process dies right after the commit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rights, "_scrub", crash)
+    with open_store(send_ws) as store, __import__("pytest").raises(KeyboardInterrupt):
+        rights.erase(store, sub.id, source="test")
+    assert _files_holding(send_ws.root, EMAIL, NAME) == []
+    assert not request.exists()
+    assert not (send_ws.outbox_dir / SEND_DAY / f"{sub.id}.eml").exists()
+
+
+def test_erasing_again_sweeps_what_an_interrupted_erasure_left(
+    send_ws: Workspace, cli, monkeypatch
+) -> None:
+    """Files are deleted before the commit; should a copy appear or stay anyway (a
+    backup restored), erasing the erased reader again deletes it instead of refusing."""
+    with open_store(send_ws) as store:
+        sub = changes.admin_add(store, EMAIL, NAME, source="test", confirmed=True)
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 1
+    copy = send_ws.outbox_dir / SEND_DAY / f"{sub.id}.eml"
+    kept = copy.read_bytes()
+    assert cli("subscribers", "erase", EMAIL, "--yes").exit_code == 0
+    copy.write_bytes(kept)  # restored from a backup
+    again = cli("subscribers", "erase", sub.id, "--yes")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["deleted"]["files"] == [f"outbox/{SEND_DAY}/{sub.id}.eml"]
+    assert not copy.exists()

@@ -6,7 +6,7 @@ import pytest
 from _public_fixtures import Site
 from _send_fixtures import SEND_DAY, add_readers
 
-from digest.errors import TokenError
+from digest.errors import ConfigError, TokenError
 from digest.people import changes, record
 from digest.send import engine
 from digest.store import Store, open_store
@@ -99,3 +99,102 @@ def test_bounce_and_mailto_addresses_of_mail_signed_before_a_rotation_still_read
     # New addresses are made with the new key alone.
     with pytest.raises(TokenError):
         Tokens(OLD.encode()).read_mailto(after.mailto("r2"))
+
+
+# -- weak keys ------------------------------------------------------------------------
+
+# Keys a person types, each refused with the reason given.
+WEAK_KEYS = {
+    "a": "1 bytes long",
+    "a" * 16: "16 bytes long",
+    "a" * 40: "repeats the same 1 character",
+    "0123456789abcdef" * 2: "repeats the same 16 characters",
+    "password" * 5: "repeats the same 8 characters",
+    "abababababababababababababababababcd": "only 4 different characters",
+    "a" * 25 + "bcdefgh": "too little entropy",
+    "abcdefghijklmnopqrstuvwxyz0123456789": "neighbouring characters",
+}
+
+
+@pytest.mark.parametrize("key", list(WEAK_KEYS))
+def test_weak_keys_are_refused_with_the_reason(key: str) -> None:
+    from digest.tokens import key_weakness
+
+    assert WEAK_KEYS[key] in key_weakness(key.encode())
+
+
+def test_random_keys_of_every_usual_kind_pass() -> None:
+    import base64
+    import secrets
+
+    from digest.tokens import key_weakness
+
+    makers = {
+        "digest secret": lambda: secrets.token_urlsafe(32),
+        "openssl rand -hex 32": lambda: secrets.token_hex(32),
+        "openssl rand -hex 16": lambda: secrets.token_hex(16),
+        "openssl rand -base64 32": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "openssl rand -base64 24": lambda: base64.b64encode(secrets.token_bytes(24)).decode(),
+    }
+    for name, make in makers.items():
+        for _ in range(2000):
+            key = make()
+            assert key_weakness(key.encode()) == "", (name, key)
+    assert key_weakness(OLD.encode()) == key_weakness(NEW.encode()) == ""
+
+
+def _one_clear_line(output: str, where: str) -> None:
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert where in lines[0] and "`digest secret` makes a good one" in lines[0], lines[0]
+
+
+def test_a_weak_previous_key_is_refused_so_a_link_forged_with_it_never_reads(
+    site_ws: Workspace, send_ws: Workspace, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_PREVIOUS_SECRET_KEYS", f"{OLD} a")
+    refused = cli("serve", "--get", "/healthz")
+    assert refused.exit_code == 1
+    _one_clear_line(refused.output, "DIGEST_PREVIOUS_SECRET_KEYS (key 2 of 2)")
+    forged = Tokens(b"a").confirm("anyone")
+    with pytest.raises(ConfigError, match="DIGEST_PREVIOUS_SECRET_KEYS"):
+        Site(site_ws, None).get(f"/confirm/{forged}")
+    # Every command that loads the keys checks them, not only `serve`.
+    send = cli("send", SEND_DAY, "--test", "someone@example.com")
+    assert send.exit_code == 1
+    _one_clear_line(send.output, "DIGEST_PREVIOUS_SECRET_KEYS (key 2 of 2)")
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (("check", SEND_DAY), "DIGEST_SECRET_KEY"),
+        (("send", SEND_DAY, "--test", "someone@example.com"), "DIGEST_SECRET_KEY"),
+        (("consent", "verify"), "DIGEST_PSEUDONYM_KEY"),
+        (("subscribers", "list"), "DIGEST_PSEUDONYM_KEY"),
+    ],
+)
+def test_every_command_refuses_a_weak_key_it_loads(
+    send_ws: Workspace,
+    cli,
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+    variable: str,
+) -> None:
+    monkeypatch.setenv(variable, "a" * 16)  # sixteen a's were enough before
+    refused = cli(*command)
+    assert refused.exit_code == 1, refused.output
+    _one_clear_line(refused.output, variable)
+
+
+def test_a_weak_key_file_is_refused_naming_the_file(
+    workspace: Workspace, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DIGEST_PSEUDONYM_KEY", raising=False)
+    path = workspace.subscribers_dir / ".keys" / "DIGEST_PSEUDONYM_KEY"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x" * 43 + "\n")
+    refused = cli("subscribers", "list")
+    assert refused.exit_code == 1
+    _one_clear_line(refused.output, str(path))

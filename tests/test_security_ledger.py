@@ -208,3 +208,45 @@ def test_the_replay_agrees_with_the_lifecycle_table() -> None:
     """verify replays events with its own table; it must say what the lifecycle does."""
     for transition in lifecycle.TRANSITIONS.values():
         assert consent.STATUS_AFTER[transition.event] == transition.target, transition.name
+
+
+# -- the mailed address and its consent ----------------------------------------------
+
+
+def test_a_swapped_address_and_key_fail_verify_even_with_the_published_head(
+    store: Store, cli
+) -> None:
+    ids = _readers(store)
+    head = consent.head(store)
+    stranger = "stranger@evil.example"
+    _sql(
+        store,
+        f"UPDATE subscribers SET email = '{stranger}', email_key = '{store.pseudonym(stranger)}'"
+        f" WHERE id = '{ids['active']}'",
+    )
+    result = consent.verify(store)
+    assert not result.ok and result.broken_seq is None
+    assert result.mismatches == [
+        f"subscriber {ids['active']}: the address key is not the pseudonym its consent "
+        "events name (the address was changed after they consented)"
+    ]
+    output = cli("consent", "verify", "--expect-head", head)
+    assert output.exit_code == 1
+    assert f"subscriber {ids['active']}: the address key is not the pseudonym" in output.output
+
+
+def test_a_swapped_address_under_the_old_key_fails_verify(store: Store) -> None:
+    ids = _readers(store)
+    _sql(store, f"UPDATE subscribers SET email = 'x@evil.example' WHERE id = '{ids['pending']}'")
+    assert consent.verify(store).mismatches == [
+        f"subscriber {ids['pending']}: the address is not the one its key was made from "
+        "(the address was changed after they consented)"
+    ]
+
+
+def test_an_erased_reader_given_an_address_again_fails_verify(store: Store) -> None:
+    ids = _readers(store)
+    _sql(store, f"UPDATE subscribers SET email = 'back@example.com' WHERE id = '{ids['erased']}'")
+    assert consent.verify(store).mismatches == [
+        f"subscriber {ids['erased']}: erased in the ledger but holds an address"
+    ]

@@ -11,6 +11,7 @@ import os
 import re
 import select
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -194,3 +195,183 @@ def test_access_log_redacts_tokens_and_names_no_client(served: Served) -> None:
     assert any('"GET /unsubscribe/…" 200' in line for line in requests), log
     assert any('"GET /confirm/…"' in line for line in requests), log
     assert not any(re.search(r"\d+\.\d+\.\d+\.\d+", line) for line in requests), requests
+
+
+def test_a_busy_port_is_one_line_with_the_way_out(workspace: Workspace) -> None:
+    from conftest import running
+
+    taken = socket.socket()
+    with taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DIGEST_SECRET_KEY": SECRET}
+        command = [sys.executable, "-m", "digest", "-C", str(workspace.root), "serve"]
+        with running(
+            subprocess.Popen(
+                [*command, "--port", str(port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        ) as proc:
+            out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert out == ""
+    assert err.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: the address is already in use (is another "
+        f"`digest serve` running?); pick another port with --port, e.g. --port {port + 1}"
+    )
+
+
+# -- what a POST /subscribe costs other connections ----------------------------------------
+
+
+def _form(served: Served) -> tuple[str, str]:
+    """The form's token and its cookie, as a browser gets them from GET /subscribe."""
+    reply = _request(served, "GET /subscribe HTTP/1.1\r\nHost: x\r\n\r\n").decode()
+    cookie = re.search(r"set-cookie: digest_form=([^;]+)", reply, re.I)
+    assert cookie, reply
+    with served.connect() as sock:
+        sock.sendall(
+            f"GET /subscribe HTTP/1.1\r\nHost: x\r\nCookie: digest_form={cookie.group(1)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        page = b""
+        while chunk := sock.recv(65536):
+            page += chunk
+    token = re.search(rb'name="form_token" value="([^"]+)"', page)
+    assert token, page[:300]
+    return cookie.group(1), token.group(1).decode()
+
+
+def _response(sock: socket.socket) -> bytes:
+    """One whole response (headers and a Content-Length body) from a keep-alive connection."""
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head, re.I)
+    assert length, head
+    while len(body) < int(length.group(1)):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _healthz_while_posting(served: Served, email: str, cookie: str, token: str) -> float:
+    """The slowest /healthz on a second connection while one POST /subscribe is handled
+    and for a while after its reply (when a background task would run)."""
+    body = f"email={email}&consent=yes&website=&form_token={token}"
+    post = (
+        "POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Cookie: digest_form={cookie}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    slowest = 0.0
+    with served.connect() as probe, served.connect() as poster:
+        probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # warm this connection
+        assert _response(probe).endswith(b"ok")
+        poster.sendall(post)
+        replied_at = None
+        while replied_at is None or time.monotonic() - replied_at < 0.3:
+            started = time.perf_counter()
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = _response(probe)
+            slowest = max(slowest, time.perf_counter() - started)
+            assert answer.endswith(b"ok"), answer
+            if replied_at is None and select.select([poster], [], [], 0)[0]:
+                reply = _response(poster)
+                assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+                replied_at = time.monotonic()
+    return slowest
+
+
+@pytest.mark.slow
+def test_a_confirmation_email_costs_other_connections_nothing(workspace: Workspace) -> None:
+    """/healthz on another connection takes as long whatever a POST /subscribe does.
+
+    Each trial posts either a new address (a confirmation email is built and
+    written) or an active one (nothing to send), and probes /healthz on a second
+    connection all the while; the slowest probe of each trial is kept. The
+    email is built and sent by a worker off the event loop, so the medians agree.
+    """
+    from digest.people import changes
+    from digest.store import open_store
+
+    ws = configure(workspace, {"rate_limit_per_minute = 10": "rate_limit_per_minute = 0"})
+    with open_store(ws) as store:
+        changes.admin_add(store, "active@example.com", source="t", confirmed=True)
+    server = Served(ws)
+    try:
+        cookie, token = _form(server)
+        _healthz_while_posting(server, "warm-up@example.com", cookie, token)
+        mailed, quiet = [], []
+        for n in range(9):
+            mailed.append(_healthz_while_posting(server, f"new{n}@example.com", cookie, token))
+            quiet.append(_healthz_while_posting(server, "active@example.com", cookie, token))
+        sent = sorted((ws.outbox_dir / "confirmations").glob("*.eml"))
+    finally:
+        server.stop()
+    assert len(sent) == 10, server.output  # the warm-up and nine new readers were mailed
+    gap = statistics.median(mailed) - statistics.median(quiet)
+    shown = f"mailed {statistics.median(mailed) * 1000:.1f} ms, quiet " + (
+        f"{statistics.median(quiet) * 1000:.1f} ms (slowest /healthz per trial, medians)"
+    )
+    # Before the worker, a mailed sign-up held the loop for one premailer run: 40 ms or more.
+    assert gap < max(0.008, 0.3 * statistics.median(quiet)), shown
+
+
+# -- the header timer: a wrapper around uvicorn's protocol, not a subclass -----------------
+
+
+def test_the_header_guard_wraps_uvicorns_protocol_and_subclasses_nothing_private() -> None:
+    """uvicorn takes a protocol class for ``http`` (its documented hook); the guard is one
+    that owns uvicorn's HTTP/1.1 protocol and talks to it through asyncio's Protocol API."""
+    import asyncio
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from digest.web.public_server import timed_headers_protocol
+
+    guard = timed_headers_protocol(1.0)
+    assert not issubclass(guard, H11Protocol)
+    assert guard.__mro__[1:] == asyncio.Protocol.__mro__
+
+
+def test_slow_headers_of_a_second_request_on_a_kept_alive_connection_are_cut_off(
+    served: Served,
+) -> None:
+    with served.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(sock).endswith(b"ok")
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 6:
+            try:
+                sock.sendall(b"X")  # one header byte every 0.2 s: uvicorn's keep-alive timer is off
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed, "the server kept waiting for the second request's headers"
+        assert time.monotonic() - started < 4
+
+
+def test_a_connection_that_sends_nothing_is_closed(served: Served) -> None:
+    with served.connect() as sock:
+        started = time.monotonic()
+        sock.settimeout(8)
+        try:
+            assert sock.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4

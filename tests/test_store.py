@@ -121,7 +121,9 @@ def test_another_pseudonym_key_is_refused(
     from digest.people.changes import admin_add
 
     admin_add(store, "anna@example.com", "Anna", source="test", confirmed=True)
-    monkeypatch.setenv(workspace.config.consent.pseudonym_key_env, "another key entirely")
+    monkeypatch.setenv(
+        workspace.config.consent.pseudonym_key_env, "another-key-entirely-Wc4Rx9Lm2Qv7Tn5Kb8"
+    )
     with pytest.raises(ConfigError, match="not the key this database was made with"):
         open_store(workspace)
 

@@ -123,10 +123,16 @@ def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
         method="provider_webhook",
         source="postmark",
     )
-    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", kind="bounced", source="t")
     assert record.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
     assert _emails(store) == ["b@example.com"]
     assert record.is_suppressed(store, "a@EXAMPLE.com") and record.is_suppressed(store, a.id)
+    # A bounce is the reader's to undo: pending again, still suppressed until they confirm.
+    assert changes.request_signup(store, "a@example.com", None, evidence={}, **FORM).id == a.id
+    assert record.is_suppressed(store, a.id) and _emails(store) == ["b@example.com"]
+    # The operator's suppression is for good, whatever a report did before.
+    assert changes.suppress(store, "A@example.com", reason="asked by phone", source="t")
+    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
     with pytest.raises(SubscriberError, match="suppression list"):
         changes.request_signup(store, "a@example.com", None, evidence={}, **FORM)
     assert changes.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
@@ -270,7 +276,7 @@ def test_add_list_show_stats_unsubscribe(cli, store: Store) -> None:
     assert "suppressed" in sup.output
     assert audience.stats(store)["audience"] == 0
     missing = cli("subscribers", "show", "nobody@example.com")
-    assert missing.exit_code == 1 and "no subscriber n***@example.com" in missing.output
+    assert missing.exit_code == 1 and "no subscriber nobody@example.com" in missing.output
 
 
 def test_export_holds_everything_and_is_recorded(cli, store: Store) -> None:
@@ -394,3 +400,56 @@ def test_batch_ids_look_like_single_ids() -> None:
     assert set("".join(ids)) <= set(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     )
+
+
+def test_errors_show_the_operator_what_they_typed(cli, store: Store) -> None:
+    """Masking protects logs, not the person at the keyboard: the command line names the
+    address as typed, while the error itself (what a log or a stored reason gets) masks it."""
+    bad = cli("subscribers", "add", "not-an-address", "--source", "desk")
+    assert bad.exit_code == 1
+    assert "Error: 'not-an-address' is not a valid email address" in bad.output
+    assert "n***" not in bad.output
+    missing = cli("subscribers", "show", "nobody@example.com")
+    assert missing.exit_code == 1 and "no subscriber nobody@example.com" in missing.output
+    cli("subscribers", "add", "kim@example.com", "--source", "paper form")
+    again = cli("subscribers", "add", "Kim@example.com", "--source", "paper form")
+    assert again.exit_code == 1 and "Kim@example.com is already a subscriber" in again.output
+    cli("subscribers", "suppress", "gone@example.com", "--reason", "asked")
+    refused = cli("subscribers", "add", "gone@example.com", "--source", "desk")
+    assert "gone@example.com is on the suppression list" in refused.output
+
+    with pytest.raises(SubscriberError) as raised:
+        normalise("not-an-address")
+    assert "not-an-address" not in str(raised.value) and "n***" in str(raised.value)
+
+
+def test_the_export_lists_what_was_sent_and_every_bounce(send_ws, cli) -> None:  # type: ignore[no-untyped-def]
+    from _send_fixtures import SEND_DAY, add_readers
+
+    from digest import bounces
+    from digest.send import engine
+    from digest.store import open_store
+
+    [sid] = add_readers(send_ws, 1)
+    assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 1
+    with open_store(send_ws) as store:
+        soft = bounces.Report(
+            source="file",
+            kind=bounces.SOFT,
+            raw=b"mailbox full",
+            subscriber_id=sid,
+            issue=SEND_DAY,
+            status="4.2.2",
+            diagnostic="452 4.2.2 reader0@example.net: mailbox full",
+            proven=True,
+        )
+        assert bounces.apply(store, soft).outcome == bounces.COUNTED
+        data = rights.export(store, sid, source="t")
+    [delivery] = data["deliveries"]
+    assert delivery["issue"] == SEND_DAY and delivery["state"] == "sent"
+    assert delivery["sent_at"] and delivery["attempts"] == 1
+    [bounce] = data["bounces"]
+    assert (bounce["issue"], bounce["kind"], bounce["status"]) == (SEND_DAY, "soft", "4.2.2")
+    assert "mailbox full" in bounce["reason"] and "reader0@" not in bounce["reason"]
+    shown = cli("subscribers", "export", sid)
+    assert json.loads(shown.output)["deliveries"][0]["issue"] == SEND_DAY

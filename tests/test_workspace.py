@@ -125,5 +125,5 @@ def test_secret_from_environment_or_a_private_key_file(
     assert ws.secret("DIGEST_TEST_KEY") == made
     key_file = tmp_path / "subscribers" / ".keys" / "DIGEST_TEST_KEY"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    monkeypatch.setenv("DIGEST_TEST_KEY", "from-env")
-    assert ws.secret("DIGEST_TEST_KEY") == b"from-env"
+    monkeypatch.setenv("DIGEST_TEST_KEY", "from-env-Vq3Lz8Rk1Nw6Tp0Ys4Hd9Jf2")
+    assert ws.secret("DIGEST_TEST_KEY") == b"from-env-Vq3Lz8Rk1Nw6Tp0Ys4Hd9Jf2"

@@ -18,6 +18,7 @@ from digest import __version__, clock
 from digest.cli.common import (
     HelpGroup,
     State,
+    SuggestingGroup,
     echo_json,
     echo_json_rows,
     first_sentence,
@@ -58,15 +59,29 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "How it went",
+        (
+            (
+                "stats",
+                "Show the list's growth and what each sent issue did; no opens or clicks, ever.",
+            ),
+        ),
+    ),
+    (
         "Edit the upcoming issue (or --issue DATE)",
         (
             ("add", "Add the article at URL, reading its title, summary and image from the page."),
             ("pick", "Add candidates (numbers from `digest candidates`), as `digest add` does."),
             (
                 "move",
-                "Move ARTICLE (its number in `issue show`, or its URL) within or across sections.",
+                "Move ARTICLE (a number or reference from `issue show`, or a URL) within or "
+                "across sections.",
             ),
-            ("remove", "Remove ARTICLE (its number in `issue show`, or its URL) from the issue."),
+            (
+                "remove",
+                "Remove ARTICLE (a number or reference from `issue show`, or a URL) from the "
+                "issue.",
+            ),
         ),
     ),
     (
@@ -124,14 +139,19 @@ HELP_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("templates", "List the built-in templates and which ones this workspace overrides."),
             ("db", "status, upgrade: migrate and inspect the subscriber database."),
+            (
+                "translations",
+                "list, init, update: the workspace's own wording of what digest writes, "
+                "per language.",
+            ),
         ),
     ),
 )
 
 
-class DigestGroup(click.Group):
+class DigestGroup(SuggestingGroup):
     """Maps library errors to click errors once, for every command; loads commands lazily;
-    lists them in sections without importing them."""
+    lists them in sections without importing them; suggests the nearest to a mistyped one."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         known = self.list_commands(ctx)
@@ -163,7 +183,8 @@ class DigestGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DigestError as exc:
-            raise click.ClickException(str(exc)) from None
+            # the person who typed the command sees the addresses as typed; logs get str()
+            raise click.ClickException(exc.for_terminal()) from None
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -223,6 +244,8 @@ COMMANDS = {
     "scheduler": "schedule:scheduler",
     "serve": "web:serve",
     "secret": "web:secret",
+    "stats": "stats:stats_cmd",
+    "translations": "translations:translations",
 }
 
 

@@ -3,6 +3,7 @@ the help listing of a command group."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -74,7 +75,39 @@ def first_sentence(help_text: str) -> str:
     return " ".join(words)
 
 
-class HelpGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A command group that answers a mistyped command with the nearest ones.
+
+    Click suggests only among the commands it has loaded, and the top-level group
+    loads its commands lazily, so the guesses come from :meth:`list_commands`.
+    """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if not name or name.startswith("-") or self.get_command(ctx, name) is not None:
+            return super().resolve_command(ctx, args)
+        if ctx.token_normalize_func is not None:
+            normal = ctx.token_normalize_func(name)
+            if self.get_command(ctx, normal) is not None:
+                return super().resolve_command(ctx, args)
+        listed = [n for n in self.list_commands(ctx) if not _hidden(self, ctx, n)]
+        close = difflib.get_close_matches(name, listed, n=3, cutoff=0.6)
+        message = f"No such command {name!r}."
+        if len(close) == 1:
+            message += f" Did you mean {close[0]!r}?"
+        elif close:
+            message += " Did you mean one of: " + ", ".join(repr(c) for c in close) + "?"
+        ctx.fail(message)
+
+
+def _hidden(group: click.Group, ctx: click.Context, name: str) -> bool:
+    command = group.commands.get(name)  # a loaded one only: the lazy group loads none here
+    return command is not None and command.hidden
+
+
+class HelpGroup(SuggestingGroup):
     """A command group whose help lists each command with its whole first sentence."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

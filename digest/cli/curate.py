@@ -8,6 +8,7 @@ from datetime import date
 import click
 
 from digest import feeds as feeds_mod
+from digest import numbering
 from digest.cli.common import HelpGroup, echo_json, workspace_of
 from digest.cli.issues import DATE
 from digest.curate import Added, add_url
@@ -71,6 +72,7 @@ def add(
         fetch=not no_fetch,
     )
     feeds_mod.remember_added(workspace_of(ctx), url, added)
+    numbering.shown(workspace_of(ctx), added.issue)  # the numbers, as `added N.` says them
     _say_added(added)
 
 
@@ -173,6 +175,9 @@ def pick(
 ) -> None:
     """Add candidates (numbers from `digest candidates`), as `digest add` does."""
     results = feeds_mod.pick(workspace_of(ctx), numbers, section=section, issue_date=day)
+    added = [r.added for r in results if r.added is not None]
+    if added:
+        numbering.shown(workspace_of(ctx), added[-1].issue)  # the numbers printed below
     for result in results:
         for note in result.notes:
             click.echo(f"  {result.candidate.number}: {note}")

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import date
 
 import click
 
+from digest import numbering
 from digest.cli.common import HelpGroup, State, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError, IssueError
 from digest.issue import (
+    Article,
     Issue,
+    article_refs,
     list_issue_paths,
     load_issue,
     move_article,
     new_workspace_issue,
+    numbered,
     parse_date,
     passed_note,
     remove_article,
@@ -121,17 +126,63 @@ def issue_list(ctx: click.Context, as_json: bool, jsonl: bool) -> None:
 
 
 @issue.command("show")
-@click.argument("day", type=DATE, required=False, metavar="[DATE]")
+@click.argument("words", nargs=-1, metavar="[DATE] [ARTICLE]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def issue_show(ctx: click.Context, day: date | None, as_json: bool) -> None:
-    """Show an issue (default: the upcoming one), its articles numbered."""
+def issue_show(ctx: click.Context, words: tuple[str, ...], as_json: bool) -> None:
+    """Show an issue (default: the upcoming one), its articles numbered, with references.
+
+    With ARTICLE (a number, a reference such as gazprom-and-cnpc or a URL), show that
+    article in full.
+    """
+    day, article = _date_and_article(words)
     ws = workspace_of(ctx)
     shown = workspace_issue(ws, day)
-    if as_json:
-        echo_json(shown.to_dict())
+    sections = ws.config.newsletter.sections
+    if article is not None:
+        found = numbering.resolve(ws, shown, article, "issue show")
+        _show_article(shown, found, sections, as_json)
         return
-    click.echo(format_issue(shown, ws.config.newsletter.sections))
+    numbering.shown(ws, shown)
+    if as_json:
+        data = shown.to_dict()
+        refs = dict(zip((a.url for a in shown.articles), article_refs(shown), strict=True))
+        listing = numbered(shown, sections)
+        data["articles"] = [
+            {"number": n, "ref": refs[a.url], **a.to_dict()} for n, a in enumerate(listing, 1)
+        ]
+        echo_json(data)
+        return
+    click.echo(format_issue(shown, sections))
+
+
+def _date_and_article(words: tuple[str, ...]) -> tuple[date | None, str | None]:
+    """``[DATE] [ARTICLE]``: a first word written YYYY-MM-DD is the date."""
+    if len(words) > 2:
+        raise click.UsageError("give at most a DATE and an ARTICLE")
+    if words and re.fullmatch(r"\d{4}-\d\d-\d\d", words[0]):
+        try:
+            day = parse_date(words[0])
+        except IssueError as exc:
+            raise click.BadParameter(str(exc), param_hint="DATE") from None
+        return day, words[1] if len(words) > 1 else None
+    if len(words) > 1:
+        raise click.UsageError(f"{words[0]!r} is not a date: write DATE first, as YYYY-MM-DD")
+    return None, words[0] if words else None
+
+
+def _show_article(shown: Issue, article: Article, sections: tuple[str, ...], as_json: bool) -> None:
+    number = numbered(shown, sections).index(article) + 1
+    ref = article_refs(shown)[shown.articles.index(article)]
+    if as_json:
+        echo_json({"issue": shown.slug, "number": number, "ref": ref, **article.to_dict()})
+        return
+    click.echo(f"{number}. {article.title or '(no title)'}  [{article.section}]")
+    click.echo(f"ref {ref}")
+    for key in ("url", "author", "summary", "blurb", "image", "image_alt", "image_size"):
+        value = getattr(article, key)
+        if value or (key == "image_alt" and value == "" and article.image):
+            click.echo(f"{key + ':':<11} {value if value else '(empty: a decorative image)'}")
 
 
 def format_issue(shown: Issue, sections: tuple[str, ...]) -> str:
@@ -139,6 +190,7 @@ def format_issue(shown: Issue, sections: tuple[str, ...]) -> str:
         f"{shown.slug}  [{shown.status}]  {shown.subject or '(no subject)'}",
         f"preheader: {shown.preheader or '(none)'}",
     ]
+    refs = dict(zip((a.url for a in shown.articles), article_refs(shown), strict=True))
     number = 0
     for section, articles in shown.by_section(sections):
         lines.append("")
@@ -147,7 +199,7 @@ def format_issue(shown: Issue, sections: tuple[str, ...]) -> str:
             number += 1
             byline = f" ({article.author})" if article.author else ""
             lines.append(f"  {number:>2}. {article.title or '(no title)'}{byline}")
-            lines.append(f"      {article.url}")
+            lines.append(f"      {refs[article.url]}  {article.url}")
     if not shown.articles:
         lines.append("")
         lines.append("No articles yet; add one with `digest add URL`.")
@@ -223,19 +275,19 @@ def issue_skip(ctx: click.Context, day: date) -> None:
 def move(
     ctx: click.Context, article: str, position: int | None, section: str | None, day: date | None
 ) -> None:
-    """Move ARTICLE (its number in `issue show`, or its URL) within or across sections."""
+    """Move ARTICLE (a number or reference from `issue show`, or a URL) within or across
+    sections."""
     if position is None and section is None:
         raise click.UsageError("say where: --to POSITION and/or --section SECTION")
     ws = workspace_of(ctx)
     target = workspace_issue(ws, day)
-    moved = move_article(
-        target, article, ws.config.newsletter.sections, position=position, section=section
-    )
+    sections = ws.config.newsletter.sections
+    found = numbering.resolve(ws, target, article, "move")
+    moved = move_article(target, found.url, sections, position=position, section=section)
     save_issue(target)
-    click.echo(
-        f"moved {moved.title or moved.url} to {moved.section}, "
-        f"number {target.articles.index(moved) + 1}"
-    )
+    numbering.shown(ws, target)
+    number = numbered(target, sections).index(moved) + 1
+    click.echo(f"moved {moved.title or moved.url} to {moved.section}, number {number}")
 
 
 @click.command()
@@ -244,22 +296,29 @@ def move(
 @click.option("--yes", is_flag=True, help="Do not ask (for scripts).")
 @click.pass_context
 def remove(ctx: click.Context, article: str, day: date | None, yes: bool) -> None:
-    """Remove ARTICLE (its number in `issue show`, or its URL) from the issue.
+    """Remove ARTICLE (a number or reference from `issue show`, or a URL) from the issue.
 
-    Asks first on a terminal; prints the `digest add` line that puts it back.
+    Asks first on a terminal; prints the `digest add` line that puts it back. After
+    a remove, a number that now names another article is refused (see `digest issue
+    show` for the new numbers).
     """
     ws = workspace_of(ctx)
     target = workspace_issue(ws, day)
-    found = target.articles[target.find(article)]
-    restore = restore_commands(target, article, ws.config.newsletter.sections)
+    sections = ws.config.newsletter.sections
+    found = numbering.resolve(ws, target, article, "remove")
+    number = numbered(target, sections).index(found) + 1
+    restore = restore_commands(target, found.url, sections)
     if not yes and sys.stdin.isatty():
         question = f"Remove {found.title or found.url} [{found.section}] from {target.slug}?"
         if not click.confirm(question):
             click.echo("Nothing removed.")
             ctx.exit(1)
-    removed = remove_article(target, article)
+    numbering.before_removing(ws, target)
+    removed = remove_article(target, found.url)
     save_issue(target)
-    click.echo(f"removed {removed.title or removed.url} [{removed.section}] from {target.slug}")
+    click.echo(
+        f"removed {number}. {removed.title or removed.url} [{removed.section}] from {target.slug}"
+    )
     click.echo("to put it back:")
     for line in restore:
         click.echo(line)

@@ -11,9 +11,11 @@ from digest.atomic import write_bytes
 from digest.check import check_issue
 from digest.cli.common import echo_json, plural, workspace_of
 from digest.cli.issues import DATE
+from digest.errors import SubscriberError
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder
-from digest.render import prepare, reader_for, template_listing
+from digest.render import Recipient, prepare, reader_address, reader_for, template_listing
+from digest.workspace import Workspace
 
 
 @click.command("render")
@@ -47,7 +49,7 @@ def render_cmd(
     """
     ws = workspace_of(ctx)
     prepared = prepare(ws, workspace_issue(ws, day))
-    reader = reader_for(ws, to)
+    reader = reader_for(to, _subscriber(ws, to) if to else None)
     outputs = {
         html_path: lambda: prepared.html(reader).encode("utf-8"),
         text_path: lambda: prepared.text(reader).encode("utf-8"),
@@ -60,6 +62,21 @@ def render_cmd(
         if path:
             write_bytes(Path(path), make())
             click.echo(f"wrote {path}", err=True)
+
+
+def _subscriber(ws: Workspace, to: str) -> Recipient | None:
+    """The subscriber ``--to`` names (not an erased one), as plain values for render."""
+    from digest.people.record import find_by_email  # deferred: the store, only with --to
+    from digest.store import open_store
+
+    with open_store(ws) as store:
+        try:
+            found = find_by_email(store, reader_address(to)[1])
+        except SubscriberError:  # not a valid address: nobody's
+            return None
+    if found is None or found.status == "erased":
+        return None
+    return Recipient(found.id, found.email or reader_address(to)[1], found.name or "")
 
 
 @click.command("check")
@@ -80,9 +97,11 @@ def check_cmd(
     else:
         for finding in result.findings:
             click.echo(str(finding))
+        notes = len(result.infos)
         click.echo(
             f"{issue.slug}: {len(result.errors)} {plural(len(result.errors), 'error')}, "
             f"{len(result.warnings)} {plural(len(result.warnings), 'warning')}"
+            + (f" ({notes} {plural(notes, 'note')})" if notes else "")
         )
     if not result.ok:
         ctx.exit(1)

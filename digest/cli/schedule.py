@@ -60,7 +60,12 @@ def schedule_systemd(ctx: click.Context, every: int) -> None:
 def scheduler(ctx: click.Context) -> None:
     """Send each issue when due, in the foreground (containers, systemd); stop with SIGTERM."""
     ws = workspace_of(ctx)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # stamped by digest's clock in the schedule's zone: under --now, the rehearsed time
+    handler.setFormatter(
+        clock.LogFormatter("%(asctime)s %(name)s: %(message)s", ws.config.schedule.zone)
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
     def notice(signum: int) -> None:
         logging.getLogger("digest.scheduler").info("signal %d: stopping", signum)

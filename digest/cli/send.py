@@ -83,6 +83,8 @@ def _summary(report: Any) -> None:
             f"{c['unknown']} unknown: re-send them only if duplicates are acceptable, with "
             f"`digest retry {report.issue} --include-unknown`"
         )
+    if report.unbound_warning:
+        click.echo(report.unbound_warning, err=True)
     if report.fatal:
         click.echo(f"error: {report.fatal}", err=True)
     if report.stopped or report.fatal or not report.complete:
@@ -116,6 +118,11 @@ def _run(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     help="Send a [TEST] copy to ADDR (repeatable); nothing is recorded.",
 )
 @click.option("--due", is_flag=True, help="Send whatever the schedule says is due now (for cron).")
+@click.option(
+    "--retire-sent-key",
+    is_flag=True,
+    help="Sign with a new key although it cannot verify the last issue's links (a leaked key).",
+)
 @click.pass_context
 def send_cmd(
     ctx: click.Context,
@@ -125,6 +132,7 @@ def send_cmd(
     force: bool,
     tests: tuple[str, ...],
     due: bool,
+    retire_sent_key: bool,
 ) -> None:
     """Mail an issue to every subscriber, once each; run it again to resume.
 
@@ -149,7 +157,7 @@ def send_cmd(
             click.echo(f"[TEST] {result.address}: {result.state} {result.detail}".rstrip())
         return
     engine.refuse_sent(ws, issue)
-    engine.preflight(ws, issue, force=force)
+    engine.preflight(ws, issue, force=force, retire_sent_key=retire_sent_key)
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
@@ -163,7 +171,15 @@ def send_cmd(
         if not click.confirm(question):
             click.echo("Nothing sent.")
             sys.exit(1)
-    _run(engine.run_send, ws, issue, limit=limit, force=force, sender=sender)
+    _run(
+        engine.run_send,
+        ws,
+        issue,
+        limit=limit,
+        force=force,
+        sender=sender,
+        retire_sent_key=retire_sent_key,
+    )
 
 
 @click.command("deliveries")

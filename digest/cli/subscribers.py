@@ -268,12 +268,18 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
         f"id {sub['id']}, {sub['status']}{', suppressed' if data['suppressed'] else ''}, "
         f"since {sub['created_at']}"
     )
+    agreed: dict[str, dict[str, str]] = {}
     for event in data["events"]:
+        statement = event["statement"]
+        language = f" ({statement['language']})" if statement["language"] else ""
         click.echo(
             f"  #{event['seq']} {event['at']} {event['event']} via {event['method']} "
-            f"({event['source']}), statement v{event['statement']['version']}, "
+            f"({event['source']}), statement v{statement['version']}{language}, "
             f"policy {event['policy']['version']}"
         )
+        agreed.setdefault(statement["version"], statement)
+    for version, statement in agreed.items():
+        click.echo(f"statement v{version}: {statement['text']}")
     if data["bounces"]:
         click.echo("bounce history:")
     for seen in data["bounces"]:
@@ -433,13 +439,21 @@ def _published_head(ctx: click.Context, param: click.Parameter, values: tuple[st
     type=click.Path(dir_okay=False, path_type=Path),
     help="A file of published heads, one SEQ:HASH a line (# comments allowed).",
 )
+@click.option(
+    "--texts",
+    is_flag=True,
+    help="Also print every consent statement on record, in the language readers saw it.",
+)
 @click.pass_context
-def verify(ctx: click.Context, heads: list[tuple[int, str]], heads_file: Path | None) -> None:
+def verify(
+    ctx: click.Context, heads: list[tuple[int, str]], heads_file: Path | None, texts: bool
+) -> None:
     """Recompute the hash chain, replay it against every subscriber and the suppression
     list, and check published heads; name each problem; print the head."""
     expect = [*heads, *(consent_mod.read_heads(heads_file) if heads_file else [])]
     with _store(ctx) as store:
         result = consent_mod.verify(store, expect=expect)
+        shown = consent_mod.statements(store) if texts else []
     for line in result.mismatches:
         click.echo(f"mismatch: {line}", err=True)
     if result.broken_seq is not None:
@@ -454,6 +468,11 @@ def verify(ctx: click.Context, heads: list[tuple[int, str]], heads_file: Path | 
             "(listed above): the tables were edited outside digest"
         )
     click.echo(f"ok: {result.events} events, head #{result.head_seq} {result.head_hash}")
+    for text, events in shown:
+        click.echo(
+            f"statement v{text.version} ({text.language or 'language not recorded'}), "
+            f"{events} {plural(events, 'event')}, since {text.created_at}:\n  {text.body}"
+        )
 
 
 @consent.command("head")

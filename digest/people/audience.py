@@ -2,7 +2,9 @@
 
 A send counts it (:func:`audience_count`) and freezes it in one statement
 inside the database (:data:`AUDIENCE_IDS`); whatever reads it whole streams it
-(:func:`audience`) with flat memory, whatever the list's size.
+(:func:`audience`) with flat memory, whatever the list's size. Once per run,
+before the first message, a send asks :func:`unbound` which of them hold an
+address that is not the one their consent names, and mails none of those.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import func, select
 
+from digest.consent import address_problem
 from digest.people.record import STATUSES, Subscriber
 from digest.store import Store, schema
 
@@ -25,6 +28,15 @@ _MAILABLE = (
 _AUDIENCE = "SELECT id, email, name, status, created_at, attributes" + _MAILABLE + " ORDER BY id"
 # The audience's ids as one SELECT, for a statement that copies them in the database.
 AUDIENCE_IDS = "SELECT id" + _MAILABLE
+
+
+# Each mailable subscriber's address, its key, and whether their consent events name that key
+# (an index probe on the events' subject; an ORDER BY here sent PostgreSQL down the whole ledger
+# for every row).
+_BOUND = (
+    "SELECT id, email, email_key, EXISTS (SELECT 1 FROM consent_events e"
+    " WHERE e.subject_id = subscribers.id AND e.pseudonym = subscribers.email_key)" + _MAILABLE
+)
 
 
 def audience_count(store: Store) -> int:
@@ -57,6 +69,38 @@ def audience(store: Store, batch_size: int = 1000) -> Iterator[Subscriber]:
                 yield from map(make, rows)
         finally:
             cursor.close()
+
+
+def unbound(store: Store, batch_size: int = 10_000) -> list[str]:
+    """Ids of the mailable subscribers whose address is not the one their consent names.
+
+    Their ``email_key`` is not the pseudonym of their consent events, or their
+    ``email`` is not the address that key was made from: the row was changed
+    in the database (`digest consent verify` says how). One streamed query and
+    one keyed hash per subscriber, so a send checks its whole audience once,
+    not each message as it goes.
+    """
+    key_of = store.pseudonym
+    found: list[str] = []
+    with store.read() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        if store.dialect == "postgresql":
+            cursor = driver.cursor(name=f"digest_bound_{secrets.token_hex(4)}")
+            cursor.itersize = batch_size
+        else:
+            cursor = driver.cursor()
+        try:
+            cursor.execute(_BOUND)
+            while rows := cursor.fetchmany(batch_size):
+                found.extend(
+                    sid
+                    for sid, email, key, named in rows
+                    if not named or address_problem(key, email, key, key_of)
+                )
+        finally:
+            cursor.close()
+    return found
 
 
 def stats(store: Store) -> dict[str, int]:

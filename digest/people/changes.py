@@ -8,8 +8,14 @@ status (see :mod:`digest.people.record`)::
                             ^                                                 │
                             └────────────── resubscribed (fresh consent) ─────┘
     imported (with a consent date) / admin_added --confirmed ──> active
-    admin_added ──> pending;  bounced / complained ──> suppressed for good
+    admin_added ──> pending
+    bounced / complained ──> suppressed, until the reader resubscribes and confirms again
+    suppressed by the operator ──> for good
     erased ──> the address, name, attributes and evidence are gone; a keyed hash stays suppressed
+
+A report's suppression (bounced, complained) is lifted only by a confirmation,
+which only the mailbox's owner can give: until then the reader is pending and
+still suppressed, so no issue reaches them.
 
 Imports are :mod:`digest.people.imports`; erasure is :mod:`digest.people.rights`.
 """
@@ -30,8 +36,11 @@ from digest.people.record import (
     by_key,
     email_key,
     from_row,
+    hold_for_good,
     insert,
+    key_blocked,
     key_suppressed,
+    lift_report_suppression,
     require,
     suppress_key,
     write_transaction,
@@ -40,10 +49,11 @@ from digest.store import Store
 
 
 def _refuse_suppressed(normalized: str) -> SubscriberError:
-    return SubscriberError(
-        f"{mask(normalized)} is on the suppression list (bounced, complained, suppressed "
-        "or erased) and is never subscribed again"
+    said = (
+        "is on the suppression list (suppressed by the operator or erased) and is "
+        "never subscribed again"
     )
+    return SubscriberError(f"{mask(normalized)} {said}", typed=f"{normalized} {said}")
 
 
 def request_signup(
@@ -55,15 +65,16 @@ def request_signup(
     source: str,
     evidence: dict[str, Any],
 ) -> Subscriber:
-    """Record a sign-up request: a new or unsubscribed address becomes pending.
+    """Record a sign-up request: a new, unsubscribed, bounced or complained address
+    becomes pending (the latter two stay suppressed until they confirm).
 
     An active subscriber stays active and nothing is recorded; a pending one
-    records the repeated request. A suppressed address is refused.
+    records the repeated request. An address suppressed for good is refused.
     """
     normalized = normalise(email)
     key = email_key(store, normalized)
     with write_transaction(store) as conn:
-        if key_suppressed(conn, key):
+        if key_blocked(conn, key):
             raise _refuse_suppressed(normalized)
         row = by_key(conn, key)
         if row is None:
@@ -91,7 +102,7 @@ def request_signup(
                 source=source,
                 evidence=evidence,
             )
-        elif row.status == "unsubscribed":
+        elif row.status in lifecycle.TRANSITIONS["resubscribe"].sources:
             step = lifecycle.TRANSITIONS["resubscribe"]
             append_event(
                 conn,
@@ -119,21 +130,8 @@ def _transition(
 ) -> Subscriber:
     """Apply lifecycle transition ``name`` (see :mod:`digest.lifecycle`) to one subscriber."""
     with write_transaction(store) as conn:
-        row = require(conn, subscriber_id)
-        step = lifecycle.plan(
-            name, row.status, subscriber_id, suppressed=lambda: key_suppressed(conn, row.email_key)
-        )
-        if step is None:
-            return from_row(row)
-        append_event(
-            conn,
-            store,
-            row,
-            step.event,
-            method=method,
-            source=source,
-            evidence=evidence,
-            status=step.target,
+        transition_in(
+            conn, store, subscriber_id, name, method=method, source=source, evidence=evidence
         )
         return from_row(require(conn, subscriber_id))
 
@@ -141,7 +139,11 @@ def _transition(
 def confirm(
     store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
 ) -> Subscriber:
-    """Double opt-in: pending -> active. Confirming an active subscriber changes nothing."""
+    """Double opt-in: pending -> active. Confirming an active subscriber changes nothing.
+
+    A suppression a report made (bounced, complained) is lifted: the reader
+    confirmed from the mailbox the report said was gone or unwilling.
+    """
     return _transition(
         store, subscriber_id, "confirm", method=method, source=source, evidence=evidence
     )
@@ -166,10 +168,11 @@ def unsubscribe(
 def resubscribe(
     store: Store, subscriber_id: str, *, method: str, source: str, evidence: dict[str, Any]
 ) -> Subscriber:
-    """A fresh consent from an unsubscribed subscriber: back to pending until confirmed.
+    """A fresh consent from an unsubscribed, bounced or complained subscriber: back to
+    pending until confirmed.
 
-    Pending and active subscribers are returned unchanged; a suppressed or
-    erased one is refused.
+    Pending and active subscribers are returned unchanged; one suppressed for
+    good (by the operator) or erased is refused.
     """
     return _transition(
         store, subscriber_id, "resubscribe", method=method, source=source, evidence=evidence
@@ -193,10 +196,11 @@ def admin_add(
             raise _refuse_suppressed(normalized)
         row = by_key(conn, key)
         if row is not None:
-            raise SubscriberError(
-                f"{mask(normalized)} is already a subscriber ({row.status}, id {row.id}); "
+            said = (
+                f"is already a subscriber ({row.status}, id {row.id}); "
                 "only the subscriber can resubscribe after unsubscribing"
             )
+            raise SubscriberError(f"{mask(normalized)} {said}", typed=f"{normalized} {said}")
         sub = insert(conn, store, normalized, key, name, "active" if confirmed else "pending")
         details = {**(evidence or {}), "confirmed": confirmed}
         append_event(
@@ -222,11 +226,13 @@ def suppress(
     source: str,
     evidence: dict[str, Any] | None = None,
 ) -> bool:
-    """Put an address on the suppression list for good; False if it already was.
+    """Put an address on the suppression list; False if it already was.
 
-    ``kind`` is ``bounced`` or ``complained`` (recorded as that event) or
-    ``admin`` (recorded as an unsubscription). An address nobody subscribed
-    is suppressed too, by its keyed hash only.
+    ``kind`` is ``bounced`` or ``complained`` (recorded as that event; the
+    reader may lift it by confirming again) or ``admin`` (recorded as an
+    unsubscription; for good, and it makes a report's suppression of the
+    same address for good too). An address nobody subscribed is suppressed
+    too, by its keyed hash only.
     """
     if kind not in SUPPRESSION_REASONS:
         raise SubscriberError(
@@ -239,9 +245,13 @@ def suppress(
         else:
             row = require(conn, email_or_id)
             key = row.email_key
-        if key is None or key_suppressed(conn, key):
+        if key is None:
             return False
-        suppress_key(conn, key, kind)
+        if key_suppressed(conn, key):
+            if kind != "admin" or not hold_for_good(conn, key):
+                return False
+        else:
+            suppress_key(conn, key, kind)
         if row is not None:
             name = {"admin": "suppress", "bounced": "bounce", "complained": "complaint"}[kind]
             step = lifecycle.plan(name, row.status, row.id, suppressed=lambda: True)
@@ -273,12 +283,13 @@ def transition_in(
     :func:`~digest.people.record.write_transaction`.
 
     A bounce or a complaint also puts the address's keyed hash on the
-    suppression list. False when the transition changes nothing from the
-    subscriber's state (see :mod:`digest.lifecycle`).
+    suppression list; a confirmation takes a report's suppression off it.
+    False when the transition changes nothing from the subscriber's state (see
+    :mod:`digest.lifecycle`).
     """
     row = require(conn, subscriber_id)
     step = lifecycle.plan(
-        name, row.status, subscriber_id, suppressed=lambda: key_suppressed(conn, row.email_key)
+        name, row.status, subscriber_id, suppressed=lambda: key_blocked(conn, row.email_key)
     )
     if step is None:
         return False
@@ -295,4 +306,6 @@ def transition_in(
         evidence=evidence,
         status=step.target,
     )
+    if step.target == "active":  # after the event: the database lets it go only then
+        lift_report_suppression(conn, row.email_key)
     return True

@@ -34,8 +34,10 @@ from digest.store import Store, schema, stamp
 
 STATUSES = lifecycle.STATUSES
 SUPPRESSION_REASONS = ("admin", "bounced", "complained")  # what an operator may name
-# Also on the list: "erased", and from an import "unsubscribed" and "blocked" (an opt-out
-# at the old tool: an unsubscribe, an administrator's block or blocklist).
+# Suppressions a report made: the reader may lift them by confirming a new sign-up.
+# Any other reason (admin, erased, and an import's "unsubscribed" and "blocked": an
+# opt-out at the old tool, an administrator's block or blocklist) is for good.
+REPORT_REASONS = ("bounced", "complained")
 
 subs_t = schema.subscribers
 supp_t = schema.suppressions
@@ -115,6 +117,14 @@ def key_suppressed(conn: Connection, key: str | None) -> bool:
     return conn.execute(select(supp_t.c.key).where(supp_t.c.key == key)).first() is not None
 
 
+def key_blocked(conn: Connection, key: str | None) -> bool:
+    """True when this key is suppressed for good (not by a report the reader may lift)."""
+    if key is None:
+        return False
+    found = conn.execute(select(supp_t.c.reason).where(supp_t.c.key == key)).scalar()
+    return found is not None and found not in REPORT_REASONS
+
+
 def get_subscriber(store: Store, subscriber_id: str) -> Subscriber | None:
     with store.read() as conn:
         row = by_id(conn, subscriber_id)
@@ -137,7 +147,10 @@ def lookup(store: Store, email_or_id: str) -> Subscriber:
     )
     if found is None:
         shown = mask(email_or_id) if "@" in email_or_id else email_or_id
-        raise SubscriberError(f"no subscriber {shown}; see `digest subscribers list`")
+        raise SubscriberError(
+            f"no subscriber {shown}; see `digest subscribers list`",
+            typed=f"no subscriber {email_or_id}; see `digest subscribers list`",
+        )
     return found
 
 
@@ -276,3 +289,23 @@ def suppress_key(conn: Connection, key: str, kind: str, at: str = "") -> None:
     unsubscribe time at the old tool); now by default.
     """
     conn.execute(supp_t.insert().values(key=key, reason=kind, created_at=at or stamp(clock.now())))
+
+
+def lift_report_suppression(conn: Connection, key: str | None) -> bool:
+    """Take a key off the suppression list if a report put it there; whether it was."""
+    if key is None:
+        return False
+    lifted = conn.execute(
+        supp_t.delete().where(supp_t.c.key == key, supp_t.c.reason.in_(REPORT_REASONS))
+    )
+    return bool(lifted.rowcount)
+
+
+def hold_for_good(conn: Connection, key: str) -> bool:
+    """Make a report's suppression of ``key`` the operator's, which no reader lifts."""
+    changed = conn.execute(
+        supp_t.update()
+        .where(supp_t.c.key == key, supp_t.c.reason.in_(REPORT_REASONS))
+        .values(reason="admin")
+    )
+    return bool(changed.rowcount)

@@ -1,21 +1,32 @@
 """What digest holds about one person, and their rights over it.
 
 :func:`show` is the operator's view of a subscriber and their consent
-history; :func:`export` gives the person all of it (GDPR Art. 15/20) and
+history; :func:`export` gives the person all of it (GDPR Art. 15/20): their
+profile, consent events, what was sent to them and every bounce; and
 :func:`erase` deletes it (Art. 17), including the files digest wrote for
 them: the outbox copies, the export files on record (the exports record,
 ``exports_record`` of the workspace) and their row in whole-list exports (in
 any format digest writes: CSV, JSON, the Mailchimp zip, the listmonk files).
+
+The exports record is read, changed and rewritten (atomically) under a lock
+file beside it, so exports running at once never lose each other's entries.
+Erasure deletes the files inside its database transaction and holds that
+lock until the commit: a crash can leave files deleted and the reader not yet
+erased (erasing again finishes it), never the reader erased and a file left;
+and erasing an erased reader again deletes any copy found since.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import select
 
@@ -33,6 +44,7 @@ from digest.people.record import (
     write_transaction,
 )
 from digest.store import Store, schema, stamp
+from digest.translations import N_
 from digest.workspace import outbox_file_name
 
 subs_t = schema.subscribers
@@ -75,6 +87,7 @@ def _event_dict(event: consent.Event, texts: dict[int, consent.Text]) -> dict[st
         "source": event.source,
         "statement": {
             "version": statement.version,
+            "language": statement.language,
             "text": statement.body,
             "sha256": statement.sha256,
         },
@@ -85,14 +98,65 @@ def _event_dict(event: consent.Event, texts: dict[int, consent.Text]) -> dict[st
     }
 
 
+# How long each part is kept, told to the person in the newsletter's language.
 RETENTION = {
-    "consent events": "kept for as long as we must prove consent (GDPR Art. 7(1)); they name you "
-    "only by a random id and a keyed pseudonym of your address",
-    "evidence": "kept with the events to prove consent; deleted when you ask for erasure",
-    "profile": "kept while you are subscribed, to send the newsletter; deleted on erasure",
-    "suppression entry": "after an unsubscribe by bounce or complaint, or an erasure, a keyed hash "
-    "of your address is kept so that it is never mailed again by accident",
+    "consent events": N_(
+        "Kept for as long as we must prove consent (GDPR Art. 7(1)). They name you only by a "
+        "random id and a keyed pseudonym of your address."
+    ),
+    "evidence": N_("Kept with the events to prove consent; deleted when you ask for erasure."),
+    "profile": N_("Kept while you are subscribed, to send the newsletter; deleted on erasure."),
+    "suppression entry": N_(
+        "After an unsubscribe by bounce or complaint, or an erasure, a keyed hash of your "
+        "address is kept so that it is never mailed again by accident."
+    ),
 }
+
+
+def deliveries(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
+    """Every issue digest sent (or tried to send) this person: when, and how it went."""
+    d = schema.deliveries
+    with store.read() as conn:
+        rows = conn.execute(
+            select(d.c.issue, d.c.state, d.c.attempts, d.c.sent_at, d.c.updated_at, d.c.reason)
+            .where(d.c.subscriber_id == subscriber_id)
+            .order_by(d.c.issue)
+        ).all()
+    return [
+        {
+            "issue": row.issue,
+            "state": row.state,
+            "attempts": row.attempts,
+            "sent_at": row.sent_at,
+            "last_change": row.updated_at,
+            "reason": row.reason,
+        }
+        for row in rows
+    ]
+
+
+def bounce_history(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
+    """Every bounce, complaint and mailbox unsubscribe report about this person, oldest first."""
+    r = schema.bounce_reports
+    with store.read() as conn:
+        rows = conn.execute(
+            select(r.c.received_at, r.c.source, r.c.kind, r.c.outcome, r.c.issue, r.c.status)
+            .add_columns(r.c.reason)
+            .where(r.c.subscriber_id == subscriber_id)
+            .order_by(r.c.received_at, r.c.key)
+        ).all()
+    return [
+        {
+            "at": row.received_at,
+            "source": row.source,
+            "kind": row.kind,
+            "outcome": row.outcome,
+            "issue": row.issue,
+            "status": row.status,
+            "reason": row.reason,
+        }
+        for row in rows
+    ]
 
 
 def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
@@ -101,27 +165,60 @@ def export(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     with write_transaction(store) as conn:
         append_event(conn, store, sub, "exported", method="admin", source=source, evidence={})
     data = show(store, sub.id)
+    config = store.workspace.config
+    words = config.words
     return {
         "exported_at": stamp(clock.now()),
-        "newsletter": store.workspace.config.newsletter.name,
+        "newsletter": config.newsletter.name,
+        "language": config.newsletter.language,
         "profile": data["subscriber"],
         "suppressed": data["suppressed"],
         "consent_events": data["events"],
-        "deliveries": [],  # filled by the deliveries ledger once sending exists
-        "retention": RETENTION,
+        "deliveries": deliveries(store, sub.id),
+        "bounces": bounce_history(store, sub.id),
+        "retention": {part: words(text) for part, text in RETENTION.items()},
     }
+
+
+@contextlib.contextmanager
+def exports_locked(store: Store) -> Iterator[None]:
+    """Hold the exports record's lock (a file beside it; freed even if the process dies).
+
+    Take it after the database's write lock, never before: whole-list exports
+    note their file inside their transaction.
+    """
+    record = store.workspace.exports_record
+    record.parent.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = open(record.with_name(".exports.lock"), "a")  # noqa: SIM115 - held
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def _remember(store: Store, key: str, path: Path) -> None:
+    """Add ``path`` under ``key`` in the exports record (the caller holds its lock)."""
+    record = store.workspace.exports_record
+    written = _exports(record)
+    paths = written.setdefault(key, [])
+    if str(path.resolve()) not in paths:
+        paths.append(str(path.resolve()))
+        write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
 
 
 def export_to_file(store: Store, email_or_id: str, path: Path, *, source: str) -> Path:
     """:func:`export` written to ``path`` (mode 600), remembered so that erasure deletes it."""
     data = export(store, email_or_id, source=source)
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
-    record = store.workspace.exports_record
-    written = _exports(record)
-    paths = written.setdefault(data["profile"]["id"], [])
-    if str(path.resolve()) not in paths:
-        paths.append(str(path.resolve()))
-    write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    subscriber_id = data["profile"]["id"]
+    with exports_locked(store):
+        # An erasure that committed since would not know of this file: write none.
+        if lookup(store, subscriber_id).status == "erased":
+            raise SubscriberError(
+                f"subscriber {subscriber_id} was erased meanwhile; no file written"
+            )
+        write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=0o600)
+        _remember(store, subscriber_id, path)
     return path
 
 
@@ -130,12 +227,8 @@ LIST_EXPORTS = "*"  # the key of the exports record under which whole-list expor
 
 def remember_list_export(store: Store, path: Path) -> None:
     """Note a whole-list export, so that erasing anyone in it rewrites it without them."""
-    record = store.workspace.exports_record
-    written = _exports(record)
-    paths = written.setdefault(LIST_EXPORTS, [])
-    if str(path.resolve()) not in paths:
-        paths.append(str(path.resolve()))
-    write_text(record, json.dumps(written, indent=1) + "\n", mode=0o600)
+    with exports_locked(store):
+        _remember(store, LIST_EXPORTS, path)
 
 
 def _without(path: Path, subscriber_id: str, email: str | None) -> bool:
@@ -219,7 +312,7 @@ def _erase_files(
     named by id), the export files on record, and their row in whole-list
     exports. Returns the deleted paths
     (relative to the workspace) and the exports outside it, left for the
-    operator to delete.
+    operator to delete. The caller holds :func:`exports_locked`.
     """
     ws = store.workspace
     root = ws.root.resolve()
@@ -258,6 +351,19 @@ def _erase_files(
     return deleted, outside
 
 
+def _sweep(store: Store, sub: Subscriber) -> dict[str, Any]:
+    """Erasing an erased reader again: delete any copy found since, and say so."""
+    with exports_locked(store):
+        files, outside = _erase_files(store, sub.id)
+    return {
+        "subscriber": sub.id,
+        "erased_at": stamp(clock.now()),
+        "already erased": True,
+        "deleted": {"files": files},
+        "kept": {"files outside the workspace": outside},
+    }
+
+
 def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     """Erase a subscriber (GDPR Art. 17) and return a receipt of what went and what stayed.
 
@@ -266,11 +372,14 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
     entry holding only the keyed hash, so the address is never re-added.
     On SQLite the file is then checkpointed and truncated so no old copy of
     the address survives in the WAL; ``secure_delete`` zeroes freed space.
+    The files go before the commit (see the module's docstring); erasing an
+    erased reader again deletes what was found since.
     """
     sub = lookup(store, email_or_id)
     if sub.status == "erased":
-        raise SubscriberError(f"subscriber {sub.id} is already erased")
-    with write_transaction(store) as conn:
+        return _sweep(store, sub)
+    lock = exports_locked(store)
+    with contextlib.ExitStack() as held, write_transaction(store) as conn:
         row = require(conn, sub.id)
         key = row.email_key
         append_event(conn, store, row, "erased", method="admin", source=source, evidence={})
@@ -300,8 +409,11 @@ def erase(store: Store, email_or_id: str, *, source: str) -> dict[str, Any]:
                 updated_at=stamp(clock.now()),
             )
         )
+        # Last before the commit, under the lock until after it: no export adds a file
+        # between this deletion and the commit.
+        held.enter_context(lock)
+        files, outside = _erase_files(store, sub.id, sub.email)
     _scrub(store)
-    files, outside = _erase_files(store, sub.id, sub.email)
     return {
         "subscriber": sub.id,
         "erased_at": stamp(clock.now()),

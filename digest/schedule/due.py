@@ -47,6 +47,7 @@ class Step:
     message: str = ""
     failed: bool = False
     report: Any = None
+    warnings: list[str] = field(default_factory=list)  # printed before the message
 
 
 @dataclass
@@ -61,7 +62,7 @@ class DueOutcome:
 
     @property
     def lines(self) -> list[str]:
-        return [step.message for step in self.steps if step.message]
+        return [line for step in self.steps for line in (*step.warnings, step.message) if line]
 
     @property
     def sent(self) -> list[date]:
@@ -240,6 +241,8 @@ def _send(
         return Step("already-sent" if claim == "sent" else "busy", day)
     issue = load_issue(issue_path(ws.issues_dir, day))
     resumed = issue.status == "sending" or claim.resumed
+    # The interactive send's warning about the issue before, for cron's mail too.
+    warnings = [w for w in (_bounce_warning(db.store, issue.slug),) if w]
     try:
         if issue.status == "ready":
             issue.status = "sending"  # an interruption stays visible, and is resumed
@@ -253,12 +256,16 @@ def _send(
             day,
             failed=True,
             message=f"sending issue {day} stopped: {exc}; the next `digest send --due` resumes it",
+            warnings=warnings,
         )
     except BaseException:
         claim.release(done=False)
         raise
     done = _finished(report)
     claim.release(done=done)
+    refused = getattr(report, "unbound_warning", "")  # rows whose address is not the consented
+    if refused:
+        warnings.append(refused)
     fatal = getattr(report, "fatal", "")
     if fatal:
         return Step(
@@ -268,6 +275,7 @@ def _send(
             failed=True,
             message=f"sending issue {day} stopped: {fatal}; the next `digest send --due` "
             "resumes it",
+            warnings=warnings,
         )
     if not done:
         return Step(
@@ -276,6 +284,7 @@ def _send(
             report=report,
             message=f"issue {day}: sending paused ({_summary(report)}); "
             "the next `digest send --due` resumes it",
+            warnings=warnings,
         )
     issue = load_issue(issue_path(ws.issues_dir, day))
     if issue.status != "sent":
@@ -286,7 +295,15 @@ def _send(
         day,
         report=report,
         message=f"{'resumed and ' if resumed else ''}sent issue {day}: {_summary(report)}",
+        warnings=warnings,
     )
+
+
+def _bounce_warning(store: Store, slug: str) -> str:
+    """`digest send`'s warning when the issue before bounced or drew complaints too often."""
+    from digest.bounces import send_warning  # deferred: only a run that sends needs it
+
+    return send_warning(store, slug)
 
 
 def _finished(report: Any) -> bool:

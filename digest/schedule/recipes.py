@@ -27,10 +27,26 @@ def needed_env(ws: Workspace) -> list[tuple[str, str]]:
         names.append((sender.http.token_env, f"{sender.http.provider} API token"))
     if config.dkim.enabled and config.dkim.private_key_env:
         names.append((config.dkim.private_key_env, "DKIM private key"))
-    optional = "(optional on one machine: else a key file under subscribers/.keys/)"
-    names.append((config.web.secret_key_env, f"signing key of unsubscribe links {optional}"))
-    names.append((config.consent.pseudonym_key_env, f"pseudonym key {optional}"))
+    names.append(
+        _key(ws, config.web.secret_key_env, "signing key of unsubscribe links", "sign with")
+    )
+    names.append(_key(ws, config.consent.pseudonym_key_env, "pseudonym key", "use"))
     return names
+
+
+def _key(ws: Workspace, env_name: str, what: str, verb: str) -> tuple[str, str]:
+    """A key's line, telling the story of where it lives as `digest send` enforces it:
+    the value this shell has, or (unset here) the workspace's key file."""
+    if os.environ.get(env_name, "").strip():
+        return env_name, (
+            f"{what}: the value set where you ran this (the same wherever digest sends mail "
+            "and `digest serve` runs; `digest send` refuses a key that did not sign the last "
+            "issue)"
+        )
+    return env_name, (
+        f"{what}: not set where you ran this; leave it unset to {verb} "
+        f"{ws.key_file(env_name)}, or set it to that file's value everywhere"
+    )
 
 
 def _command(ws: Workspace) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ class SlotView:
     skipped: list[date]
     warnings: list[str]
     audience: int | None = None
+    sent_early: list[date] = field(default_factory=list)  # sent by hand before their slot
 
     def to_dict(self, schedule: Schedule) -> dict[str, Any]:
         local = self.slot.astimezone(schedule.zone)
@@ -70,6 +71,7 @@ class SlotView:
                 self.cutoff.astimezone(schedule.zone).isoformat() if self.cutoff else None
             ),
             "skipped": [d.isoformat() for d in self.skipped],
+            "sent_early": [d.isoformat() for d in self.sent_early],
             "warnings": self.warnings,
         }
 
@@ -85,7 +87,7 @@ def upcoming(
     sched = ws.config.schedule
     statuses = issue_statuses(ws.issues_dir)
     warnings: list[str] = []
-    slot, due_now, skipped = _slot_that_matters(sched, statuses, now, warnings)
+    slot, due_now, skipped, sent_early = _slot_that_matters(sched, statuses, now, warnings)
     day = slot_date(sched, slot)
     path = issue_path(ws.issues_dir, day)
     status = statuses.get(day)
@@ -114,24 +116,32 @@ def upcoming(
         skipped=skipped,
         warnings=warnings,
         audience=_count(audience, warnings),
+        sent_early=sent_early,
     )
 
 
 def _slot_that_matters(
     sched: Schedule, statuses: dict[date, str], now: datetime, warnings: list[str]
-) -> tuple[datetime, bool, list[date]]:
-    """``(slot, due now, skipped dates)``; a missed slot adds its warning."""
+) -> tuple[datetime, bool, list[date], list[date]]:
+    """``(slot, due now, skipped dates, dates sent early)``: the next slot with something
+    left to send (a week skipped, or whose issue went out by hand before its slot, is
+    passed over); a missed slot adds its warning."""
     last = previous_slot(sched, now)
     last_day = slot_date(sched, last)
     grace = timedelta(seconds=sched.grace_seconds)
     if now - last <= grace and is_due(statuses.get(last_day)):
-        return last, True, []
+        return last, True, [], []
     skipped: list[date] = []
+    sent_early: list[date] = []
     slot = next_slot(sched, now + timedelta(microseconds=1) if last == now else now)
     for _ in range(104):  # two years of skipped weeks is surely a mistake
-        if statuses.get(slot_date(sched, slot)) != "skipped":
+        status = statuses.get(slot_date(sched, slot))
+        if status == "skipped":
+            skipped.append(slot_date(sched, slot))
+        elif status == "sent":
+            sent_early.append(slot_date(sched, slot))
+        else:
             break
-        skipped.append(slot_date(sched, slot))
         slot = next_slot(sched, slot + timedelta(minutes=1))
     if statuses.get(last_day) in ("draft", "ready") and now - last > grace:
         warnings.append(
@@ -139,7 +149,7 @@ def _slot_that_matters(
             f"issue {last_day} is still {statuses[last_day]}; send it by hand with "
             f"`digest send {last_day}` or mark it `digest issue skip {last_day}`"
         )
-    return slot, False, skipped
+    return slot, False, skipped, sent_early
 
 
 def _issue_warnings(
@@ -211,6 +221,8 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
         lines.append(f"Audience:   {view.audience} subscriber{'s' * (view.audience != 1)}")
     if view.cutoff is not None:
         lines.append(f"Cutoff:     {wall_clock(schedule, view.cutoff)} (review_cutoff)")
+    if view.sent_early:
+        lines.append(f"Sent early: {', '.join(d.isoformat() for d in view.sent_early)}")
     if view.skipped:
         lines.append(f"Skipped:    {', '.join(d.isoformat() for d in view.skipped)}")
     for warning in view.warnings:

@@ -348,6 +348,25 @@ class DeliveryLedger:
     skipped_last = 0
     _held: Any = None
 
+    def skip(self, subscriber_ids: Sequence[str], reason: str) -> int:
+        """Skip these subscribers' rows still to send (pending or deferred); how many."""
+        if not subscriber_ids:
+            return 0
+        d = deliveries
+        with self.store.begin() as conn:
+            return int(
+                conn.execute(
+                    update(d)
+                    .where(
+                        d.c.issue == self.issue,
+                        d.c.subscriber_id == bindparam("sid"),
+                        (d.c.state == "pending") | (d.c.state == "deferred"),
+                    )
+                    .values(state="skipped", reason=reason, owner="", updated_at=_now()),
+                    [{"sid": sid} for sid in subscriber_ids],
+                ).rowcount
+            )
+
     def release(self, subscriber_ids: Sequence[str]) -> None:
         """Give back rows that were claimed but never handed to the sender."""
         if not subscriber_ids:

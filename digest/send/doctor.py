@@ -17,9 +17,9 @@ one-click               ``base_url`` is https and the unsubscribe endpoint answe
 alignment               the From domain aligns with the DKIM ``d=`` and the return path
 ======================  ==============================================================
 
-Organizational domains are taken as the last two labels (``news.example.org``
--> ``example.org``), which is right for most domains but not for public
-suffixes like ``co.uk``.
+Organizational domains come from the Public Suffix List
+(:func:`digest.addresses.organizational_domain`, the one ``digest check`` uses):
+``news.example.org`` -> ``example.org``, ``news.example.co.uk`` -> ``example.co.uk``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from digest.addresses import organizational_domain
 from digest.config import Config
 from digest.errors import ConfigError, DigestError
 from digest.message import load_dkim_key
@@ -136,11 +137,6 @@ def run_doctor(
         except DigestError as exc:
             findings.append(Finding(ERROR, name, str(exc), "check the DNS server and try again"))
     return findings
-
-
-def organizational(domain: str) -> str:
-    labels = domain.lower().rstrip(".").split(".")
-    return ".".join(labels[-2:])
 
 
 # -- SPF ---------------------------------------------------------------------------------
@@ -336,7 +332,7 @@ def _dkim(doctor: Doctor) -> Iterator[Finding]:
 @check("dmarc")
 def _dmarc(doctor: Doctor) -> Iterator[Finding]:
     domain = doctor.from_domain
-    for name in dict.fromkeys((f"_dmarc.{domain}", f"_dmarc.{organizational(domain)}")):
+    for name in dict.fromkeys((f"_dmarc.{domain}", f"_dmarc.{organizational_domain(domain)}")):
         records = [t for t in doctor.txt(name) if t.lower().startswith("v=dmarc1")]
         if records:
             policy = _tags(records[0]).get("p", "(none given)")
@@ -348,7 +344,7 @@ def _dmarc(doctor: Doctor) -> Iterator[Finding]:
         ERROR,
         "dmarc",
         f"no DMARC record for {domain}",
-        f'publish TXT "v=DMARC1; p=none; rua=mailto:dmarc@{organizational(domain)}" at '
+        f'publish TXT "v=DMARC1; p=none; rua=mailto:dmarc@{organizational_domain(domain)}" at '
         f"_dmarc.{domain}; Gmail and Yahoo require one from bulk senders",
     )
 
@@ -438,9 +434,9 @@ def _one_click(doctor: Doctor) -> Iterator[Finding]:
 
 @check("alignment")
 def _alignment(doctor: Doctor) -> Iterator[Finding]:
-    source = organizational(doctor.from_domain)
+    source = organizational_domain(doctor.from_domain)
     if doctor.config.dkim.enabled:
-        if organizational(doctor.dkim_domain) == source:
+        if organizational_domain(doctor.dkim_domain) == source:
             yield Finding(OK, "alignment", f"DKIM d={doctor.dkim_domain} aligns with From")
         else:
             yield Finding(
@@ -449,7 +445,7 @@ def _alignment(doctor: Doctor) -> Iterator[Finding]:
                 f"DKIM d={doctor.dkim_domain} does not align with From ({doctor.from_domain})",
                 "sign with the From domain (or a subdomain of it)",
             )
-    if organizational(doctor.return_path_domain) == source:
+    if organizational_domain(doctor.return_path_domain) == source:
         yield Finding(
             OK, "alignment", f"the return path domain {doctor.return_path_domain} aligns with From"
         )

@@ -37,13 +37,14 @@ from digest.addresses import normalise
 from digest.bounces import issue_summary, send_warning
 from digest.errors import DigestError, IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
-from digest.people.audience import AUDIENCE_IDS, audience_count
+from digest.people.audience import AUDIENCE_IDS, audience_count, unbound
 from digest.send.configured import open_sender
 from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
 from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
 from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
+from digest.send.signing import refuse_another_key
 from digest.store import Store, open_store
 from digest.workspace import Workspace
 
@@ -95,11 +96,23 @@ class SendReport:
     complete: bool = False
     resume: str = ""
     reset: dict[str, int] = field(default_factory=dict)
+    unbound: int = 0  # rows skipped this run: the address is not the one the consent names
 
     @property
     def rate(self) -> float:
         sent = self.this_run.get("sent", 0)
         return sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def unbound_warning(self) -> str:
+        """The warning when this run refused rows whose address is not the consented one."""
+        if not self.unbound:
+            return ""
+        readers = "reader" if self.unbound == 1 else "readers"
+        return (
+            f"warning: {self.unbound} {readers} not mailed: their address is not the one their "
+            "consent names (the subscribers table was changed?); run `digest consent verify`"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +129,7 @@ class SendReport:
             "complete": self.complete,
             "resume": self.resume,
             "reset": self.reset,
+            "unbound": self.unbound,
         }
 
 
@@ -183,8 +197,11 @@ def refuse_sent(ws: Workspace, issue: Issue) -> None:
     )
 
 
-def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
-    """Refuse an issue that must not go; return its prepared rendering."""
+def preflight(
+    ws: Workspace, issue: Issue, *, force: bool = False, retire_sent_key: bool = False
+) -> Any:
+    """Refuse an issue that must not go (or a key that would break the last issue's
+    links, unless ``retire_sent_key``); return its prepared rendering."""
     # deferred: rendering loads jinja2 and lxml, which `digest deliveries` never needs
     from digest.check import check_prepared
     from digest.render import prepare
@@ -204,6 +221,8 @@ def preflight(ws: Workspace, issue: Issue, *, force: bool = False) -> Any:
             f"error{'' if len(result.errors) == 1 else 's'}, "
             f"first: {first.code}: {first.message}; fix them before sending"
         )
+    if not retire_sent_key:
+        refuse_another_key(ws)
     return prepared
 
 
@@ -252,12 +271,13 @@ def run_send(
     stop_event: StopFlag | None = None,
     force: bool = False,
     sender: Sender | None = None,
+    retire_sent_key: bool = False,
 ) -> SendReport:
     """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
     from digest.message import MessageBuilder  # deferred, as in preflight
 
     target = resolve_issue(ws, issue)
-    prepared = preflight(ws, target, force=force)
+    prepared = preflight(ws, target, force=force, retire_sent_key=retire_sent_key)
     slug = target.slug
     builder = MessageBuilder.for_workspace(ws, prepared)
     started = time.monotonic()
@@ -272,6 +292,8 @@ def run_send(
                 "the issue stays as it is: add or import subscribers, then send again"
             )
         ledger.freeze(AUDIENCE_IDS)  # copied in the database, in one statement
+        # Once per run, before the first message: nobody is mailed on another's consent.
+        refused = ledger.skip(unbound(store), UNBOUND_REASON)
         store.note_link_key(slug, prepared.tokens.fingerprint)  # `serve` checks its keys by it
         if target.status != "sending" and not ledger_complete(ledger):
             target.status = "sending"
@@ -304,7 +326,14 @@ def run_send(
         fatal=run.fatal,
         complete=complete,
         resume=resume,
+        unbound=refused,
     )
+
+
+UNBOUND_REASON = (
+    "its address does not match its consent record (changed in the database?): "
+    "run `digest consent verify`"
+)
 
 
 def ledger_complete(ledger: DeliveryLedger) -> bool:

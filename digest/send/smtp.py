@@ -308,7 +308,8 @@ class SmtpSender(Sender):
         await self._reset(connection)
         if 400 <= code < 500:
             return Result.transient(reason), False
-        return Result.permanent(reason, bounce=classify(text=reason).kind), False
+        command = "RCPT" if stage == "RCPT TO" else "DATA"
+        return Result.permanent(reason, bounce=classify(text=reason, command=command).kind), False
 
     async def _reset(self, connection: _Connection) -> None:
         try:

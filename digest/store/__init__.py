@@ -43,6 +43,10 @@ def engine_url(url: str) -> str:
     return url
 
 
+# How long SQLite waits for another process's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
 def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
     dbapi_conn.isolation_level = None
@@ -50,13 +54,26 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     for pragma in (
         "journal_mode = WAL",
         "foreign_keys = ON",
-        "busy_timeout = 30000",
+        f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         "synchronous = NORMAL",
         "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
         "cache_size = -49152",  # 48 MB: random-keyed indexes stay in memory during imports
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+# How long a PostgreSQL statement waits for a lock another transaction holds (the chain
+# head, a row) before it gives up with "canceling statement due to lock timeout": the
+# same wait as SQLite's busy timeout, so a stuck writer elsewhere is an error (a bounce
+# intake exits 75 and is tried again), not a process waiting for ever.
+POSTGRES_LOCK_TIMEOUT_MS = 30000
+
+
+def _postgres_connect(dbapi_conn: Any, record: Any) -> None:
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {int(POSTGRES_LOCK_TIMEOUT_MS)}")
+    dbapi_conn.commit()  # a SET inside a transaction that is rolled back would be undone
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -100,6 +117,7 @@ class Store:
             event.listen(engine, "begin", _sqlite_begin)
         elif backend == "postgresql":
             engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+            event.listen(engine, "connect", _postgres_connect)
         else:
             raise StoreError(
                 f"database URL {_safe(url)!r}: only sqlite and postgresql are supported"
@@ -243,6 +261,11 @@ def open_store(ws: Workspace, *, migrate: bool = True) -> Store:
             if migrations.pending(store.engine):
                 store.upgrade()
             store.check_keys()
+        except OperationalError as exc:  # busy or locked (another process holds it)
+            store.close()
+            raise StoreError(
+                f"database {store.describe()}: {str(exc.orig).strip().splitlines()[0]}"
+            ) from None
         except BaseException:
             store.close()
             raise

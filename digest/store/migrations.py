@@ -129,6 +129,51 @@ def _ledger_guards(conn: Connection, dialect: str) -> None:
         conn.exec_driver_sql(statement)
 
 
+# A suppression a report made (bounced, complained) is the reader's to lift, by
+# confirming again: it may go once the subscriber holding its key has a
+# ``confirmed`` event as their latest, and the operator may make it for good
+# (reason ``admin``). Every other change is still refused.
+_CONFIRMED_LAST = """(SELECT e.kind FROM consent_events e JOIN subscribers s ON s.id = e.subject_id
+  WHERE s.email_key = OLD.key ORDER BY e.seq DESC LIMIT 1) = 'confirmed'"""
+_REPORT = "OLD.reason IN ('bounced', 'complained')"
+_HELD = "NEW.reason = 'admin' AND NEW.key = OLD.key AND NEW.created_at = OLD.created_at"
+
+_LIFTS_SQLITE = [
+    "DROP TRIGGER suppressions_no_update",
+    "DROP TRIGGER suppressions_no_delete",
+    f"""CREATE TRIGGER suppressions_no_update BEFORE UPDATE ON suppressions
+WHEN NOT ({_REPORT} AND {_HELD})
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: UPDATE refused'); END""",
+    f"""CREATE TRIGGER suppressions_no_delete BEFORE DELETE ON suppressions
+WHEN NOT ({_REPORT} AND {_CONFIRMED_LAST})
+BEGIN SELECT RAISE(ABORT, 'suppressions is append-only: DELETE refused'); END""",
+]
+
+_LIFTS_PG = [
+    f"""
+CREATE OR REPLACE FUNCTION digest_refuse_suppression_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    IF {_REPORT} AND {_CONFIRMED_LAST} THEN
+      RETURN OLD;
+    END IF;
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF {_REPORT} AND {_HELD} THEN
+      RETURN NEW;
+    END IF;
+  END IF;
+  RAISE EXCEPTION 'suppressions is append-only: %% refused', TG_OP;
+END $$
+""",
+]
+
+
+def _report_lifts(conn: Connection, dialect: str) -> None:
+    for statement in _LIFTS_SQLITE if dialect == "sqlite" else _LIFTS_PG:
+        conn.exec_driver_sql(statement)
+
+
 def _deliveries(conn: Connection, dialect: str) -> None:
     schema.issue_sends.create(conn)
     schema.deliveries.create(conn)
@@ -137,6 +182,39 @@ def _deliveries(conn: Connection, dialect: str) -> None:
 def _bounces(conn: Connection) -> None:
     schema.bounce_reports.create(conn)
     schema.webhook_nonces.create(conn)
+
+
+def _text_languages(conn: Connection, dialect: str) -> None:
+    """The language of each consent text: a column that older databases lack.
+
+    A database made after this column was added to ``schema.consent_texts``
+    has it from migration 1 already; only an older one is altered.
+    """
+    columns = {column["name"] for column in inspect(conn).get_columns("consent_texts")}
+    if "language" not in columns:
+        conn.exec_driver_sql(
+            "ALTER TABLE consent_texts ADD COLUMN language VARCHAR(35) NOT NULL DEFAULT ''"
+        )
+
+
+# Created IF NOT EXISTS: a database made after these lines were added to schema.py
+# already has them from the tables' own creation.
+_STATS_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS ix_consent_events_kind_time ON consent_events (kind, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS ix_bounce_reports_issue_kind"
+    " ON bounce_reports (issue, kind, outcome)",
+    "DROP INDEX IF EXISTS ix_bounce_reports_issue",  # the one above begins with it
+]
+_STATS_INDEXES_PG = [
+    "CREATE INDEX IF NOT EXISTS ix_consent_events_subject_seq ON consent_events (subject_id, seq)",
+]
+
+
+def _stats(conn: Connection, dialect: str) -> None:
+    """The indexes `digest stats` reads from, and the table of unsubscribe reasons."""
+    for statement in _STATS_INDEXES + (_STATS_INDEXES_PG if dialect == "postgresql" else []):
+        conn.exec_driver_sql(statement)
+    schema.unsubscribe_reasons.create(conn, checkfirst=True)
 
 
 def _reconfirmations(conn: Connection) -> None:
@@ -151,7 +229,10 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "key checks", lambda conn, dialect: schema.key_checks.create(conn)),
     Migration(5, "guards on the suppression list and the chain head", _ledger_guards),
     Migration(6, "bounce reports and webhook nonces", lambda conn, dialect: _bounces(conn)),
-    Migration(7, "reconfirmation rounds", lambda conn, dialect: _reconfirmations(conn)),
+    Migration(7, "the language of each consent text", _text_languages),
+    Migration(8, "a reader lifts a report's suppression by confirming again", _report_lifts),
+    Migration(9, "stats: indexes and unsubscribe reasons", _stats),
+    Migration(10, "reconfirmation rounds", lambda conn, dialect: _reconfirmations(conn)),
 ]
 
 

@@ -61,6 +61,9 @@ consent_texts = Table(
     Column("url", Text, nullable=False, default=""),
     Column("sha256", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
+    # The BCP 47 tag of a statement's language ("" for a policy, and for the statements
+    # recorded before digest knew it); a statement's sha256 covers it (consent.py).
+    Column("language", String(35), nullable=False, default="", server_default=""),
     UniqueConstraint("kind", "sha256", name="uq_consent_texts_kind_sha256"),
 )
 
@@ -80,6 +83,11 @@ consent_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_consent_events_subject", "subject_id"),
+    # `digest stats`: the week's confirmations, unsubscribes, bounces and complaints.
+    Index("ix_consent_events_kind_time", "kind", "occurred_at"),
+    # A subject's event before a given one; SQLite's subject index already ends in
+    # the rowid, which is seq.
+    Index("ix_consent_events_subject_seq", "subject_id", "seq").ddl_if(dialect="postgresql"),
 )
 
 # Evidence is personal data and erasable; the chain keeps only its digest.
@@ -184,7 +192,8 @@ bounce_reports = Table(
     Column("domain", String(255), nullable=False, default=""),
     Column("report_sha256", String(64), nullable=False),  # of the raw report
     Index("ix_bounce_reports_subscriber", "subscriber_id"),
-    Index("ix_bounce_reports_issue", "issue"),
+    # An issue's reports by kind and outcome, read from the index alone (`digest stats`).
+    Index("ix_bounce_reports_issue_kind", "issue", "kind", "outcome"),
 )
 
 # Signatures of webhook requests already answered, so a replayed request is refused;
@@ -195,6 +204,22 @@ webhook_nonces = Table(
     Column("provider", String(16), primary_key=True),
     Column("nonce", String(128), primary_key=True),
     Column("seen_at", String(32), nullable=False),
+)
+
+# The answers to "why are you leaving?" on the unsubscribed page: the issue the link
+# named ("" for a link without one), a reason from a fixed list and a short text.
+# Nothing names the reader (no subscriber id, no time), so an erasure has nothing
+# to find here. The key is a hash of the page's one-time token: a second answer
+# from the same page replaces the first instead of counting twice. On SQLite the
+# table has no rowid, so not even the order of the answers is kept.
+unsubscribe_reasons = Table(
+    "unsubscribe_reasons",
+    metadata,
+    Column("answer_key", String(64), primary_key=True),
+    Column("issue", String(10), nullable=False, default=""),
+    Column("reason", String(24), nullable=False, default=""),
+    Column("text", Text, nullable=False, default=""),
+    sqlite_with_rowid=False,
 )
 
 # Re-permission (digest.reconfirm): each round of confirmation emails `digest subscribers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from html import escape
 
 from starlette.applications import Starlette
@@ -135,6 +136,7 @@ async def healthz(request: Request) -> Response:
 
 
 ErrorPage = Callable[[Request, int, str], str]
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 def create_app(
@@ -147,6 +149,7 @@ def create_app(
     also_hosts: Sequence[str] = (),
     body_limits: Mapping[str, int] | None = None,
     redirect_slashes: bool = True,
+    lifespan: Lifespan | None = None,
 ) -> Starlette:
     """The app for one side: its ``routes`` and ``error_page``, plus ``/healthz``.
 
@@ -155,6 +158,7 @@ def create_app(
     loopback Host headers, and ``also_hosts`` (the preview); HSTS goes out when base_url is https
     and the app is public. ``redirect_slashes=False`` turns off Starlette's
     slash redirect, which builds its Location from the request's Host header.
+    ``lifespan`` runs around a server's life (not around one in-process request).
     """
     https = ws.config.newsletter.base_url.startswith("https://")
     middleware = [
@@ -168,6 +172,7 @@ def create_app(
         routes=[Route("/healthz", healthz), *routes],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = redirect_slashes
     app.state.workspace = ws

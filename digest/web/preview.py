@@ -46,6 +46,7 @@ from digest import check, render
 from digest.errors import DigestError, IssueError
 from digest.issue import Issue, issue_path, list_issue_paths, load_issue, workspace_issue
 from digest.message import MessageBuilder
+from digest.web import stats
 from digest.web.app import create_app
 from digest.workspace import Workspace, open_workspace
 
@@ -62,10 +63,11 @@ NO_STORE = {"cache-control": "no-store"}
 
 
 def watched_files(root: Path) -> Iterator[Path]:
-    """The files a preview depends on: config, issues, workspace and built-in templates."""
+    """The files a preview depends on: config, issues, workspace and built-in templates,
+    and the workspace's own catalogs (locale/)."""
     yield root / "digest.toml"
     yield from list_issue_paths(root / "issues")
-    for folder in (root / "templates", BUILTIN_TEMPLATES):
+    for folder in (root / "templates", BUILTIN_TEMPLATES, root / "locale"):
         if folder.is_dir():
             yield from sorted(p for p in folder.rglob("*") if p.is_file())
 
@@ -115,7 +117,11 @@ class IssueView:
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.level != "error"]
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def infos(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "info"]
 
     @property
     def size_ratio(self) -> float:
@@ -435,6 +441,7 @@ class Pages:
                 "gmail_limit": GMAIL_CLIP_BYTES,
                 "errors": len(view.errors),
                 "warnings": len(view.warnings),
+                "notes": len(view.infos),
                 "findings": [f.__dict__ for f in view.findings],
             },
             headers=NO_STORE,
@@ -457,6 +464,14 @@ def error_page(request: Request, status: int, detail: str) -> str:
     )
 
 
+def _stats_problem(message: str) -> Response:
+    """The Stats page cannot be made (the database is unreachable): say why, in the layout."""
+    html = _pages.get_template("preview_error.html").render(
+        status=503, title="No stats right now", detail=message, version="", name="digest"
+    )
+    return HTMLResponse(html, 503, headers=NO_STORE)
+
+
 def routes(ws: Workspace) -> list[BaseRoute]:
     pages = Pages(Previewer(ws))
     return [
@@ -468,6 +483,7 @@ def routes(ws: Workspace) -> list[BaseRoute]:
         Route("/issue/{day}/source.txt", pages.raw_source, name="preview_source"),
         Route("/issue/{day}/headers.json", pages.headers_json, name="preview_headers"),
         Route("/issue/{day}/check.json", pages.check_json, name="preview_check"),
+        *stats.routes(ws, _stats_problem),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

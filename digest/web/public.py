@@ -8,13 +8,23 @@ and every absolute link is built from ``[newsletter] base_url``.
 Decisions worth knowing:
 
 * The reply to ``POST /subscribe`` is the same page whatever the address's
-  state (new, pending, active, unsubscribed, suppressed) and the email goes
-  out after the reply, so neither the page nor its timing tells them apart.
+  state (new, pending, active, unsubscribed, bounced, suppressed), it leaves
+  after the same minimum time, and the email is built and sent by a worker
+  thread off the event loop (:mod:`digest.web.confirm_mailer`), so neither
+  the page, nor its timing, nor the time other requests take tells them apart.
 * A confirmation email goes to an address at most once per 24 hours: a
-  repeated request within that time records nothing and sends nothing.
+  repeated request within that time records nothing, sends nothing and
+  spends none of the hourly cap, which counts the emails sent.
 * Unsubscribing is never rate limited or refused for a valid link: the
   signed token is the proof, and mailbox providers post one-click requests
   from a few shared addresses.
+* An unsubscribe by link records the issue the link named (``source`` and
+  evidence of the ``unsubscribed`` event), for ``digest stats``.
+* After an unsubscribe from the page, an optional "why are you leaving?"
+  form (``POST /leaving``) stores a reason and a short text with nothing of
+  the reader (:mod:`digest.store.reasons`). Its one-time answer token makes
+  one answer per page: sending it again replaces the first answer. It has the
+  form's guards (CSRF cookie and token, the rate limit, the body limit).
 * Resubscribing from the unsubscribe page needs the form (its CSRF token
   and this browser's cookie) with the consent box ticked, and then a fresh
   confirmation email, like a first sign-up: an unsubscribe link can be
@@ -24,11 +34,12 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +48,6 @@ from urllib.parse import parse_qs
 
 import jinja2
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -49,18 +59,23 @@ from digest import clock, confirmation, render
 from digest.addresses import normalise
 from digest.errors import IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
+from digest.languages import language
 from digest.people import changes, record, rights
 from digest.send.intake.webhooks.common import MAX_BODY as WEBHOOK_MAX_BODY
-from digest.store import Store, open_store, stamp
+from digest.store import Store, open_store, reasons, stamp
+from digest.store.stats import unsubscribe_source
 from digest.tokens import Tokens
+from digest.translations import N_, Catalog, install
 from digest.web import webhooks
 from digest.web.app import create_app
+from digest.web.confirm_mailer import ConfirmationMailer, Job
 from digest.web.public_guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
     CSRF_MAX_AGE,
     HONEYPOT_FIELD,
     RateLimiter,
+    came_over_https,
     check_form_token,
     client_ip,
     form_token,
@@ -76,38 +91,82 @@ HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
 RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
+ANSWER_MAX_AGE = 24 * 3600  # seconds to answer "why are you leaving?" after unsubscribing
 MAX_BODY = 64 * 1024
 # path prefix -> bytes, for routes that take more than 64 KiB: providers post event batches
 BODY_LIMITS: dict[str, int] = {"/webhooks/": WEBHOOK_MAX_BODY}
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
+# What a reader reads, in English: each is translated where it is shown (Catalog).
 HEADINGS = {
-    400: "That did not work",
-    403: "That form has expired",
-    404: "Page not found",
-    405: "Not allowed",
-    408: "That took too long",
-    413: "Too much data",
-    429: "Too many attempts",
-    503: "Please try again later",
-    500: "Something went wrong on our side",
+    400: N_("That did not work"),
+    403: N_("That form has expired"),
+    404: N_("Page not found"),
+    405: N_("Not allowed"),
+    408: N_("That took too long"),
+    413: N_("Too much data"),
+    429: N_("Too many attempts"),
+    503: N_("Please try again later"),
+    500: N_("Something went wrong on our side"),
 }
+# An error page's text when the code that failed gave none a reader can read (a guard,
+# the router, an unexpected failure): one per status.
+DETAILS = {
+    400: N_("The request could not be read. Please go back and try again."),
+    403: N_("The form has expired. Please go back, reload the page and send it again."),
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not take that kind of request."),
+    408: N_("The request took too long to arrive. Please try again."),
+    413: N_("The request is larger than any form here sends."),
+    429: N_("You sent this form too often in the last minute."),
+    503: N_("We are receiving too many sign-ups right now; please try again later."),
+    500: N_("Please try again in a few minutes."),
+}
+NO_ISSUE_HERE = N_("There is no issue at this address.")
+NO_ISSUE_SENT = N_("No issue of %(date)s has been sent.")
+ISSUE_BROKEN = N_("The issue of %(date)s cannot be shown right now; please try again later.")
+FORM_EXPIRED = N_("The form had expired. Please check it and send it again.")
+RESUBSCRIBE_EXPIRED = N_("The form had expired. Please tick the box and send it again.")
+BAD_ADDRESS = N_("Please enter a valid email address, like name@example.com.")
+NO_CONSENT = N_("Please tick the box to say you want to receive the newsletter.")
+NO_CONSENT_AGAIN = N_("Please tick the box to say you want to receive the newsletter again.")
+LINK_PROBLEM = N_("This link does not work")
+CONFIRM_EXPIRED = N_("This confirmation link has expired.")
+CONFIRM_INVALID = N_(
+    "This confirmation link is not valid: it was changed or cut short, or it belongs to "
+    "another page."
+)
+CONFIRM_USED = N_("This confirmation link is no longer valid.")
+UNSUBSCRIBE_INVALID = N_(
+    "This unsubscribe link is not valid: it was changed or cut short, or it belongs to "
+    "another page."
+)
+UNSUBSCRIBE_PERSONAL = N_(
+    "The unsubscribe link in each email is personal; this copy of the issue has none."
+)
+UNSUBSCRIBE_HEADING = N_("Unsubscribe")
+RESUBSCRIBE_REFUSED = N_(
+    "This address cannot be subscribed again from here; write to us if you want to receive "
+    "the newsletter."
+)
 
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def _environment(templates_dir: Path, words: Catalog, ws: Workspace) -> jinja2.Environment:
     """Workspace templates first (``public_*.html`` may be overridden), then the built-ins."""
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir.is_dir():
         loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
     loaders.append(jinja2.FileSystemLoader(str(HERE / "templates")))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    install(env, words, ws.config.schedule.zone)
+    return env
 
 
 def _urls(ws: Workspace) -> SimpleNamespace:
@@ -118,20 +177,52 @@ def _urls(ws: Workspace) -> SimpleNamespace:
 
 
 def page(ws: Workspace, name: str, code: int = 200, **context: Any) -> HTMLResponse:
-    env = _environment(ws.templates_dir)
+    """A public page in the newsletter's language (``lang`` and ``dir`` on its <html>)."""
+    config = ws.config
+    words = config.words
+    env = _environment(ws.templates_dir, words, ws)
     html = env.get_template(name).render(
-        newsletter=ws.config.newsletter,
-        privacy=ws.config.privacy,
+        newsletter=config.newsletter,
+        language=language(config.newsletter.language),
+        privacy=SimpleNamespace(
+            policy_url=config.privacy.policy_url,
+            policy_version=config.privacy.policy_version,
+            consent_statement=config.consent_statement,
+        ),
         urls=_urls(ws),
-        weekday=ws.config.schedule.weekday.capitalize(),
+        weekday=config.schedule.weekday.capitalize(),  # in English, for older overrides
+        when=words.every(config.schedule.weekday_index),
         **context,
     )
     return HTMLResponse(html, code)
 
 
+def fail(
+    request: Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> HTTPException:
+    """An HTTPException whose page says ``message`` (a marked message) in the reader's words."""
+    request.scope["digest.detail"] = (message, values)
+    return HTTPException(status, message % values if values else message, headers)
+
+
 def error_page(request: Request, status: int, detail: str) -> str:
+    """The error page, in the newsletter's language.
+
+    It says what :func:`fail` asked for; an error raised elsewhere (a guard,
+    the router, a crash) gets its status's own text, since its detail is
+    written for logs and API clients.
+    """
     ws: Workspace = request.app.state.workspace
-    heading = HEADINGS.get(status, "That did not work")
+    words = ws.config.words
+    heading = words(HEADINGS.get(status, HEADINGS[400]))
+    message, values = request.scope.get("digest.detail") or (
+        DETAILS.get(status, DETAILS[400]),
+        {},
+    )
     retry_after = (request.scope.get("digest.retry_after") or 0) if status == 429 else 0
     response = page(
         ws,
@@ -139,7 +230,7 @@ def error_page(request: Request, status: int, detail: str) -> str:
         status,
         status=status,
         heading=heading,
-        detail=detail,
+        detail=words(message, **values),
         retry_after=retry_after,
     )
     return bytes(response.body).decode("utf-8")
@@ -159,13 +250,13 @@ async def _form(request: Request) -> FormData:
     """The posted fields, from a form (urlencoded or multipart) or a bare urlencoded body."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
-        raise HTTPException(413, "The request is larger than any form here sends.")
+        raise fail(request, 413, DETAILS[413])
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return await request.form(max_files=0, max_fields=20, max_part_size=MAX_BODY)
     body = await request.body()
     if len(body) > MAX_BODY:
-        raise HTTPException(413, "The request is larger than any form here sends.")
+        raise fail(request, 413, DETAILS[413])
     pairs = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return FormData([(key, value) for key, values in pairs.items() for value in values])
 
@@ -188,7 +279,11 @@ class PublicSite:
         self.confirmations = RateLimiter(
             ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
         )
-        self.secure_cookie = ws.config.newsletter.base_url.startswith("https://")
+        self.mailer = ConfirmationMailer(
+            ws,
+            self.confirmations,
+            lambda sid: confirmation.confirm_url(ws, self.tokens.confirm(sid)),
+        )
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._signup_lock = threading.Lock()
@@ -204,6 +299,18 @@ class PublicSite:
                     self._store = open_store(self.ws)
         return self._store
 
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Under a server: inline the confirmation email before the first request (so no
+        sign-up pays for it), and send what is waiting before stopping."""
+        await run_in_threadpool(self.mailer.template.prepare)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(self.mailer.close)
+            if self._store is not None:
+                self._store.close()
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.home, methods=["GET"]),
@@ -216,6 +323,7 @@ class PublicSite:
             Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", self.resubscribe, methods=["POST"]),
+            Route("/leaving", self.leaving, methods=["POST"]),
             Route("/archive", self.archive, methods=["GET"]),
             Route("/archive/{day}", self.archived_issue, methods=["GET"]),
             Route("/{path:path}/", self.without_slash, methods=["GET", "HEAD"]),
@@ -228,9 +336,7 @@ class PublicSite:
         wait = self.limiter.retry_after(rate_key(ip, self.config.web.ipv6_prefix))
         if wait:
             request.scope["digest.retry_after"] = wait
-            raise HTTPException(
-                429, "You sent this form too often in the last minute.", {"Retry-After": str(wait)}
-            )
+            raise fail(request, 429, DETAILS[429], {"Retry-After": str(wait)})
 
     def _problem(
         self,
@@ -238,30 +344,37 @@ class PublicSite:
         *,
         restart: bool = False,
         unsubscribe: bool = False,
-        heading: str = "This link does not work",
+        heading: str = LINK_PROBLEM,
         status: int = 400,
     ) -> HTMLResponse:
+        """A page about a link that does not work: ``message`` and ``heading`` are marked
+        messages, shown in the reader's words."""
+        words = self.config.words
         return self.page(
             "public_link_problem.html",
             status,
-            heading=heading,
-            message=message[:1].upper() + message[1:],
+            heading=words(heading),
+            message=words(message),
             restart=restart,
             unsubscribe_help=unsubscribe,
         )
 
-    def _cap_confirmations(self) -> None:
-        """503 once this hour's confirmation emails are used up (``confirmations_per_hour``)."""
-        wait = self.confirmations.retry_after("all")
+    def _token_problem(self, exc: TokenError, *, confirm: bool, restart: bool) -> HTMLResponse:
+        if confirm:
+            message = CONFIRM_EXPIRED if exc.expired else CONFIRM_INVALID
+        else:
+            message = UNSUBSCRIBE_INVALID
+        return self._problem(message, restart=restart, unsubscribe=not confirm and not restart)
+
+    def _cap_confirmations(self, request: Request) -> None:
+        """503 for everyone once this hour's confirmation emails went out
+        (``confirmations_per_hour``); the worker counts them as it sends."""
+        wait = self.confirmations.wait("all")
         if wait:
             log.warning(
                 "sign-ups refused: %s confirmation emails this hour", self.confirmations.per_minute
             )
-            raise HTTPException(
-                503,
-                "We are receiving too many sign-ups right now; please try again later.",
-                {"Retry-After": str(wait)},
-            )
+            raise fail(request, 503, DETAILS[503], {"Retry-After": str(wait)})
 
     # -- pages ------------------------------------------------------------------
 
@@ -280,22 +393,25 @@ class PublicSite:
         )
 
     def _with_form_token(
-        self, request: Request, path: str, render: Callable[[str], HTMLResponse]
+        self, request: Request, path: str | Sequence[str], render: Callable[[str], HTMLResponse]
     ) -> HTMLResponse:
-        """A page holding a CSRF form token, bound to this browser's cookie for ``path``."""
+        """A page holding a CSRF form token, bound to this browser's cookie for ``path``
+        (or each of several paths: one page, two forms)."""
         cookie = request.cookies.get(CSRF_COOKIE, "")
         nonce = cookie if _NONCE.fullmatch(cookie) else new_form_nonce()
         response = render(form_token(self.tokens, nonce))
         if nonce != cookie:
-            response.set_cookie(
-                CSRF_COOKIE,
-                nonce,
-                max_age=CSRF_MAX_AGE,
-                path=path,
-                secure=self.secure_cookie,
-                httponly=True,
-                samesite="lax",
-            )
+            for each in (path,) if isinstance(path, str) else path:
+                response.set_cookie(
+                    CSRF_COOKIE,
+                    nonce,
+                    max_age=CSRF_MAX_AGE,
+                    path=each,
+                    # Secure only over https: a form on http://127.0.0.1 (a local trial) works
+                    secure=came_over_https(request, self.proxies),
+                    httponly=True,
+                    samesite="lax",
+                )
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -324,21 +440,31 @@ class PublicSite:
         token: str | None,
         status: int = 200,
         errors: tuple[str, ...] = (),
+        leaving: SimpleNamespace | None = None,
     ) -> Response:
-        """The "you are unsubscribed" page; with ``token``, its resubscribe form."""
-        if token is None:
+        """The "you are unsubscribed" page; with ``token``, its resubscribe form; with
+        ``leaving`` (see public_leaving.html), the "why are you leaving?" form or its reply."""
+        paths = ["/resubscribe"] if token is not None else []
+        if leaving is not None and leaving.state == "ask":
+            paths.append("/leaving")
+        if not paths:
             return self.page(
-                "public_unsubscribed.html", status, errors=errors, resubscribe_action=None
+                "public_unsubscribed.html",
+                status,
+                errors=errors,
+                resubscribe_action=None,
+                leaving=leaving,
             )
         return self._with_form_token(
             request,
-            "/resubscribe",
+            paths,
             lambda form: self.page(
                 "public_unsubscribed.html",
                 status,
                 errors=errors,
-                resubscribe_action=f"/resubscribe/{token}",
+                resubscribe_action=f"/resubscribe/{token}" if token is not None else None,
                 form_token=form,
+                leaving=leaving,
             ),
         )
 
@@ -366,63 +492,52 @@ class PublicSite:
         if not check_form_token(
             self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
         ):
-            return self._form_page(
-                request,
-                403,
-                ("The form had expired. Please check it and send it again.",),
-                values,
-            )
+            return self._form_page(request, 403, (self.config.words(FORM_EXPIRED),), values)
         done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
         if _field(form, HONEYPOT_FIELD):
             log.info("a subscribe form was dropped: the hidden field was filled in")
             return done
         errors = []
+        words = self.config.words
         try:
             email = normalise(email)
         except SubscriberError:
-            errors.append("Please enter a valid email address, like name@example.com.")
+            errors.append(words(BAD_ADDRESS))
         if _field(form, "consent") != "yes":
-            errors.append("Please tick the box to say you want to receive the newsletter.")
+            errors.append(words(NO_CONSENT))
         if errors:
             return self._form_page(request, 400, tuple(errors), values)
-        self._cap_confirmations()
+        self._cap_confirmations(request)
         evidence = _evidence(
             request,
             ip,
             self.ws,
             form={"email": email, "name": name, "consent": True},
-            consent_statement=self.config.privacy.consent_statement,
+            language=self.config.newsletter.language,
+            consent_statement=self.config.consent_statement,
             policy_version=self.config.privacy.policy_version,
             policy_url=self.config.privacy.policy_url,
         )
         pending = await run_in_threadpool(self._request_signup, email, name, evidence)
-        # The same queue step for every outcome: a background task that mails or does nothing.
-        done.background = BackgroundTask(self._confirm_by_email, pending, email, name)
+        # The same step for every outcome: the worker mails, or does nothing.
+        self.mailer.submit(Job(pending.id, email, name) if pending is not None else None)
         return done
-
-    async def _confirm_by_email(
-        self, pending: record.Subscriber | None, email: str, name: str
-    ) -> None:
-        if pending is None:
-            return
-        url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-        await confirmation.send_quietly(self.ws, pending.id, email, name, url)
 
     def _request_signup(
         self, email: str, name: str, evidence: dict[str, Any]
     ) -> record.Subscriber | None:
         """Record the request; the pending subscriber to mail, or None to send nothing.
 
-        Every outcome runs the same reads (suppression, the subscriber, their
-        history) and then the sign-up's own transaction, which refuses a
-        suppressed address itself: no early return after the first query.
+        An address asked for within the day (pending, mailed lately) costs one
+        read and nothing more: no event, no email, none of the hourly cap.
+        Otherwise the sign-up's own transaction decides, and refuses an
+        address suppressed for good itself.
         """
         store = self.store
         with self._signup_lock:
-            suppressed = record.is_suppressed(store, email)
             known = record.find_by_email(store, email)
             asked = self._asked_lately(known) if known is not None else False
-            if known is not None and known.status == "pending" and asked and not suppressed:
+            if known is not None and known.status == "pending" and asked:
                 return None
             try:
                 sub = changes.request_signup(
@@ -455,10 +570,10 @@ class PublicSite:
         try:
             subscriber_id = self._read_confirm(token)
         except TokenError as exc:
-            return self._problem(str(exc), restart=True)
+            return self._token_problem(exc, confirm=True, restart=True)
         sub = await run_in_threadpool(record.get_subscriber, self.store, subscriber_id)
         if sub is None or sub.status not in ("pending", "active"):
-            return self._problem("this confirmation link is no longer valid.", restart=True)
+            return self._problem(CONFIRM_USED, restart=True)
         if sub.status == "active":
             return self.page("public_welcome.html", again=False)
         return self.page("public_confirm.html", action=f"/confirm/{token}")
@@ -469,7 +584,7 @@ class PublicSite:
         try:
             subscriber_id = self._read_confirm(request.path_params["token"])
         except TokenError as exc:
-            return self._problem(str(exc), restart=True)
+            return self._token_problem(exc, confirm=True, restart=True)
         evidence = _evidence(request, ip, self.ws)
         try:
             await run_in_threadpool(
@@ -481,17 +596,14 @@ class PublicSite:
                 evidence=evidence,
             )
         except SubscriberError:
-            return self._problem("this confirmation link is no longer valid.", restart=True)
+            return self._problem(CONFIRM_USED, restart=True)
         return self.page("public_welcome.html", again=False)
 
     # -- unsubscribe --------------------------------------------------------------
 
     async def unsubscribe_help(self, request: Request) -> Response:
         return self._problem(
-            "the unsubscribe link in each email is personal; this copy of the issue has none.",
-            heading="Unsubscribe",
-            unsubscribe=True,
-            status=200,
+            UNSUBSCRIBE_PERSONAL, heading=UNSUBSCRIBE_HEADING, unsubscribe=True, status=200
         )
 
     async def unsubscribe_page(self, request: Request) -> Response:
@@ -499,33 +611,112 @@ class PublicSite:
         try:
             self.tokens.read_unsubscribe(token)
         except TokenError as exc:
-            return self._problem(str(exc), unsubscribe=True)
+            return self._token_problem(exc, confirm=False, restart=False)
         return self.page("public_unsubscribe.html", action=f"/unsubscribe/{token}")
 
     async def unsubscribe(self, request: Request) -> Response:
-        """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's button."""
+        """RFC 8058 one-click (``List-Unsubscribe=One-Click``) or the page's button.
+
+        The event records the issue the link named. After the page's button (a
+        person, not a mail provider's one-click POST), the reply asks, optionally,
+        why, when this request is what unsubscribed them.
+        """
         token = request.path_params["token"]
         try:
-            subscriber_id = self.tokens.read_unsubscribe(token)
+            subscriber_id, issue = self.tokens.read_unsubscribe_link(token)
         except TokenError as exc:
-            return self._problem(str(exc), unsubscribe=True)
+            return self._token_problem(exc, confirm=False, restart=False)
         form = await _form(request)
         one_click = _field(form, "List-Unsubscribe") == "One-Click"
         method = "one_click" if one_click else "link"
         ip = client_ip(request, self.proxies)
-        evidence = _evidence(request, ip, self.ws)
+        evidence = _evidence(request, ip, self.ws, **({"issue": issue} if issue else {}))
         try:
-            await run_in_threadpool(
-                changes.unsubscribe,
-                self.store,
-                subscriber_id,
-                method=method,
-                source=f"{_urls(self.ws).base}/unsubscribe",
-                evidence=evidence,
+            left = await run_in_threadpool(
+                self._unsubscribe, subscriber_id, method, issue, evidence
             )
         except SubscriberError:
-            pass  # erased or unknown: nothing left to unsubscribe
-        return self._unsubscribed_page(request, None if one_click else token)
+            left = False  # erased or unknown: nothing left to unsubscribe
+        if one_click:
+            return self._unsubscribed_page(request, None)
+        ask = None
+        if left:
+            answer = self.tokens.answer(new_form_nonce(), issue)
+            ask = self._leaving("ask", answer_token=answer)
+        return self._unsubscribed_page(request, token, leaving=ask)
+
+    def _unsubscribe(
+        self, subscriber_id: str, method: str, issue: str, evidence: dict[str, Any]
+    ) -> bool:
+        """Unsubscribe; True when this call is what took the reader off the list."""
+        before = record.get_subscriber(self.store, subscriber_id)
+        after = changes.unsubscribe(
+            self.store,
+            subscriber_id,
+            method=method,
+            source=unsubscribe_source(f"{_urls(self.ws).base}/unsubscribe", issue),
+            evidence=evidence,
+        )
+        return (
+            before is not None
+            and before.status in ("pending", "active")
+            and after.status == "unsubscribed"
+        )
+
+    # -- why are you leaving? ---------------------------------------------------------
+
+    def _record_answer(self, nonce: str, given: reasons.Answer) -> None:
+        with self.store.begin() as conn:
+            reasons.record(conn, nonce, given)
+
+    def _leaving(
+        self,
+        state: str,
+        *,
+        answer_token: str = "",
+        error: str = "",
+        values: dict[str, str] | None = None,
+    ) -> SimpleNamespace:
+        return SimpleNamespace(
+            state=state,
+            answer_token=answer_token,
+            error=error,
+            values=values or {"reason": "", "text": ""},
+            max_text=reasons.MAX_TEXT,
+        )
+
+    async def leaving(self, request: Request) -> Response:
+        """The optional answer to "why are you leaving?": stored with nothing of the reader.
+
+        Never required, and it changes nothing about the unsubscribe: a bad or
+        expired form is said so, an empty one stores nothing. The answer token
+        (from the page, signed, one day) names the page: the same page sending
+        again replaces its answer.
+        """
+        ip = client_ip(request, self.proxies)
+        self._limit(request, ip)
+        form = await _form(request)
+        answer_token = _field(form, "answer_token", 400)
+        try:
+            nonce, issue = self.tokens.read_answer(answer_token, ANSWER_MAX_AGE)
+        except TokenError:
+            return self._unsubscribed_page(request, None, 403, leaving=self._leaving("expired"))
+        raw = form.get("text")
+        text = raw.replace("\r\n", "\n") if isinstance(raw, str) else ""
+        values = {"reason": _field(form, "reason", 40), "text": text[: 4 * reasons.MAX_TEXT]}
+        if not check_form_token(
+            self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
+        ):
+            ask = self._leaving("ask", answer_token=answer_token, error="expired", values=values)
+            return self._unsubscribed_page(request, None, 403, leaving=ask)
+        if len(text.strip()) > reasons.MAX_TEXT:
+            ask = self._leaving("ask", answer_token=answer_token, error="too_long", values=values)
+            return self._unsubscribed_page(request, None, 400, leaving=ask)
+        given = reasons.answer(issue, values["reason"], text)
+        if given.empty:
+            return self._unsubscribed_page(request, None)
+        await run_in_threadpool(self._record_answer, nonce, given)
+        return self._unsubscribed_page(request, None, leaving=self._leaving("thanks"))
 
     async def resubscribe(self, request: Request) -> Response:
         """A fresh consent from the unsubscribe page: pending again, and a new confirmation.
@@ -541,53 +732,36 @@ class PublicSite:
         try:
             subscriber_id = self.tokens.read_unsubscribe(token)
         except TokenError as exc:
-            return self._problem(str(exc), restart=True)
+            return self._token_problem(exc, confirm=False, restart=True)
         form = await _form(request)
+        words = self.config.words
         if not check_form_token(
             self.tokens, _field(form, CSRF_FIELD, 400), request.cookies.get(CSRF_COOKIE)
         ):
-            return self._unsubscribed_page(
-                request,
-                token,
-                403,
-                ("The form had expired. Please tick the box and send it again.",),
-            )
+            return self._unsubscribed_page(request, token, 403, (words(RESUBSCRIBE_EXPIRED),))
         if _field(form, "consent") != "yes":
-            return self._unsubscribed_page(
-                request,
-                token,
-                400,
-                ("Please tick the box to say you want to receive the newsletter again.",),
-            )
-        self._cap_confirmations()
+            return self._unsubscribed_page(request, token, 400, (words(NO_CONSENT_AGAIN),))
+        self._cap_confirmations(request)
         evidence = _evidence(
             request,
             ip,
             self.ws,
             form={"consent": True},
             path=RESUBSCRIBE_PATH,
-            consent_statement=self.config.privacy.consent_statement,
+            language=self.config.newsletter.language,
+            consent_statement=self.config.consent_statement,
             policy_version=self.config.privacy.policy_version,
             policy_url=self.config.privacy.policy_url,
         )
         try:
             pending = await run_in_threadpool(self._resubscribe, subscriber_id, evidence)
         except SubscriberError:
-            return self._problem(
-                "this address cannot be subscribed again from here; "
-                "write to us if you want to receive the newsletter.",
-            )
+            return self._problem(RESUBSCRIBE_REFUSED)
         done = self.page("public_check_inbox.html", expiry_days=self.config.web.confirm_expiry_days)
+        job = None
         if pending is not None and pending.email:
-            url = confirmation.confirm_url(self.ws, self.tokens.confirm(pending.id))
-            done.background = BackgroundTask(
-                confirmation.send_quietly,
-                self.ws,
-                pending.id,
-                pending.email,
-                pending.name or "",
-                url,
-            )
+            job = Job(pending.id, pending.email, pending.name or "")
+        self.mailer.submit(job)
         return done
 
     def _resubscribe(
@@ -626,10 +800,13 @@ class PublicSite:
 
     async def archive(self, request: Request) -> Response:
         issues = await run_in_threadpool(self._sent_issues)
+        words = self.config.words
         listed = [
             SimpleNamespace(
                 subject=issue.subject,
-                date_label=render.date_label(issue.date),
+                date=issue.date,
+                date_label=words.format_date(issue.date),
+                articles=len(issue.articles),
                 url=render.archive_url(self.config, issue.date),
             )
             for issue in issues
@@ -639,20 +816,19 @@ class PublicSite:
     async def archived_issue(self, request: Request) -> Response:
         text = request.path_params["day"]
         if not _DATE.fullmatch(text):
-            raise HTTPException(404, "There is no issue at this address.")
+            raise fail(request, 404, NO_ISSUE_HERE)
         try:
             day = parse_date(text)
         except IssueError:
-            raise HTTPException(404, "There is no issue at this address.") from None
+            raise fail(request, 404, NO_ISSUE_HERE) from None
+        shown = self.config.words.format_date(day, "long")
         try:
             html = await run_in_threadpool(self._public_html, day)
         except IssueError as exc:  # the file was edited after it went out, and broke
             log.error("archive cannot show %s: %s", day.isoformat(), exc)
-            raise HTTPException(
-                500, f"The issue of {day.isoformat()} cannot be shown right now; please try later."
-            ) from None
+            raise fail(request, 500, ISSUE_BROKEN, date=shown) from None
         if html is None:
-            raise HTTPException(404, f"No issue of {day.isoformat()} has been sent.")
+            raise fail(request, 404, NO_ISSUE_SENT, date=shown)
         return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
 
     def _public_html(self, day: Any) -> str | None:
@@ -665,22 +841,19 @@ class PublicSite:
         return render.prepare(self.ws, issue, tokens=self.tokens).html_public()
 
 
-def routes(ws: Workspace) -> list[BaseRoute]:
-    """The public routes; refuses (ConfigError) without a signing key in the environment."""
-    return PublicSite(ws).routes()
-
-
 def app(ws: Workspace, *, debug: bool = False) -> Starlette:
     """The public app; ConfigError when the signing key is missing from the environment.
 
     Starlette's slash redirect is off: it would build its Location from the
     request's Host header; :meth:`PublicSite.without_slash` redirects from base_url.
     """
+    site = PublicSite(ws)
     return create_app(
         ws,
-        [*routes(ws), *webhooks.routes(ws)],
+        [*site.routes(), *webhooks.routes(ws)],
         error_page=error_page,
         debug=debug,
         body_limits=BODY_LIMITS,
         redirect_slashes=False,
+        lifespan=site.lifespan,
     )

@@ -82,6 +82,27 @@ def client_ip(request: Request, proxies: tuple[Network, ...]) -> str:
     return hops[0] if hops and _address(hops[0]) else peer
 
 
+def came_over_https(request: Request, proxies: tuple[Network, ...]) -> bool:
+    """Whether the client reached us over https: directly (TLS to this server), or to a
+    trusted proxy that says so in ``X-Forwarded-Proto`` (its own, right-most value).
+
+    The header is believed from a trusted proxy only; it decides nothing but whether
+    the form cookie is ``Secure`` (links come from base_url, never from headers).
+    """
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else ""
+    if not peer or not _trusted(peer, proxies):
+        return False
+    said = [
+        value.strip().lower()
+        for header in request.headers.getlist("x-forwarded-proto")
+        for value in header.split(",")
+        if value.strip()
+    ]
+    return bool(said) and said[-1] == "https"
+
+
 def rate_key(ip: str, ipv6_prefix: int = 64) -> str:
     """What the rate limit counts: an IPv4 address, or the IPv6 network of ``ipv6_prefix``.
 
@@ -133,6 +154,17 @@ class RateLimiter:
             if len(hits) >= self.per_minute:
                 return max(1, int((hits[0] - window).total_seconds() + 0.999))
             hits.append(now)
+            return 0
+
+    def wait(self, key: str) -> int:
+        """Like :meth:`retry_after`, but only looks: nothing is counted."""
+        if self.per_minute <= 0:
+            return 0
+        window = clock.now() - self.window
+        with self._lock:
+            hits = [hit for hit in self._hits.get(key, ()) if hit > window]
+            if len(hits) >= self.per_minute:
+                return max(1, int((hits[0] - window).total_seconds() + 0.999))
             return 0
 
     def _prune(self, window: datetime) -> None:

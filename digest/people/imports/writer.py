@@ -247,9 +247,15 @@ class _Run:
             )
         rows = source.rows(policies)  # the header is checked here
         report.tool, report.title, report.list_name = source.tool, source.title, source.list_name
+        # The old form's wording (--statement-file) in the newsletter's language; else the
+        # import statement, which digest writes in English.
+        language = store.workspace.config.newsletter.language
         if statement is None:
-            statement = import_statement(source.title, source.list_name or self.label)
-        self.statement_id, report.statement = consent.statement_id(conn, statement)
+            statement, language = (
+                import_statement(source.title, source.list_name or self.label),
+                "en",
+            )
+        self.statement_id, report.statement = consent.statement_id(conn, statement, language)
         self.spelling = _Spelling(source, self.label)
         default = policy_version or ""
         batch: dict[str, _Pending] = {}

@@ -10,6 +10,7 @@ policy):
 ``webhooks/``       one module per provider's signed event webhook
 ==================  ================================================================
 
-``reports`` reads what a report message says; ``reader`` finds the reader it
-is about and makes the policy's reports. The package imports nothing itself.
+``reports`` reads what a report message says (``layouts`` knows the mail systems
+whose reports need knowledge of their own); ``reader`` finds the reader it is about
+and makes the policy's reports. The package imports nothing itself.
 """
