@@ -8,6 +8,7 @@ nothing; bad rows are named with their line and the rest goes on.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -386,3 +387,23 @@ def test_registering_a_policy_checks_what_it_is_given(cli: Cli, store: Store) ->
     assert "a version names one text" in add(
         "v1", "--url", "https://x.example/other", "--published", "2023-01-01"
     )
+
+
+def test_stats_count_only_the_readers_an_import_makes_active(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    """`digest stats`: an import adds its active readers, not its pending or opted-out rows;
+    a newer export's opt-outs leave the list that week."""
+    assert cli("subscribers", "import", str(MAILCHIMP)).exit_code == 0  # 3 active, 3 opted out
+    assert cli("subscribers", "import", str(EXPORTS / "kit" / "kit-subscribers.csv")).exit_code == 0
+    newer = mailchimp_zip(
+        tmp_path / "later.zip",
+        unsubscribed=[unsubscribed("amara.osei@example.com", "2026-11-20 09:00:00")],
+        cleaned=[cleaned("li.wei@example.net", "2026-11-25 04:00:00")],
+    )
+    assert cli("subscribers", "import", str(newer)).exit_code == 0
+    data = json.loads(cli("stats", "--weeks", "1", "--json").output)["list"]
+    (week,) = data["weeks"]
+    assert (week["added"], week["unsubscribed"], week["bounced"]) == (5, 1, 1)
+    assert data["active"] == week["active"] == 3 == audience.stats(store)["active"]
+    assert data["active_before"] == 0

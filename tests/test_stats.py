@@ -389,7 +389,8 @@ def test_migration_9_brings_a_database_made_before_it_up_to_date(
     finally:
         migrations.MIGRATIONS[:] = saved
     try:
-        assert [m.version for m in migrations.upgrade(store.engine)] == [9]
+        later = [m.version for m in saved if m.version >= 9]  # 9, and any added since
+        assert [m.version for m in migrations.upgrade(store.engine)] == later
         assert migrations.upgrade(store.engine) == []
         inspector = inspect(store.engine)
         events = {ix["name"] for ix in inspector.get_indexes("consent_events")}

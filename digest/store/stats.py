@@ -224,7 +224,8 @@ def collect(conn: Connection, ws: Workspace, weeks: int = DEFAULT_WEEKS) -> Stat
     entries = [0] * weeks
     exits = [0] * weeks
     bounds = [*(stamp(edge) for edge in edges), _AFTER_ALL]
-    week_sql = text(_WEEK_SQL).bindparams(
+    imported_active = _IMPORTED_ACTIVE.format(status=_EVIDENCE_STATUS[conn.dialect.name])
+    week_sql = text(_WEEK_SQL.format(imported_active=imported_active)).bindparams(
         bindparam("leaving", expanding=True), bindparam("entering", expanding=True)
     )
     for n, week in enumerate(table):
@@ -234,6 +235,7 @@ def collect(conn: Connection, ws: Workspace, weeks: int = DEFAULT_WEEKS) -> Stat
                 "start": bounds[n],
                 "stop": bounds[n + 1],
                 "pattern": _ADMIN_CONFIRMED,
+                "with_status": _IMPORTED_WITH_STATUS,
                 **{f"k_{kind}": kind for kind in FLOWS},
                 "leaving": list(LEAVING),
                 "entering": list(ENTERING),
@@ -268,6 +270,18 @@ def collect(conn: Connection, ws: Workspace, weeks: int = DEFAULT_WEEKS) -> Stat
 
 _AFTER_ALL = "9999"  # sorts after every stored time: the current week has no end yet
 
+# An import puts a reader on the active list unless its evidence names another status
+# (pending: no evidence of consent; or an opt-out at the old tool): most name none, so
+# the evidence is parsed only where it holds a "status" key (see digest.consent).
+_IMPORTED_WITH_STATUS = '%"status":%'
+_EVIDENCE_STATUS = {
+    "sqlite": "json_extract(v.body, '$.status')",
+    "postgresql": "(v.body::json ->> 'status')",
+}
+_IMPORTED_ACTIVE = (
+    "(v.body IS NULL OR v.body NOT LIKE :with_status OR coalesce({status}, 'active') = 'active')"
+)
+
 # One week's flows, each a count over one range of ix_consent_events_kind_time (a
 # GROUP BY over the hour or day of every event costs ten times more). Operator
 # additions with consent on record go straight to active. An exit from the active
@@ -277,8 +291,9 @@ _WEEK_SQL = """
 SELECT
   (SELECT count(*) FROM consent_events
    WHERE kind = :k_confirmed AND occurred_at >= :start AND occurred_at < :stop),
-  (SELECT count(*) FROM consent_events
-   WHERE kind = :k_imported AND occurred_at >= :start AND occurred_at < :stop),
+  (SELECT count(*) FROM consent_events e LEFT JOIN consent_evidence v ON v.seq = e.seq
+   WHERE e.kind = :k_imported AND e.occurred_at >= :start AND e.occurred_at < :stop
+     AND {imported_active}),
   (SELECT count(*) FROM consent_events
    WHERE kind = :k_unsubscribed AND occurred_at >= :start AND occurred_at < :stop),
   (SELECT count(*) FROM consent_events
@@ -293,9 +308,11 @@ SELECT
        SELECT max(q.seq) FROM consent_events q
        WHERE q.subject_id = e.subject_id AND q.seq < e.seq AND q.kind <> 'exported'
    )
-   LEFT JOIN consent_evidence v ON v.seq = p.seq AND p.kind = 'admin_added'
+   LEFT JOIN consent_evidence v ON v.seq = p.seq AND p.kind IN ('admin_added', 'imported')
    WHERE e.kind IN :leaving AND e.occurred_at >= :start AND e.occurred_at < :stop
-     AND (p.kind IN :entering OR (p.kind = 'admin_added' AND v.body LIKE :pattern)))
+     AND ((p.kind IN :entering AND p.kind <> 'imported')
+          OR (p.kind = 'imported' AND {imported_active})
+          OR (p.kind = 'admin_added' AND v.body LIKE :pattern)))
 """
 
 
