@@ -17,7 +17,8 @@ from conftest import FIXTURES, Cli
 from sqlalchemy import func, select, text
 
 from digest import consent
-from digest.people import audience, record, rights
+from digest.errors import SubscriberError
+from digest.people import audience, changes, record, rights
 from digest.people.imports import tools, writer
 from digest.store import Store, schema
 
@@ -407,3 +408,35 @@ def test_stats_count_only_the_readers_an_import_makes_active(
     assert (week["added"], week["unsubscribed"], week["bounced"]) == (5, 1, 1)
     assert data["active"] == week["active"] == 3 == audience.stats(store)["active"]
     assert data["active_before"] == 0
+
+
+def test_an_unsubscribe_anywhere_outweighs_a_bounce(cli: Cli, store: Store, tmp_path: Path) -> None:
+    """A bounce or complaint is lifted if the reader signs up and confirms again; an
+    unsubscribe or block at the old tool is for good, whichever file or import says it."""
+    both = mailchimp_zip(
+        tmp_path / "both.zip",
+        cleaned=[cleaned("ann@example.com", "2025-02-02 10:00:00")],
+        unsubscribed=[unsubscribed("Ann@example.com", "2025-01-01 09:00:00")],
+    )
+    bounced_first = mailchimp_zip(
+        tmp_path / "first.zip", cleaned=[cleaned("bob@example.com", "2025-02-02 10:00:00")]
+    )
+    left_later = mailchimp_zip(
+        tmp_path / "later.zip",
+        unsubscribed=[unsubscribed("bob@example.com", "2026-01-01 09:00:00")],
+    )
+    bounced_only = mailchimp_zip(
+        tmp_path / "only.zip", cleaned=[cleaned("cy@example.com", "2025-02-02 10:00:00")]
+    )
+    for path in (both, bounced_first, left_later, bounced_only):
+        assert cli("subscribers", "import", str(path)).exit_code == 0
+    ann = record.find_by_email(store, "ann@example.com")
+    assert ann is not None and ann.status == "unsubscribed"
+    form = {"method": "web_form", "source": "test", "evidence": {}}
+    for address in ("ann@example.com", "bob@example.com"):
+        with pytest.raises(SubscriberError, match="suppression list"):
+            changes.request_signup(store, address, None, **form)  # type: ignore[arg-type]
+    # a bounce alone: the reader's own sign-up is taken, and only confirming lifts it
+    cy = changes.request_signup(store, "cy@example.com", None, **form)  # type: ignore[arg-type]
+    assert cy.status == "pending" and record.is_suppressed(store, "cy@example.com")
+    assert consent.verify(store).ok

@@ -47,8 +47,10 @@ OPT_OUTS: dict[str, str] = {
     "bounced": "bounced",
     "complained": "complained",
 }
-STATUSES = (ACTIVE, PENDING, *OPT_OUTS)
-# The stricter state wins when one import names an address twice.
+# The stricter state wins when one import names an address twice: an opt-out for good
+# (unsubscribed, blocked) over one a reader may lift by confirming again (a bounce, a
+# complaint: see digest.people.record.REPORT_REASONS), over pending, over active.
+STATUSES = (ACTIVE, PENDING, "bounced", "complained", "unsubscribed", "blocked")
 STRICTNESS = {status: rank for rank, status in enumerate(STATUSES)}
 
 EARLIEST = "1990-01-01T00:00:00.000000Z"  # a consent or opt-out time before this is refused

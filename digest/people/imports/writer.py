@@ -45,12 +45,21 @@ from digest.people.imports.source import (
     Skipped,
     Source,
 )
-from digest.people.record import new_ids, suppress_key, write_transaction
+from digest.people.record import (
+    REPORT_REASONS,
+    hold_for_good,
+    new_ids,
+    suppress_key,
+    write_transaction,
+)
 from digest.store import Store, schema, stamp
 
 _BATCH = 20_000
 _MAX_LISTED = 200
 OUTCOMES = ("active", "pending", "suppressed", "merged", "refused", "skipped")
+# Opt-outs for good: a bounce or complaint suppressed here (which the reader may lift by
+# confirming again) becomes permanent when the old tool says they left or were blocked.
+_FOR_GOOD = ("unsubscribed", "blocked")
 # The lifecycle transition that records an opt-out for a reader already here.
 _TRANSITION = {
     "unsubscribed": "suppress",
@@ -324,11 +333,12 @@ class _Run:
             return
         conn, dialect, report = self.conn, self.store.dialect, self.report
         keys = list(batch)
-        suppressed = _present(conn, dialect, "suppressions", "key", keys)
+        suppressed = _suppressions(conn, dialect, keys)  # key -> reason
         existing = _existing(conn, dialect, keys)
         ours = _created_since(conn, set(existing), self.start_seq) if existing else set()
         fresh: list[tuple[str, _Pending]] = []
         flips: list[tuple[str, str, Row]] = []
+        hold: list[str] = []
         count = report.count
         tally: dict[tuple[str, str], int] = {}  # the common case's outcomes, counted at the end
         outcome_of = _OUTCOME
@@ -346,6 +356,8 @@ class _Run:
                 outcome = "suppressed"
                 if not opts_out:
                     report.note(row.line, f"{shown} is suppressed; not added", row.part)
+                elif row.status in _FOR_GOOD and suppressed[key] in REPORT_REASONS:
+                    hold.append(key)  # a bounce here, an unsubscribe there: for good
             elif key in existing:
                 subscriber_id, status = existing[key]
                 if opts_out:
@@ -380,6 +392,8 @@ class _Run:
         if self.write:
             for key, subscriber_id, row in flips:
                 self.flip(key, subscriber_id, row)
+            for key in hold:
+                hold_for_good(conn, key)
 
     def _merged(self, shown: str, other: Row, kept: Row) -> str:
         where = f"line {kept.line}" if kept.part == other.part else f"{kept.part} line {kept.line}"
@@ -544,9 +558,10 @@ def _first(pair: tuple[str, Any]) -> str:
     return pair[0]
 
 
-def _present(conn: Connection, dialect: str, table: str, column: str, keys: list[str]) -> set[str]:
-    """Those of ``keys`` (hex digests) found in ``table.column``."""
-    return {found[0] for found in _lookup(conn, dialect, table, column, keys, column)}
+def _suppressions(conn: Connection, dialect: str, keys: list[str]) -> dict[str, str]:
+    """Those of ``keys`` (hex digests) on the suppression list: key -> reason."""
+    rows = _lookup(conn, dialect, "suppressions", "key", keys, "key, reason")
+    return {key: reason for key, reason in rows}
 
 
 def _existing(conn: Connection, dialect: str, keys: list[str]) -> dict[str, tuple[str, str]]:
