@@ -276,11 +276,11 @@ def use_smtp(ws: Any, sink: SmtpSink, connections: int = 2) -> Any:
         f"""
 [sender]
 kind = "smtp"
+connections = {connections}
 [sender.smtp]
 host = "127.0.0.1"
 port = {sink.port}
 security = "none"
-connections = {connections}
 """,
     )
 

@@ -27,9 +27,9 @@ def message(n: int, address: str | None = None) -> OutgoingMessage:
 
 
 def sender(sink: SmtpSink, **overrides: object) -> SmtpSender:
-    settings = Smtp(host=sink.host, port=sink.port, security="none", connections=2, timeout=5)
-    options: dict = {}
-    for key in ("username", "password", "tls_context"):
+    settings = Smtp(host=sink.host, port=sink.port, security="none", timeout=5)
+    options: dict = {"connections": 2}
+    for key in ("username", "password", "tls_context", "connections"):
         if key in overrides:
             options[key] = overrides.pop(key)
     if overrides:

@@ -248,10 +248,33 @@ class DeliveryLedger:
         A sender that has one message per connection in flight records each
         result before its next message goes, at the cost of one commit.
         """
+        counts, taken, skipped = self.steps(
+            [(outcomes, size)], max_attempts=max_attempts, backoff=backoff
+        )
+        return counts, taken[0], skipped
+
+    def steps(
+        self,
+        requests: Sequence[tuple[Sequence[tuple[Claimed, Result]], int]],
+        *,
+        max_attempts: int,
+        backoff: float,
+    ) -> tuple[dict[str, int], list[list[Claimed]], int]:
+        """Several :meth:`step` requests (outcomes, how many rows each wants) in one
+        transaction: the rows taken for each, the counts recorded and how many rows
+        were skipped. Every connection's step of one turn of the event loop shares
+        one commit (a group commit)."""
+        outcomes = [outcome for done, _ in requests for outcome in done]
+        want = sum(size for _, size in requests)
         with self._transaction() as raw:
             counts = self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
-            taken, skipped = self._take(raw, size) if size > 0 else ([], 0)
-        return counts, taken, skipped
+            taken, skipped = self._take(raw, want) if want > 0 else ([], 0)
+        shares: list[list[Claimed]] = []
+        at = 0
+        for _, size in requests:
+            shares.append(taken[at : at + size])
+            at += size
+        return counts, shares, skipped
 
     def _take(
         self, raw: _Raw, size: int, *, unknown_groups: bool = False

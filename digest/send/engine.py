@@ -42,7 +42,7 @@ from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
 from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
-from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
+from digest.send.sender import ACCEPTED, Done, OutgoingMessage, Result, Sender
 from digest.store import Store, open_store
 from digest.subscribers import AUDIENCE_IDS, audience_count
 from digest.workspace import Workspace
@@ -54,6 +54,7 @@ DEFER_WAIT_MAX = (
 STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
 THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
 INLINE_BATCH = 10  # SQLite claims and records of batches this small run in the event loop
+PROGRESS_EVERY = 0.1  # seconds between progress reports (and one at the end)
 
 T = TypeVar("T")
 
@@ -354,6 +355,9 @@ class _Run:
         self.outcomes: dict[str, int] = {}
         self.total = 0
         self.inline_db = ledger.dialect == "sqlite" and sender.batch_size <= INLINE_BATCH
+        self.streaming = 0  # connections of a streaming sender at work
+        self.steps = _Steps(self)
+        self.shown = 0.0  # when progress was last reported
 
     def stopping(self) -> bool:
         if self.stop_event is not None and self.stop_event.is_set():
@@ -371,9 +375,12 @@ class _Run:
         abandoned = self.ledger.abandon()
         if abandoned:
             self.outcomes["unknown"] = self.outcomes.get("unknown", 0) + abandoned
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
 
     async def _work(self) -> None:
-        tasks = [asyncio.create_task(self.worker()) for _ in range(max(1, self.sender.parallel))]
+        worker = self.lane if self.sender.streams else self.worker
+        tasks = [asyncio.create_task(worker()) for _ in range(max(1, self.sender.parallel))]
         deadline: float | None = None
         pending = set(tasks)
         while pending:
@@ -427,6 +434,30 @@ class _Run:
         finally:
             if done:
                 await self._record(done)
+
+    async def lane(self) -> None:
+        """One connection of a streaming sender (SMTP): it takes messages from the
+        feed until there are none; then wait for deferred rows, as :meth:`worker`."""
+        feed = _Feed(self)
+        while not self.stopping():
+            self.streaming += 1
+            try:
+                await self.sender.stream(feed)
+            except SendError as exc:
+                self.fatal = str(exc)
+                self.halted = True
+                return
+            finally:
+                self.streaming -= 1
+            if self.stopping() or feed.limited:
+                return
+            if self.streaming:  # other connections still have messages on the wire
+                await asyncio.sleep(0.05)
+                continue
+            wait = self._deferred_wait()
+            if wait is None:
+                return
+            await self._nap(min(wait, 1.0))
 
     def _may_defer(self, done: list[tuple[Claimed, Result]]) -> bool:
         """Whether these results may be recorded with the next claim, in one transaction.
@@ -553,7 +584,10 @@ class _Run:
         else:
             self.bucket.recovered(sum(1 for _, r in outcomes if r.state == ACCEPTED))
         if self.on_progress is not None:
-            self.on_progress(self.progress())
+            now = time.monotonic()
+            if now - self.shown >= PROGRESS_EVERY:
+                self.shown = now
+                self.on_progress(self.progress())
 
     def _count(self, state: str, n: int) -> None:
         self.outcomes[state] = self.outcomes.get(state, 0) + n
@@ -587,6 +621,126 @@ class _Run:
         end = time.monotonic() + seconds
         while time.monotonic() < end and not self.stopping():
             await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+
+class _Steps:
+    """Every connection's record-and-claim requests of one turn of the event loop, in
+    one transaction (a group commit): each connection still records its results and
+    claims its next message before that message goes, for a fraction of a commit."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.queue: list[tuple[list[tuple[Claimed, Result]], int, asyncio.Future[Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+
+    def request(
+        self, done: list[tuple[Claimed, Result]], want: int
+    ) -> asyncio.Future[tuple[list[Claimed], int]]:
+        """Record ``done`` and claim up to ``want`` rows: (rows, skipped in that step)."""
+        if self.failure is not None:
+            raise self.failure
+        future: asyncio.Future[tuple[list[Claimed], int]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.queue.append((done, want, future))
+        if self.task is None:
+            self.task = asyncio.create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        run = self.run
+        try:
+            while self.queue:
+                batch, self.queue = self.queue, []
+                try:
+                    counts, shares, skipped = await run._db(
+                        functools.partial(
+                            run.ledger.steps,
+                            [(done, want) for done, want, _ in batch],
+                            max_attempts=max(1, run.settings.max_attempts),
+                            backoff=BACKOFF_SECONDS,
+                        )
+                    )
+                except Exception as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), share in zip(batch, shares, strict=True):
+                    if not future.done():
+                        future.set_result((share, skipped))
+                if skipped:
+                    run._count("skipped", skipped)
+                outcomes = [outcome for done, _, _ in batch for outcome in done]
+                if outcomes:
+                    try:
+                        await run._recorded(outcomes, counts)
+                    except Exception as exc:  # the bounce policy failed: stop the send
+                        self.failure = exc
+                        run.halted = True
+        finally:
+            self.task = None
+
+
+class _Feed:
+    """A streaming sender's source of messages (:class:`digest.send.sender.Feed`):
+    the ledger, through the run's group-committed steps."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.rows: dict[int, Claimed] = {}  # id(message) -> its row, until its result
+        self.limited = False
+
+    def _rows(self, done: Done) -> list[tuple[Claimed, Result]]:
+        return [(self.rows.pop(id(message)), result) for message, result in done]
+
+    async def next(self, done: Done) -> OutgoingMessage | None:
+        run = self.run
+        rows = self._rows(done)
+        if rows and not run._may_defer(rows):
+            await run._record(rows)
+            rows = []
+        while True:
+            if run.limit is not None and run.claimed >= run.limit:
+                self.limited = True
+            if run.stopping() or self.limited:
+                if rows:
+                    await run._record(rows)
+                return None
+            if run.bucket.rate > 0 or run.bucket.not_before > time.monotonic():
+                await run.bucket.take(1)
+            run.claimed += 1  # reserved while the claim runs; given back if none came
+            taken, skipped = await run.steps.request(rows, 1)
+            rows = []
+            if taken:
+                return self._message(taken[0])
+            run.claimed -= 1
+            if not skipped:
+                return None
+
+    def _message(self, row: Claimed) -> OutgoingMessage:
+        from digest.render import Recipient  # deferred, as in preflight
+
+        message = OutgoingMessage(
+            row.subscriber_id,
+            row.email,
+            idempotency_key(self.run.ledger.issue, row.subscriber_id),
+            name=row.name,
+            builder=self.run.builder,
+            recipient=Recipient(row.subscriber_id, row.email, row.name),
+        )
+        self.rows[id(message)] = row
+        return message
+
+    async def record(self, done: Done) -> None:
+        rows = self._rows(done)
+        if rows:
+            await self.run._record(rows)
+
+    def release(self, messages: list[OutgoingMessage]) -> None:
+        ids = [self.rows.pop(id(m)).subscriber_id for m in messages if id(m) in self.rows]
+        self.run.ledger.release(ids)
 
 
 # -- test copies, statistics, retries ------------------------------------------------------
