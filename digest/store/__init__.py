@@ -20,8 +20,9 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from digest.errors import ConfigError, StoreError
 from digest.store import migrations, schema
@@ -139,21 +140,17 @@ class Store:
         """Refuse a pseudonym key other than the one this database was made with.
 
         The first process to open the database records an HMAC of a fixed text
-        under its key; later ones must match it.
+        under its key (an upsert: processes starting together all work); later
+        ones must match it.
         """
         env = self.workspace.config.consent.pseudonym_key_env
         value = hmac.new(self.pseudonym_key, b"digest key check", "sha256").hexdigest()
         table = schema.key_checks
-        query = select(table.c.check_value).where(table.c.name == "pseudonym")
-        try:
-            with self.begin() as conn:
-                stored = conn.execute(query).scalar()
-                if stored is None:
-                    conn.execute(table.insert().values(name="pseudonym", check_value=value))
-                    return
-        except IntegrityError:  # another process recorded its check first
-            with self.read() as conn:
-                stored = conn.execute(query).scalar_one()
+        with self.begin() as conn:
+            conn.execute(self.insert_new(table).values(name="pseudonym", check_value=value))
+            stored = conn.execute(
+                select(table.c.check_value).where(table.c.name == "pseudonym")
+            ).scalar_one()
         if not hmac.compare_digest(stored, value):
             raise ConfigError(
                 f"database {self.describe()}: the pseudonym key in {env} (or "
@@ -162,12 +159,18 @@ class Store:
             )
 
     def note_link_key(self, issue: str, fingerprint: str) -> None:
-        """Record that an issue's links were signed with the key of ``fingerprint``."""
+        """Record that an issue's links were signed with the key of ``fingerprint``
+        (once; an upsert, so senders starting together all work)."""
         table = schema.key_checks
         name = f"links {issue} {fingerprint}"
         with self.begin() as conn:
-            if conn.execute(select(table.c.name).where(table.c.name == name)).first() is None:
-                conn.execute(table.insert().values(name=name, check_value=fingerprint))
+            conn.execute(self.insert_new(table).values(name=name, check_value=fingerprint))
+
+    def insert_new(self, table: Any) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING`` for this database: a row another
+        process inserted first is left as it is, without an error."""
+        module = postgresql if self.dialect == "postgresql" else sqlite
+        return module.insert(table).on_conflict_do_nothing()
 
     def link_keys(self, issue: str) -> set[str]:
         """Fingerprints of the keys that signed ``issue``'s links (several after a rotation)."""
