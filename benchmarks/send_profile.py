@@ -156,7 +156,9 @@ def main() -> None:
             print(f"prepare (render once, premailer, in-process): {prepare_seconds * 1000:.0f} ms")
             ledger = ledger_per_message(ws, n)
             protocol, rate = protocol_per_message(ws, sink, n, k)
-            print(f"per message, CPU: claim+record {ledger * 1e6:.0f} us, build {build * 1e6:.0f} us,")
+            print(
+                f"per message, CPU: claim+record {ledger * 1e6:.0f} us, build {build * 1e6:.0f} us,"
+            )
             print(f"  protocol {protocol * 1e6:.0f} us (the SMTP sender alone: {rate:,.0f} msg/s)")
             whole = (total - first) / n
             print(

@@ -52,13 +52,15 @@ class PostfixSink:
     """``smtp-sink`` on 127.0.0.1; ``count()`` reads its running counter."""
 
     name = "Postfix smtp-sink (C, PIPELINING)"
-    pipelining = True
 
-    def __init__(self, backlog: int = 256) -> None:
+    def __init__(self, backlog: int = 256, *, pipelining: bool = True) -> None:
+        self.pipelining = pipelining
+        if not pipelining:
+            self.name = "Postfix smtp-sink (C, no PIPELINING)"
         self.port = free_port()
         self.folder = tempfile.mkdtemp(prefix="smtp-sink-")
         self.counter = Path(self.folder) / "count"
-        command = [SMTP_SINK, "-c"]
+        command = [SMTP_SINK, "-c"] + ([] if pipelining else ["-p"])
         if os.geteuid() == 0:
             command += ["-u", "nobody"]  # as root it drops privileges to this user
         command += [f"127.0.0.1:{self.port}", str(backlog)]

@@ -48,6 +48,9 @@ from digest.errors import SendError
 from digest.send.sender import Done, Feed, OutgoingMessage, Result, Sender
 
 CONNECT_TRIES = 3
+# RFC 2920 across messages: the next envelope goes with this message's end-of-data.
+# (benchmarks/wan_bench.py turns it off to measure one message in flight.)
+ACROSS_MESSAGES = True
 
 
 @dataclass(eq=False)
@@ -461,7 +464,7 @@ class _Lane:
         # before this one recorded) first, so two of this connection's messages at
         # most are in doubt: this one and the next, whose body has not gone.
         following: tuple[OutgoingMessage, bytes, bytes] | None = None
-        if connection.pipelining and connection.used + 1 < self.limit:
+        if connection.pipelining and ACROSS_MESSAGES and connection.used + 1 < self.limit:
             upcoming = await self._next()
             while upcoming is not None:
                 made = self._made(connection, upcoming)
