@@ -66,7 +66,7 @@ def make_workspace(
     )
     text = set_connections(text, connections)
     if database_url:
-        text = text.replace('[database]\nurl = ""', f'[database]\nurl = "{database_url}"')
+        text = text.replace('[database]\nurl = ""', f'[database]\nurl = "{database_url}"', 1)
     (root / "digest.toml").write_text(text)
     ws = open_workspace(root)
     assert ws.config.sender.connections == connections

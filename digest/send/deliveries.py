@@ -40,6 +40,7 @@ from digest.send.sender import ACCEPTED, PERMANENT, TRANSIENT, UNKNOWN, Result
 from digest.store import Store, schema, stamp
 
 STATES = ("pending", "sending", "sent", "deferred", "failed", "skipped", "unknown")
+HELD_CACHE_KIB = -4096  # SQLite's page cache of a send's own connection: 4 MB
 FINAL = ("sent", "failed", "skipped")
 
 deliveries = schema.deliveries
@@ -93,6 +94,21 @@ class _Raw:
         self.cursor.close()
 
 
+@contextlib.contextmanager
+def _small_cache(raw: _Raw) -> Iterator[None]:
+    """SQLite: this connection's page cache small while the block runs (rows written
+    in order need few pages in memory; a big cache would only grow with the list)."""
+    if raw.pg:
+        yield
+        return
+    size = raw.all("PRAGMA cache_size", ())[0][0]
+    raw.cursor.execute(f"PRAGMA cache_size = {HELD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        raw.cursor.execute(f"PRAGMA cache_size = {int(size)}")
+
+
 @dataclass(frozen=True)
 class Claimed:
     subscriber_id: str
@@ -135,48 +151,46 @@ class DeliveryLedger:
             if conn.execute(marker).first() is None:
                 return None
             raw = _Raw(conn, self.dialect)
-            if isinstance(audience, str):
-                # The ids' SELECT has a WHERE, so SQLite reads ON CONFLICT as the upsert.
-                raw.cursor.execute(
-                    raw.sql(
-                        "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner,"
-                        " claim, lease_until, retry_at, failure, reason, provider_id, updated_at)"
-                        " SELECT ?, id, 'pending', 0, '', '', '', '', '', '', '', ?"
-                        f" FROM ({audience}) AS audience WHERE true ON CONFLICT DO NOTHING"
-                    ),
-                    (self.issue, now),
-                )
-                total = max(0, int(raw.cursor.rowcount))
+            try:
+                with _small_cache(raw):
+                    total = self._freeze(raw, audience, now, batch_size)
+            finally:
                 raw.close()
-                conn.execute(
-                    update(issue_sends)
-                    .where(issue_sends.c.issue == self.issue)
-                    .values(audience=total)
-                )
-                return total
-            insert = (
-                "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner, claim,"
-                " lease_until, retry_at, failure, reason, provider_id, updated_at)"
-                " VALUES (?, ?, 'pending', 0, '', '', '', '', '', '', '', ?)"
-                " ON CONFLICT DO NOTHING"
-            )
-            total = 0
-            rows: list[tuple[str, str, str]] = []
-            issue = self.issue
-            people: Iterable[Any] = audience
-            for subscriber in people:
-                rows.append((issue, subscriber.id, now))
-                if len(rows) >= batch_size:
-                    raw.many(insert, rows)
-                    total += len(rows)
-                    rows = []
-            raw.many(insert, rows)
-            total += len(rows)
-            raw.close()
             conn.execute(
                 update(issue_sends).where(issue_sends.c.issue == self.issue).values(audience=total)
             )
         return total
+
+    def _freeze(self, raw: _Raw, audience: Iterable[Any] | str, now: str, batch_size: int) -> int:
+        if isinstance(audience, str):
+            # The ids' SELECT has a WHERE, so SQLite reads ON CONFLICT as the upsert.
+            raw.cursor.execute(
+                raw.sql(
+                    "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner,"
+                    " claim, lease_until, retry_at, failure, reason, provider_id, updated_at)"
+                    " SELECT ?, id, 'pending', 0, '', '', '', '', '', '', '', ?"
+                    f" FROM ({audience}) AS audience WHERE true ON CONFLICT DO NOTHING"
+                ),
+                (self.issue, now),
+            )
+            return max(0, int(raw.cursor.rowcount))
+        insert = (
+            "INSERT INTO deliveries (issue, subscriber_id, state, attempts, owner, claim,"
+            " lease_until, retry_at, failure, reason, provider_id, updated_at)"
+            " VALUES (?, ?, 'pending', 0, '', '', '', '', '', '', '', ?)"
+            " ON CONFLICT DO NOTHING"
+        )
+        total = 0
+        rows: list[tuple[str, str, str]] = []
+        people: Iterable[Any] = audience
+        for subscriber in people:
+            rows.append((self.issue, subscriber.id, now))
+            if len(rows) >= batch_size:
+                raw.many(insert, rows)
+                total += len(rows)
+                rows = []
+        raw.many(insert, rows)
+        return total + len(rows)
 
     # -- claiming -------------------------------------------------------------------
     def claim(self, size: int, *, unknown_groups: bool = False) -> list[Claimed]:
@@ -204,11 +218,18 @@ class DeliveryLedger:
             yield
             return
         with self.store.engine.connect() as conn:
-            self._held = conn.connection.driver_connection
+            held = conn.connection.driver_connection
+            assert held is not None
+            # Claims and records walk the ledger in order: a small cache holds what
+            # they touch, so memory stays flat however long the list.
+            size = held.execute("PRAGMA cache_size").fetchone()[0]
+            held.execute(f"PRAGMA cache_size = {HELD_CACHE_KIB}")
+            self._held = held
             try:
                 yield
             finally:
                 self._held = None
+                held.execute(f"PRAGMA cache_size = {int(size)}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Raw]:

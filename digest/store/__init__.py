@@ -60,6 +60,12 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_checkin(dbapi_conn: Any, record: Any) -> None:
+    # The page cache (up to cache_size) is for the transaction that filled it: give
+    # it back between uses, so a scan or an import leaves no resident memory behind.
+    dbapi_conn.execute("PRAGMA shrink_memory")
+
+
 def _sqlite_begin(conn: Connection) -> None:
     read_only = conn.get_execution_options().get("digest_read_only", False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -93,6 +99,7 @@ class Store:
             engine = create_engine(parsed, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
+            event.listen(engine, "checkin", _sqlite_checkin)
         elif backend == "postgresql":
             engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         else:
