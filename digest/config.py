@@ -642,9 +642,7 @@ def _unused(config: Config, data: dict[str, Any], locator: _Locator) -> list[str
         elif other == "http":
             provider = config.sender.http.provider
             changed = [
-                k
-                for k, only in _HTTP_ONLY_FOR.items()
-                if table.get(k) and provider not in only
+                k for k, only in _HTTP_ONLY_FOR.items() if table.get(k) and provider not in only
             ]
             why = f'provider is "{provider}"'
         else:

@@ -22,15 +22,18 @@ group is re-sent as the same batch, so it carries the same key).
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest import clock
@@ -77,7 +80,9 @@ class _Raw:
         return text.replace("?", "%s") if self.pg else text
 
     def many(self, text: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        if rows:
+        if len(rows) == 1:  # psycopg's executemany costs a pipeline's set-up
+            self.cursor.execute(self.sql(text), rows[0])
+        elif rows:
             self.cursor.executemany(self.sql(text), rows)
 
     def all(self, text: str, params: Sequence[Any]) -> list[Any]:
@@ -125,6 +130,8 @@ class DeliveryLedger:
         self.issue = issue
         self.owner = owner or new_owner()
         self.dialect = store.dialect
+        self._reserved: collections.deque[Claimed] = collections.deque()
+        self._turn = threading.Lock()  # one transaction at a time on the held connection
 
     # -- freezing -------------------------------------------------------------------
     def frozen(self) -> bool:
@@ -211,25 +218,33 @@ class DeliveryLedger:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Keep one SQLite connection for :meth:`take`, :meth:`step` and :meth:`record`
-        until the block ends (one thread only): a per-message commit then costs
-        the database's work, not a pool checkout and SQLAlchemy's bookkeeping."""
-        if self.dialect != "sqlite":
-            yield
-            return
+        """Keep one connection for :meth:`take`, :meth:`steps` and :meth:`record` until
+        the block ends: a per-message commit then costs the database's work, not a
+        pool checkout (with its ping) and SQLAlchemy's bookkeeping. Calls from
+        several threads take turns on it."""
         with self.store.engine.connect() as conn:
             held = conn.connection.driver_connection
             assert held is not None
-            # Claims and records walk the ledger in order: a small cache holds what
-            # they touch, so memory stays flat however long the list.
-            size = held.execute("PRAGMA cache_size").fetchone()[0]
-            held.execute(f"PRAGMA cache_size = {HELD_CACHE_KIB}")
+            size = None
+            if self.dialect == "postgresql":
+                # A commit returns before the server flushes its log to disk: the
+                # sending process dying loses nothing; the database server crashing
+                # may lose the last fraction of a second of results, as SQLite's
+                # synchronous=NORMAL may on power loss (docs/senders.md).
+                held.execute("SET synchronous_commit = off")
+                held.commit()
+            if self.dialect == "sqlite":
+                # Claims and records walk the ledger in order: a small cache holds what
+                # they touch, so memory stays flat however long the list.
+                size = held.execute("PRAGMA cache_size").fetchone()[0]
+                held.execute(f"PRAGMA cache_size = {HELD_CACHE_KIB}")
             self._held = held
             try:
                 yield
             finally:
                 self._held = None
-                held.execute(f"PRAGMA cache_size = {int(size)}")
+                if size is not None:
+                    held.execute(f"PRAGMA cache_size = {int(size)}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Raw]:
@@ -242,19 +257,23 @@ class DeliveryLedger:
                 finally:
                     raw.close()
             return
-        raw = _Raw(None, self.dialect, held.cursor())
-        try:
-            raw.cursor.execute("BEGIN IMMEDIATE")
+        with self._turn:
+            raw = _Raw(None, self.dialect, held.cursor())
             try:
-                yield raw
-            except BaseException:
-                raw.cursor.execute("ROLLBACK")
+                if self.dialect == "sqlite":
+                    raw.cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield raw
+                except BaseException:
+                    held.rollback() if raw.pg else raw.cursor.execute("ROLLBACK")
+                    raise
+                held.commit() if raw.pg else raw.cursor.execute("COMMIT")
+            except Exception as exc:
+                if _gone(exc):
+                    raise StoreError(f"database {self.store.describe()}: {exc}") from None
                 raise
-            raw.cursor.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"database {self.store.describe()}: {exc}") from None
-        finally:
-            raw.close()
+            finally:
+                raw.close()
 
     def step(
         self,
@@ -280,22 +299,182 @@ class DeliveryLedger:
         *,
         max_attempts: int,
         backoff: float,
+        reserve: int = 0,
     ) -> tuple[dict[str, int], list[list[Claimed]], int]:
         """Several :meth:`step` requests (outcomes, how many rows each wants) in one
         transaction: the rows taken for each, the counts recorded and how many rows
         were skipped. Every connection's step of one turn of the event loop shares
-        one commit (a group commit)."""
+        one commit (a group commit).
+
+        ``reserve``: take rows from a block of that many this process reserved
+        (see :meth:`_reserve`): a row then becomes ``sending`` by its key, with its
+        reader checked again, instead of by a search of the ledger each time.
+        """
         outcomes = [outcome for done, _ in requests for outcome in done]
         want = sum(size for _, size in requests)
         with self._transaction() as raw:
             counts = self._record(raw, outcomes, max_attempts=max_attempts, backoff=backoff)
-            taken, skipped = self._take(raw, want) if want > 0 else ([], 0)
+            taken: list[Claimed]
+            if want <= 0:
+                taken, skipped = [], 0
+            elif reserve > 0:
+                taken, skipped = self._take_reserved(raw, want, reserve)
+            else:
+                taken, skipped = self._take(raw, want)
         shares: list[list[Claimed]] = []
         at = 0
         for _, size in requests:
             shares.append(taken[at : at + size])
             at += size
         return counts, shares, skipped
+
+    # -- reservations: a block of rows at a time, each made "sending" just before it goes
+
+    def _reserve(self, raw: _Raw, size: int) -> int:
+        """Reserve up to ``size`` more rows for this process: their owner and lease
+        are set, their state stays (pending, or deferred and due), so nothing
+        reserved is in doubt if the process dies. Readers no longer mailable are
+        skipped here; returns how many."""
+        now_dt = clock.now()
+        now = stamp(now_dt)
+        lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
+        lock = " FOR UPDATE SKIP LOCKED" if raw.pg else ""
+        free = " AND (owner = '' OR lease_until < ?)"
+        picked = [
+            row[0]
+            for row in raw.all(
+                "SELECT subscriber_id FROM deliveries WHERE issue = ? AND state = 'pending'"
+                + free
+                + " ORDER BY state, subscriber_id LIMIT ?"
+                + lock,
+                (self.issue, now, size),
+            )
+        ]
+        due = raw.all(
+            "SELECT subscriber_id FROM deliveries WHERE issue = ? AND state = 'deferred'"
+            " AND retry_at <= ?" + free + " ORDER BY state, subscriber_id LIMIT ?" + lock,
+            (self.issue, now, now, size),
+        )
+        if due:
+            picked = sorted(picked + [row[0] for row in due])[:size]
+        if not picked:
+            return 0
+        where, params = raw.among(picked)
+        got = raw.all(
+            "UPDATE deliveries SET owner = ?, lease_until = ?"
+            f" WHERE issue = ? AND subscriber_id {where} RETURNING subscriber_id, attempts",
+            [self.owner, lease, self.issue, *params],
+        )
+        attempts = {str(sid): int(n) for sid, n in got}
+        where, params = raw.among(list(attempts))
+        people = {
+            row[0]: row
+            for row in raw.all(
+                "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+                " LEFT JOIN suppressions p ON p.key = s.email_key"
+                f" WHERE s.id {where}",
+                params,
+            )
+        }
+        skipped = []
+        for sid in sorted(attempts):
+            row = people.get(sid)
+            reason = _unmailable(row)
+            if reason:
+                skipped.append((reason, now, self.issue, sid))
+            else:
+                assert row is not None
+                self._reserved.append(Claimed(sid, row[1], row[2] or "", attempts[sid] + 1))
+        self._skip(raw, skipped)
+        return len(skipped)
+
+    def _take_reserved(self, raw: _Raw, want: int, block: int) -> tuple[list[Claimed], int]:
+        """``want`` reserved rows made ``sending``, each only if its reader is still
+        mailable (checked in the same statement); a new block reserved when needed."""
+        skipped = 0
+        out: list[Claimed] = []
+        while len(out) < want:
+            if not self._reserved:
+                more = self._reserve(raw, max(block, want - len(out)))
+                skipped += more
+                if not self._reserved:
+                    if more:
+                        continue
+                    break
+            rows = [
+                self._reserved.popleft() for _ in range(min(want - len(out), len(self._reserved)))
+            ]
+            now_dt = clock.now()
+            now = stamp(now_dt)
+            lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
+            where, params = raw.among([r.subscriber_id for r in rows])
+            flipped = {
+                str(sid): int(n)
+                for sid, n in raw.all(
+                    "UPDATE deliveries SET state = 'sending', claim = ?, lease_until = ?,"
+                    " attempts = attempts + 1, updated_at = ?"
+                    f" WHERE issue = ? AND subscriber_id {where}"
+                    " AND state IN ('pending', 'deferred') AND owner = ?"
+                    " AND EXISTS (SELECT 1 FROM subscribers s WHERE s.id = deliveries.subscriber_id"
+                    "  AND s.status = 'active' AND s.email IS NOT NULL AND NOT EXISTS"
+                    "  (SELECT 1 FROM suppressions p WHERE p.key = s.email_key))"
+                    " RETURNING subscriber_id, attempts",
+                    [uuid.uuid4().hex, lease, now, self.issue, *params, self.owner],
+                )
+            }
+            for row in rows:
+                if row.subscriber_id in flipped:
+                    out.append(dataclasses.replace(row, attempts=flipped[row.subscriber_id]))
+            missing = [r.subscriber_id for r in rows if r.subscriber_id not in flipped]
+            if missing:  # unsubscribed, suppressed or erased since reserved; or taken over
+                skipped += self._skip_unmailable(raw, missing, now)
+        return out, skipped
+
+    def _skip_unmailable(self, raw: _Raw, ids: list[str], now: str) -> int:
+        """Of reserved rows that could not be made ``sending``, skip those whose reader
+        is no longer mailable; the rest were taken over by another process."""
+        where, params = raw.among(ids)
+        people = {
+            row[0]: row
+            for row in raw.all(
+                "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+                " LEFT JOIN suppressions p ON p.key = s.email_key"
+                f" WHERE s.id {where}",
+                params,
+            )
+        }
+        skipped = []
+        for sid in ids:
+            reason = _unmailable(people.get(sid))
+            if reason:
+                skipped.append((reason, now, self.issue, sid, self.owner))
+        raw.many(
+            "UPDATE deliveries SET state = 'skipped', reason = ?, owner = '', updated_at = ?"
+            " WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')"
+            " AND owner = ?",
+            skipped,
+        )
+        return len(skipped)
+
+    def _skip(self, raw: _Raw, skipped: list[tuple[str, str, str, str]]) -> None:
+        raw.many(
+            "UPDATE deliveries SET state = 'skipped', reason = ?, owner = '',"
+            " updated_at = ? WHERE issue = ? AND subscriber_id = ?",
+            skipped,
+        )
+
+    def unreserve(self) -> int:
+        """Give back this process's reserved rows that never went (the end of a run)."""
+        self._reserved.clear()
+        with self._transaction() as raw:
+            raw.cursor.execute(
+                raw.sql(
+                    "UPDATE deliveries SET owner = '', lease_until = ''"
+                    " WHERE issue = ? AND owner = ? AND state IN ('pending', 'deferred')"
+                ),
+                (self.issue, self.owner),
+            )
+            return max(0, int(raw.cursor.rowcount))
 
     def _take(
         self, raw: _Raw, size: int, *, unknown_groups: bool = False
@@ -434,30 +613,29 @@ class DeliveryLedger:
             return {}
         now_dt = clock.now()
         now = stamp(now_dt)
-        groups: dict[str, list[dict[str, Any]]] = {}
+        issue, owner = self.issue, self.owner
+        sent: list[tuple[Any, ...]] = []
+        failed: list[tuple[Any, ...]] = []
+        deferred: list[tuple[Any, ...]] = []
+        unknown: list[tuple[Any, ...]] = []
         for claimed, result in outcomes:
-            row: dict[str, Any] = {"sid": claimed.subscriber_id}
-            if result.state == ACCEPTED:
-                row["pid"] = result.provider_id[:500]
-                groups.setdefault("sent", []).append(row)
-            elif result.state == PERMANENT:
-                row.update(why=result.reason[:1000], kind="permanent")
-                groups.setdefault("failed", []).append(row)
-            elif result.state == TRANSIENT and claimed.attempts >= max_attempts:
+            sid, state = claimed.subscriber_id, result.state
+            if state == ACCEPTED:
+                sent.append((result.provider_id[:500], now, now, issue, sid))
+            elif state == PERMANENT:
+                failed.append((result.reason[:1000], "permanent", now, issue, sid, owner))
+            elif state == TRANSIENT and claimed.attempts >= max_attempts:
                 why = f"gave up after {claimed.attempts} attempts: {result.reason}"
-                row.update(why=why[:1000], kind="transient")
-                groups.setdefault("failed", []).append(row)
-            elif result.state == TRANSIENT:
+                failed.append((why[:1000], "transient", now, issue, sid, owner))
+            elif state == TRANSIENT:
                 delay = result.retry_after
                 if delay is None:
                     delay = min(backoff * 2 ** (claimed.attempts - 1), 3600.0)
-                row.update(why=result.reason[:1000], at=stamp(now_dt + timedelta(seconds=delay)))
-                groups.setdefault("deferred", []).append(row)
+                at = stamp(now_dt + timedelta(seconds=delay))
+                deferred.append((result.reason[:1000], at, now, issue, sid, owner))
             else:
-                assert result.state == UNKNOWN
-                row.update(why=result.reason[:1000])
-                groups.setdefault("unknown", []).append(row)
-        issue, owner = self.issue, self.owner
+                assert state == UNKNOWN
+                unknown.append((result.reason[:1000], now, issue, sid, owner))
         mine = " WHERE issue = ? AND subscriber_id = ? AND owner = ? AND state = 'sending'"
         # One executemany per outcome, straight to the driver.
         # Acceptance is the truth even if the row was meanwhile taken as unknown.
@@ -465,24 +643,25 @@ class DeliveryLedger:
             "UPDATE deliveries SET state = 'sent', provider_id = ?, sent_at = ?, owner = '',"
             " reason = '', failure = '', updated_at = ?"
             " WHERE issue = ? AND subscriber_id = ? AND state IN ('sending', 'unknown')",
-            [(r["pid"], now, now, issue, r["sid"]) for r in groups.get("sent", ())],
+            sent,
         )
         raw.many(
             "UPDATE deliveries SET state = 'failed', reason = ?, failure = ?, owner = '',"
             " updated_at = ?" + mine,
-            [(r["why"], r["kind"], now, issue, r["sid"], owner) for r in groups.get("failed", ())],
+            failed,
         )
         raw.many(
             "UPDATE deliveries SET state = 'deferred', reason = ?, retry_at = ?, owner = '',"
             " updated_at = ?" + mine,
-            [(r["why"], r["at"], now, issue, r["sid"], owner) for r in groups.get("deferred", ())],
+            deferred,
         )
         raw.many(
             "UPDATE deliveries SET state = 'unknown', reason = ?, owner = '', updated_at = ?"
             + mine,
-            [(r["why"], now, issue, r["sid"], owner) for r in groups.get("unknown", ())],
+            unknown,
         )
-        return {state: len(rows) for state, rows in groups.items()}
+        groups = {"sent": sent, "failed": failed, "deferred": deferred, "unknown": unknown}
+        return {state: len(rows) for state, rows in groups.items() if rows}
 
     def abandon(self) -> int:
         """This run's rows still ``sending`` (a stop that could not wait): unknown."""
@@ -508,20 +687,27 @@ class DeliveryLedger:
         ``exclusive``: this process holds the issue's send lock (SQLite), so
         every ``sending`` row is from a dead run. Otherwise a row is taken
         when its lease has expired or its owner is a dead process on this host.
+        Rows such a run had only reserved (still pending or deferred) are free again.
         """
         d = deliveries
         now = _now()
         with self.store.begin() as conn:
             rows = conn.execute(
-                select(d.c.subscriber_id, d.c.owner, d.c.lease_until).where(
-                    d.c.issue == self.issue, d.c.state == "sending", d.c.owner != self.owner
+                select(d.c.subscriber_id, d.c.owner, d.c.lease_until, d.c.state).where(
+                    d.c.issue == self.issue,
+                    d.c.state.in_(("sending", "pending", "deferred")),
+                    d.c.owner != "",
+                    d.c.owner != self.owner,
                 )
             ).all()
-            gone = [
-                {"sid": sid}
-                for sid, owner, lease in rows
-                if exclusive or lease < now or owner_alive(owner) is False
-            ]
+            verdicts: dict[str, bool | None] = {}
+            gone: list[dict[str, str]] = []
+            free: list[dict[str, str]] = []
+            for sid, owner, lease, state in rows:
+                if owner not in verdicts:
+                    verdicts[owner] = owner_alive(owner)
+                if exclusive or lease < now or verdicts[owner] is False:
+                    (gone if state == "sending" else free).append({"sid": sid})
             if gone:
                 conn.execute(
                     update(d)
@@ -537,6 +723,17 @@ class DeliveryLedger:
                         updated_at=now,
                     ),
                     gone,
+                )
+            if free:
+                conn.execute(
+                    update(d)
+                    .where(
+                        d.c.issue == self.issue,
+                        d.c.subscriber_id == bindparam("sid"),
+                        or_(d.c.state == "pending", d.c.state == "deferred"),
+                    )
+                    .values(owner="", lease_until=""),
+                    free,
                 )
         return len(gone)
 
@@ -654,6 +851,16 @@ _PICK_SQLITE = (
     " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
     " LEFT JOIN suppressions p ON p.key = s.email_key"
 )
+
+
+def _gone(exc: BaseException) -> bool:
+    """The database cannot be used (locked too long, the server gone): the driver's
+    OperationalError, SQLite's or psycopg's (told by name: psycopg is not imported
+    for a SQLite workspace)."""
+    return isinstance(exc, sqlite3.OperationalError) or any(
+        k.__name__ == "OperationalError" and k.__module__.startswith("psycopg")
+        for k in type(exc).__mro__
+    )
 
 
 def _unmailable(row: Any) -> str:

@@ -55,6 +55,9 @@ STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
 THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
 INLINE_BATCH = 10  # SQLite claims and records of batches this small run in the event loop
 PROGRESS_EVERY = 0.1  # seconds between progress reports (and one at the end)
+# Rows a streaming send reserves at a time (they stay pending: nothing reserved is in
+# doubt after a crash); each becomes "sending", its reader checked again, as it goes.
+RESERVE_BLOCK = 64
 
 T = TypeVar("T")
 
@@ -368,10 +371,16 @@ class _Run:
         counts = self.ledger.counts()
         self.total = sum(counts.values())
         self.base = {k: counts[k] for k in ("sent", "failed", "skipped")}
-        held = self.ledger.held() if self.inline_db else contextlib.nullcontext()
+        # One connection for the ledger's steps: on SQLite when they run in the event
+        # loop, and on PostgreSQL for a streaming sender's (they take turns on it).
+        keep = self.inline_db or self.sender.streams
+        held = self.ledger.held() if keep else contextlib.nullcontext()
         async with self.sender:
             with held:
-                await self._work()
+                try:
+                    await self._work()
+                finally:
+                    self.ledger.unreserve()
         abandoned = self.ledger.abandon()
         if abandoned:
             self.outcomes["unknown"] = self.outcomes.get("unknown", 0) + abandoned
@@ -660,6 +669,7 @@ class _Steps:
                             [(done, want) for done, want, _ in batch],
                             max_attempts=max(1, run.settings.max_attempts),
                             backoff=BACKOFF_SECONDS,
+                            reserve=RESERVE_BLOCK,
                         )
                     )
                 except Exception as exc:
