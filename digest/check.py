@@ -395,7 +395,7 @@ def policy_placeholder(email: Email) -> Iterator[str]:
         )
 
 
-@rule("setting-unused", "warning")
+@rule("settings", "warning")
 def setting_unused(email: Email) -> Iterator[str]:
     """Renamed settings, and settings with no effect for the configured sender."""
     yield from email.prepared.config.notices

@@ -64,7 +64,23 @@ class SinkHandler:
     connections: int = 0
     delay: float = 0.0
     pipelining: bool = False
+    # Commands that were already waiting when the one before them was answered: the
+    # client did not wait for a reply (RFC 2920 pipelining), counted per command.
+    ahead: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _ahead(self, server: Any, command: str) -> None:
+        if server._reader is not None and server._reader._buffer:
+            with self.lock:
+                self.ahead[command] = self.ahead.get(command, 0) + 1
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self._ahead(server, "MAIL")
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -79,6 +95,7 @@ class SinkHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        self._ahead(server, "RCPT")
         with self.lock:
             script = self.scripts.get(address)
             if script:
@@ -89,6 +106,7 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._ahead(server, "after the message")
         if self.delay:
             await asyncio.sleep(self.delay)
         for rcpt in envelope.rcpt_tos:

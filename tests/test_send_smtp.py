@@ -199,3 +199,37 @@ def test_pipelining_where_offered_with_refusals_in_the_middle(smtp_sink: SmtpSin
         f"reader{n}@example.net" for n in (0, 1, 3, 5, 6)
     )
     assert smtp_sink.handler.connections == 1
+
+
+def test_a_server_without_pipelining_gets_one_command_at_a_time(smtp_sink: SmtpSink) -> None:
+    """RFC 2920 lets a client pipeline only when the server offers PIPELINING: without
+    it, every command waits for the reply to the one before (one message in flight)."""
+    smtp_sink.handler.pipelining = False
+    smtp_sink.script("reader2@example.net", "550 5.1.1 unknown user")
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(6)], 6)
+    )
+    assert [r.state for r in results] == [
+        ACCEPTED,
+        ACCEPTED,
+        PERMANENT,
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+    ]
+    assert smtp_sink.handler.ahead == {}  # nothing was sent before its turn
+    assert len(smtp_sink.recipients()) == 5
+
+
+def test_with_pipelining_the_next_envelope_follows_the_end_of_data(smtp_sink: SmtpSink) -> None:
+    """With PIPELINING offered, RCPT and DATA follow MAIL in one write, and each next
+    message's envelope follows the previous message's end-of-data without waiting for
+    its reply: one round trip a message."""
+    smtp_sink.handler.pipelining = True
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(6)], 6)
+    )
+    assert [r.state for r in results] == [ACCEPTED] * 6
+    ahead = smtp_sink.handler.ahead
+    assert ahead["MAIL"] == 6 and ahead["RCPT"] == 6  # RCPT and DATA were already there
+    assert ahead["after the message"] == 5  # the next MAIL came with the end of data
