@@ -63,6 +63,7 @@ class SinkHandler:
     drop_data: set[str] = field(default_factory=set)
     connections: int = 0
     delay: float = 0.0
+    stall: float = 0.0  # seconds MAIL FROM waits before its reply (a server gone quiet)
     pipelining: bool = False
     # Commands that were already waiting when the one before them was answered: the
     # client did not wait for a reply (RFC 2920 pipelining), counted per command.
@@ -78,6 +79,8 @@ class SinkHandler:
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
         self._ahead(server, "MAIL")
+        if self.stall:
+            await asyncio.sleep(self.stall)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

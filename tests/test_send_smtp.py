@@ -233,3 +233,15 @@ def test_with_pipelining_the_next_envelope_follows_the_end_of_data(smtp_sink: Sm
     ahead = smtp_sink.handler.ahead
     assert ahead["MAIL"] == 6 and ahead["RCPT"] == 6  # RCPT and DATA were already there
     assert ahead["after the message"] == 5  # the next MAIL came with the end of data
+
+
+def test_a_server_that_stops_answering_times_out_and_the_message_waits(
+    smtp_sink: SmtpSink,
+) -> None:
+    """No reply within [sender.smtp] timeout: the connection is dropped and the message
+    tried once more on a new one; still nothing, and it is transient (tried later)."""
+    smtp_sink.handler.stall = 3.0
+    s = sender(smtp_sink, connections=1, timeout=0.5)
+    [result] = asyncio.run(send_all(s, [message(0)], 1))
+    assert result.state == TRANSIENT and "no reply in 0.5 seconds" in result.reason
+    assert smtp_sink.handler.connections == 2  # tried once more on a fresh connection

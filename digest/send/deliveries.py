@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import sqlite3
 import threading
 import uuid
@@ -33,8 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from digest import clock
 from digest.errors import StoreError
@@ -52,11 +50,6 @@ issue_sends = schema.issue_sends
 
 def _now() -> str:
     return stamp(clock.now())
-
-
-def _insert(dialect: str, table: Table) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
 
 
 class _Raw:
@@ -151,7 +144,7 @@ class DeliveryLedger:
         now = _now()
         with self.store.begin() as conn:
             marker = (
-                _insert(self.dialect, issue_sends)
+                self.store.insert_new(issue_sends)
                 .values(issue=self.issue, frozen_at=now, audience=0)
                 .returning(issue_sends.c.issue)
             )
@@ -423,8 +416,9 @@ class DeliveryLedger:
                 )
             }
             for row in rows:
-                if row.subscriber_id in flipped:
-                    out.append(dataclasses.replace(row, attempts=flipped[row.subscriber_id]))
+                n = flipped.get(row.subscriber_id)
+                if n is not None:
+                    out.append(Claimed(row.subscriber_id, row.email, row.name, n))
             missing = [r.subscriber_id for r in rows if r.subscriber_id not in flipped]
             if missing:  # unsubscribed, suppressed or erased since reserved; or taken over
                 skipped += self._skip_unmailable(raw, missing, now)

@@ -359,7 +359,7 @@ class _Run:
         self.total = 0
         self.inline_db = ledger.dialect == "sqlite" and sender.batch_size <= INLINE_BATCH
         self.streaming = 0  # connections of a streaming sender at work
-        self.steps = _Steps(self)
+        self.steps: _Steps | None = None  # made in the event loop (main)
         self.shown = 0.0  # when progress was last reported
 
     def stopping(self) -> bool:
@@ -375,10 +375,12 @@ class _Run:
         # loop, and on PostgreSQL for a streaming sender's (they take turns on it).
         keep = self.inline_db or self.sender.streams
         held = self.ledger.held() if keep else contextlib.nullcontext()
+        self.steps = _Steps(self)
         async with self.sender:
             with held:
                 try:
                     await self._work()
+                    await self.steps.settle()
                 finally:
                     self.ledger.unreserve()
         abandoned = self.ledger.abandon()
@@ -574,29 +576,40 @@ class _Run:
     async def _recorded(
         self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]
     ) -> None:
+        refused = self._noted(outcomes, counts)
+        if refused:
+            await self._refusals(refused)
+
+    def _noted(
+        self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]
+    ) -> list[tuple[str, Result]]:
+        """Count recorded outcomes, slow down on throttling, report progress; the
+        refusals that are bounces, for :meth:`_refusals`."""
         for state, n in counts.items():
             self._count(state, n)
-        refused = [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
-        if refused:  # a refusal that is a bounce goes through the bounce policy
-            await asyncio.to_thread(
-                functools.partial(
-                    record_refusals,
-                    self.ledger.store,
-                    self.ledger.issue,
-                    refused,
-                    source=self.sender.bounce_source,
-                )
-            )
         throttled = [r for _, r in outcomes if r.throttled]
         if throttled:
             self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
-        else:
+        elif self.bucket.current < self.bucket.rate:
             self.bucket.recovered(sum(1 for _, r in outcomes if r.state == ACCEPTED))
         if self.on_progress is not None:
             now = time.monotonic()
             if now - self.shown >= PROGRESS_EVERY:
                 self.shown = now
                 self.on_progress(self.progress())
+        return [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
+
+    async def _refusals(self, refused: list[tuple[str, Result]]) -> None:
+        """A refusal that is a bounce goes through the bounce policy."""
+        await asyncio.to_thread(
+            functools.partial(
+                record_refusals,
+                self.ledger.store,
+                self.ledger.issue,
+                refused,
+                source=self.sender.bounce_source,
+            )
+        )
 
     def _count(self, state: str, n: int) -> None:
         self.outcomes[state] = self.outcomes.get(state, 0) + n
@@ -635,13 +648,21 @@ class _Run:
 class _Steps:
     """Every connection's record-and-claim requests of one turn of the event loop, in
     one transaction (a group commit): each connection still records its results and
-    claims its next message before that message goes, for a fraction of a commit."""
+    claims its next message before that message goes, for a fraction of a commit.
+
+    On SQLite the transaction runs right here, in the event loop, once the turn's
+    callbacks have run; on PostgreSQL in a thread, while the next turn's requests
+    gather for the following one.
+    """
 
     def __init__(self, run: _Run) -> None:
         self.run = run
+        self.loop = asyncio.get_running_loop()
         self.queue: list[tuple[list[tuple[Claimed, Result]], int, asyncio.Future[Any]]] = []
-        self.task: asyncio.Task[None] | None = None
+        self.scheduled = False
+        self.busy = False  # a transaction is running in a thread
         self.failure: BaseException | None = None
+        self.refusals: set[asyncio.Task[None]] = set()
 
     def request(
         self, done: list[tuple[Claimed, Result]], want: int
@@ -649,48 +670,86 @@ class _Steps:
         """Record ``done`` and claim up to ``want`` rows: (rows, skipped in that step)."""
         if self.failure is not None:
             raise self.failure
-        future: asyncio.Future[tuple[list[Claimed], int]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[tuple[list[Claimed], int]] = self.loop.create_future()
         self.queue.append((done, want, future))
-        if self.task is None:
-            self.task = asyncio.create_task(self._drain())
+        if not self.scheduled and not self.busy:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
         return future
 
-    async def _drain(self) -> None:
+    def _call(self, batch: list[Any]) -> Callable[[], Any]:
         run = self.run
+        return functools.partial(
+            run.ledger.steps,
+            [(done, want) for done, want, _ in batch],
+            max_attempts=max(1, run.settings.max_attempts),
+            backoff=BACKOFF_SECONDS,
+            reserve=RESERVE_BLOCK,
+        )
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        if not self.queue or self.busy:
+            return
+        batch, self.queue = self.queue, []
+        if self.run.inline_db:
+            try:
+                result = self._call(batch)()
+            except Exception as exc:
+                self._fail(batch, exc)
+                return
+            self._finish(batch, result)
+            return
+        self.busy = True
+        running = self.loop.run_in_executor(None, self._call(batch))
+        running.add_done_callback(lambda done: self._threaded(batch, done))
+
+    def _threaded(self, batch: list[Any], done: asyncio.Future[Any]) -> None:
+        self.busy = False
+        if done.cancelled():
+            self._fail(batch, asyncio.CancelledError())
+        elif done.exception() is not None:
+            self._fail(batch, done.exception())  # type: ignore[arg-type]
+        else:
+            self._finish(batch, done.result())
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _fail(self, batch: list[Any], exc: BaseException) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _finish(self, batch: list[Any], result: Any) -> None:
+        counts, shares, skipped = result
+        run = self.run
+        for (_, _, future), share in zip(batch, shares, strict=True):
+            if not future.done():
+                future.set_result((share, skipped))
+        if skipped:
+            run._count("skipped", skipped)
+        outcomes = [outcome for done, _, _ in batch for outcome in done]
+        if outcomes:
+            refused = run._noted(outcomes, counts)
+            if refused:  # the bounce policy, in a thread, beside the send
+                task = self.loop.create_task(self._refusals(refused))
+                self.refusals.add(task)
+                task.add_done_callback(self.refusals.discard)
+
+    async def _refusals(self, refused: list[tuple[str, Result]]) -> None:
         try:
-            while self.queue:
-                batch, self.queue = self.queue, []
-                try:
-                    counts, shares, skipped = await run._db(
-                        functools.partial(
-                            run.ledger.steps,
-                            [(done, want) for done, want, _ in batch],
-                            max_attempts=max(1, run.settings.max_attempts),
-                            backoff=BACKOFF_SECONDS,
-                            reserve=RESERVE_BLOCK,
-                        )
-                    )
-                except Exception as exc:
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, _, future), share in zip(batch, shares, strict=True):
-                    if not future.done():
-                        future.set_result((share, skipped))
-                if skipped:
-                    run._count("skipped", skipped)
-                outcomes = [outcome for done, _, _ in batch for outcome in done]
-                if outcomes:
-                    try:
-                        await run._recorded(outcomes, counts)
-                    except Exception as exc:  # the bounce policy failed: stop the send
-                        self.failure = exc
-                        run.halted = True
-        finally:
-            self.task = None
+            await self.run._refusals(refused)
+        except Exception as exc:  # the bounce policy failed: stop the send
+            self.failure = exc
+            self.run.halted = True
+
+    async def settle(self) -> None:
+        """Wait for the bounce policy's work still running."""
+        while self.refusals:
+            await asyncio.gather(*self.refusals)
+        if self.failure is not None:
+            raise self.failure
 
 
 class _Feed:
@@ -721,6 +780,7 @@ class _Feed:
             if run.bucket.rate > 0 or run.bucket.not_before > time.monotonic():
                 await run.bucket.take(1)
             run.claimed += 1  # reserved while the claim runs; given back if none came
+            assert run.steps is not None
             taken, skipped = await run.steps.request(rows, 1)
             rows = []
             if taken:

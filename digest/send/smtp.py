@@ -147,7 +147,7 @@ class SmtpSender(Sender):
                 _no_delay(client)
                 transport = client.transport
                 assert transport is not None
-                session = _Session(transport)
+                session = _Session(transport, s.timeout)
                 transport.set_protocol(session)  # digest runs the transactions from here on
                 connection = _Connection(
                     client,
@@ -183,7 +183,7 @@ class SmtpSender(Sender):
         session = connection.session
         try:
             if polite and session.lost is None:
-                await session.quit(self.settings.timeout)
+                await session.quit()
             else:
                 transport = session.transport
                 if isinstance(transport, asyncio.WriteTransport):
@@ -321,7 +321,6 @@ class _Lane:
         self.open: dict[int, OutgoingMessage] = {}  # claimed, no result yet
         self.on_wire: OutgoingMessage | None = None  # its bytes went, its reply has not come
         self.limit = max(1, sender.settings.messages_per_connection)
-        self.timeout = sender.settings.timeout
 
     async def run(self) -> None:
         try:
@@ -421,7 +420,7 @@ class _Lane:
         rcpt: _Reply | None = None
         data: _Reply | None = None
         try:
-            got = await session.wait(envelope.replies, self.timeout)
+            got = await session.wait(envelope.replies)
             if connection.pipelining:
                 mail, rcpt, data = got
             else:
@@ -429,14 +428,10 @@ class _Lane:
                 lines = envelope.commands.split(b"\r\n")
                 if mail[0] == 250:
                     stage = "RCPT TO"
-                    rcpt = (
-                        await session.wait(session.send(lines[1] + b"\r\n", 1)[0], self.timeout)
-                    )[0]
+                    rcpt = (await session.wait(session.send(lines[1] + b"\r\n", 1)[0]))[0]
                     if rcpt[0] in (250, 251):
                         stage = "DATA"
-                        data = (await session.wait(session.send(b"DATA\r\n", 1)[0], self.timeout))[
-                            0
-                        ]
+                        data = (await session.wait(session.send(b"DATA\r\n", 1)[0]))[0]
             refusal = _refusal(mail, rcpt, data)
         except (TimeoutError, ConnectionError, OSError) as exc:
             connection.alive = False
@@ -488,7 +483,7 @@ class _Lane:
             return await self._again(message, envelope.tries, f"connection lost ({_short(exc)})")
         self.on_wire = message
         try:
-            reply = (await session.wait(reply_to_data, self.timeout))[0]
+            reply = (await session.wait(reply_to_data))[0]
         except (TimeoutError, ConnectionError, OSError) as exc:
             connection.alive = False
             self.on_wire = None
@@ -509,7 +504,7 @@ class _Lane:
     async def _quietly(self, connection: _Connection, command: bytes) -> None:
         """A command whose reply only has to come (RSET, an empty message's end)."""
         try:
-            await connection.session.wait(connection.session.send(command, 1)[0], self.timeout)
+            await connection.session.wait(connection.session.send(command, 1)[0])
         except (TimeoutError, ConnectionError, OSError):
             connection.alive = False
 
@@ -580,13 +575,18 @@ class _Session(asyncio.Protocol):
     of them.
     """
 
-    def __init__(self, transport: asyncio.BaseTransport) -> None:
+    def __init__(self, transport: asyncio.BaseTransport, timeout: float) -> None:
         self.transport = transport
         self.loop = asyncio.get_running_loop()
         self.waiting: collections.deque[_Replies] = collections.deque()
         self.buffer = b""
         self.text: list[str] = []
         self.lost: BaseException | None = None
+        # One watchdog per connection, not a timer per reply: when replies are awaited
+        # and nothing has come for ``timeout`` seconds, they fail with TimeoutError.
+        self.timeout = timeout
+        self.heard = self.loop.time()
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def send(self, data: bytes, *replies: int) -> list[_Replies]:
         """Write ``data``; for each number in ``replies``, that many replies to
@@ -594,22 +594,39 @@ class _Session(asyncio.Protocol):
         transport = self.transport
         if self.lost is not None or transport.is_closing():
             raise ConnectionResetError(str(self.lost or "the connection is closed"))
+        if not self.waiting:
+            self.heard = self.loop.time()
+            if self.watchdog is None:
+                self.watchdog = self.loop.call_later(self.timeout / 4, self._watch)
         waiters = [_Replies(n, self.loop.create_future()) for n in replies]
         self.waiting.extend(waiters)
         transport.write(data)  # type: ignore[attr-defined]
         return waiters
 
-    async def wait(self, replies: _Replies, timeout: float) -> list[_Reply]:
+    async def wait(self, replies: _Replies) -> list[_Reply]:
         future = replies.future
         if not future.done():
-            handle = self.loop.call_later(timeout, _expire, future)
-            try:
-                await future
-            finally:
-                handle.cancel()
+            await future
         return future.result()
 
+    def _watch(self) -> None:
+        self.watchdog = None
+        if not self.waiting or self.lost is not None:
+            return
+        if self.loop.time() - self.heard < self.timeout:
+            self.watchdog = self.loop.call_later(self.timeout / 4, self._watch)
+            return
+        self.lost = TimeoutError(f"no reply in {self.timeout:g} seconds")
+        while self.waiting:
+            future = self.waiting.popleft().future
+            if not future.done():
+                future.set_exception(TimeoutError(str(self.lost)))
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
+
     def data_received(self, data: bytes) -> None:
+        self.heard = self.loop.time()
         buffer = self.buffer + data if self.buffer else data
         start = 0
         while True:
@@ -645,23 +662,21 @@ class _Session(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or ConnectionResetError("the server closed the connection")
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        self.lost = self.lost or exc or ConnectionResetError("the server closed the connection")
         while self.waiting:
             future = self.waiting.popleft().future
             if not future.done():
                 future.set_exception(ConnectionResetError(str(self.lost)))
                 future.exception()  # retrieved: nobody may await it any more
 
-    async def quit(self, timeout: float) -> None:
+    async def quit(self) -> None:
         try:
-            await self.wait(self.send(b"QUIT\r\n", 1)[0], timeout)
+            await self.wait(self.send(b"QUIT\r\n", 1)[0])
         finally:
             self.transport.close()
-
-
-def _expire(future: asyncio.Future[list[_Reply]]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError("no reply in time"))
 
 
 def _no_delay(client: aiosmtplib.SMTP) -> None:

@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -176,8 +175,15 @@ class Store:
     def insert_new(self, table: Any) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` for this database: a row another
         process inserted first is left as it is, without an error."""
-        module = postgresql if self.dialect == "postgresql" else sqlite
-        return module.insert(table).on_conflict_do_nothing()
+        # deferred: each dialect's module loads only where it is used (PostgreSQL's
+        # brings its async drivers' modules along: tens of milliseconds at start-up)
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+        return lite_insert(table).on_conflict_do_nothing()
 
     def link_keys(self, issue: str) -> set[str]:
         """Fingerprints of the keys that signed ``issue``'s links (several after a rotation)."""
