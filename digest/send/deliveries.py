@@ -68,6 +68,14 @@ class _Raw:
             cursor = driver.cursor()
         self.cursor = cursor
         self.pg = dialect == "postgresql"
+        self._now: tuple[datetime, str] | None = None
+
+    def now(self) -> tuple[datetime, str]:
+        """The transaction's time, read once: as a datetime and as stored text."""
+        if self._now is None:
+            moment = clock.now()
+            self._now = (moment, stamp(moment))
+        return self._now
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.pg else text
@@ -328,8 +336,7 @@ class DeliveryLedger:
         are set, their state stays (pending, or deferred and due), so nothing
         reserved is in doubt if the process dies. Readers no longer mailable are
         skipped here; returns how many."""
-        now_dt = clock.now()
-        now = stamp(now_dt)
+        now_dt, now = raw.now()
         lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
         lock = " FOR UPDATE SKIP LOCKED" if raw.pg else ""
         free = " AND (owner = '' OR lease_until < ?)"
@@ -354,9 +361,9 @@ class DeliveryLedger:
             return 0
         where, params = raw.among(picked)
         got = raw.all(
-            "UPDATE deliveries SET owner = ?, lease_until = ?"
+            "UPDATE deliveries SET owner = ?, claim = ?, lease_until = ?"
             f" WHERE issue = ? AND subscriber_id {where} RETURNING subscriber_id, attempts",
-            [self.owner, lease, self.issue, *params],
+            [self.owner, uuid.uuid4().hex, lease, self.issue, *params],
         )
         attempts = {str(sid): int(n) for sid, n in got}
         where, params = raw.among(list(attempts))
@@ -397,14 +404,13 @@ class DeliveryLedger:
             rows = [
                 self._reserved.popleft() for _ in range(min(want - len(out), len(self._reserved)))
             ]
-            now_dt = clock.now()
-            now = stamp(now_dt)
+            now_dt, now = raw.now()
             lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
             where, params = raw.among([r.subscriber_id for r in rows])
             flipped = {
                 str(sid): int(n)
                 for sid, n in raw.all(
-                    "UPDATE deliveries SET state = 'sending', claim = ?, lease_until = ?,"
+                    "UPDATE deliveries SET state = 'sending', lease_until = ?,"
                     " attempts = attempts + 1, updated_at = ?"
                     f" WHERE issue = ? AND subscriber_id {where}"
                     " AND state IN ('pending', 'deferred') AND owner = ?"
@@ -412,7 +418,7 @@ class DeliveryLedger:
                     "  AND s.status = 'active' AND s.email IS NOT NULL AND NOT EXISTS"
                     "  (SELECT 1 FROM suppressions p WHERE p.key = s.email_key))"
                     " RETURNING subscriber_id, attempts",
-                    [uuid.uuid4().hex, lease, now, self.issue, *params, self.owner],
+                    [lease, now, self.issue, *params, self.owner],
                 )
             }
             for row in rows:
@@ -605,8 +611,7 @@ class DeliveryLedger:
     ) -> dict[str, int]:
         if not outcomes:
             return {}
-        now_dt = clock.now()
-        now = stamp(now_dt)
+        now_dt, now = raw.now()
         issue, owner = self.issue, self.owner
         sent: list[tuple[Any, ...]] = []
         failed: list[tuple[Any, ...]] = []

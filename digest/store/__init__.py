@@ -31,8 +31,9 @@ __all__ = ["Store", "open_store", "engine_url", "stamp"]
 
 
 def stamp(moment: datetime) -> str:
-    """A UTC instant as the fixed-width text every table stores."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A UTC instant as the fixed-width text every table stores:
+    ``2026-12-04T07:00:00.000000Z`` (isoformat: a send stamps rows by the million)."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def engine_url(url: str) -> str:
