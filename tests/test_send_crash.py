@@ -143,11 +143,13 @@ def test_sigkill_at_several_points_then_resume_mails_everyone_once(
         assert f"digest retry {SEND_DAY} --include-unknown" in output
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-in-flight"])
 def test_sigterm_stops_cleanly_and_prints_the_resume_command(
-    send_ws: Workspace, smtp_sink: SmtpSink
+    send_ws: Workspace, smtp_sink: SmtpSink, pipelining: bool
 ) -> None:
     ws = use_smtp(send_ws, smtp_sink)
     add_readers(ws, 40)
+    smtp_sink.handler.pipelining = pipelining
     smtp_sink.handler.delay = 0.03
     proc = start_send(ws)
     wait_for(smtp_sink, 5, proc)
@@ -170,6 +172,7 @@ def test_two_processes_split_one_send_on_postgresql(
     ws = use_smtp(send_ws, smtp_sink)
     readers = 150
     add_readers(ws, readers)
+    smtp_sink.handler.pipelining = True
     smtp_sink.handler.delay = 0.01
     procs = [start_send(ws) for _ in range(3)]
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]

@@ -340,12 +340,22 @@ class _Lane:
             self.feed.release(list(self.open.values()))
             self.open.clear()
             raise
+        except BaseException:
+            # Cancelled, or the ledger failed: record what is known if the ledger can
+            # (the rest stays "sending" and the engine makes it unknown); the error goes on.
+            done, self.done = self.done, []
+            if done:
+                with contextlib.suppress(Exception):
+                    await self.feed.record(done)
+            raise
         finally:
-            if self.done:
-                done, self.done = self.done, []
-                await self.feed.record(done)
-            if self.connection is not None:
-                await self.sender._release(self.connection)
+            try:
+                if self.done:
+                    done, self.done = self.done, []
+                    await self.feed.record(done)
+            finally:
+                if self.connection is not None:
+                    await self.sender._release(self.connection)
 
     def _result(self, message: OutgoingMessage, result: Result) -> None:
         self.open.pop(id(message), None)
