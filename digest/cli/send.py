@@ -149,7 +149,7 @@ def send_cmd(
             click.echo(f"[TEST] {result.address}: {result.state} {result.detail}".rstrip())
         return
     engine.refuse_sent(ws, issue)
-    engine.preflight(ws, issue, force=force)
+    prepared = engine.preflight(ws, issue, force=force)
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
@@ -163,7 +163,7 @@ def send_cmd(
         if not click.confirm(question):
             click.echo("Nothing sent.")
             sys.exit(1)
-    _run(engine.run_send, ws, issue, limit=limit, force=force, sender=sender)
+    _run(engine.run_send, ws, issue, limit=limit, force=force, sender=sender, prepared=prepared)
 
 
 @click.command("deliveries")

@@ -256,12 +256,18 @@ def run_send(
     stop_event: StopFlag | None = None,
     force: bool = False,
     sender: Sender | None = None,
+    prepared: Any = None,
 ) -> SendReport:
-    """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
+    """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun.
+
+    ``prepared``: the issue's rendering that :func:`preflight` returned for it (the
+    command checks it before asking), so it is not rendered and checked twice.
+    """
     from digest.message import MessageBuilder  # deferred, as in preflight
 
     target = resolve_issue(ws, issue)
-    prepared = preflight(ws, target, force=force)
+    if prepared is None or prepared.issue is not target:
+        prepared = preflight(ws, target, force=force)
     slug = target.slug
     builder = MessageBuilder.for_workspace(ws, prepared)
     started = time.monotonic()
