@@ -24,7 +24,9 @@ from pathlib import Path
 
 import psycopg
 
-from digest import consent, subscribers
+from digest import consent
+from digest.people import audience
+from digest.people.imports import generic
 from digest.store import open_store
 from digest.workspace import init_workspace, open_workspace
 
@@ -73,12 +75,12 @@ def main() -> int:
             load_before = os.getloadavg()[0]
             with open_store(ws) as store:
                 started, cpu = time.perf_counter(), time.process_time()
-                report = subscribers.import_csv(store, csv_path)
+                report = generic.import_csv(store, csv_path)
                 imported = time.perf_counter() - started
                 imported_cpu = time.process_time() - cpu
                 assert report.written and report.imported == args.rows, report
                 started, cpu = time.perf_counter(), time.process_time()
-                streamed = sum(1 for _ in subscribers.audience(store))
+                streamed = sum(1 for _ in audience.audience(store))
                 stream = time.perf_counter() - started
                 stream_cpu = time.process_time() - cpu
                 assert streamed == args.rows

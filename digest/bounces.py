@@ -23,23 +23,21 @@ processed twice changes nothing the second time. A report for an address we do
 not know, or for mail we did not send, is recorded (``unknown`` / ``not ours``)
 and changes nobody.
 
-Classification (:func:`classify`) reads the RFC 3463 enhanced status code first,
-then the SMTP reply code, then well-known wording; what none of them settles is
-soft. A policy block (5.7.x) is the sender's problem, never the reader's, so it
-is soft.
+Classification (:func:`classify`) is the rule table of :mod:`digest.bounce_rules`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from digest import addresses, clock
-from digest import subscribers as subs
+from digest.bounce_rules import Classification as Classification  # re-exported
+from digest.bounce_rules import classify as classify
+from digest.people import changes, record
 from digest.store import Store, schema, stamp
 
 HARD = "hard"
@@ -56,84 +54,10 @@ COUNTED = "counted"
 ALREADY = "already"  # the reader was no longer mailable
 UNKNOWN = "unknown"  # nobody we know
 NOT_OURS = "not ours"  # a known reader, but no proof it was our message
+REFUSED = "refused"  # not read at all: too large, too deeply nested, or it broke the reader
 DUPLICATE = "duplicate"  # the same report again: nothing changed
 
 reports_t = schema.bounce_reports
-
-# -- classification ---------------------------------------------------------------------
-
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = re.compile(r"(?<!\d)([245]\d\d)(?:[\s-]|$)")
-
-# Wording that settles a bounce when the codes do not, checked in this order: a
-# block or a full mailbox is not the reader's address failing.
-_SOFT_WORDS = re.compile(
-    r"mailbox (is )?full|over ?quota|quota exceeded|insufficient (system )?storage|"
-    r"exceeded storage|spam|blocked|block ?list|blacklist|reputation|policy|rate limit|"
-    r"too many|try again|temporar|greylist|deferred|timed? ?out",
-    re.I,
-)
-_HARD_WORDS = re.compile(
-    r"user unknown|unknown user|no such (user|mailbox|recipient|address|domain)|"
-    r"does not exist|doesn't exist|not exist|mailbox not found|mailbox unavailable|"
-    r"invalid (recipient|mailbox|address)|recipient (address )?rejected|address rejected|"
-    r"unknown (recipient|mailbox|address)|no mailbox|account (has been )?disabled|"
-    r"(doesn't|does not) have an? [\w.-]* ?account|"
-    r"account (is )?(inactive|closed|deactivated)|unrouteable|unroutable|"
-    r"host (or domain name )?not found|domain not found|nxdomain|bad destination",
-    re.I,
-)
-
-# Settled by the reply code alone (RFC 5321): 551 user not local, 553 mailbox name
-# not allowed are the address; 552 storage exceeded is soft. 550 and 554 say
-# nothing on their own (spam blocks use them too).
-_HARD_REPLIES = {551, 553}
-_SOFT_REPLIES = {552}
-
-
-@dataclass(frozen=True)
-class Classification:
-    kind: str  # hard | soft | ignored
-    status: str = ""  # the enhanced status code found (5.1.1), if any
-    code: int | None = None  # the SMTP reply code found, if any
-    by: str = ""  # status | reply | wording | default
-
-
-def classify(status: str = "", code: int | None = None, text: str = "") -> Classification:
-    """Hard or soft, from an enhanced status code, an SMTP reply code and a diagnostic.
-
-    Missing codes are looked for in ``text`` ("550 5.1.1 <a@b>: user unknown").
-    """
-    found = _STATUS.search(status) or _STATUS.search(text)
-    if code is None:
-        reply = _REPLY.search(text.strip())
-        code = int(reply.group(1)) if reply else None
-    shown = ".".join(found.groups()) if found else ""
-    if found:
-        klass, subject, detail = (int(g) for g in found.groups())
-        if klass == 2:
-            return Classification(IGNORED, shown, code, "status")
-        if klass == 4:
-            return Classification(SOFT, shown, code, "status")
-        if subject == 1 and detail not in (7, 8):  # 5.1.7/5.1.8: the sender's address
-            return Classification(HARD, shown, code, "status")
-        if (subject, detail) in ((2, 1), (4, 4)):  # mailbox disabled; unable to route
-            return Classification(HARD, shown, code, "status")
-        if subject != 0 or detail != 0:  # 5.0.0 says nothing: read on
-            return Classification(SOFT, shown, code, "status")
-    if code is not None:
-        if 400 <= code < 500:
-            return Classification(SOFT, shown, code, "reply")
-        if code in _HARD_REPLIES:
-            return Classification(HARD, shown, code, "reply")
-        if code in _SOFT_REPLIES:
-            return Classification(SOFT, shown, code, "reply")
-    if _SOFT_WORDS.search(text):
-        return Classification(SOFT, shown, code, "wording")
-    if _HARD_WORDS.search(text):
-        return Classification(HARD, shown, code, "wording")
-    return Classification(SOFT, shown, code, "default")
-
 
 # -- reports ----------------------------------------------------------------------------
 
@@ -184,7 +108,7 @@ class Outcome:
 
 def scrub(text: str, limit: int = 300) -> str:
     """A diagnostic as the ledger keeps it: one line, short, addresses masked."""
-    return addresses.mask_all(" ".join(text.split()))[:limit]
+    return addresses.mask_all(" ".join(text[: 4 * limit].split()))[:limit]
 
 
 def _domain(address: str) -> str:
@@ -194,7 +118,7 @@ def _domain(address: str) -> str:
 def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Outcome:
     """Apply the policy to one report; idempotent per report (see the module docstring)."""
     limit = soft_limit or store.workspace.config.bounces.soft_limit
-    with subs.write_transaction(store) as conn:
+    with record.write_transaction(store) as conn:
         key = report.key
         seen = conn.execute(
             select(reports_t.c.outcome, reports_t.c.subscriber_id, reports_t.c.issue).where(
@@ -203,7 +127,9 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         ).first()
         if seen is not None:
             return Outcome(DUPLICATE, report.kind, seen.subscriber_id or "", seen.issue)
-        sub = subs.find_in(conn, store, subscriber_id=report.subscriber_id, address=report.address)
+        sub = record.find_in(
+            conn, store, subscriber_id=report.subscriber_id, address=report.address
+        )
         domain = _domain(report.address or (sub.email if sub and sub.email else ""))
         sid = sub.id if sub else None
         if sub is None:
@@ -223,7 +149,7 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         source = f"{report.source} report {key[:16]}"
         step = {HARD: "bounce", COMPLAINT: "complaint", UNSUBSCRIBE: "unsubscribe"}.get(report.kind)
         if step is not None:
-            subs.transition_in(
+            changes.transition_in(
                 conn, store, sub.id, step, method=report.method, source=source, evidence=evidence
             )
             outcome = UNSUBSCRIBED if report.kind == UNSUBSCRIBE else SUPPRESSED
@@ -231,7 +157,7 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
             in_a_row = _soft_in_a_row(conn, sub.id, report.issue)
             if in_a_row >= limit:
                 evidence["soft_bounces_in_a_row"] = in_a_row
-                subs.transition_in(
+                changes.transition_in(
                     conn,
                     store,
                     sub.id,
@@ -244,6 +170,35 @@ def apply(store: Store, report: Report, *, soft_limit: int | None = None) -> Out
         if outcome != COUNTED:
             conn.execute(reports_t.update().where(reports_t.c.key == key).values(outcome=outcome))
         return Outcome(outcome, report.kind, sub.id, report.issue)
+
+
+def record_refused(store: Store, source: str, digest: str, reason: str) -> Outcome:
+    """Record a message that was not read (over a cap, or it broke the reader); counted.
+
+    ``digest`` is the SHA-256 of the message as received; the same message again is a
+    duplicate.
+    """
+    key = hashlib.sha256(f"{digest}\0refused".encode()).hexdigest()
+    with store.begin() as conn:
+        seen = conn.execute(select(reports_t.c.key).where(reports_t.c.key == key)).first()
+        if seen is not None:
+            return Outcome(DUPLICATE, IGNORED)
+        conn.execute(
+            reports_t.insert().values(
+                key=key,
+                received_at=stamp(clock.now()),
+                source=source,
+                kind=IGNORED,
+                outcome=REFUSED,
+                subscriber_id=None,
+                issue="",
+                status="",
+                reason=scrub(reason),
+                domain="",
+                report_sha256=digest,
+            )
+        )
+    return Outcome(REFUSED, IGNORED)
 
 
 def _record(conn: Connection, report: Report, outcome: str, sid: str | None, domain: str) -> None:
@@ -345,7 +300,7 @@ def history(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
 
 def issue_summary(store: Store, issue: str) -> dict[str, Any]:
     """Counts for one issue: by kind, by kind and reason, by kind and recipient domain."""
-    counted = reports_t.c.outcome.notin_((UNKNOWN, NOT_OURS, DUPLICATE))
+    counted = reports_t.c.outcome.notin_((UNKNOWN, NOT_OURS, DUPLICATE, REFUSED))
     with store.read() as conn:
         kinds = dict.fromkeys(KINDS, 0)
         for kind, n in conn.execute(

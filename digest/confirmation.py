@@ -17,7 +17,7 @@ from digest import render
 from digest.addresses import clean_name, mask
 from digest.errors import SendError, TemplateError
 from digest.languages import language
-from digest.message import MessageParts, encode_address, parts_to_mime
+from digest.message import MessageParts, encode_address, message_id, parts_to_mime
 from digest.send.configured import open_sender as configured_sender
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.workspace import Workspace
@@ -31,8 +31,11 @@ def confirm_url(ws: Workspace, token: str) -> str:
     return render.confirm_url(ws.config, token)
 
 
-def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
+def build(ws: Workspace, email: str, name: str, url: str, subscriber_id: str = "") -> MessageParts:
     """The confirmation message for one address; ``url`` is its confirm link.
+
+    With the reader's ``subscriber_id``, the Message-ID is the keyed one digest gives
+    every message (``<confirm.ID.MAC@domain>``), so a bounce of it names the reader.
 
     The name is cleaned by the one rule of digest (a form may send CR, LF or
     NUL in it); the To field holds RFC 2047 words for a non-ASCII name.
@@ -62,7 +65,11 @@ def build(ws: Workspace, email: str, name: str, url: str) -> MessageParts:
         reply_to=config.newsletter.reply_to,
         html=html,
         text=text,
-        message_id=make_msgid("confirm", domain=config.newsletter.domain),
+        message_id=(
+            message_id(config, ws.tokens(), "confirm", subscriber_id)
+            if subscriber_id
+            else make_msgid("confirm", domain=config.newsletter.domain)
+        ),
         headers={"Auto-Submitted": "auto-generated"},
     )
 
@@ -98,7 +105,7 @@ async def send_confirmation(
     ws: Workspace, subscriber_id: str, email: str, name: str, url: str
 ) -> Result:
     """Build and send one confirmation email; a whole-send problem raises SendError."""
-    parts = build(ws, email, name, url)
+    parts = build(ws, email, name, url, subscriber_id)
     message = outgoing(subscriber_id, email, parts, clean_name(name))
     async with open_sender(ws) as sender:
         [result] = await sender.send([message])

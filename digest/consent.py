@@ -401,7 +401,7 @@ class Verification:
 
 
 # The status each event leaves a subject in (None: unchanged). It mirrors the
-# subscriber lifecycle in digest.subscribers, which writes these events; an
+# subscriber lifecycle in digest.people.changes, which writes these events; an
 # ``admin_added`` subject is active or pending by its evidence's "confirmed".
 STATUS_AFTER: dict[str, str | None] = {
     "signup_requested": "pending",

@@ -23,10 +23,11 @@ from digest.check import check_issue
 from digest.curate import add_url
 from digest.errors import WorkspaceError
 from digest.issue import save_issue, workspace_issue
+from digest.people.changes import confirm, request_signup
+from digest.people.imports.generic import import_csv
 from digest.samples import SampleSite, sample_folder
 from digest.send.engine import run_send
 from digest.store import open_store
-from digest.subscribers import confirm, import_csv, request_signup
 from digest.workspace import Workspace, init_workspace, open_workspace
 
 READERS = [

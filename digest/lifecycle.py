@@ -1,7 +1,7 @@
 """The subscriber lifecycle: one table of which event moves a subscriber from which state.
 
 Every change of a subscriber's status goes through :func:`plan` with the
-name of a transition below; the subscriber records (:mod:`digest.subscribers`)
+name of a transition below; the lifecycle's changes (:mod:`digest.people.changes`)
 then write the consent event and the new status in one transaction::
 
     transition   event          from                                 to

@@ -40,6 +40,7 @@ from digest.render import PreparedIssue, Recipient, Skeleton, SlotKey, escaped_v
 
 if TYPE_CHECKING:
     from digest.config import Config
+    from digest.tokens import Tokens
     from digest.workspace import Workspace
 
 DKIM_HEADERS = (
@@ -125,17 +126,44 @@ def encode_address(name: str, address: str) -> str:
     return "\r\n ".join(encoded_words) + f"\r\n <{address}>"
 
 
-def message_id(config: Config, day: str, subscriber_id: str) -> str:
-    """The same id for one issue and one subscriber on every run (and every retry)."""
+def message_id(config: Config, tokens: Tokens, day: str, subscriber_id: str) -> str:
+    """The same id for one issue and one subscriber on every run (and every retry).
+
+    ``<DAY.SUBSCRIBER.MAC@domain>``: the MAC is keyed with the signing key, so a report
+    quoting the id proves the message was digest's and names its reader, and nobody
+    can compute one from the (public) subscriber id. ``DAY`` is ``confirm`` for the
+    confirmation email.
+    """
     n = config.newsletter
-    return _message_id(n.list_id_value, n.domain, day, subscriber_id)
+    return _message_id(tokens, n.list_id_value, n.domain, day, subscriber_id)
 
 
-def _message_id(list_id: str, domain: str, day: str, subscriber_id: str) -> str:
-    digest = hashlib.blake2b(
-        f"{list_id}\0{day}\0{subscriber_id}".encode(), digest_size=12
-    ).hexdigest()
-    return f"<{day}.{digest}@{domain}>"
+def _message_id(tokens: Tokens, list_id: str, domain: str, day: str, subscriber_id: str) -> str:
+    mac = tokens.message_id_mac(f"{list_id}\0{day}\0{subscriber_id}")
+    return f"<{day}.{subscriber_id}.{mac}@{domain}>"
+
+
+_KEYED_ID = re.compile(
+    r"<?(\d{4}-\d\d-\d\d|confirm)\.([A-Za-z0-9_-]{1,64})\.([0-9a-f]{24})@([^>\s]{1,255})>?"
+)
+
+
+def read_message_id(config: Config, tokens: Tokens, value: str) -> tuple[str, str] | None:
+    """(day or "confirm", subscriber id) named by a Message-ID digest made, else None.
+
+    Ids made before they were keyed (``<DAY.HASH@domain>``, an unkeyed hash anyone
+    can compute) name nobody: they are no proof.
+    """
+    found = _KEYED_ID.fullmatch(" ".join(value.split()))
+    if found is None:
+        return None
+    day, subscriber_id, mac, domain = found.groups()
+    n = config.newsletter
+    if domain.lower() != n.domain.lower():
+        return None
+    if not tokens.check_message_id_mac(f"{n.list_id_value}\0{day}\0{subscriber_id}", mac):
+        return None
+    return day, subscriber_id
 
 
 def _qp(line: str) -> bytes:
@@ -390,7 +418,9 @@ class MessageBuilder:
         values = self.prepared.values(recipient)
         text_part, html_part, keys = self._pair(bool(recipient.name))
         escaped = escaped_values(values, keys)
-        mid = _message_id(self.list_id_value, self.domain, self.day, recipient.subscriber_id)
+        mid = _message_id(
+            self.prepared.tokens, self.list_id_value, self.domain, self.day, recipient.subscriber_id
+        )
         to = encode_address(recipient.name, recipient.email)
         unsubscribe = self.list_unsubscribe(values["unsubscribe_url"], recipient.subscriber_id)
         if self.mailto:
@@ -443,7 +473,11 @@ class MessageBuilder:
             to=encode_address(recipient.name, recipient.email).replace("\r\n", ""),
             unsubscribe_url=values["unsubscribe_url"],
             message_id=_message_id(
-                self.list_id_value, self.domain, self.day, recipient.subscriber_id
+                self.prepared.tokens,
+                self.list_id_value,
+                self.domain,
+                self.day,
+                recipient.subscriber_id,
             ),
         )
 

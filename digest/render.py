@@ -49,9 +49,9 @@ from digest.addresses import clean_name
 from digest.errors import SubscriberError, TemplateError
 from digest.issue import Article, Issue
 from digest.languages import language
+from digest.people.record import find_by_email
 from digest.plaintext import markdown_to_text, wrap_line
 from digest.store import open_store
-from digest.subscribers import find_by_email
 from digest.tokens import Tokens
 
 if TYPE_CHECKING:

@@ -26,10 +26,12 @@ from digest import consent
 from digest.addresses import mask
 from digest.consent import Draft
 from digest.errors import SubscriberError
-from digest.store import Store, schema
-from digest.subscribers import Subscriber, list_subscribers, remember_list_export
+from digest.people.record import Subscriber, list_subscribers
 
 # The events by which a person gives consent; the latest one is the consent shown.
+from digest.people.rights import remember_list_export
+from digest.store import Store, schema
+
 CONSENT_KINDS = ("confirmed", "imported", "admin_added")
 COLUMNS = ("id", "email", "name", "status", "consented_at", "source", "created_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -94,8 +94,8 @@ def wall_clock(schedule: Schedule, instant: datetime) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """``2d 3h``, ``5h 10m``, ``4m``: a rough, readable span."""
-    minutes = int(abs(seconds) // 60)
+    """``2d 3h``, ``5h 10m``, ``4m``: a rough, readable span, to the nearest minute."""
+    minutes = round(abs(seconds) / 60)
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
     parts = [f"{days}d"] if days else []

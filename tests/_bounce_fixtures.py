@@ -85,7 +85,7 @@ def reader_values(ws: Any, subscriber_id: str, email: str, issue: str) -> dict[s
     return {
         "RETURN_PATH": template.replace("{token}", tokens.return_path(issue, subscriber_id)),
         "RCPT": email,
-        "MESSAGE_ID": message_id(config, issue, subscriber_id),
+        "MESSAGE_ID": message_id(config, tokens, issue, subscriber_id),
         "UNSUBSCRIBE_URL": f"{config.newsletter.base_url}/unsubscribe/"
         + tokens.unsubscribe(subscriber_id),
         "MAILTO": config.newsletter.unsubscribe_mailto.replace(

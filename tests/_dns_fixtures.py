@@ -28,6 +28,7 @@ class LoopbackDns:
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
         self.questions: list[str] = []
+        self._stopping = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -36,6 +37,8 @@ class LoopbackDns:
             try:
                 data, peer = self.sock.recvfrom(4096)
             except OSError:
+                return
+            if self._stopping:
                 return
             query = dns.message.from_wire(data)
             response = dns.message.make_response(query)
@@ -64,6 +67,11 @@ class LoopbackDns:
         return b""
 
     def close(self) -> None:
+        """Stop the server thread (a blocked recvfrom wakes only for a datagram), then close."""
+        self._stopping = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+            waker.sendto(b"", ("127.0.0.1", self.port))
+        self._thread.join(timeout=5)
         self.sock.close()
 
 

@@ -263,8 +263,8 @@ SEND_DAY = "2026-12-04"
 
 def add_readers(ws: Any, count: int, start: int = 0) -> list[str]:
     """``count`` confirmed subscribers reader{n}@example.net; returns their ids."""
+    from digest.people.changes import admin_add
     from digest.store import open_store
-    from digest.subscribers import admin_add
 
     ids = []
     with open_store(ws) as store:

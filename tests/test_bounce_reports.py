@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from _bounce_fixtures import bounce_config, reader_values, report
 
-from digest import bounces, consent, subscribers
+from digest import bounces, consent
+from digest.people import audience, changes, record
 from digest.send.intake import files, reports
 from digest.send.intake.reader import Reader, tokens_for
 from digest.store import open_store
@@ -35,11 +36,11 @@ CORPUS = [
 
 
 @pytest.fixture
-def readers(database_url: str, workspace: Any) -> tuple[Any, list[subscribers.Subscriber]]:
+def readers(database_url: str, workspace: Any) -> tuple[Any, list[record.Subscriber]]:
     ws = bounce_config(workspace)
     with open_store(ws) as store:
         made = [
-            subscribers.admin_add(store, f"reader{n}@example.net", source="t", confirmed=True)
+            changes.admin_add(store, f"reader{n}@example.net", source="t", confirmed=True)
             for n in range(3)
         ]
     return ws, made
@@ -62,6 +63,7 @@ def test_parse_reads_each_format() -> None:
             "5.1.1",
             "550 5.1.1 <ana@example.net>: Recipient address rejected: User unknown in "
             "virtual mailbox table",
+            command="RCPT",
         )
     ]
     assert postfix.original_message_id == values["MESSAGE_ID"]
@@ -89,7 +91,7 @@ def test_corpus_through_the_policy(readers: Any, name: str, kind: str, outcome: 
         assert [(o.kind, o.outcome, o.subscriber_id) for o in done] == [(kind, outcome, sub.id)]
         again = Reader(store, tokens_for(store), "file").process(raw)
         assert [o.outcome for o in again] == ["duplicate"]
-        mailable = {s.id for s in subscribers.audience(store)}
+        mailable = {s.id for s in audience.audience(store)}
         assert (sub.id in mailable) == (outcome in ("counted", "ignored"))
         assert other.id in mailable
         assert consent.verify(store).ok
@@ -129,7 +131,7 @@ def test_a_report_for_mail_we_did_not_send_changes_nothing(readers: Any) -> None
         assert [o.outcome for o in reader.process(report("exim-no-such-user.eml", strangers))] == [
             "unknown"
         ]
-        assert subscribers.get_subscriber(store, sub.id).status == "active"  # type: ignore[union-attr]
+        assert record.get_subscriber(store, sub.id).status == "active"  # type: ignore[union-attr]
 
 
 def test_ingest_reads_a_maildir_an_mbox_and_a_file(readers: Any, tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest import bounces, consent, subscribers
+from digest import bounces, consent
 from digest.bounces import Report, classify
-from digest.errors import TokenError
+from digest.errors import SubscriberError, TokenError
+from digest.people import audience, changes, record, rights
 from digest.store import Store
 from digest.tokens import Tokens
 
@@ -22,17 +23,18 @@ from digest.tokens import Tokens
     [
         ("5.1.1", None, "", "hard", "status"),
         ("5.1.10", None, "RESOLVER.ADR.RecipientNotFound", "hard", "status"),
-        ("5.2.1", None, "mailbox disabled", "hard", "status"),
-        ("5.4.4", None, "", "hard", "status"),
-        ("5.2.2", None, "mailbox full", "soft", "status"),
-        ("5.7.1", None, "user unknown", "soft", "status"),  # a block, whatever it says
-        ("5.1.8", None, "bad sender's system address", "soft", "status"),
+        ("5.2.1", None, "mailbox disabled", "soft", "wording"),
+        ("5.4.4", None, "", "soft", "default"),
+        ("5.2.2", None, "mailbox full", "soft", "wording"),
+        ("5.7.1", None, "blocked: user unknown", "soft", "wording"),  # a block wins
+        ("5.1.8", None, "", "soft", "status"),
         ("4.2.2", None, "", "soft", "status"),
         ("", None, "550 5.1.1 <a@example.net>: user unknown", "hard", "status"),
-        ("", None, "452 4.2.2 over quota", "soft", "status"),
-        ("5.0.0", None, "550 No such user here", "hard", "wording"),
-        ("", 551, "user not local", "hard", "reply"),
-        ("", 553, "mailbox name not allowed", "hard", "reply"),
+        ("", None, "452 4.2.2", "soft", "status"),
+        ("5.0.0", None, "550 No such user here (in reply to RCPT TO command)", "hard", "wording"),
+        ("5.0.0", None, "550 No such user here", "soft", "wording"),  # at DATA, a filter
+        ("", 551, "", "hard", "reply"),
+        ("", 553, "", "hard", "reply"),
         ("", 552, "", "soft", "reply"),
         ("", None, "421 try later", "soft", "reply"),
         (
@@ -52,8 +54,8 @@ def test_classify(status: str, code: int | None, text: str, kind: str, by: str) 
     assert (found.kind, found.by) == (kind, by)
 
 
-def _reader(store: Store, n: int = 1) -> subscribers.Subscriber:
-    return subscribers.admin_add(store, f"reader{n}@example.net", source="test", confirmed=True)
+def _reader(store: Store, n: int = 1) -> record.Subscriber:
+    return changes.admin_add(store, f"reader{n}@example.net", source="test", confirmed=True)
 
 
 def _report(
@@ -74,17 +76,17 @@ def _report(
 
 
 def _mailable(store: Store) -> set[str]:
-    return {s.id for s in subscribers.audience(store)}
+    return {s.id for s in audience.audience(store)}
 
 
 def test_hard_bounce_suppresses_once_with_evidence(store: Store) -> None:
     sub, other = _reader(store, 1), _reader(store, 2)
     first = bounces.apply(store, _report(sub.id))
     assert first.outcome == bounces.SUPPRESSED
-    assert subscribers.get_subscriber(store, sub.id).status == "bounced"  # type: ignore[union-attr]
-    assert subscribers.is_suppressed(store, "READER1@example.net")
+    assert record.get_subscriber(store, sub.id).status == "bounced"  # type: ignore[union-attr]
+    assert record.is_suppressed(store, "READER1@example.net")
     assert _mailable(store) == {other.id}
-    events = subscribers.history(store, sub)
+    events = rights.history(store, sub)
     last = events[-1]
     assert (last.kind, last.method) == ("bounced", "bounce_report")
     assert last.evidence is not None
@@ -95,7 +97,7 @@ def test_hard_bounce_suppresses_once_with_evidence(store: Store) -> None:
     # The same report again changes nothing.
     again = bounces.apply(store, _report(sub.id))
     assert again.outcome == bounces.DUPLICATE
-    assert len(subscribers.history(store, sub)) == len(events)
+    assert len(rights.history(store, sub)) == len(events)
     assert consent.verify(store).ok
 
 
@@ -112,8 +114,8 @@ def test_soft_bounces_suppress_after_three_issues_in_a_row(store: Store) -> None
     assert sub.id in _mailable(store)
     out = bounces.apply(store, _report(sub.id, "soft", raw=b"soft 3", issue="2026-12-04"))
     assert out.outcome == bounces.SUPPRESSED
-    assert subscribers.get_subscriber(store, sub.id).status == "bounced"  # type: ignore[union-attr]
-    last = subscribers.history(store, sub)[-1]
+    assert record.get_subscriber(store, sub.id).status == "bounced"  # type: ignore[union-attr]
+    last = rights.history(store, sub)[-1]
     assert last.evidence is not None and last.evidence["soft_bounces_in_a_row"] == 3
     assert consent.verify(store).ok
 
@@ -153,9 +155,9 @@ def test_complaint_suppresses_for_good(store: Store) -> None:
     sub = _reader(store)
     out = bounces.apply(store, _report(sub.id, "complaint", status=""))
     assert out.outcome == bounces.SUPPRESSED
-    assert subscribers.get_subscriber(store, sub.id).status == "complained"  # type: ignore[union-attr]
-    with pytest.raises(subscribers.SubscriberError, match="suppression list"):
-        subscribers.request_signup(
+    assert record.get_subscriber(store, sub.id).status == "complained"  # type: ignore[union-attr]
+    with pytest.raises(SubscriberError, match="suppression list"):
+        changes.request_signup(
             store, "reader1@example.net", None, method="web_form", source="t", evidence={}
         )
 
@@ -164,20 +166,20 @@ def test_mailbox_unsubscribe_withdraws_consent_only(store: Store) -> None:
     sub = _reader(store)
     out = bounces.apply(store, _report(sub.id, "unsubscribe", method="mailto"))
     assert out.outcome == bounces.UNSUBSCRIBED
-    assert subscribers.get_subscriber(store, sub.id).status == "unsubscribed"  # type: ignore[union-attr]
-    assert subscribers.history(store, sub)[-1].method == "mailto"
-    assert not subscribers.is_suppressed(store, sub.id)  # they may subscribe again
+    assert record.get_subscriber(store, sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert rights.history(store, sub)[-1].method == "mailto"
+    assert not record.is_suppressed(store, sub.id)  # they may subscribe again
 
 
 def test_unknown_and_unproven_reports_are_counted_and_ignored(store: Store) -> None:
     sub = _reader(store)
-    before = len(subscribers.history(store, sub))
+    before = len(rights.history(store, sub))
     unknown = bounces.apply(store, _report("", address="nobody@example.net", raw=b"x", issue=""))
     assert unknown.outcome == bounces.UNKNOWN
     forged = bounces.apply(store, _report("", address="reader1@example.net", proven=False))
     assert forged.outcome == bounces.NOT_OURS
-    assert subscribers.get_subscriber(store, sub.id).status == "active"  # type: ignore[union-attr]
-    assert len(subscribers.history(store, sub)) == before
+    assert record.get_subscriber(store, sub.id).status == "active"  # type: ignore[union-attr]
+    assert len(rights.history(store, sub)) == before
     assert bounces.unattributed(store) == {"unknown": 1}
     summary = bounces.issue_summary(store, "2026-12-04")
     assert summary["hard"] == 0 and summary["not_counted"] == {"not ours": 1}
@@ -201,7 +203,7 @@ def test_history_and_summary(store: Store) -> None:
 def test_erasure_leaves_bounce_reports_without_domain_or_reply(store: Store) -> None:
     sub = _reader(store)
     bounces.apply(store, _report(sub.id))
-    subscribers.erase(store, sub.id, source="test")
+    rights.erase(store, sub.id, source="test")
     (seen,) = bounces.history(store, sub.id)
     assert (seen["kind"], seen["reason"]) == ("hard", "")
     assert bounces.issue_summary(store, "2026-12-04")["by_domain"] == [

@@ -11,8 +11,9 @@ from _render_fixtures import sample_issue, write_issue
 from _send_fixtures import SEND_DAY, add_readers
 from conftest import Cli
 
-from digest import consent, subscribers
+from digest import consent
 from digest.errors import SendError
+from digest.people import record
 from digest.send import engine
 from digest.send.intake import mailbox
 from digest.store import open_store
@@ -67,7 +68,7 @@ def test_fetch_applies_reports_moves_them_and_the_next_issue_skips_the_reader(
     second = Cli(ws.root)("bounces", "fetch")  # the command cron runs: nothing new
     assert (second.exit_code, second.output.strip()) == (0, "0 message(s) read: nothing")
     with open_store(ws) as store:
-        statuses = [subscribers.get_subscriber(store, sid).status for sid in ids]  # type: ignore[union-attr]
+        statuses = [record.get_subscriber(store, sid).status for sid in ids]  # type: ignore[union-attr]
         assert statuses == ["bounced", "complained", "active", "active", "unsubscribed"]
         assert consent.verify(store).ok
 

@@ -10,7 +10,8 @@ from _bounce_fixtures import bounce_config
 from _render_fixtures import sample_issue, write_issue
 from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 
-from digest import bounces, consent, subscribers
+from digest import bounces, consent
+from digest.people import record, rights
 from digest.send import engine
 from digest.store import open_store
 from digest.tokens import Tokens
@@ -46,11 +47,11 @@ def test_smtp_550_511_is_a_hard_bounce_and_the_next_issue_skips_the_reader(
         assert tokens.read_mailto(mailto) == by_address[received.rcpt]
 
     with open_store(ws) as store:
-        hard = subscribers.get_subscriber(store, by_address["reader2@example.net"])
-        soft = subscribers.get_subscriber(store, by_address["reader4@example.net"])
+        hard = record.get_subscriber(store, by_address["reader2@example.net"])
+        soft = record.get_subscriber(store, by_address["reader4@example.net"])
         assert hard is not None and hard.status == "bounced"
         assert soft is not None and soft.status == "active"  # a block is not the reader's fault
-        event = subscribers.history(store, hard)[-1]
+        event = rights.history(store, hard)[-1]
         assert (event.kind, event.method) == ("bounced", "smtp_reply")
         assert event.evidence is not None and event.evidence["status"] == "5.1.1"
         summary = bounces.issue_summary(store, SEND_DAY)

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest import consent, subscribers
+from digest import consent
 from digest.consent import Draft
+from digest.people import audience, changes, rights
 from digest.store import Store, open_store, schema
 from digest.workspace import Workspace, open_workspace
 
@@ -22,7 +23,7 @@ def _ledger(store: Store, count: int = 6) -> list[str]:
     """``count`` subscribers with a few events each; returns their ids."""
     ids = []
     for n in range(count):
-        sub = subscribers.request_signup(
+        sub = changes.request_signup(
             store,
             f"reader{n}@example.com",
             f"Reader {n}",
@@ -32,7 +33,7 @@ def _ledger(store: Store, count: int = 6) -> list[str]:
         )
         ids.append(sub.id)
         if n % 2 == 0:
-            subscribers.confirm(store, sub.id, method="link", source="confirm", evidence={})
+            changes.confirm(store, sub.id, method="link", source="confirm", evidence={})
     return ids
 
 
@@ -151,7 +152,7 @@ def test_edited_evidence_is_found(store: Store) -> None:
 
 def test_the_chain_verifies_after_an_erasure(store: Store) -> None:
     ids = _ledger(store)
-    subscribers.erase(store, ids[2], source="test")
+    rights.erase(store, ids[2], source="test")
     result = consent.verify(store)
     assert result.ok and result.events == 10
     with store.read() as conn:
@@ -166,7 +167,7 @@ def test_the_chain_verifies_after_an_erasure(store: Store) -> None:
 
 
 def test_a_changed_statement_is_a_new_version(store: Store, workspace: Workspace) -> None:
-    first = subscribers.request_signup(
+    first = changes.request_signup(
         store, "a@example.com", None, method="web_form", source="f", evidence={}
     )
     config = workspace.config_path
@@ -174,7 +175,7 @@ def test_a_changed_statement_is_a_new_version(store: Store, workspace: Workspace
     config.write_text(text.replace("every Friday.", "every Friday morning.", 1), encoding="utf-8")
     changed = open_workspace(workspace.root)
     with open_store(changed) as second_store:
-        second = subscribers.request_signup(
+        second = changes.request_signup(
             second_store, "b@example.com", None, method="web_form", source="f", evidence={}
         )
     texts = consent.texts(store)
@@ -271,15 +272,15 @@ def _restore_triggers(conn, dialect: str) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from digest import subscribers
+from digest.people import changes
 from digest.store import open_store
 from digest.workspace import open_workspace
 ws = open_workspace(Path(sys.argv[1]))
 with open_store(ws) as store:
     for n in range(int(sys.argv[3])):
-        sub = subscribers.request_signup(store, f"w{sys.argv[2]}-{n}@example.com", None,
+        sub = changes.request_signup(store, f"w{sys.argv[2]}-{n}@example.com", None,
                                          method="web_form", source="race", evidence={})
-        subscribers.confirm(store, sub.id, method="link", source="race", evidence={})
+        changes.confirm(store, sub.id, method="link", source="race", evidence={})
 """
 
 
@@ -297,4 +298,4 @@ def test_concurrent_writers_never_fork_the_chain(store: Store, workspace: Worksp
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
     result = consent.verify(store)
     assert result.ok and result.events == 4 * 10 * 2
-    assert sum(1 for _ in subscribers.audience(store)) == 40
+    assert sum(1 for _ in audience.audience(store)) == 40

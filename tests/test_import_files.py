@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, Cli
 
-from digest import subscribers
 from digest.csvfile import MAX_LINE_BYTES, sniff_delimiter
 from digest.errors import SubscriberError
+from digest.people import audience
+from digest.people.imports import generic
 from digest.store import Store
 
 SIGNUPS = FIXTURES / "subscribers" / "signups.csv"
@@ -37,7 +38,7 @@ def test_the_delimiter_is_found(
     assert f"imported 2, merged 0, suppressed 0, invalid 0 (2 rows, {name}-separated)" in (
         result.output
     )
-    names = sorted(s.name or "" for s in subscribers.audience(store))
+    names = sorted(s.name or "" for s in audience.audience(store))
     assert names == ["Kim", "Petrova, Anna"]
 
 
@@ -66,11 +67,30 @@ def test_policy_version_for_a_file_without_the_column(
     assert "lacks policy_version" in missing.output and "--policy-version V" in missing.output
     unknown = cli("subscribers", "import", str(path), "--policy-version", "1999-01-01")
     assert unknown.exit_code == 1 and "--policy-version '1999-01-01' is unknown" in unknown.output
-    assert subscribers.stats(store)["active"] == 0
+    assert audience.stats(store)["active"] == 0
     good = cli("subscribers", "import", str(path), "--policy-version", "2026-05-01")
     assert good.exit_code == 0, good.output
-    (anna,) = subscribers.audience(store)
+    (anna,) = audience.audience(store)
     assert anna.email == "anna@example.com"
+
+
+def test_blank_lines_are_skipped_with_a_default_policy_version(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    """--policy-version fills empty policy cells, but a blank line stays blank (not a bad row)."""
+    path = _write(
+        tmp_path,
+        "email,consented_at,policy_version\n"
+        "anna@example.com,2026-10-02T08:15:00Z,\n\n"
+        "kim@example.com,2026-10-03T08:15:00Z,\n,,\n",
+    )
+    result = cli("subscribers", "import", str(path), "--policy-version", "2026-05-01")
+    assert result.exit_code == 0, result.output
+    assert "imported 2, merged 0, suppressed 0, invalid 0 (2 rows" in result.output
+    assert sorted(s.email or "" for s in audience.audience(store)) == [
+        "anna@example.com",
+        "kim@example.com",
+    ]
 
 
 def test_errors_are_listed_in_file_order(cli: Cli, store: Store) -> None:
@@ -86,7 +106,7 @@ def test_a_dry_run_exits_as_the_import_would(cli: Cli, store: Store) -> None:
     assert real.exit_code == dry.exit_code == 1
     assert "2 bad rows: the import would write nothing" in dry.output
     assert cli("subscribers", "import", str(SIGNUPS), "--dry-run", "--skip-invalid").exit_code == 0
-    assert subscribers.stats(store)["active"] == 0
+    assert audience.stats(store)["active"] == 0
 
 
 def test_a_file_without_line_breaks_is_refused_in_bounded_memory(
@@ -100,7 +120,7 @@ def test_a_file_without_line_breaks_is_refused_in_bounded_memory(
     tracemalloc.start()
     try:
         with pytest.raises(SubscriberError, match=r"huge.csv:2: a line longer than 65,536 bytes"):
-            subscribers.import_csv(store, path)
+            generic.import_csv(store, path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

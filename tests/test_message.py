@@ -76,7 +76,11 @@ def test_message_id_is_deterministic_per_issue_and_subscriber(issue_ws: Workspac
     ids = [parse(first.build(p))["Message-ID"] for p in PEOPLE]
     assert ids == [parse(second.build(p))["Message-ID"] for p in PEOPLE]
     assert len(set(ids)) == len(PEOPLE)
-    assert all(re.fullmatch(r"<2026-12-04\.[0-9a-f]{24}@example\.com>", i) for i in ids)
+    # <DAY.SUBSCRIBER.MAC@domain>: a MAC under the signing key, so nobody computes one
+    assert all(
+        re.fullmatch(rf"<2026-12-04\.{re.escape(p.subscriber_id)}\.[0-9a-f]{{24}}@example\.com>", i)
+        for i, p in zip(ids, PEOPLE, strict=True)
+    )
 
 
 def test_test_sends_are_marked(issue_ws: Workspace) -> None:

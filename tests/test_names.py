@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest import subscribers
 from digest.addresses import NAME_MAX, clean_name
+from digest.people import changes
+from digest.people.imports import generic
 from digest.render import Recipient
 from digest.store import Store, schema
 
@@ -53,7 +54,7 @@ def stored_names(store: Store) -> dict[str, str | None]:
 
 
 def test_form_cli_and_csv_store_the_cleaned_name(store: Store, tmp_path: Path) -> None:
-    subscribers.request_signup(
+    changes.request_signup(
         store,
         "form@example.com",
         "Eve\r\nBcc: victim@example.org",
@@ -61,7 +62,7 @@ def test_form_cli_and_csv_store_the_cleaned_name(store: Store, tmp_path: Path) -
         source="test",
         evidence={},
     )
-    subscribers.admin_add(store, "cli@example.com", "Ann\x00\x07 Lee", source="test")
+    changes.admin_add(store, "cli@example.com", "Ann\x00\x07 Lee", source="test")
     csv = tmp_path / "people.csv"
     csv.write_text(
         "email,name,consented_at,policy_version\n"
@@ -70,7 +71,7 @@ def test_form_cli_and_csv_store_the_cleaned_name(store: Store, tmp_path: Path) -
         encoding="utf-8",
         newline="",
     )
-    report = subscribers.import_csv(store, csv, source="test")
+    report = generic.import_csv(store, csv, source="test")
     assert report.imported == 2, report.problems
     assert stored_names(store) == {
         "form@example.com": "Eve Bcc: victim@example.org",

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from digest import confirmation
 from digest.cli import main
 from digest.issue import workspace_issue
+from digest.people.changes import request_signup
 from digest.render import Recipient, prepare
 from digest.store import Store, open_store
 from digest.store.schema import consent_texts
-from digest.subscribers import request_signup
 from digest.web.public import page
 from digest.workspace import Workspace, open_workspace
 

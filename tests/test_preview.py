@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import running
 
 from digest.errors import DigestError
 from digest.issue import load_issue
@@ -408,8 +409,7 @@ def _start(ws: Workspace, *args: str) -> subprocess.Popen[str]:
 
 
 def test_digest_preview_serves_prints_the_url_and_stops_on_ctrl_c(ws: Workspace) -> None:
-    process = _start(ws, "--no-browser", "--port", "0")
-    try:
+    with running(_start(ws, "--no-browser", "--port", "0")) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)/issue/2026-12-04", line)
@@ -427,26 +427,17 @@ def test_digest_preview_serves_prints_the_url_and_stops_on_ctrl_c(ws: Workspace)
         assert "Gazprom and CNPC" in httpx.get(f"{base}/issue/{DAY}/email.html").text
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, err
     assert "Preview stopped." in out
     assert "Traceback" not in err
 
 
 def test_digest_preview_warns_when_not_on_loopback(ws: Workspace) -> None:
-    process = _start(ws, "--no-browser", "--port", "0", "--host", "0.0.0.0")
-    try:
+    with running(_start(ws, "--no-browser", "--port", "0", "--host", "0.0.0.0")) as process:
         assert process.stdout is not None
         assert "http://0.0.0.0:" in process.stdout.readline()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert "warning: serving the preview on 0.0.0.0" in err
     assert process.returncode == 0
 

@@ -16,9 +16,9 @@ from _send_fixtures import SEND_DAY, SmtpSink, use_config
 
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder, message_id
+from digest.people.changes import admin_add
 from digest.render import Recipient, prepare
 from digest.store import open_store
-from digest.subscribers import admin_add
 from digest.tokens import Tokens
 from digest.workspace import Workspace
 
@@ -60,7 +60,7 @@ def test_render_to_a_subscriber_is_exactly_their_message(
     result = cli("render", SEND_DAY, "--eml", str(out), "--to", "ANN@example.com")
     assert result.exit_code == 0, result.output
     rendered = parse(out)
-    assert rendered["Message-ID"] == message_id(send_ws.config, SEND_DAY, ann.id)
+    assert rendered["Message-ID"] == message_id(send_ws.config, send_ws.tokens(), SEND_DAY, ann.id)
     assert rendered["To"].addresses[0].display_name == "Ann Lee"  # the stored name
     builder = MessageBuilder.for_workspace(
         send_ws, prepare(send_ws, workspace_issue(send_ws, SEND_DAY))

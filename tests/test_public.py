@@ -13,8 +13,8 @@ from _render_fixtures import sample_issue, write_issue
 from starlette.requests import Request
 
 from digest import clock, consent
-from digest import subscribers as subs
 from digest.errors import ConfigError
+from digest.people import audience, changes, record, rights
 from digest.store import Store
 from digest.tokens import Tokens
 from digest.web.public import app as public_app
@@ -99,7 +99,7 @@ def test_missing_checkbox_is_refused_and_nothing_recorded(site: Site, store: Sto
     assert reply.status_code == 400
     assert "Please tick the box" in reply.text
     assert 'value="nobox@example.com"' in reply.text  # what was typed is kept
-    assert subs.find_by_email(store, "nobox@example.com") is None
+    assert record.find_by_email(store, "nobox@example.com") is None
     assert site.mails() == []
 
 
@@ -107,7 +107,7 @@ def test_invalid_address_is_refused(site: Site, store: Store) -> None:
     reply = site.subscribe("not an address")
     assert reply.status_code == 400
     assert "valid email address" in reply.text
-    assert subs.stats(store)["events"] == 0
+    assert audience.stats(store)["events"] == 0
 
 
 def test_form_without_a_matching_token_is_refused(site: Site, store: Store) -> None:
@@ -118,7 +118,7 @@ def test_form_without_a_matching_token_is_refused(site: Site, store: Store) -> N
     token = site.form_token(other)
     reply = site.post("/subscribe", data={**data, "form_token": token})
     assert reply.status_code == 403 and "expired" in reply.text
-    assert subs.find_by_email(store, "csrf@example.com") is None
+    assert record.find_by_email(store, "csrf@example.com") is None
     # A tampered token with the right cookie fails too.
     good = site.form_token()
     reply = site.post("/subscribe", data={**data, "form_token": good[:-2] + "xx"})
@@ -130,7 +130,7 @@ def test_honeypot_gets_the_usual_reply_and_nothing_happens(site: Site, store: St
     bot = site.subscribe("bot@example.com", website="http://spam.example")
     assert bot.status_code == human.status_code == 200
     assert bot.text == human.text
-    assert subs.find_by_email(store, "bot@example.com") is None
+    assert record.find_by_email(store, "bot@example.com") is None
     assert [m["To"] for m in site.mails()] == ["human@example.com"]
 
 
@@ -138,15 +138,21 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
     """No enumeration: new, pending, active, unsubscribed, suppressed look the same."""
     start = clock.now()
     clock.set_now(start - timedelta(days=2))  # asked two days ago: may be mailed again
-    subs.request_signup(store, "pending@example.com", None, method="admin", source="t", evidence={})
-    subs.request_signup(store, "recent@example.com", None, method="admin", source="t", evidence={})
+    changes.request_signup(
+        store, "pending@example.com", None, method="admin", source="t", evidence={}
+    )
+    changes.request_signup(
+        store, "recent@example.com", None, method="admin", source="t", evidence={}
+    )
     clock.set_now(start - timedelta(hours=1))
-    subs.request_signup(store, "recent@example.com", None, method="admin", source="t", evidence={})
+    changes.request_signup(
+        store, "recent@example.com", None, method="admin", source="t", evidence={}
+    )
     clock.set_now(start)
-    subs.admin_add(store, "active@example.com", source="test", confirmed=True)
-    gone = subs.admin_add(store, "gone@example.com", source="test", confirmed=True)
-    subs.unsubscribe(store, gone.id, method="admin", source="test", evidence={})
-    subs.suppress(store, "bounced@example.com", reason="hard bounce", kind="bounced", source="t")
+    changes.admin_add(store, "active@example.com", source="test", confirmed=True)
+    gone = changes.admin_add(store, "gone@example.com", source="test", confirmed=True)
+    changes.unsubscribe(store, gone.id, method="admin", source="test", evidence={})
+    changes.suppress(store, "bounced@example.com", reason="hard bounce", kind="bounced", source="t")
     replies = {
         email: site.subscribe(email)
         for email in (
@@ -169,8 +175,8 @@ def test_same_reply_whatever_the_address_state(site: Site, store: Store) -> None
         "new@example.com",
         "pending@example.com",
     ]
-    assert subs.find_by_email(store, "active@example.com").status == "active"  # type: ignore[union-attr]
-    assert subs.find_by_email(store, "gone@example.com").status == "pending"  # type: ignore[union-attr]
+    assert record.find_by_email(store, "active@example.com").status == "active"  # type: ignore[union-attr]
+    assert record.find_by_email(store, "gone@example.com").status == "pending"  # type: ignore[union-attr]
 
 
 def test_one_confirmation_email_per_address_per_day(site: Site, store: Store) -> None:
@@ -180,16 +186,16 @@ def test_one_confirmation_email_per_address_per_day(site: Site, store: Store) ->
         assert site.subscribe("Again@Example.com").status_code == 200
     site.subscribe("again@example.com")  # the same address in another case
     assert len(site.mails()) == 1
-    sub = subs.find_by_email(store, "again@example.com")
+    sub = record.find_by_email(store, "again@example.com")
     assert sub is not None
-    assert [e.kind for e in subs.history(store, sub)] == ["signup_requested"]
+    assert [e.kind for e in rights.history(store, sub)] == ["signup_requested"]
     clock.set_now(start + timedelta(hours=23))
     site.subscribe("again@example.com")
     assert len(site.mails()) == 1
     clock.set_now(start + timedelta(hours=24, minutes=1))
     site.subscribe("again@example.com")
     assert len(site.mails()) == 2
-    assert [e.kind for e in subs.history(store, sub)] == ["signup_requested"] * 2
+    assert [e.kind for e in rights.history(store, sub)] == ["signup_requested"] * 2
 
 
 def test_posts_are_rate_limited_per_client_address(
@@ -209,7 +215,7 @@ def test_posts_are_rate_limited_per_client_address(
             "/subscribe", data={"email": "x@example.com"}, headers={"Accept": "application/json"}
         )
         assert json_reply.status_code == 429 and json_reply.json()["status"] == 429
-        assert subs.find_by_email(store, "r9@example.com") is None
+        assert record.find_by_email(store, "r9@example.com") is None
         # Another address is not held back, and the limit lifts after a minute.
         other = site.client_from("198.51.100.20")
         assert site.subscribe("other@example.com", client=other).status_code == 200
@@ -264,9 +270,9 @@ def test_evidence_records_the_forwarded_address_behind_a_trusted_proxy(
             data={"form_token": token, "email": "proxied@example.com", "consent": "yes"},
             headers={"X-Forwarded-For": "198.51.100.77", "User-Agent": "TestBrowser/2"},
         )
-        sub = subs.find_by_email(store, "proxied@example.com")
+        sub = record.find_by_email(store, "proxied@example.com")
         assert sub is not None
-        [event] = subs.history(store, sub)
+        [event] = rights.history(store, sub)
         assert event.evidence is not None
         assert event.evidence["ip"] == "198.51.100.77"
         assert event.evidence["user_agent"] == "TestBrowser/2"
@@ -281,7 +287,7 @@ def test_evidence_records_the_forwarded_address_behind_a_trusted_proxy(
 
 def _pending(site: Site, store: Store, email: str = "t@example.com") -> tuple[str, str]:
     site.subscribe(email)
-    sub = subs.find_by_email(store, email)
+    sub = record.find_by_email(store, email)
     assert sub is not None
     return sub.id, urlsplit(confirm_link(site.mails()[-1])).path
 
@@ -290,11 +296,11 @@ def test_get_never_changes_state(site: Site, store: Store) -> None:
     sid, path = _pending(site, store)
     for _ in range(3):
         assert site.get(path).status_code == 200
-    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
     site.post(path)
     unsubscribe = f"/unsubscribe/{Tokens(SECRET.encode()).unsubscribe(sid)}"
     assert "Unsubscribe" in site.get(unsubscribe).text
-    assert subs.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
 
 
 def test_tampered_confirm_link_gets_a_clear_page_and_a_way_back(site: Site, store: Store) -> None:
@@ -305,7 +311,7 @@ def test_tampered_confirm_link_gets_a_clear_page_and_a_way_back(site: Site, stor
             assert reply.status_code == 400
             assert "not valid" in reply.text
             assert 'href="https://newsletter.example.com/subscribe"' in reply.text
-    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
 
 
 def test_expired_confirm_link(site: Site, store: Store) -> None:
@@ -318,7 +324,7 @@ def test_expired_confirm_link(site: Site, store: Store) -> None:
     for reply in (site.get(path), site.post(path)):
         assert reply.status_code == 400 and "expired" in reply.text
         assert "Subscribe again" in reply.text
-    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
 
 
 def test_tokens_of_one_purpose_do_not_work_for_another(site: Site, store: Store) -> None:
@@ -326,38 +332,38 @@ def test_tokens_of_one_purpose_do_not_work_for_another(site: Site, store: Store)
     confirm_token = confirm_path.rsplit("/", 1)[1]
     unsubscribe_token = Tokens(SECRET.encode()).unsubscribe(sid)
     assert site.post(f"/confirm/{unsubscribe_token}").status_code == 400
-    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
     site.post(confirm_path)
     reply = site.post(f"/unsubscribe/{confirm_token}", data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 400
-    assert subs.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
     # A token signed with another key is refused as well.
     forged = Tokens(secrets.token_bytes(32)).unsubscribe(sid)
     assert (
         site.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}).status_code
         == 400
     )
-    assert subs.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
 
 
 def test_confirming_twice_or_after_unsubscribing(site: Site, store: Store) -> None:
     sid, path = _pending(site, store)
     assert "You are subscribed" in site.post(path).text
     assert "You are subscribed" in site.post(path).text
-    assert [e.kind for e in subs.history(store, subs.get_subscriber(store, sid))].count(  # type: ignore[arg-type]
+    assert [e.kind for e in rights.history(store, record.get_subscriber(store, sid))].count(  # type: ignore[arg-type]
         "confirmed"
     ) == 1
-    subs.unsubscribe(store, sid, method="admin", source="test", evidence={})
+    changes.unsubscribe(store, sid, method="admin", source="test", evidence={})
     reply = site.post(path)
     assert reply.status_code == 400 and "no longer valid" in reply.text
-    assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
 
 
 # -- unsubscribe ----------------------------------------------------------------------
 
 
 def _active(store: Store, email: str = "u@example.com") -> tuple[str, str]:
-    sub = subs.admin_add(store, email, source="test", confirmed=True)
+    sub = changes.admin_add(store, email, source="test", confirmed=True)
     return sub.id, f"/unsubscribe/{Tokens(SECRET.encode()).unsubscribe(sub.id)}"
 
 
@@ -371,10 +377,10 @@ def test_one_click_unsubscribe(site: Site, store: Store, encoding: str) -> None:
     reply = site.post(path, **kw)
     assert reply.status_code == 200
     assert "location" not in reply.headers and "set-cookie" not in reply.headers
-    assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     # Again: harmless, still 200, nothing more recorded.
     assert site.post(path, **kw).status_code == 200
-    events = subs.history(store, subs.get_subscriber(store, sid))  # type: ignore[arg-type]
+    events = rights.history(store, record.get_subscriber(store, sid))  # type: ignore[arg-type]
     assert [(e.kind, e.method) for e in events] == [
         ("admin_added", "admin"),
         ("unsubscribed", "one_click"),
@@ -388,20 +394,20 @@ def test_unsubscribe_page_then_resubscribe_with_fresh_consent(site: Site, store:
     assert page.status_code == 200 and f'action="{path}"' in page.text
     done = site.post(path, data={"action": "unsubscribe"})
     assert done.status_code == 200 and "You are unsubscribed" in done.text
-    assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     resubscribe = re.search(r'action="(/resubscribe/[^"]+)"', done.text)
     assert resubscribe and site.ws.config.privacy.consent_statement in done.text
     token = re.search(r'name="form_token" value="([^"]+)"', done.text)
     assert token
     refused = site.post(resubscribe.group(1), data={"form_token": token.group(1)})
     assert refused.status_code == 400 and "Please tick the box" in refused.text
-    assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
     back = site.post(resubscribe.group(1), data={"consent": "yes", "form_token": token.group(1)})
     assert back.status_code == 200 and "Check your inbox" in back.text
-    assert subs.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "pending"  # type: ignore[union-attr]
     assert site.post(urlsplit(confirm_link(site.mails()[0])).path).status_code == 200
-    assert [s.id for s in subs.audience(store)] == [sid]
-    events = subs.history(store, subs.get_subscriber(store, sid))  # type: ignore[arg-type]
+    assert [s.id for s in audience.audience(store)] == [sid]
+    events = rights.history(store, record.get_subscriber(store, sid))  # type: ignore[arg-type]
     assert [(e.kind, e.method) for e in events][1:] == [
         ("unsubscribed", "link"),
         ("resubscribed", "web_form"),
@@ -415,7 +421,7 @@ def test_bad_unsubscribe_links(site: Site, store: Store) -> None:
     reply = site.get(path[:-4] + "AAAA")
     assert reply.status_code == 400 and "unsubscribe link" in reply.text
     assert site.get("/unsubscribe").status_code == 200  # the archive copy's footer link
-    assert subs.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sid).status == "active"  # type: ignore[union-attr]
 
 
 def test_unsubscribe_is_not_rate_limited(site_ws: Workspace, smtp_sink, store: Store) -> None:
@@ -425,7 +431,7 @@ def test_unsubscribe_is_not_rate_limited(site_ws: Workspace, smtp_sink, store: S
         paths = [_active(store, f"u{n}@example.com")[1] for n in range(4)]
         codes = [site.post(p, data={"List-Unsubscribe": "One-Click"}).status_code for p in paths]
         assert codes == [200] * 4
-        assert list(subs.audience(store)) == []
+        assert list(audience.audience(store)) == []
     finally:
         site.close()
 
@@ -440,7 +446,7 @@ def test_archive_lists_and_shows_only_sent_issues(site: Site, store: Store) -> N
     draft = sample_issue(day=sent.date + timedelta(days=7))
     draft.subject = "Next week's draft"
     write_issue(site.ws, draft)
-    subs.admin_add(
+    changes.admin_add(
         store, "private.reader@example.com", "Private Reader", source="t", confirmed=True
     )
 

@@ -12,7 +12,7 @@ from _browser_fixtures import browser, serve_app  # noqa: F401  (makes the fixtu
 from _public_fixtures import SECRET, configure, confirm_link, smtp_settings
 from _send_fixtures import SmtpSink
 
-from digest import subscribers as subs
+from digest.people import audience, rights
 from digest.store import open_store
 from digest.web.public import app as public_app
 from digest.workspace import Workspace
@@ -68,8 +68,8 @@ def test_a_reader_fills_in_the_form_and_confirms(
     # The one expected complaint: the refused form (no tick) answered 400. No CSP reports.
     assert [p for p in problems if "status of 400" not in p] == []
     with open_store(ws) as store:
-        [reader] = list(subs.audience(store))
+        [reader] = list(audience.audience(store))
         assert reader.email == "browser.reader@example.com" and reader.name == "Browser Reader"
-        events = subs.history(store, reader)
+        events = rights.history(store, reader)
         assert [e.kind for e in events] == ["signup_requested", "confirmed"]
         assert "Chrome" in events[0].evidence["user_agent"]  # type: ignore[index]

@@ -17,8 +17,8 @@ from _public_fixtures import Site, confirm_link
 from _render_fixtures import sample_issue, write_issue
 
 from digest import consent, render
-from digest import subscribers as subs
 from digest.message import MessageBuilder
+from digest.people import audience, record, rights
 from digest.store import Store
 
 
@@ -36,10 +36,10 @@ def test_subscribe_confirm_unsubscribe(site: Site, store: Store, cli) -> None:
     assert "Reader One" in mail["To"]
     html = mail.get_body(("html",))
     assert html is not None and "/confirm/" in html.get_content()
-    sub = subs.find_by_email(store, "reader.one@example.com")
+    sub = record.find_by_email(store, "reader.one@example.com")
     assert sub is not None and sub.status == "pending"
-    assert [e.kind for e in subs.history(store, sub)] == ["signup_requested"]
-    assert not any(s.id == sub.id for s in subs.audience(store))
+    assert [e.kind for e in rights.history(store, sub)] == ["signup_requested"]
+    assert not any(s.id == sub.id for s in audience.audience(store))
 
     # 3. The link from the email: GET shows a button and changes nothing; POST confirms.
     link = confirm_link(mail)
@@ -47,11 +47,11 @@ def test_subscribe_confirm_unsubscribe(site: Site, store: Store, cli) -> None:
     path = urlsplit(link).path
     page = site.get(path)
     assert page.status_code == 200 and "Confirm my subscription" in page.text
-    assert subs.get_subscriber(store, sub.id).status == "pending"  # type: ignore[union-attr]
+    assert record.get_subscriber(store, sub.id).status == "pending"  # type: ignore[union-attr]
     welcome = site.post(path)
     assert welcome.status_code == 200 and "You are subscribed" in welcome.text
-    assert [s.id for s in subs.audience(store)] == [sub.id]
-    events = subs.history(store, sub)
+    assert [s.id for s in audience.audience(store)] == [sub.id]
+    events = rights.history(store, sub)
     assert [(e.kind, e.method) for e in events] == [
         ("signup_requested", "web_form"),
         ("confirmed", "link"),
@@ -75,8 +75,8 @@ def test_subscribe_confirm_unsubscribe(site: Site, store: Store, cli) -> None:
     )
     assert one_click.status_code == 200
     assert "set-cookie" not in one_click.headers
-    assert not any(s.id == sub.id for s in subs.audience(store))
-    kinds = [(e.kind, e.method) for e in subs.history(store, sub)]
+    assert not any(s.id == sub.id for s in audience.audience(store))
+    kinds = [(e.kind, e.method) for e in rights.history(store, sub)]
     assert kinds[-1] == ("unsubscribed", "one_click")
 
     # 5. The ledger still verifies, by library and by command.

@@ -292,10 +292,15 @@ RUNNER = textwrap.dedent(
 )
 
 
+def _pythonpath() -> str:
+    """The project first, then whatever the run already had (CI's shifted run adds its own)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
 def _due_process(
     ws: Workspace, url: str, now: str, out: Path, hang: Path | None = None, start_at: float = 0
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "DIGEST_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DIGEST_DATABASE_URL": url, "PYTHONPATH": _pythonpath()}
     return subprocess.Popen(
         [
             sys.executable,
@@ -384,7 +389,7 @@ def test_a_week_of_runs_every_minute_sends_exactly_once(workspace: Workspace, zo
 
 
 def _cli_due(ws: Workspace, url: str, now: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DIGEST_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DIGEST_DATABASE_URL": url, "PYTHONPATH": _pythonpath()}
     env.pop("DIGEST_NOW", None)
     return subprocess.Popen(
         [sys.executable, "-m", "digest", "-C", str(ws.root), "--now", now, "send", "--due"],
@@ -422,7 +427,7 @@ def test_the_scheduler_sends_at_the_slot_and_stops_on_sigterm(
     from _send_fixtures import add_readers
 
     add_readers(send_ws, 2)
-    env = {**os.environ, "DIGEST_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DIGEST_DATABASE_URL": database_url, "PYTHONPATH": _pythonpath()}
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -9,7 +9,7 @@ from pathlib import Path
 from _send_fixtures import SEND_DAY, add_readers
 
 from digest import confirmation
-from digest import subscribers as subs
+from digest.people import changes
 from digest.send import engine
 from digest.store import open_store
 from digest.workspace import Workspace
@@ -34,13 +34,13 @@ def test_erasure_removes_every_file_written_for_the_reader(
 ) -> None:
     others = add_readers(send_ws, 3)
     with open_store(send_ws) as store:
-        sub = subs.request_signup(
+        sub = changes.request_signup(
             store, EMAIL, NAME, method="web_form", source="test", evidence={"ip": "192.0.2.5"}
         )
         asyncio.run(
             confirmation.send_confirmation(send_ws, sub.id, EMAIL, NAME, "https://x/confirm/t")
         )
-        subs.confirm(store, sub.id, method="link", source="test", evidence={})
+        changes.confirm(store, sub.id, method="link", source="test", evidence={})
     assert engine.run_send(send_ws, SEND_DAY).counts["sent"] == 4
     inside = send_ws.root / "requests" / "erin.json"
     inside.parent.mkdir()
@@ -70,7 +70,7 @@ def test_erasure_removes_every_file_written_for_the_reader(
 def test_erasure_takes_the_reader_out_of_whole_list_exports(send_ws: Workspace, cli) -> None:
     add_readers(send_ws, 3)
     with open_store(send_ws) as store:
-        sub = subs.admin_add(store, EMAIL, NAME, source="test", confirmed=True)
+        sub = changes.admin_add(store, EMAIL, NAME, source="test", confirmed=True)
     exports = [send_ws.root / "everyone.csv", send_ws.root / "everyone.json"]
     for target in exports:
         result = cli("subscribers", "export", "--all", "-o", str(target))

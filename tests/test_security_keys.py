@@ -6,8 +6,8 @@ import pytest
 from _public_fixtures import Site
 from _send_fixtures import SEND_DAY, add_readers
 
-from digest import subscribers as subs
 from digest.errors import TokenError
+from digest.people import changes, record
 from digest.send import engine
 from digest.store import Store, open_store
 from digest.tokens import Tokens, key_fingerprint
@@ -32,7 +32,7 @@ def test_only_the_newest_key_signs_and_every_listed_key_verifies() -> None:
 def test_an_unsubscribe_link_signed_with_the_previous_key_still_works(
     site_ws: Workspace, smtp_sink, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sid = subs.admin_add(store, "rotated@example.com", source="t", confirmed=True).id
+    sid = changes.admin_add(store, "rotated@example.com", source="t", confirmed=True).id
     old_link = f"/unsubscribe/{Tokens(OLD.encode()).unsubscribe(sid)}"
     monkeypatch.setenv("DIGEST_SECRET_KEY", NEW)
     site = Site(site_ws, smtp_sink)
@@ -46,7 +46,7 @@ def test_an_unsubscribe_link_signed_with_the_previous_key_still_works(
     try:
         reply = site.post(old_link, data={"List-Unsubscribe": "One-Click"})
         assert reply.status_code == 200
-        assert subs.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
+        assert record.get_subscriber(store, sid).status == "unsubscribed"  # type: ignore[union-attr]
         # What the site signs now, it signs with the new key only.
         token = site.form_token()
         assert Tokens(NEW.encode()).read_csrf(token, expected=None)

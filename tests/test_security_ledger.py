@@ -14,7 +14,7 @@ from _store_fixtures import drop_append_only
 from sqlalchemy.exc import DBAPIError
 
 from digest import consent, lifecycle
-from digest import subscribers as subs
+from digest.people import changes, record, rights
 from digest.store import Store
 
 
@@ -22,7 +22,7 @@ def _readers(store: Store) -> dict[str, str]:
     """One reader in each state the ledger can prove; name -> id."""
     ids = {}
     for name in ("active", "unsubscribed", "bounced", "erased", "pending"):
-        ids[name] = subs.request_signup(
+        ids[name] = changes.request_signup(
             store,
             f"{name}@example.com",
             name.title(),
@@ -31,11 +31,11 @@ def _readers(store: Store) -> dict[str, str]:
             evidence={"ip": "192.0.2.1"},
         ).id
         if name != "pending":
-            subs.confirm(store, ids[name], method="link", source="confirm", evidence={})
-    subs.unsubscribe(store, ids["unsubscribed"], method="link", source="t", evidence={})
-    subs.suppress(store, ids["bounced"], reason="hard bounce", kind="bounced", source="t")
-    subs.erase(store, ids["erased"], source="t")
-    subs.admin_add(store, "admin@example.com", source="t", confirmed=True)
+            changes.confirm(store, ids[name], method="link", source="confirm", evidence={})
+    changes.unsubscribe(store, ids["unsubscribed"], method="link", source="t", evidence={})
+    changes.suppress(store, ids["bounced"], reason="hard bounce", kind="bounced", source="t")
+    rights.erase(store, ids["erased"], source="t")
+    changes.admin_add(store, "admin@example.com", source="t", confirmed=True)
     return ids
 
 
@@ -71,7 +71,7 @@ def test_the_database_refuses_deleting_a_suppression(store: Store) -> None:
     with pytest.raises(DBAPIError, match="suppressions"):
         _sql(store, "UPDATE suppressions SET key = 'x'")
     assert consent.verify(store).ok
-    assert subs.is_suppressed(store, ids["bounced"])
+    assert record.is_suppressed(store, ids["bounced"])
 
 
 def test_a_deleted_suppression_is_reported(store: Store) -> None:
@@ -165,7 +165,7 @@ def test_a_rewritten_tail_is_found_against_a_file_of_published_heads(
 ) -> None:
     ids = _readers(store)
     first = consent.head(store)
-    subs.unsubscribe(store, ids["active"], method="link", source="t", evidence={})
+    changes.unsubscribe(store, ids["active"], method="link", source="t", evidence={})
     second = consent.head(store)
     heads = tmp_path / "heads.txt"
     heads.write_text(f"# published in the archive footer\n{first}\n\n{second}\n")

@@ -21,7 +21,7 @@ from _public_fixtures import SECRET, Site, configure, confirm_link
 from _render_fixtures import sample_issue, write_issue
 
 from digest import clock, consent
-from digest import subscribers as subs
+from digest.people import audience, changes, record, rights
 from digest.store import Store
 from digest.tokens import Tokens
 from digest.web import preview
@@ -31,13 +31,13 @@ from digest.workspace import Workspace
 
 def _unsubscribed(store: Store, email: str = "reader@example.com") -> tuple[str, str]:
     """An active reader who has since unsubscribed, and the unsubscribe token of their mail."""
-    sub = subs.admin_add(store, email, source="test", confirmed=True)
-    subs.unsubscribe(store, sub.id, method="one_click", source="test", evidence={})
+    sub = changes.admin_add(store, email, source="test", confirmed=True)
+    changes.unsubscribe(store, sub.id, method="one_click", source="test", evidence={})
     return sub.id, Tokens(SECRET.encode()).unsubscribe(sub.id)
 
 
 def _status(store: Store, sid: str) -> str:
-    found = subs.get_subscriber(store, sid)
+    found = record.get_subscriber(store, sid)
     assert found is not None
     return found.status
 
@@ -59,13 +59,13 @@ def test_an_old_unsubscribe_link_cannot_resubscribe_without_the_form(
     )
     assert reply.status_code == 403
     assert _status(store, sid) == "unsubscribed"
-    kinds = [e.kind for e in subs.history(store, subs.get_subscriber(store, sid))]  # type: ignore[arg-type]
+    kinds = [e.kind for e in rights.history(store, record.get_subscriber(store, sid))]  # type: ignore[arg-type]
     assert kinds == ["admin_added", "unsubscribed"]
     assert site.mails() == []
 
 
 def test_resubscribing_goes_through_double_opt_in_again(site: Site, store: Store) -> None:
-    sid = subs.admin_add(store, "back@example.com", "Back Again", source="t", confirmed=True).id
+    sid = changes.admin_add(store, "back@example.com", "Back Again", source="t", confirmed=True).id
     path = f"/unsubscribe/{Tokens(SECRET.encode()).unsubscribe(sid)}"
     done = site.post(path, data={"action": "unsubscribe"})
     assert done.status_code == 200 and _status(store, sid) == "unsubscribed"
@@ -78,10 +78,10 @@ def test_resubscribing_goes_through_double_opt_in_again(site: Site, store: Store
     back = site.post(action.group(1), data={"consent": "yes", "form_token": token.group(1)})
     assert back.status_code == 200 and "Check your inbox" in back.text
     assert _status(store, sid) == "pending"
-    assert [s.id for s in subs.audience(store)] == []
+    assert [s.id for s in audience.audience(store)] == []
     [mail] = site.mails()
     assert mail["To"] == "Back Again <back@example.com>"
-    events = subs.history(store, subs.get_subscriber(store, sid))  # type: ignore[arg-type]
+    events = rights.history(store, record.get_subscriber(store, sid))  # type: ignore[arg-type]
     assert [(e.kind, e.method) for e in events][1:] == [
         ("unsubscribed", "link"),
         ("resubscribed", "web_form"),
@@ -229,7 +229,7 @@ def _stream_post(app: Any, path: str, content_type: str, total: int) -> tuple[in
 def test_every_route_stops_reading_at_its_limit(
     site: Site, store: Store, content_type: str
 ) -> None:
-    sid = subs.admin_add(store, "big@example.com", source="t", confirmed=True).id
+    sid = changes.admin_add(store, "big@example.com", source="t", confirmed=True).id
     tokens = Tokens(SECRET.encode())
     paths = [
         "/subscribe",
@@ -319,7 +319,7 @@ def test_confirmation_emails_have_a_global_hourly_cap(
         ]
         assert codes == [200, 200, 503, 503]
         assert len(site.mails()) == 2
-        assert subs.find_by_email(store, "c3@example.com") is None
+        assert record.find_by_email(store, "c3@example.com") is None
         clock.set_now(start + timedelta(minutes=61))
         late = site.subscribe("c3@example.com", client=site.client_from("198.51.100.3"))
         assert late.status_code == 200 and len(site.mails()) == 3
@@ -386,8 +386,10 @@ def test_reply_time_does_not_tell_suppressed_from_subscribed(
     )
     site = Site(ws, smtp_sink)
     try:
-        subs.suppress(store, "gone@example.com", reason="hard bounce", kind="bounced", source="t")
-        subs.admin_add(store, "here@example.com", source="test", confirmed=True)
+        changes.suppress(
+            store, "gone@example.com", reason="hard bounce", kind="bounced", source="t"
+        )
+        changes.admin_add(store, "here@example.com", source="test", confirmed=True)
         token = site.form_token()
         suppressed, active = [], []
         for _ in range(40):

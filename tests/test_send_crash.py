@@ -22,9 +22,9 @@ import pytest
 from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 from sqlalchemy import select
 
+from digest.people.record import get_subscriber
 from digest.send.deliveries import deliveries
 from digest.store import open_store
-from digest.subscribers import get_subscriber
 from digest.workspace import Workspace
 
 pytestmark = pytest.mark.slow

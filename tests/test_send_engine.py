@@ -16,11 +16,11 @@ from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 
 from digest.errors import IssueError, SendError
 from digest.issue import load_issue
+from digest.people.changes import suppress, unsubscribe
 from digest.send import engine
 from digest.send.deliveries import DeliveryLedger
 from digest.send.sender import Result, Sender
 from digest.store import open_store
-from digest.subscribers import suppress, unsubscribe
 from digest.workspace import Workspace
 
 
@@ -92,7 +92,7 @@ def test_a_dead_runs_messages_become_unknown_and_the_outbox_resends_them(
 ) -> None:
     add_readers(send_ws, 5)
     with open_store(send_ws) as store:
-        from digest.subscribers import audience
+        from digest.people.audience import audience
 
         dead = DeliveryLedger(store, SEND_DAY, owner="localhost-gone:999999999:dead")
         dead.freeze(audience(store))

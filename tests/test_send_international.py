@@ -18,11 +18,11 @@ from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_smtp
 
 from digest.errors import SendError
 from digest.issue import load_issue
+from digest.people.changes import admin_add
 from digest.send import engine
 from digest.send.deliveries import DeliveryLedger
 from digest.send.sender import OutgoingMessage, Result, Sender
 from digest.store import open_store
-from digest.subscribers import admin_add
 from digest.workspace import Workspace
 
 CYRILLIC = "пользователь@пример.рф"  # local part and domain both non-ASCII

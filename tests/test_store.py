@@ -58,9 +58,9 @@ def test_an_appended_migration_runs_once(
 def test_the_database_refuses_to_change_or_delete_events(
     store: Store, workspace: Workspace
 ) -> None:
-    from digest import subscribers
+    from digest.people.changes import admin_add
 
-    subscribers.admin_add(store, "anna@example.com", source="test")
+    admin_add(store, "anna@example.com", source="test")
     for statement in ("UPDATE consent_events SET kind = 'confirmed'", "DELETE FROM consent_events"):
         with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.exec_driver_sql(statement)
@@ -118,7 +118,7 @@ def test_another_pseudonym_key_is_refused(
 ) -> None:
     """A second key would file the same address under a second pseudonym."""
     from digest.errors import ConfigError
-    from digest.subscribers import admin_add
+    from digest.people.changes import admin_add
 
     admin_add(store, "anna@example.com", "Anna", source="test", confirmed=True)
     monkeypatch.setenv(workspace.config.consent.pseudonym_key_env, "another key entirely")

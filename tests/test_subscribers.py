@@ -12,8 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from digest import consent, subscribers
+from digest import consent
+from digest.addresses import normalise
 from digest.errors import SubscriberError
+from digest.people import audience, changes, record, rights
+from digest.people.imports import generic, writer
 from digest.store import Store, schema
 from digest.workspace import Workspace
 
@@ -27,29 +30,29 @@ def _kinds(store: Store, subscriber_id: str) -> list[str]:
 
 
 def _emails(store: Store) -> list[str]:
-    return sorted(s.email or "" for s in subscribers.audience(store))
+    return sorted(s.email or "" for s in audience.audience(store))
 
 
 def test_double_opt_in_then_unsubscribe_then_fresh_consent(store: Store) -> None:
-    sub = subscribers.request_signup(
+    sub = changes.request_signup(
         store, "anna@example.com", "Anna", evidence={"ip": "203.0.113.7"}, **FORM
     )
     assert sub.status == "pending" and len(sub.id) == 22
     assert _emails(store) == []
-    active = subscribers.confirm(store, sub.id, method="link", source="confirm link", evidence={})
+    active = changes.confirm(store, sub.id, method="link", source="confirm link", evidence={})
     assert active.status == "active"
     assert _emails(store) == ["anna@example.com"]
-    gone = subscribers.unsubscribe(
+    gone = changes.unsubscribe(
         store, sub.id, method="one_click", source="List-Unsubscribe", evidence={}, reason="too much"
     )
     assert gone.status == "unsubscribed" and _emails(store) == []
-    again = subscribers.unsubscribe(
+    again = changes.unsubscribe(
         store, sub.id, method="one_click", source="List-Unsubscribe", evidence={}
     )
     assert again.status == "unsubscribed"
-    back = subscribers.resubscribe(store, sub.id, evidence={}, **FORM)
+    back = changes.resubscribe(store, sub.id, evidence={}, **FORM)
     assert back.status == "pending" and _emails(store) == []
-    subscribers.confirm(store, sub.id, method="link", source="confirm link", evidence={})
+    changes.confirm(store, sub.id, method="link", source="confirm link", evidence={})
     assert _emails(store) == ["anna@example.com"]
     assert _kinds(store, sub.id) == [
         "signup_requested",
@@ -62,36 +65,36 @@ def test_double_opt_in_then_unsubscribe_then_fresh_consent(store: Store) -> None
 
 
 def test_signing_up_again_after_unsubscribing_needs_confirmation(store: Store) -> None:
-    sub = subscribers.admin_add(store, "anna@example.com", source="test", confirmed=True)
-    subscribers.unsubscribe(store, sub.id, method="link", source="x", evidence={})
-    again = subscribers.request_signup(store, "Anna@EXAMPLE.com", None, evidence={}, **FORM)
+    sub = changes.admin_add(store, "anna@example.com", source="test", confirmed=True)
+    changes.unsubscribe(store, sub.id, method="link", source="x", evidence={})
+    again = changes.request_signup(store, "Anna@EXAMPLE.com", None, evidence={}, **FORM)
     assert again.id == sub.id and again.status == "pending"
-    active = subscribers.request_signup(store, "anna@example.com", None, evidence={}, **FORM)
+    active = changes.request_signup(store, "anna@example.com", None, evidence={}, **FORM)
     assert active.status == "pending"
-    subscribers.confirm(store, sub.id, method="link", source="x", evidence={})
+    changes.confirm(store, sub.id, method="link", source="x", evidence={})
     before = _kinds(store, sub.id)
     assert (
-        subscribers.request_signup(store, "anna@example.com", None, evidence={}, **FORM).status
+        changes.request_signup(store, "anna@example.com", None, evidence={}, **FORM).status
         == "active"
     )
     assert _kinds(store, sub.id) == before  # an active subscriber's repeat sign-up records nothing
 
 
 def test_confirming_needs_a_pending_subscriber(store: Store) -> None:
-    sub = subscribers.admin_add(store, "anna@example.com", source="test")
-    subscribers.unsubscribe(store, sub.id, method="link", source="x", evidence={})
+    sub = changes.admin_add(store, "anna@example.com", source="test")
+    changes.unsubscribe(store, sub.id, method="link", source="x", evidence={})
     with pytest.raises(SubscriberError, match="not pending"):
-        subscribers.confirm(store, sub.id, method="link", source="x", evidence={})
+        changes.confirm(store, sub.id, method="link", source="x", evidence={})
 
 
 def test_case_variants_are_one_subscriber_and_idn_is_allowed(store: Store) -> None:
-    first = subscribers.request_signup(store, "IVAN@Example.com", None, evidence={}, **FORM)
+    first = changes.request_signup(store, "IVAN@Example.com", None, evidence={}, **FORM)
     assert first.email == "IVAN@example.com"
-    assert subscribers.find_by_email(store, "ivan@EXAMPLE.COM") == first
-    idn = subscribers.request_signup(store, "пользователь@пример.рф", None, evidence={}, **FORM)
-    assert subscribers.get_subscriber(store, idn.id) == idn
+    assert record.find_by_email(store, "ivan@EXAMPLE.COM") == first
+    idn = changes.request_signup(store, "пользователь@пример.рф", None, evidence={}, **FORM)
+    assert record.get_subscriber(store, idn.id) == idn
     with pytest.raises(SubscriberError, match=r"^n\*\*\* is not a valid email address"):
-        subscribers.request_signup(store, "not-an-address", None, evidence={}, **FORM)
+        changes.request_signup(store, "not-an-address", None, evidence={}, **FORM)
 
 
 @given(st.emails() | st.text(max_size=40))
@@ -103,16 +106,16 @@ def test_the_fast_path_agrees_with_email_validator(address: str) -> None:
     except EmailNotValidError:
         expected = None
     try:
-        got: str | None = subscribers.normalise(address)
+        got: str | None = normalise(address)
     except SubscriberError:
         got = None
     assert got == expected
 
 
 def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
-    a = subscribers.admin_add(store, "a@example.com", source="t", confirmed=True)
-    subscribers.admin_add(store, "b@example.com", source="t", confirmed=True)
-    assert subscribers.suppress(
+    a = changes.admin_add(store, "a@example.com", source="t", confirmed=True)
+    changes.admin_add(store, "b@example.com", source="t", confirmed=True)
+    assert changes.suppress(
         store,
         a.id,
         reason="550 no such user",
@@ -120,28 +123,26 @@ def test_suppressed_addresses_leave_the_audience_for_good(store: Store) -> None:
         method="provider_webhook",
         source="postmark",
     )
-    assert not subscribers.suppress(store, "A@example.com", reason="again", source="t")
-    assert subscribers.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
+    assert not changes.suppress(store, "A@example.com", reason="again", source="t")
+    assert record.get_subscriber(store, a.id).status == "bounced"  # type: ignore[union-attr]
     assert _emails(store) == ["b@example.com"]
-    assert subscribers.is_suppressed(store, "a@EXAMPLE.com") and subscribers.is_suppressed(
-        store, a.id
-    )
+    assert record.is_suppressed(store, "a@EXAMPLE.com") and record.is_suppressed(store, a.id)
     with pytest.raises(SubscriberError, match="suppression list"):
-        subscribers.request_signup(store, "a@example.com", None, evidence={}, **FORM)
-    assert subscribers.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
+        changes.request_signup(store, "a@example.com", None, evidence={}, **FORM)
+    assert changes.suppress(store, "stranger@example.com", reason="asked by phone", source="t")
     with pytest.raises(SubscriberError, match="suppression list"):
-        subscribers.admin_add(store, "stranger@example.com", source="t")
+        changes.admin_add(store, "stranger@example.com", source="t")
 
 
 def test_the_audience_streams_in_batches_by_id(store: Store) -> None:
     made = [
-        subscribers.admin_add(store, f"r{n}@example.com", source="t", confirmed=n % 3 != 0)
+        changes.admin_add(store, f"r{n}@example.com", source="t", confirmed=n % 3 != 0)
         for n in range(20)
     ]
-    subscribers.suppress(store, made[1].id, reason="complaint", kind="complained", source="t")
+    changes.suppress(store, made[1].id, reason="complaint", kind="complained", source="t")
     expected = sorted(s.id for n, s in enumerate(made) if n % 3 != 0 and n != 1)
-    assert [s.id for s in subscribers.audience(store, batch_size=3)] == expected
-    assert [s.id for s in subscribers.audience(store, batch_size=1000)] == expected
+    assert [s.id for s in audience.audience(store, batch_size=3)] == expected
+    assert [s.id for s in audience.audience(store, batch_size=1000)] == expected
 
 
 # import --------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_the_fixture_import_is_refused_whole_with_line_numbers(cli, store: Store
     assert f"{SIGNUPS}: line 5: n*** is not a valid email address" in result.output
     assert f"{SIGNUPS}: line 6: e***@example.org has no consent date" in result.output
     assert "2 bad rows, nothing imported" in result.output
-    assert subscribers.stats(store)["active"] == 0 and consent.verify(store).events == 0
+    assert audience.stats(store)["active"] == 0 and consent.verify(store).events == 0
 
 
 def test_a_dry_run_reports_and_writes_nothing(cli, store: Store) -> None:
@@ -163,7 +164,7 @@ def test_a_dry_run_reports_and_writes_nothing(cli, store: Store) -> None:
         "would import 4, merged 1, suppressed 0, invalid 2 (7 rows, comma-separated)"
         in result.output
     )
-    assert subscribers.stats(store)["active"] == 0
+    assert audience.stats(store)["active"] == 0
 
 
 def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) -> None:
@@ -173,7 +174,7 @@ def test_the_fixture_imports_its_good_rows_with_skip_invalid(cli, store: Store) 
         "imported 4, merged 1, suppressed 0, invalid 2 (7 rows, comma-separated)" in result.output
     )
     assert "line 4: I***@example.com merged into line 3" in result.output
-    people = {s.email: s for s in subscribers.audience(store)}
+    people = {s.email: s for s in audience.audience(store)}
     assert sorted(people) == [
         "IVAN@example.com",
         "anna@example.com",
@@ -202,13 +203,13 @@ def test_unknown_policy_versions_and_extra_columns(tmp_path: Path, store: Store)
         "c@example.com,yesterday,2026-05-01,\n",
         encoding="utf-8",
     )
-    report = subscribers.import_csv(store, path)
+    report = generic.import_csv(store, path)
     assert not report.written
     assert report.problems[0].startswith("line 3: policy_version '1999-01-01' is unknown")
     assert report.problems[1].startswith("line 4: consented_at 'yesterday' is not an ISO-8601 time")
-    report = subscribers.import_csv(store, path, skip_invalid=True)
+    report = generic.import_csv(store, path, skip_invalid=True)
     assert report.written and report.imported == 1
-    (only,) = list(subscribers.audience(store))
+    (only,) = list(audience.audience(store))
     assert only.attributes == {"team": "sports"}
 
 
@@ -220,18 +221,18 @@ def test_a_file_without_the_needed_columns_is_refused(tmp_path: Path, store: Sto
         match=r"bad.csv:1: no `email` column; read with a comma as the delimiter, "
         r"the header has the columns 'mail', 'name'",
     ):
-        subscribers.import_csv(store, path)
+        generic.import_csv(store, path)
     path.write_text("email,name\nx@example.com,X\n", encoding="utf-8")
     with pytest.raises(SubscriberError, match=r"bad.csv:1: the header lacks consented_at, policy"):
-        subscribers.import_csv(store, path)
+        generic.import_csv(store, path)
 
 
 def test_suppressed_addresses_are_never_re_imported(cli, store: Store) -> None:
-    subscribers.suppress(store, "anna@example.com", reason="complained by phone", source="t")
+    changes.suppress(store, "anna@example.com", reason="complained by phone", source="t")
     result = cli("subscribers", "import", str(SIGNUPS), "--skip-invalid")
     assert "line 2: a***@example.com is suppressed; not added" in result.output
     assert "imported 3, merged 1, suppressed 1" in result.output
-    assert subscribers.find_by_email(store, "anna@example.com") is None
+    assert record.find_by_email(store, "anna@example.com") is None
 
 
 # commands ------------------------------------------------------------------------
@@ -264,13 +265,13 @@ def test_add_list_show_stats_unsubscribe(cli, store: Store) -> None:
     assert "k***@example.com is unsubscribed" in out.output
     sup = cli("subscribers", "suppress", "jo@example.com", "--reason", "spam trap")
     assert "suppressed" in sup.output
-    assert subscribers.stats(store)["audience"] == 0
+    assert audience.stats(store)["audience"] == 0
     missing = cli("subscribers", "show", "nobody@example.com")
     assert missing.exit_code == 1 and "no subscriber n***@example.com" in missing.output
 
 
 def test_export_holds_everything_and_is_recorded(cli, store: Store) -> None:
-    sub = subscribers.request_signup(
+    sub = changes.request_signup(
         store,
         "anna@example.com",
         "Anna",
@@ -299,7 +300,7 @@ def _everything_as_text(store: Store) -> str:
 
 def test_erase_leaves_no_trace_of_the_address(cli, store: Store, workspace: Workspace) -> None:
     assert cli("subscribers", "import", str(SIGNUPS), "--skip-invalid").exit_code == 0
-    subscribers.export(store, "o'brien@example.net", source="t")
+    rights.export(store, "o'brien@example.net", source="t")
     result = cli("subscribers", "erase", "O'Brien@example.net", "--yes")
     assert result.exit_code == 0, result.output
     receipt = json.loads(result.output)
@@ -328,8 +329,8 @@ def test_erase_leaves_no_trace_of_the_address(cli, store: Store, workspace: Work
 def test_duplicates_across_batches_are_merged(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(subscribers, "_BATCH", 2)
-    subscribers.admin_add(store, "old@example.com", source="t", confirmed=True)
+    monkeypatch.setattr(writer, "_BATCH", 2)
+    changes.admin_add(store, "old@example.com", source="t", confirmed=True)
     path = tmp_path / "batches.csv"
     rows = ["a", "b", "c", "A", "old"]
     path.write_text(
@@ -337,7 +338,7 @@ def test_duplicates_across_batches_are_merged(
         + "".join(f"{r}@example.com,2026-10-01T00:00:00Z,2026-05-01\n" for r in rows),
         encoding="utf-8",
     )
-    report = subscribers.import_csv(store, path)
+    report = generic.import_csv(store, path)
     assert (report.imported, report.merged) == (3, 2)
     assert "line 5: A***@example.com merged into an earlier line" in report.notes[0]
     assert "line 6: o***@example.com merged into an existing subscriber" in report.notes[1]
@@ -356,7 +357,7 @@ def test_imported_evidence_and_attributes_are_spelled_canonically(
         "z4,s@example.com,y,S,2026-02-30T00:00:00Z,2026-05-01,,\n",
         encoding="utf-8",
     )
-    report = subscribers.import_csv(store, path, source='file "odd".csv', skip_invalid=True)
+    report = generic.import_csv(store, path, source='file "odd".csv', skip_invalid=True)
     assert report.imported == 3
     assert report.problems == [
         "line 5: consented_at '2026-02-30T00:00:00Z' is not an ISO-8601 time "
@@ -384,9 +385,9 @@ def test_imported_evidence_and_attributes_are_spelled_canonically(
 
 
 def test_batch_ids_look_like_single_ids() -> None:
-    ids = subscribers.new_ids(1000)
+    ids = record.new_ids(1000)
     assert len(set(ids)) == 1000
-    assert all(len(i) == len(subscribers.new_id()) == 22 for i in ids)
+    assert all(len(i) == len(record.new_id()) == 22 for i in ids)
     assert set("".join(ids)) <= set(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import json
 import secrets
-import time
 from datetime import date
 from typing import Any
 
@@ -20,8 +20,9 @@ from _send_fixtures import SEND_DAY, add_readers, use_config
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from digest import consent, subscribers
+from digest import clock, consent
 from digest.config import Http
+from digest.people import record, rights
 from digest.send import engine
 from digest.send.http import HttpSender
 from digest.send.providers import provider_for
@@ -89,7 +90,7 @@ def post(ws: Workspace, path: str, body: bytes, headers: dict[str, str]) -> http
 
 def status_of(ws: Workspace, sid: str) -> str:
     with open_store(ws) as store:
-        sub = subscribers.get_subscriber(store, sid)
+        sub = record.get_subscriber(store, sid)
     assert sub is not None
     return sub.status
 
@@ -202,7 +203,7 @@ def test_postmark_bounce_webhook_takes_the_reader_out_of_the_next_issue(hook_ws:
         "active",
     ]
     with open_store(hook_ws) as store:
-        event = subscribers.history(store, subscribers.get_subscriber(store, ids[1]))[-1]  # type: ignore[arg-type]
+        event = rights.history(store, record.get_subscriber(store, ids[1]))[-1]  # type: ignore[arg-type]
         assert (event.kind, event.method) == ("bounced", "provider_webhook")
         assert consent.verify(store).ok
 
@@ -242,7 +243,7 @@ def test_sendgrid_signed_events(
     events = [
         {
             "email": "reader0@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "bounce",
             "type": "bounce",
             "status": "5.1.1",
@@ -253,7 +254,7 @@ def test_sendgrid_signed_events(
         },
         {
             "email": "reader1@example.net",
-            "timestamp": int(time.time()),
+            "timestamp": int(clock.now().timestamp()),
             "event": "spamreport",
             "sg_event_id": "c3BhbXJlcG9ydC0xMjM0NTY",
             "sg_message_id": f"{pids[ids[1]]}.filterdrecv-1",
@@ -261,7 +262,7 @@ def test_sendgrid_signed_events(
         {"email": "reader2@example.net", "event": "delivered", "sg_event_id": "ZGVs"},
     ]
     body = json.dumps(events).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = ec.generate_private_key(ec.SECP256R1())
     assert (
         post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(other, body, now)).status_code
@@ -310,7 +311,7 @@ def test_mailgun_signed_events(hook_ws: Workspace) -> None:
         "message": {"headers": {"message-id": pids[ids[0]]}},
         "user-variables": {"digest-key": f"digest-{SEND_DAY}-{ids[0]}"},
     }
-    now = time.time()
+    now = clock.now().timestamp()
     assert (
         post(hook_ws, "/webhooks/mailgun", mailgun_body(failed, now, "wrong"), {}).status_code
         == 401
@@ -368,7 +369,7 @@ def test_resend_svix_signed_events(hook_ws: Workspace) -> None:
         },
     }
     body = json.dumps(event).encode()
-    now = time.time()
+    now = clock.now().timestamp()
     other = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
     assert (
         post(hook_ws, "/webhooks/resend", body, svix_headers(body, now, other)).status_code == 401
@@ -405,7 +406,7 @@ def sns(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -420,12 +421,12 @@ def sns(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(str(request.url))
-        if str(request.url) == CERT_URL:
+        if request.url.path.endswith(".pem"):
             return httpx.Response(200, content=cert.public_bytes(serialization.Encoding.PEM))
         return httpx.Response(200, text="<ConfirmSubscriptionResponse/>")
 
     monkeypatch.setattr(ses, "TRANSPORT", httpx.MockTransport(handler))
-    monkeypatch.setattr(ses, "_CERTIFICATES", {})
+    monkeypatch.setattr(ses, "_CERTIFICATES", collections.OrderedDict())
 
     def sign(message: dict[str, Any], version: str = "2") -> bytes:
         from cryptography.hazmat.primitives.asymmetric import padding
@@ -480,10 +481,10 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
         },
         "mail": {
             "messageId": "0100018c-ses-id",
-            "commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[0])},
+            "commonHeaders": {"messageId": message_id(ws.config, ws.tokens(), SEND_DAY, ids[0])},
         },
     }
-    now = time.time()
+    now = clock.now().timestamp()
     message = sns_notification(bounce, now)
     body = sign(message)
     assert post(ws, "/webhooks/ses", body.replace(b"5.1.1", b"5.2.2"), {}).status_code == 401
@@ -503,7 +504,9 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
             "complainedRecipients": [{"emailAddress": "reader1@example.net"}],
             "complaintFeedbackType": "abuse",
         },
-        "mail": {"commonHeaders": {"messageId": message_id(ws.config, SEND_DAY, ids[1])}},
+        "mail": {
+            "commonHeaders": {"messageId": message_id(ws.config, ws.tokens(), SEND_DAY, ids[1])}
+        },
     }
     v1 = sign(sns_notification(complaint, now), version="1")
     assert post(ws, "/webhooks/ses", v1, {}).json()["outcomes"] == {"suppressed": 1}
@@ -527,4 +530,181 @@ def test_ses_notifications_through_sns(hook_ws: Workspace, sns: Any) -> None:
         "Timestamp": sns_notification({}, now)["Timestamp"],
     }
     assert post(ws, "/webhooks/ses", sign(confirm), {}).status_code == 200
+    assert requests[-1] == confirm["SubscribeURL"]
+
+
+# -- proof names the reader: custom arguments and computable ids are not proof ---------------
+
+
+def test_a_signed_event_for_another_address_with_alices_custom_args_changes_nobody(
+    hook_ws: Workspace, sendgrid_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Another application on a shared account sets custom args; subscriber ids are public."""
+    [alice] = add_readers(hook_ws, 1)
+    sent_by_provider(hook_ws, [alice], "sg")
+    now = clock.now().timestamp()
+    sendgrid = [
+        {
+            "email": "mallory@evil.example",
+            "timestamp": int(now),
+            "event": event,
+            "type": "bounce",
+            "status": "5.1.1",
+            "reason": "550 5.1.1 user unknown",
+            "sg_event_id": f"mallory-{event}",
+            "sg_message_id": "mallory-own-message.filterdrecv-1",
+            "digest_key": f"digest-{SEND_DAY}-{alice}",
+        }
+        for event in ("bounce", "spamreport")
+    ]
+    body = json.dumps(sendgrid).encode()
+    reply = post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(sendgrid_key, body, now))
+    assert reply.status_code == 200 and reply.json()["outcomes"] == {"unknown": 2}
+    mailgun = {
+        "event": "complained",
+        "id": "mallory-complaint",
+        "recipient": "mallory@evil.example",
+        "message": {"headers": {"message-id": "<mallory@evil.example>"}},
+        "user-variables": {"digest-key": f"digest-{SEND_DAY}-{alice}"},
+    }
+    reply = post(hook_ws, "/webhooks/mailgun", mailgun_body(mailgun, now), {})
+    assert reply.status_code == 200 and reply.json()["outcomes"] == {"unknown": 1}
+    # Alice's own address with only her custom args (no provider id of hers) is no proof.
+    alone = dict(sendgrid[0], email="reader0@example.net", sg_event_id="alone")
+    body = json.dumps([alone]).encode()
+    reply = post(hook_ws, "/webhooks/sendgrid", body, sendgrid_headers(sendgrid_key, body, now))
+    assert reply.json()["outcomes"] == {"not ours": 1}
+    assert status_of(hook_ws, alice) == "active"
+
+
+def test_an_ses_event_with_a_computed_message_id_changes_nobody(
+    hook_ws: Workspace, sns: Any
+) -> None:
+    """The Message-ID used to be an unkeyed hash of public values: anyone could make it."""
+    import hashlib as _hashlib
+
+    sign, _ = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    [alice] = add_readers(ws, 1)
+    n = ws.config.newsletter
+    unkeyed = _hashlib.blake2b(
+        f"{n.list_id_value}\0{SEND_DAY}\0{alice}".encode(), digest_size=12
+    ).hexdigest()
+    guessed = [f"<{SEND_DAY}.{unkeyed}@{n.domain}>", f"<{SEND_DAY}.{alice}.{'0' * 24}@{n.domain}>"]
+    now = clock.now().timestamp()
+    for mid in guessed:
+        complaint = {
+            "notificationType": "Complaint",
+            "complaint": {
+                "complainedRecipients": [{"emailAddress": "reader0@example.net"}],
+                "complaintFeedbackType": "abuse",
+            },
+            "mail": {"messageId": "ses-not-ours", "commonHeaders": {"messageId": mid}},
+        }
+        reply = post(ws, "/webhooks/ses", sign(sns_notification(complaint, now)), {})
+        assert reply.status_code == 200 and reply.json()["outcomes"] == {"not ours": 1}
+    assert status_of(ws, alice) == "active"
+
+
+# -- the intake can't be stalled or poisoned ----------------------------------------------------
+
+
+def test_deeply_nested_json_is_refused_before_it_is_parsed(hook_ws: Workspace, sns: Any) -> None:
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    for path in ("/webhooks/mailgun", "/webhooks/ses", "/webhooks/sendgrid"):
+        reply = post(ws, path, b"[" * 50_000, {})
+        assert reply.status_code in (400, 401), (path, reply.status_code)
+
+
+def test_sns_certificates_are_kept_by_address_without_query_and_bounded(
+    hook_ws: Workspace, sns: Any
+) -> None:
+    from digest.send.intake.webhooks import ses
+
+    sign, requests = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    now = clock.now().timestamp()
+    for n in range(20):
+        message = sns_notification({"notificationType": "Delivery"}, now)
+        message["SigningCertURL"] = f"{CERT_URL}?nonce={n}"
+        signed = json.loads(sign(message))
+        signed["SigningCertURL"] = f"{CERT_URL}?nonce={n}"
+        assert post(ws, "/webhooks/ses", json.dumps(signed).encode(), {}).status_code == 200
+    assert requests.count(CERT_URL) == 1 and not [r for r in requests if "nonce" in r]
+    for n in range(3 * ses.MAX_CERTIFICATES):  # as many certificate addresses, each kept once
+        message = sns_notification({"notificationType": "Delivery"}, now)
+        message["SigningCertURL"] = CERT_URL.replace(".pem", f"-{n}.pem")
+        assert post(ws, "/webhooks/ses", sign(message), {}).status_code == 200
+    assert len(ses._CERTIFICATES) <= ses.MAX_CERTIFICATES
+
+
+def test_sendgrid_replay_guard_ignores_how_the_signature_is_written(
+    hook_ws: Workspace, sendgrid_key: ec.EllipticCurvePrivateKey
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    [reader] = add_readers(hook_ws, 1)
+    pids = sent_by_provider(hook_ws, [reader], "sg")
+    now = clock.now().timestamp()
+    event = {
+        "email": "reader0@example.net",
+        "timestamp": int(now),
+        "event": "bounce",
+        "type": "blocked",
+        "status": "5.7.1",
+        "reason": "550 5.7.1 blocked",
+        "sg_event_id": "soft-once",
+        "sg_message_id": f"{pids[reader]}.filterdrecv-1",
+    }
+    body = json.dumps([event]).encode()
+    headers = sendgrid_headers(sendgrid_key, body, now)
+    assert post(hook_ws, "/webhooks/sendgrid", body, headers).status_code == 200
+    signature = base64.b64decode(headers["X-Twilio-Email-Event-Webhook-Signature"])
+    # Lenient base64: the same bytes, written with characters the decoder skips.
+    lenient = dict(headers)
+    text = headers["X-Twilio-Email-Event-Webhook-Signature"]
+    lenient["X-Twilio-Email-Event-Webhook-Signature"] = text[:10] + "!" + text[10:]
+    assert post(hook_ws, "/webhooks/sendgrid", body, lenient).status_code == 403
+    # ECDSA malleability: (r, n - s) verifies as well as (r, s).
+    r, s_value = decode_dss_signature(signature)
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    flipped = dict(headers)
+    flipped["X-Twilio-Email-Event-Webhook-Signature"] = base64.b64encode(
+        encode_dss_signature(r, order - s_value)
+    ).decode()
+    assert post(hook_ws, "/webhooks/sendgrid", body, flipped).status_code == 403
+
+
+def test_a_failed_sns_subscription_confirmation_can_be_retried(
+    hook_ws: Workspace, sns: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.send.intake.webhooks import ses
+
+    sign, requests = sns
+    ws = edit_config(hook_ws, {("webhooks.ses", "topic_arn"): f'"{TOPIC}"'})
+    working = ses.TRANSPORT
+    assert working is not None
+
+    def down(request: httpx.Request) -> httpx.Response:
+        if "ConfirmSubscription" in str(request.url):
+            return httpx.Response(503)
+        return working.handle_request(request)
+
+    confirm = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+        "Token": "2336412f37fb687f5d51e6e2425f004aee",
+        "TopicArn": TOPIC,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=1",
+        "Timestamp": sns_notification({}, clock.now().timestamp())["Timestamp"],
+    }
+    body = sign(confirm)
+    monkeypatch.setattr(ses, "TRANSPORT", httpx.MockTransport(down))
+    assert post(ws, "/webhooks/ses", body, {}).status_code == 502
+    monkeypatch.setattr(ses, "TRANSPORT", working)
+    assert post(ws, "/webhooks/ses", body, {}).status_code == 200  # SNS's retry gets through
     assert requests[-1] == confirm["SubscribeURL"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -92,6 +94,8 @@ def _print_intake(done: Any, as_json: bool) -> None:
         return
     outcomes = ", ".join(f"{n} {o}" for o, n in sorted(done.outcomes.items())) or "nothing"
     click.echo(f"{done.messages} message(s) read: {outcomes}")
+    for refusal in done.refusals:
+        click.echo(f"refused: {refusal}", err=True)
     for problem in done.problems:
         click.echo(f"problem: {problem}", err=True)
     if done.problems:
@@ -109,8 +113,21 @@ def fetch(ctx: click.Context, as_json: bool) -> None:
     # deferred: the intake loads the message builder (and premailer) only when used
     from digest.send.intake.mailbox import fetch as fetch_reports
 
-    with open_store(workspace_of(ctx)) as store:
-        _print_intake(fetch_reports(store), as_json)
+    with _tempfail():
+        with open_store(workspace_of(ctx)) as store:
+            done = fetch_reports(store)
+    _print_intake(done, as_json)
+
+
+@contextlib.contextmanager
+def _tempfail() -> Iterator[None]:
+    """A busy, locked or unreachable database exits 75 (EX_TEMPFAIL): an MTA pipe keeps
+    the message and tries again; cron simply runs again."""
+    try:
+        yield
+    except StoreError as exc:
+        click.echo(f"Error: {exc} (exit 75: try again later)", err=True)
+        raise click.exceptions.Exit(75) from None
 
 
 @bounces.command("ingest")
@@ -131,11 +148,7 @@ def ingest(ctx: click.Context, source: str, delivered_to: str, as_json: bool) ->
     """
     from digest.send.intake.files import ingest as ingest_reports  # deferred, as above
 
-    try:
+    with _tempfail():
         with open_store(workspace_of(ctx)) as store:
             done = ingest_reports(store, source, delivered_to=delivered_to)
-    except StoreError as exc:
-        # EX_TEMPFAIL: an MTA pipe (Postfix, .forward) keeps the message and tries again
-        click.echo(f"Error: {exc} (exit 75: try again later)", err=True)
-        raise click.exceptions.Exit(75) from None
     _print_intake(done, as_json)

@@ -9,10 +9,12 @@ import click
 
 from digest import consent as consent_mod
 from digest import roster
-from digest import subscribers as subs
+from digest.addresses import mask
 from digest.bounces import history as bounce_history
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError
+from digest.people import audience, changes, record, rights
+from digest.people.imports import generic
 from digest.store import Store, open_store
 
 
@@ -41,7 +43,7 @@ def subscribers() -> None:
 def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed: bool) -> None:
     """Add one subscriber by hand (pending unless --confirmed); recorded as admin_added."""
     with _store(ctx) as store:
-        sub = subs.admin_add(
+        sub = changes.admin_add(
             store,
             email,
             name,
@@ -49,7 +51,7 @@ def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed
             confirmed=confirmed,
             evidence={"operator": _operator()},
         )
-    click.echo(f"added {subs.mask(sub.email)} as {sub.status} (id {sub.id})")
+    click.echo(f"added {mask(sub.email)} as {sub.status} (id {sub.id})")
 
 
 @subscribers.command("import")
@@ -78,7 +80,7 @@ def import_(
     the import would.
     """
     with _store(ctx) as store:
-        report = subs.import_csv(
+        report = generic.import_csv(
             store,
             file,
             dry_run=dry_run,
@@ -105,7 +107,7 @@ def import_(
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice([*subs.STATUSES, "suppressed"]), help="Only these.")
+@click.option("--status", type=click.Choice([*record.STATUSES, "suppressed"]), help="Only these.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.option("--jsonl", is_flag=True, help="Print one JSON object a line (for big lists).")
 @click.pass_context
@@ -137,7 +139,7 @@ def list_(ctx: click.Context, status: str | None, as_json: bool, jsonl: bool) ->
 def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
     """Show one subscriber (by address or id) and their full consent history."""
     with _store(ctx) as store:
-        data = subs.show(store, email_or_id)
+        data = rights.show(store, email_or_id)
         data["bounces"] = bounce_history(store, data["subscriber"]["id"])
     if as_json:
         echo_json(data)
@@ -170,7 +172,7 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Counts by status, suppressions, the mailable audience and the ledger's length."""
     with _store(ctx) as store:
-        counts = subs.stats(store)
+        counts = audience.stats(store)
     if as_json:
         echo_json(counts)
     else:
@@ -185,11 +187,11 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 def unsubscribe(ctx: click.Context, email_or_id: str, reason: str | None) -> None:
     """Unsubscribe someone at once (e.g. they asked by email)."""
     with _store(ctx) as store:
-        sub = subs.lookup(store, email_or_id)
-        after = subs.unsubscribe(
+        sub = record.lookup(store, email_or_id)
+        after = changes.unsubscribe(
             store, sub.id, method="admin", source=_operator(), evidence={}, reason=reason
         )
-    click.echo(f"{subs.mask(after.email)} is {after.status}")
+    click.echo(f"{mask(after.email)} is {after.status}")
 
 
 @subscribers.command("suppress")
@@ -197,7 +199,7 @@ def unsubscribe(ctx: click.Context, email_or_id: str, reason: str | None) -> Non
 @click.option("--reason", required=True, help="Why (kept as evidence).")
 @click.option(
     "--kind",
-    type=click.Choice(subs.SUPPRESSION_REASONS),
+    type=click.Choice(record.SUPPRESSION_REASONS),
     default="admin",
     show_default=True,
     help="Record a bounce or complaint, or an operator's decision.",
@@ -206,8 +208,8 @@ def unsubscribe(ctx: click.Context, email_or_id: str, reason: str | None) -> Non
 def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> None:
     """Never mail this address again (works for addresses not on the list too)."""
     with _store(ctx) as store:
-        added = subs.suppress(store, email_or_id, reason=reason, kind=kind, source=_operator())
-    shown = subs.mask(email_or_id) if "@" in email_or_id else email_or_id
+        added = changes.suppress(store, email_or_id, reason=reason, kind=kind, source=_operator())
+    shown = mask(email_or_id) if "@" in email_or_id else email_or_id
     click.echo(f"{shown} {'suppressed' if added else 'was already suppressed'}")
 
 
@@ -216,7 +218,7 @@ def suppress(ctx: click.Context, email_or_id: str, reason: str, kind: str) -> No
 @click.option("--all", "everyone", is_flag=True, help="Export the whole list (needs -o).")
 @click.option(
     "--status",
-    type=click.Choice([*subs.STATUSES, "suppressed"]),
+    type=click.Choice([*record.STATUSES, "suppressed"]),
     help="With --all: only subscribers with this status.",
 )
 @click.option(
@@ -253,10 +255,10 @@ def export(
         raise click.UsageError("name a subscriber (address or id), or pass --all -o FILE")
     with _store(ctx) as store:
         if output is not None:
-            subs.export_to_file(store, email_or_id, output, source=_operator())
+            rights.export_to_file(store, email_or_id, output, source=_operator())
             click.echo(f"wrote {output}")
             return
-        data = subs.export(store, email_or_id, source=_operator())
+        data = rights.export(store, email_or_id, source=_operator())
     echo_json(data)
 
 
@@ -267,12 +269,12 @@ def export(
 def erase(ctx: click.Context, email_or_id: str, yes: bool) -> None:
     """Erase a subscriber for good (GDPR Art. 17) and print a receipt."""
     with _store(ctx) as store:
-        found = subs.lookup(store, email_or_id)  # an unknown address fails before the prompt
+        found = record.lookup(store, email_or_id)  # an unknown address fails before the prompt
         if not yes:
             click.confirm(
-                f"Erase {subs.mask(found.email)} ({found.id})? This cannot be undone", abort=True
+                f"Erase {mask(found.email)} ({found.id})? This cannot be undone", abort=True
             )
-        receipt = subs.erase(store, email_or_id, source=_operator())
+        receipt = rights.erase(store, email_or_id, source=_operator())
     echo_json(receipt)
 
 

@@ -220,8 +220,8 @@ def format_view(view: SlotView, schedule: Schedule, now: datetime) -> str:
 
 def current_audience(ws: Workspace) -> int:
     """How many subscribers a send would go to now (confirmed, not suppressed)."""
+    from digest.people.audience import audience_count  # deferred, as above
     from digest.store import open_store  # deferred: SQLAlchemy, only when a count is asked for
-    from digest.subscribers import audience_count  # deferred, as above
 
     with open_store(ws) as store:
         return audience_count(store)

@@ -37,6 +37,7 @@ from digest.addresses import normalise
 from digest.bounces import issue_summary, send_warning
 from digest.errors import DigestError, IssueError, SendError
 from digest.issue import Issue, save_issue, workspace_issue
+from digest.people.audience import AUDIENCE_IDS, audience_count
 from digest.send.configured import open_sender
 from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
 from digest.send.intake.refusals import record_refusals
@@ -44,7 +45,6 @@ from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
 from digest.send.sender import ACCEPTED, Done, OutgoingMessage, Result, Sender
 from digest.store import Store, open_store
-from digest.subscribers import AUDIENCE_IDS, audience_count
 from digest.workspace import Workspace
 
 BACKOFF_SECONDS = 30.0  # first retry of a transient failure; doubles each attempt

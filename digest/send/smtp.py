@@ -249,7 +249,8 @@ class SmtpSender(Sender):
             )
         if 400 <= code < 500:
             return Result.transient(reason), False
-        return Result.permanent(reason, bounce=classify(text=reason).kind), False
+        command = "RCPT" if stage == "RCPT TO" else "DATA"
+        return Result.permanent(reason, bounce=classify(text=reason, command=command).kind), False
 
     async def aclose(self) -> None:
         for connection in list(self._all):

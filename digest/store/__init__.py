@@ -44,6 +44,10 @@ def engine_url(url: str) -> str:
     return url
 
 
+# How long SQLite waits for another process's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
 def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
     dbapi_conn.isolation_level = None
@@ -51,7 +55,7 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     for pragma in (
         "journal_mode = WAL",
         "foreign_keys = ON",
-        "busy_timeout = 30000",
+        f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         "synchronous = NORMAL",
         "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
         "cache_size = -49152",  # 48 MB: random-keyed indexes stay in memory during imports
@@ -254,6 +258,11 @@ def open_store(ws: Workspace, *, migrate: bool = True) -> Store:
             if migrations.pending(store.engine):
                 store.upgrade()
             store.check_keys()
+        except OperationalError as exc:  # busy or locked (another process holds it)
+            store.close()
+            raise StoreError(
+                f"database {store.describe()}: {str(exc.orig).strip().splitlines()[0]}"
+            ) from None
         except BaseException:
             store.close()
             raise

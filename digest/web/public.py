@@ -46,9 +46,10 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from digest import clock, confirmation, render
-from digest import subscribers as subs
+from digest.addresses import normalise
 from digest.errors import IssueError, SubscriberError, TokenError
 from digest.issue import Issue, list_issue_paths, load_issue, parse_date
+from digest.people import changes, record, rights
 from digest.send.intake.webhooks.common import MAX_BODY as WEBHOOK_MAX_BODY
 from digest.store import Store, open_store, stamp
 from digest.tokens import Tokens
@@ -377,7 +378,7 @@ class PublicSite:
             return done
         errors = []
         try:
-            email = subs.normalise(email)
+            email = normalise(email)
         except SubscriberError:
             errors.append("Please enter a valid email address, like name@example.com.")
         if _field(form, "consent") != "yes":
@@ -400,7 +401,7 @@ class PublicSite:
         return done
 
     async def _confirm_by_email(
-        self, pending: subs.Subscriber | None, email: str, name: str
+        self, pending: record.Subscriber | None, email: str, name: str
     ) -> None:
         if pending is None:
             return
@@ -409,7 +410,7 @@ class PublicSite:
 
     def _request_signup(
         self, email: str, name: str, evidence: dict[str, Any]
-    ) -> subs.Subscriber | None:
+    ) -> record.Subscriber | None:
         """Record the request; the pending subscriber to mail, or None to send nothing.
 
         Every outcome runs the same reads (suppression, the subscriber, their
@@ -418,13 +419,13 @@ class PublicSite:
         """
         store = self.store
         with self._signup_lock:
-            suppressed = subs.is_suppressed(store, email)
-            known = subs.find_by_email(store, email)
+            suppressed = record.is_suppressed(store, email)
+            known = record.find_by_email(store, email)
             asked = self._asked_lately(known) if known is not None else False
             if known is not None and known.status == "pending" and asked and not suppressed:
                 return None
             try:
-                sub = subs.request_signup(
+                sub = changes.request_signup(
                     store,
                     email,
                     name or None,
@@ -437,11 +438,11 @@ class PublicSite:
                 return None
         return sub if sub.status == "pending" else None
 
-    def _asked_lately(self, sub: subs.Subscriber) -> bool:
+    def _asked_lately(self, sub: record.Subscriber) -> bool:
         since = stamp(clock.now() - RESEND_AFTER)
         return any(
             event.kind in ("signup_requested", "resubscribed") and event.occurred_at > since
-            for event in subs.history(self.store, sub)
+            for event in rights.history(self.store, sub)
         )
 
     # -- confirm ----------------------------------------------------------------
@@ -455,7 +456,7 @@ class PublicSite:
             subscriber_id = self._read_confirm(token)
         except TokenError as exc:
             return self._problem(str(exc), restart=True)
-        sub = await run_in_threadpool(subs.get_subscriber, self.store, subscriber_id)
+        sub = await run_in_threadpool(record.get_subscriber, self.store, subscriber_id)
         if sub is None or sub.status not in ("pending", "active"):
             return self._problem("this confirmation link is no longer valid.", restart=True)
         if sub.status == "active":
@@ -472,7 +473,7 @@ class PublicSite:
         evidence = _evidence(request, ip, self.ws)
         try:
             await run_in_threadpool(
-                subs.confirm,
+                changes.confirm,
                 self.store,
                 subscriber_id,
                 method="link",
@@ -515,7 +516,7 @@ class PublicSite:
         evidence = _evidence(request, ip, self.ws)
         try:
             await run_in_threadpool(
-                subs.unsubscribe,
+                changes.unsubscribe,
                 self.store,
                 subscriber_id,
                 method=method,
@@ -589,16 +590,18 @@ class PublicSite:
             )
         return done
 
-    def _resubscribe(self, subscriber_id: str, evidence: dict[str, Any]) -> subs.Subscriber | None:
+    def _resubscribe(
+        self, subscriber_id: str, evidence: dict[str, Any]
+    ) -> record.Subscriber | None:
         """Back to pending; the subscriber to send a confirmation to, or None."""
         store = self.store
         with self._signup_lock:
-            before = subs.get_subscriber(store, subscriber_id)
+            before = record.get_subscriber(store, subscriber_id)
             if before is None:
                 raise SubscriberError(f"no subscriber {subscriber_id}")
             if before.status == "pending" and self._asked_lately(before):
                 return None
-            sub = subs.resubscribe(
+            sub = changes.resubscribe(
                 store,
                 subscriber_id,
                 method="web_form",

@@ -1,10 +1,16 @@
 """Turning one report message into policy reports: :class:`Reader`.
 
-Who a report is about is read, best first, from the signed VERP return path it
-was delivered to, the signed unsubscribe link in the quoted original, or the
-report's recipient address; it counts only when digest can tell the message was
-its own (the signed return path or link, or the original Message-ID digest gave
-that issue and reader).
+A report changes a reader only with proof that the message was digest's AND that
+this reader was its recipient:
+
+* the signed VERP return path it came back to (or, in an abuse report, its
+  ``Original-Mail-From``), which names one message to one reader; or
+* the keyed Message-ID digest gave the message (or the signed unsubscribe link it
+  carried), *together with* a failed recipient or ``Original-Rcpt-To`` whose
+  address is that reader's. A forwarded copy quotes the same id or link for
+  someone else, so the id alone names nobody.
+
+Anything else is recorded as ``not ours`` (a known address) or ``unknown``.
 """
 
 from __future__ import annotations
@@ -18,20 +24,17 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
-from sqlalchemy import select
-
 from digest import bounces
 from digest.bounces import Outcome, Report
 from digest.config import Config
-from digest.errors import TokenError
-from digest.message import message_id
+from digest.errors import DigestError, StoreError, TokenError
+from digest.message import read_message_id
+from digest.people.record import find_by_email
 from digest.send.intake import reports as formats
-from digest.store import Store, schema
-from digest.subscribers import find_by_email
+from digest.store import Store
 from digest.tokens import Tokens
 
 _UNSUBSCRIBE_TOKEN = re.compile(r"/unsubscribe/([A-Za-z0-9_.-]+)")
-_ISSUE_DAY = re.compile(r"<(\d{4}-\d\d-\d\d)\.[0-9a-f]+@")
 
 
 @dataclass
@@ -42,6 +45,7 @@ class IntakeReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # messages refused unread, and why
 
     def add(self, results: list[Outcome]) -> None:
         self.messages += 1
@@ -49,12 +53,17 @@ class IntakeReport:
             self.outcomes[result.outcome] += 1
             self.kinds[result.kind] += 1
 
+    @property
+    def refused(self) -> int:
+        return self.outcomes[bounces.REFUSED]
+
     def to_dict(self) -> dict[str, object]:
         return {
             "messages": self.messages,
             "outcomes": dict(self.outcomes),
             "kinds": dict(self.kinds),
             "problems": self.problems,
+            "refused": self.refusals,
         }
 
 
@@ -80,6 +89,31 @@ class Reader:
         self.return_path = address_pattern(self.config.bounces.return_path)
         self.mailto = address_pattern(self.config.newsletter.unsubscribe_mailto)
 
+    def take(self, report: IntakeReport, where: str, raw: bytes, *, delivered_to: str = "") -> bool:
+        """Apply one message and count it; False when it was refused, unread.
+
+        A message over the limits, or one that breaks the reader, is recorded as
+        refused and the run goes on; the database failing (a StoreError) stops it.
+        """
+        try:
+            outcomes = self.process(raw, delivered_to=delivered_to)
+        except formats.Unreadable as exc:
+            self.refuse(report, where, hashlib.sha256(raw).hexdigest(), str(exc))
+            return False
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison message must not stop the run
+            reason = f"it could not be read ({type(exc).__name__})"
+            self.refuse(report, where, hashlib.sha256(raw).hexdigest(), reason)
+            return False
+        report.add(outcomes)
+        return True
+
+    def refuse(self, report: IntakeReport, where: str, digest: str, reason: str) -> None:
+        """Record and count a message refused unread."""
+        report.add([bounces.record_refused(self.store, self.source, digest, reason)])
+        report.refusals.append(f"{where}: {reason}")
+
     def process(self, raw: bytes, *, delivered_to: str = "") -> list[Outcome]:
         """Apply the policy to everything one message reports."""
         return [bounces.apply(self.store, report) for report in self.read(raw, delivered_to)]
@@ -103,72 +137,71 @@ class Reader:
             ]
         verp = self._token(parsed.to, self.return_path, self.tokens.read_return_path)
         original = parsed.original
-        if not verp and original is not None:
-            # A complaint quotes the original, whose Return-Path is our VERP address.
+        if not verp:
+            # A complaint carries our envelope sender in Original-Mail-From, or quotes the
+            # original, whose Return-Path is our VERP address.
+            quoted = _addresses(original, ("Return-Path",)) if original is not None else []
             verp = self._token(
-                _addresses(original, ("Return-Path",)),
-                self.return_path,
-                self.tokens.read_return_path,
+                [parsed.original_from, *quoted], self.return_path, self.tokens.read_return_path
             )
         issue, sid = verp if isinstance(verp, tuple) else ("", "")
-        linked = self._linked_subscriber(original)
-        mid = parsed.original_message_id
-        if not issue:
-            found = _ISSUE_DAY.search(mid)
-            issue = found.group(1) if found else ""
-        proven = bool(sid)
-        if not sid and linked:
-            sid, proven = linked, True
-        out: list[Report] = []
+        # Keyed proofs that name a reader, but not that this reader was the recipient:
+        # the Message-ID digest gave the message, the signed unsubscribe link it carried.
+        named = read_message_id(self.config, self.tokens, parsed.original_message_id)
+        day, named_sid = named if named else ("", "")
+        if day == "confirm":
+            day = ""  # the confirmation email: no issue
+        claimed = {who for who in (named_sid, self._linked_subscriber(original)) if who}
         if parsed.form in (formats.OTHER, formats.AUTOREPLY):
-            out.append(
+            return [
                 Report(
                     kind=bounces.IGNORED,
                     subscriber_id=sid,
                     issue=issue if sid else "",
-                    proven=proven,
+                    proven=bool(sid),
                     diagnostic=f"{parsed.form}: {parsed.subject}"[:200],
                     **base,  # type: ignore[arg-type]
                 )
-            )
-            return out
+            ]
         recipients = parsed.recipients or [formats.Failed("", "failed")]
         if sid and len(recipients) > 1:  # a VERP address names one recipient
             recipients = recipients[:1]
+        out: list[Report] = []
         for index, failed in enumerate(recipients):
             kind, status = self._kind(parsed, failed)
-            who = sid
-            address = failed.address
-            if not who and not address and original is not None:
-                address = next(iter(_addresses(original, ("To",))), "")
-            is_ours = proven
-            if not is_ours and mid:
-                who = who or self._by_message_id(mid, address)
-                is_ours = bool(who) and self._message_id_matches(mid, who)
+            who, proven = sid, bool(sid)
+            if not who and claimed and failed.address:
+                # The report names a failed recipient (or Original-Rcpt-To) that must be
+                # the reader the keyed id or link names: a forwarded copy names another.
+                owner = self._owner(failed.address)
+                if owner in claimed:
+                    who, proven = owner, True
             out.append(
                 Report(
                     kind=kind,
                     subscriber_id=who,
-                    address=address,
-                    issue=issue,
+                    address=failed.address,
+                    issue=issue or (day if proven else ""),
                     status=status,
                     diagnostic=failed.diagnostic or parsed.feedback_type or parsed.subject,
-                    proven=is_ours,
-                    part=f"{index}:{address.lower()}",
+                    proven=proven,
+                    part=f"{index}:{failed.address.lower()}",
                     details={"format": parsed.form},
                     **base,  # type: ignore[arg-type]
                 )
             )
         return out
 
+    def _owner(self, address: str) -> str:
+        """The id of the reader with this address, if any."""
+        try:
+            sub = find_by_email(self.store, address)
+        except DigestError:  # a malformed address in a report names nobody
+            return ""
+        return sub.id if sub else ""
+
     def _kind(self, parsed: formats.Parsed, failed: formats.Failed) -> tuple[str, str]:
-        if parsed.form == formats.ARF:
-            complaint = parsed.feedback_type in formats.COMPLAINT_TYPES or not parsed.feedback_type
-            return (bounces.COMPLAINT if complaint else bounces.IGNORED), ""
-        if failed.action and failed.action != "failed":
-            return bounces.IGNORED, failed.status  # delayed, delivered, relayed, expanded
-        found = bounces.classify(failed.status, None, failed.diagnostic)
-        return found.kind, found.status or (str(found.code) if found.code else "")
+        return formats.kind_of(parsed, failed)
 
     def _token(
         self, addresses: list[str], pattern: re.Pattern[str] | None, read: Callable[[str], Any]
@@ -194,32 +227,6 @@ class Reader:
                     return self.tokens.read_unsubscribe(token)
                 except TokenError:
                     continue
-        return ""
-
-    def _message_id_matches(self, mid: str, subscriber_id: str) -> bool:
-        found = _ISSUE_DAY.search(mid)
-        return found is not None and message_id(self.config, found.group(1), subscriber_id) == mid
-
-    def _by_message_id(self, mid: str, address: str) -> str:
-        """The reader whose message carried ``mid``: by address, else among the issue's."""
-        if address:
-            try:
-                sub = find_by_email(self.store, address)
-            except Exception:  # noqa: BLE001 - a malformed address in a report names nobody
-                sub = None
-            return sub.id if sub else ""
-        found = _ISSUE_DAY.search(mid)
-        if found is None:
-            return ""
-        day = found.group(1)
-        deliveries = schema.deliveries
-        with self.store.read() as conn:
-            ids = conn.execute(
-                select(deliveries.c.subscriber_id).where(deliveries.c.issue == day)
-            ).scalars()
-            for subscriber_id in ids:
-                if message_id(self.config, day, subscriber_id) == mid:
-                    return str(subscriber_id)
         return ""
 
 

@@ -36,6 +36,26 @@ class Event:
     diagnostic: str = ""
 
 
+MAX_DEPTH = 32  # no provider's event nests deeper than a few levels
+
+
+def load_json(body: bytes, provider: str) -> Any:
+    """The JSON of a request body; anything else, or nested deeper than any event, is
+    refused (400) before the parser recurses into it."""
+    depth = 0
+    for byte in body:
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise Refused(400, f"{provider}: the request body is not an event")
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refused(400, f"{provider}: the request body is not JSON") from None
+
+
 def header(headers: Mapping[str, str], name: str) -> str:
     return str(headers.get(name) or headers.get(name.lower()) or "")
 

@@ -1,6 +1,8 @@
 """Mailgun: webhooks signed with HMAC-SHA256.
 
-Each JSON request holds ``signature: {timestamp, token, signature}``: the
+The signature is inside the JSON body, so the body is parsed first, with a depth cap
+(:func:`~digest.send.intake.webhooks.common.load_json`). Each JSON request holds
+``signature: {timestamp, token, signature}``: the
 hex HMAC-SHA256 of timestamp and token concatenated, keyed with the
 account's webhook signing key. A token is used once, so a repeated one is a
 replay. ``event-data`` holds one event: ``failed`` with ``severity``
@@ -14,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from digest import bounces
 from digest.config import Config
-from digest.send.intake.webhooks.common import Event, Refused, fresh, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, load_json, raw_json
 
 
 def secrets(config: Config) -> str:
@@ -30,8 +31,9 @@ def secrets(config: Config) -> str:
 
 def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) -> str:
     key = secrets(config)
+    data = load_json(body, "mailgun")  # the signature is inside the body
     try:
-        signed = json.loads(body).get("signature") or {}
+        signed = data.get("signature") or {}
         timestamp, token = str(signed["timestamp"]), str(signed["token"])
         signature = str(signed["signature"])
     except (ValueError, KeyError, AttributeError, TypeError):
@@ -44,7 +46,7 @@ def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) 
 
 
 def events(body: bytes) -> list[Event]:
-    data: dict[str, Any] = json.loads(body).get("event-data") or {}
+    data: dict[str, Any] = load_json(body, "mailgun").get("event-data") or {}
     name = str(data.get("event", ""))
     delivery = data.get("delivery-status") or {}
     code = delivery.get("code")

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from digest.config import Config
-from digest.send.intake.webhooks.common import Event, Refused, header, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, header, load_json, raw_json
 
 HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
 SOFT = {"SoftBounce", "Transient", "DnsError", "Blocked", "DMARCPolicy", "Unknown"}
@@ -46,7 +45,7 @@ def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) 
 
 
 def events(body: bytes) -> list[Event]:
-    data = json.loads(body)
+    data = load_json(body, "postmark")
     items = data if isinstance(data, list) else [data]
     return [event for item in items if isinstance(item, dict) for event in _one(item)]
 

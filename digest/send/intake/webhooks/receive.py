@@ -9,16 +9,15 @@ and returns a *nonce* (what a replay would repeat), or raises ``Refused``;
 all of them: refuses a replayed nonce, finds the reader each event is about,
 and applies the policy (:func:`digest.bounces.apply`).
 
-An event counts only for a message digest sent: the provider's message id,
-the idempotency key digest gave the provider, or the Message-ID digest gave
-the message must name that reader's copy. A provider account shared with
-another application therefore changes nobody here.
+An event counts only for a message digest sent to the address the event names: the
+provider's message id the ledger recorded for that reader, or the keyed Message-ID
+digest gave the message, naming that reader. Custom arguments are never proof. A
+provider account shared with another application therefore changes nobody here.
 """
 
 from __future__ import annotations
 
 import importlib
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,15 +31,14 @@ from digest import bounces, clock
 from digest.bounces import Report
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import message_id
+from digest.message import read_message_id
+from digest.people.record import find_by_email
 from digest.send.intake.webhooks.common import Event, Refused
 from digest.store import Store, schema, stamp
-from digest.subscribers import find_by_email
 
 PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")
 
 nonces_t = schema.webhook_nonces
-_ISSUE_DAY = re.compile(r"<(\d{4}-\d\d-\d\d)\.[0-9a-f]+@")
 
 
 def module(provider: str) -> ModuleType:
@@ -84,17 +82,19 @@ def handle(
     nonce = source.verify(config, headers, body, moment)
     if nonce:
         _claim_nonce(store, provider, nonce, config.webhooks.tolerance_seconds)
-    try:
-        events: list[Event] = source.events(body)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        events = []  # a well-signed request we cannot read is answered, and ignored
     outcomes: Counter[str] = Counter()
     try:
+        # Reading the events may act too (SES confirms a subscription): if it fails, the
+        # provider's retry of this request must get through.
+        try:
+            events: list[Event] = source.events(body)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            events = []  # a well-signed request we cannot read is answered, and ignored
         for event in events:
             report = _report(store, provider, event)
             outcomes[bounces.apply(store, report).outcome] += 1
     except Exception:
-        if nonce:  # not processed: the provider's retry of this request must get through
+        if nonce:  # not processed: drop the replay marker
             with store.begin() as conn:
                 conn.execute(
                     delete(nonces_t).where(
@@ -127,7 +127,7 @@ def _claim_nonce(store: Store, provider: str, nonce: str, tolerance: int) -> Non
 
 
 def _report(store: Store, provider: str, event: Event) -> Report:
-    issue, subscriber_id = _ours(store, event)
+    issue, subscriber_id, proven = _ours(store, event)
     return Report(
         source=provider,
         kind=event.kind,
@@ -137,42 +137,36 @@ def _report(store: Store, provider: str, event: Event) -> Report:
         issue=issue,
         status=event.status,
         diagnostic=event.diagnostic,
-        proven=bool(issue and subscriber_id),
+        proven=proven,
         part=event.event_id,
         method="provider_webhook",
     )
 
 
-def _ours(store: Store, event: Event) -> tuple[str, str]:
-    """(issue, subscriber id) of the message the event is about, if digest sent it."""
-    deliveries = schema.deliveries
-    if event.digest_key.startswith("digest-") and len(event.digest_key) > 18:
-        issue, subscriber_id = event.digest_key[7:17], event.digest_key[18:]
-        with store.read() as conn:
-            found = conn.execute(
-                select(deliveries.c.issue).where(
-                    deliveries.c.issue == issue, deliveries.c.subscriber_id == subscriber_id
-                )
-            ).first()
-        if found is not None:
-            return issue, subscriber_id
-    if event.message_id and event.address:
-        found_day = _ISSUE_DAY.search(event.message_id)
-        try:
-            sub = find_by_email(store, event.address)
-        except DigestError:
-            sub = None
-        config = store.workspace.config
-        if found_day and sub and message_id(config, found_day.group(1), sub.id) == event.message_id:
-            return found_day.group(1), sub.id
-    if not event.provider_id or not event.address:
-        return "", ""
+def _ours(store: Store, event: Event) -> tuple[str, str, bool]:
+    """(issue, subscriber id, proven): the reader with the address the event names, and
+    whether digest sent them the message the event is about (the issue, when known).
+
+    Proof is the keyed Message-ID digest gave the message, or the provider's message id
+    the deliveries ledger recorded, each for the reader whose address the event names.
+    Custom arguments (``digest_key``) are not proof: another application on a shared
+    account can set them, and subscriber ids are public.
+    """
+    if not event.address:
+        return "", "", False
     try:
         sub = find_by_email(store, event.address)
     except DigestError:
-        return "", ""
+        return "", "", False
     if sub is None:
-        return "", ""
+        return "", "", False
+    config = store.workspace.config
+    named = read_message_id(config, store.workspace.tokens(), event.message_id)
+    if named is not None and named[1] == sub.id:
+        return ("" if named[0] == "confirm" else named[0]), sub.id, True
+    if not event.provider_id:
+        return "", sub.id, False
+    deliveries = schema.deliveries
     recent = (
         select(schema.issue_sends.c.issue)
         .order_by(schema.issue_sends.c.issue.desc())
@@ -186,8 +180,8 @@ def _ours(store: Store, event: Event) -> tuple[str, str]:
             )
         ):
             if provider_id and _same_message(provider_id, event.provider_id):
-                return str(issue), sub.id
-    return "", sub.id
+                return str(issue), sub.id, True
+    return "", sub.id, False
 
 
 def _same_message(recorded: str, reported: str) -> bool:

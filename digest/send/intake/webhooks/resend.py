@@ -15,14 +15,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from email.utils import parseaddr
 from typing import Any
 
 from digest.config import Config
 from digest.errors import ConfigError
-from digest.send.intake.webhooks.common import Event, Refused, fresh, header, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, header, load_json, raw_json
 
 
 def secrets(config: Config) -> bytes:
@@ -53,7 +52,7 @@ def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) 
 
 
 def events(body: bytes) -> list[Event]:
-    item: dict[str, Any] = json.loads(body)
+    item: dict[str, Any] = load_json(body, "resend")
     name = str(item.get("type", ""))
     data = item.get("data") or {}
     if name == "email.bounced":

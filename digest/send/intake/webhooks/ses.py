@@ -25,10 +25,11 @@ import base64
 import binascii
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
@@ -37,12 +38,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from digest.config import Config
-from digest.send.intake.webhooks.common import Event, Refused, fresh, raw_json
+from digest.send.intake.webhooks.common import Event, Refused, fresh, load_json, raw_json
 
 # Certificates and confirmations are fetched with this transport (None: the network);
 # tests set an httpx.MockTransport.
 TRANSPORT: httpx.BaseTransport | None = None
-_CERTIFICATES: dict[str, x509.Certificate] = {}
+# SNS signing certificates, by address without its query string; the newest few kept.
+_CERTIFICATES: OrderedDict[str, x509.Certificate] = OrderedDict()
+MAX_CERTIFICATES = 8
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 _FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -79,24 +82,34 @@ def _sns_url(url: str) -> bool:
 
 
 def _certificate(url: str) -> x509.Certificate:
-    if not _sns_url(url) or not urlsplit(url).path.endswith(".pem"):
+    """The certificate at an SNS address, fetched once and kept (a few, newest first).
+
+    It is fetched from the address without its query string or fragment, and kept under
+    that: a query string varied per request neither fetches again nor fills the cache.
+    """
+    parts = urlsplit(url)
+    if not _sns_url(url) or not parts.path.endswith(".pem"):
         raise Refused(401, "ses: the signing certificate is not on an SNS address")
-    cached = _CERTIFICATES.get(url)
+    address = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    cached = _CERTIFICATES.get(address)
     if cached is None:
         try:
             with httpx.Client(transport=TRANSPORT, timeout=10) as client:
-                reply = client.get(url)
+                reply = client.get(address)
             reply.raise_for_status()
             cached = x509.load_pem_x509_certificate(reply.content)
         except (httpx.HTTPError, ValueError):
             raise Refused(401, "ses: the signing certificate could not be fetched") from None
-        _CERTIFICATES[url] = cached
+        _CERTIFICATES[address] = cached
+        while len(_CERTIFICATES) > MAX_CERTIFICATES:
+            _CERTIFICATES.popitem(last=False)
+    _CERTIFICATES.move_to_end(address)
     return cached
 
 
 def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) -> str:
+    message = load_json(body, "ses")  # SNS signs fields inside the body
     try:
-        message = json.loads(body)
         kind = str(message["Type"])
         signed = canonical(message)
         signature = base64.b64decode(str(message["Signature"]))
@@ -126,12 +139,17 @@ def verify(config: Config, headers: Mapping[str, str], body: bytes, now: float) 
 
 def events(body: bytes) -> list[Event]:
     """The bounces and complaints of a verified message; a subscription is confirmed here."""
-    message = json.loads(body)
+    message = load_json(body, "ses")
     if message["Type"] == "SubscriptionConfirmation":
         url = str(message["SubscribeURL"])
         if _sns_url(url):
-            with httpx.Client(transport=TRANSPORT, timeout=10) as client:
-                client.get(url).raise_for_status()
+            try:
+                with httpx.Client(transport=TRANSPORT, timeout=10) as client:
+                    client.get(url).raise_for_status()
+            except httpx.HTTPError:
+                # Not confirmed: answered 502 (its replay marker dropped), so SNS sends
+                # the confirmation again.
+                raise Refused(502, "ses: confirming the subscription failed") from None
         return []
     if message["Type"] != "Notification":
         return []
