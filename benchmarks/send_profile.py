@@ -74,7 +74,7 @@ def ledger_per_message(ws: object, n: int) -> float:
     from digest.send.engine import RESERVE_BLOCK
     from digest.send.sender import Result
     from digest.store import open_store
-    from digest.subscribers import AUDIENCE_IDS
+    from digest.people.audience import AUDIENCE_IDS
 
     with open_store(ws) as store:  # type: ignore[arg-type]
         ledger = DeliveryLedger(store, "2099-01-01")

@@ -12,9 +12,12 @@ States and how a row moves::
 A row is claimed (``sending``, with an owner and a lease) in the same
 transaction that picks it, with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
 several processes split one send; it becomes ``sent`` only after the server
-accepted the message. A row still ``sending`` when its owner is gone (lease
-expired, or a dead process on this host) becomes ``unknown``: the message
-may have left. Those are reported and re-sent only on request, or
+accepted the message. A streaming send (SMTP) first *reserves* a block of
+rows (owner and lease set, the state left pending or deferred, so nothing
+reserved is in doubt if the process dies), then makes one row ``sending`` at a
+time, by its key, checking its reader again in the same statement. A row
+still ``sending`` when its owner is gone (lease expired, or a dead process on
+this host) becomes ``unknown``: the message may have left. Those are reported and re-sent only on request, or
 automatically by a sender that cannot deliver twice (an outbox file per
 subscriber; an API that honours an Idempotency-Key: then the row's claim
 group is re-sent as the same batch, so it carries the same key).

@@ -9,8 +9,11 @@
 3. turn rows left ``sending`` by a dead run into ``unknown``;
 4. freeze the audience into the ledger, once;
 5. workers (one per connection or request in flight) claim a batch, build
-   its messages lazily, send, and record each result; a token bucket paces
-   them all, and a throttling reply holds every worker;
+   its messages lazily, send, and record each result; a streaming sender's
+   connections (SMTP) instead take one message at a time from a feed that
+   records the previous results and claims the next in one step, every
+   connection's steps of one turn of the event loop sharing one commit; a
+   token bucket paces them all, and a throttling reply holds every worker;
 6. stop when nothing is left, ``limit`` is reached, the stop event is set
    (in-flight batches get ``STOP_GRACE`` seconds), or the sender reports a
    problem with the whole send; the issue becomes ``sent`` when every row is

@@ -1,12 +1,15 @@
 """SMTP through aiosmtplib: a few persistent connections in parallel.
 
-Each ``send`` call borrows one connection from a small pool (``connections``
-of them) and sends its messages one after another on it; a connection is
-closed and opened again after ``messages_per_connection`` messages.
-aiosmtplib opens each session (TLS or STARTTLS, AUTH, EHLO); the mail
-transactions then run on digest's own small protocol over the same
-transport (:class:`_Session`), which writes the built bytes as they are and
-pipelines MAIL, RCPT and DATA when the server offers PIPELINING (RFC 2920).
+Each connection is a *lane* (:class:`_Lane`) that takes messages one at a time
+from a feed (the engine's ledger: :meth:`SmtpSender.stream`), or from a list
+(:meth:`SmtpSender.send`); a connection is closed and opened again after
+``messages_per_connection`` messages. aiosmtplib opens each session (TLS or
+STARTTLS, AUTH, EHLO); the mail transactions then run on digest's own small
+protocol over the same transport (:class:`_Session`), which writes the built
+bytes as they are. When the server offers PIPELINING (RFC 2920), MAIL, RCPT
+and DATA go in one write, and each message's end-of-data in the same write as
+the next message's envelope: one round trip a message. At most two messages
+of a connection are then in doubt at any moment; without PIPELINING, one.
 
 International addresses (RFC 6531): with SMTPUTF8 offered they go as they
 are; without it a domain-only IDN goes with its IDNA domain and a non-ASCII
