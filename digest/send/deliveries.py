@@ -17,10 +17,11 @@ rows (owner and lease set, the state left pending or deferred, so nothing
 reserved is in doubt if the process dies), then makes one row ``sending`` at a
 time, by its key, checking its reader again in the same statement. A row
 still ``sending`` when its owner is gone (lease expired, or a dead process on
-this host) becomes ``unknown``: the message may have left. Those are reported and re-sent only on request, or
-automatically by a sender that cannot deliver twice (an outbox file per
-subscriber; an API that honours an Idempotency-Key: then the row's claim
-group is re-sent as the same batch, so it carries the same key).
+this host) becomes ``unknown``: the message may have left. Those are
+reported and re-sent only on request, or automatically by a sender that
+cannot deliver twice (an outbox file per subscriber; an API that honours an
+Idempotency-Key: then the row's claim group is re-sent as the same batch, so
+it carries the same key).
 """
 
 from __future__ import annotations
