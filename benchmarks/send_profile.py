@@ -70,11 +70,11 @@ def startup(root: Path, sink: PostfixSink, n: int) -> tuple[float, float, float]
 
 
 def ledger_per_message(ws: object, n: int) -> float:
+    from digest.people.audience import AUDIENCE_IDS
     from digest.send.deliveries import DeliveryLedger
     from digest.send.engine import RESERVE_BLOCK
     from digest.send.sender import Result
     from digest.store import open_store
-    from digest.people.audience import AUDIENCE_IDS
 
     with open_store(ws) as store:  # type: ignore[arg-type]
         ledger = DeliveryLedger(store, "2099-01-01")
@@ -113,10 +113,14 @@ def protocol_per_message(ws: object, sink: PostfixSink, n: int, k: int) -> tuple
     """CPU per message of digest's SMTP sender alone (prebuilt bytes), and its rate."""
     from bench_workspace import sample_message
 
+    from digest.issue import workspace_issue
+    from digest.message import MessageBuilder
+    from digest.render import Recipient, prepare
     from digest.send.configured import open_sender
     from digest.send.sender import OutgoingMessage
 
     wire = sample_message(ws)
+    builder = MessageBuilder.for_workspace(ws, prepare(ws, workspace_issue(ws, DAY)))  # type: ignore[arg-type]
 
     class Feed:  # prebuilt messages, results dropped: the protocol alone
         def __init__(self) -> None:
@@ -126,7 +130,12 @@ def protocol_per_message(ws: object, sink: PostfixSink, n: int, k: int) -> tuple
             if self.left <= 0:
                 return None
             self.left -= 1
-            return OutgoingMessage(self.left, f"reader{self.left}@example.net", "k", wire=wire)
+            address = f"reader{self.left}@example.net"
+            reader = Recipient(f"s{self.left:09d}", address, "")
+            # built bytes, as a send's are (they go as they are: no dot-stuffing pass)
+            return OutgoingMessage(
+                self.left, address, "k", wire=wire, builder=builder, recipient=reader
+            )
 
         async def record(self, done: list) -> None:
             return None

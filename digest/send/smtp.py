@@ -227,7 +227,7 @@ class SmtpSender(Sender):
                 b">\r\nDATA\r\n",
             )
         )
-        return envelope, data_payload(wire, built=message.builder is not None)
+        return envelope, _body(wire, built=message.builder is not None)
 
     def _refused(
         self, connection: _Connection, message: OutgoingMessage, stage: str, reply: _Reply
@@ -268,8 +268,14 @@ def data_payload(wire: bytes, *, built: bool = False) -> bytes:
     no line starting with a dot, so they go as they are. Other messages are
     normalised.
     """
+    return _body(wire, built=built) + _END
+
+
+def _body(wire: bytes, *, built: bool = False) -> bytes:
+    """:func:`data_payload` without the final dot, which the write adds (the message
+    is copied once, into the write that carries it)."""
     if built:
-        return wire + b".\r\n"
+        return wire
     pairs = wire.count(b"\r\n")
     if wire.count(b"\n") != pairs or wire.count(b"\r") != pairs:
         wire = _LINE_ENDS.sub(b"\r\n", wire)
@@ -279,9 +285,10 @@ def data_payload(wire: bytes, *, built: bool = False) -> bytes:
         wire = b"." + wire
     if not wire.endswith(b"\r\n"):
         wire += b"\r\n"
-    return wire + b".\r\n"
+    return wire
 
 
+_END = b".\r\n"
 _Reply = tuple[int, str]
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 
@@ -484,10 +491,12 @@ class _Lane:
         connection.used += 1
         try:
             if following is None:
-                reply_to_data = session.send(envelope.payload, 1)[0]
+                reply_to_data = session.send(envelope.payload + _END, 1)[0]
                 after = None
             else:
-                reply_to_data, replies = session.send(envelope.payload + following[1], 1, 3)
+                reply_to_data, replies = session.send(
+                    b"".join((envelope.payload, _END, following[1])), 1, 3
+                )
                 after = _Envelope(following[0], following[2], following[1], replies, connection, 0)
         except (ConnectionError, OSError) as exc:
             connection.alive = False
