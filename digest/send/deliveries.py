@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from digest import clock
 from digest.errors import StoreError
@@ -343,7 +343,11 @@ class DeliveryLedger:
         now_dt, now = raw.now()
         lease = stamp(now_dt + timedelta(seconds=self.lease_seconds))
         lock = " FOR UPDATE SKIP LOCKED" if raw.pg else ""
-        free = " AND (owner = '' OR lease_until < ?)"
+        # Rows another live run reserved are left to it; with the send lock (SQLite)
+        # there is none, and a dead run's reservations are free at once.
+        free, also = (
+            ("", ()) if self.exclusive else (" AND (owner = '' OR lease_until < ?)", (now,))
+        )
         picked = [
             row[0]
             for row in raw.all(
@@ -351,13 +355,13 @@ class DeliveryLedger:
                 + free
                 + " ORDER BY state, subscriber_id LIMIT ?"
                 + lock,
-                (self.issue, now, size),
+                (self.issue, *also, size),
             )
         ]
         due = raw.all(
             "SELECT subscriber_id FROM deliveries WHERE issue = ? AND state = 'deferred'"
             " AND retry_at <= ?" + free + " ORDER BY state, subscriber_id LIMIT ?" + lock,
-            (self.issue, now, now, size),
+            (self.issue, now, *also, size),
         )
         if due:
             picked = sorted(picked + [row[0] for row in due])[:size]
@@ -469,14 +473,19 @@ class DeliveryLedger:
 
     def unreserve(self) -> int:
         """Give back this process's reserved rows that never went (the end of a run)."""
+        ids = [row.subscriber_id for row in self._reserved]
         self._reserved.clear()
+        if not ids:
+            return 0
         with self._transaction() as raw:
+            where, params = raw.among(ids)
             raw.cursor.execute(
                 raw.sql(
                     "UPDATE deliveries SET owner = '', lease_until = ''"
-                    " WHERE issue = ? AND owner = ? AND state IN ('pending', 'deferred')"
+                    f" WHERE issue = ? AND subscriber_id {where} AND owner = ?"
+                    " AND state IN ('pending', 'deferred')"
                 ),
-                (self.issue, self.owner),
+                [self.issue, *params, self.owner],
             )
             return max(0, int(raw.cursor.rowcount))
 
@@ -573,6 +582,7 @@ class DeliveryLedger:
 
     lease_seconds = 300
     skipped_last = 0
+    exclusive = False  # this process holds the issue's send lock (set by recover)
     _held: Any = None
 
     def release(self, subscriber_ids: Sequence[str]) -> None:
@@ -688,29 +698,25 @@ class DeliveryLedger:
         """Rows left ``sending`` by a run that is gone become ``unknown``; return how many.
 
         ``exclusive``: this process holds the issue's send lock (SQLite), so
-        every ``sending`` row is from a dead run. Otherwise a row is taken
-        when its lease has expired or its owner is a dead process on this host.
-        Rows such a run had only reserved (still pending or deferred) are free again.
+        every ``sending`` row is from a dead run, and rows another run had only
+        reserved are free to take. Otherwise a row is taken when its lease has
+        expired or its owner is a dead process on this host; rows a dead run had
+        reserved (still pending) are taken once their lease expires.
         """
+        self.exclusive = exclusive
         d = deliveries
         now = _now()
         with self.store.begin() as conn:
             rows = conn.execute(
-                select(d.c.subscriber_id, d.c.owner, d.c.lease_until, d.c.state).where(
-                    d.c.issue == self.issue,
-                    d.c.state.in_(("sending", "pending", "deferred")),
-                    d.c.owner != "",
-                    d.c.owner != self.owner,
+                select(d.c.subscriber_id, d.c.owner, d.c.lease_until).where(
+                    d.c.issue == self.issue, d.c.state == "sending", d.c.owner != self.owner
                 )
             ).all()
-            verdicts: dict[str, bool | None] = {}
-            gone: list[dict[str, str]] = []
-            free: list[dict[str, str]] = []
-            for sid, owner, lease, state in rows:
-                if owner not in verdicts:
-                    verdicts[owner] = owner_alive(owner)
-                if exclusive or lease < now or verdicts[owner] is False:
-                    (gone if state == "sending" else free).append({"sid": sid})
+            gone = [
+                {"sid": sid}
+                for sid, owner, lease in rows
+                if exclusive or lease < now or owner_alive(owner) is False
+            ]
             if gone:
                 conn.execute(
                     update(d)
@@ -727,18 +733,28 @@ class DeliveryLedger:
                     ),
                     gone,
                 )
-            if free:
+            if not exclusive:
+                self._free_reservations(conn, now)
+        return len(gone)
+
+    def _free_reservations(self, conn: Connection, now: str) -> None:
+        """Rows reserved by runs that are gone (a dead process on this host, or a lease
+        run out) are free again: they never went, so they are not in doubt. (With the
+        send lock, SQLite's runs take such rows as they come.)"""
+        d = deliveries
+        idle = d.c.state.in_(("pending", "deferred"))
+        owners = conn.execute(
+            select(d.c.owner, func.min(d.c.lease_until))
+            .where(d.c.issue == self.issue, idle, d.c.owner != "", d.c.owner != self.owner)
+            .group_by(d.c.owner)
+        ).all()
+        for owner, lease in owners:
+            if lease < now or owner_alive(owner) is False:
                 conn.execute(
                     update(d)
-                    .where(
-                        d.c.issue == self.issue,
-                        d.c.subscriber_id == bindparam("sid"),
-                        or_(d.c.state == "pending", d.c.state == "deferred"),
-                    )
-                    .values(owner="", lease_until=""),
-                    free,
+                    .where(d.c.issue == self.issue, idle, d.c.owner == owner)
+                    .values(owner="", lease_until="")
                 )
-        return len(gone)
 
     def retry(self, *, include_unknown: bool) -> dict[str, int]:
         """Make deferred rows, transient failures (and unknown rows) pending again."""
@@ -782,6 +798,8 @@ class DeliveryLedger:
         return out
 
     def next_retry(self) -> datetime | None:
+        """When the next row may be taken: a deferred row's retry, or (without the send
+        lock) the lease of rows another run reserved and has not sent, should it die."""
         d = deliveries
         with self.store.read() as conn:
             value = conn.execute(
@@ -789,6 +807,19 @@ class DeliveryLedger:
                     d.c.issue == self.issue, d.c.state == "deferred"
                 )
             ).scalar()
+            if not self.exclusive:
+                # Called when nothing is left to take: the pending rows are then only
+                # those reserved by other runs, so this reads few rows.
+                lease = conn.execute(
+                    select(func.min(d.c.lease_until)).where(
+                        d.c.issue == self.issue,
+                        d.c.state == "pending",
+                        d.c.owner != "",
+                        d.c.owner != self.owner,
+                    )
+                ).scalar()
+                if lease and (not value or lease < value):
+                    value = lease
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
     def failures(self) -> list[tuple[str, str, int]]:

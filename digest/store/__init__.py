@@ -48,6 +48,10 @@ def engine_url(url: str) -> str:
 SQLITE_BUSY_TIMEOUT_MS = 30000
 
 
+CACHE_KIB = -49152  # SQLite's page cache for a write transaction (negative: KiB)
+READ_CACHE_KIB = -2048  # and for a read: a scan reads each page once, a big cache only grows
+
+
 def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
     dbapi_conn.isolation_level = None
@@ -58,7 +62,7 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
         f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         "synchronous = NORMAL",
         "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
-        "cache_size = -49152",  # 48 MB: random-keyed indexes stay in memory during imports
+        f"cache_size = {CACHE_KIB}",  # 48 MB: random-keyed indexes stay in memory in imports
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -120,11 +124,22 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (on SQLite it takes no write lock)."""
+        """A read transaction (on SQLite it takes no write lock, and a small page cache:
+        counting a million-row ledger leaves no memory behind)."""
         with self._guard(self.engine.connect()) as conn:
             conn = conn.execution_options(digest_read_only=True)
-            with conn.begin():
-                yield conn
+            if self.dialect != "sqlite":
+                with conn.begin():
+                    yield conn
+                return
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(f"PRAGMA cache_size = {READ_CACHE_KIB}")  # outside any transaction
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                driver.execute(f"PRAGMA cache_size = {CACHE_KIB}")
 
     @contextlib.contextmanager
     def _guard(self, manager: Any) -> Iterator[Connection]:
