@@ -28,7 +28,7 @@ from _send_fixtures import SmtpSink, add_readers, use_smtp
 from digest.store import Store
 from digest.workspace import Workspace
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 PROCESSES = 4
 ROUNDS = 10
@@ -66,7 +66,7 @@ def together(ws: Workspace, *commands: list[str]) -> list[tuple[int, str]]:
     return [(p.wait(timeout=180), p.communicate()[0]) for p in procs]
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_four_senders_started_together_all_work(
     send_ws: Workspace, smtp_sink: SmtpSink, backend: str
 ) -> None:
@@ -94,25 +94,33 @@ def test_four_senders_started_together_all_work(
         day += timedelta(days=7)
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_four_processes_on_a_new_database_migrate_it_once(
     send_ws: Workspace, database_url: str, backend: str, tmp_path: Path
 ) -> None:
-    """The first use of an empty database migrates it: four processes at once all work."""
+    """The first use of an empty database migrates it: four processes at once all work
+    (an advisory lock serialises them on PostgreSQL, SQLite's own write lock on SQLite)."""
     import psycopg
 
-    server = os.environ["DIGEST_TEST_POSTGRES"]
+    server = os.environ.get("DIGEST_TEST_POSTGRES", "")
     for round_ in range(5):
         schema = f"fresh_{os.getpid()}_{round_}"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
+        if backend == "postgresql":
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            fresh = f"{server}?options=-csearch_path%3D{schema}"
+        else:
+            fresh = f"sqlite:///{tmp_path / schema}.db"
         try:
-            os.environ["DIGEST_DATABASE_URL"] = f"{server}?options=-csearch_path%3D{schema}"
+            os.environ["DIGEST_DATABASE_URL"] = fresh
             results = together(send_ws, *[["subscribers", "list", "--json"]] * PROCESSES)
         finally:
             os.environ["DIGEST_DATABASE_URL"] = database_url
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            if backend == "postgresql":
+                with psycopg.connect(server, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
         assert [code for code, _ in results] == [0] * PROCESSES, (round_, results)
         assert all(output.strip() == "[]" for _, output in results), results
 
@@ -137,7 +145,9 @@ def at_once(threads: int, call: Callable[[int], object]) -> list[BaseException]:
     return errors
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_noting_the_link_key_at_once_is_one_row(store: Store, backend: str) -> None:
     """Several senders note an issue's link key at the same moment: one row, no error."""
     for round_ in range(ROUNDS):
