@@ -102,7 +102,9 @@ def run_provider(port: int, stats: Any, parse: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipients", type=int, default=100_000)
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument(
+        "--connections", type=int, default=4, help="requests in flight ([sender] connections)"
+    )
     parser.add_argument(
         "--parse", action="store_true", help="the mock server parses every body (slower)"
     )
@@ -135,12 +137,12 @@ def main() -> None:
                 "https://newsletter.example.com/privacy", "https://weekly-brief.news/privacy"
             )
             text = text.replace('kind = "outbox"', 'kind = "http"')
-            text = text.replace("concurrency = 4 ", f"concurrency = {args.concurrency} ")
+            text = text.replace("connections = 4 ", f"connections = {args.connections} ", 1)
             text = text.replace('token_env = "DIGEST_API_TOKEN"', 'token_env = "BENCH_TOKEN"')
             text = text.replace('base_url = ""', f'base_url = "http://127.0.0.1:{port}"')
             (root / "digest.toml").write_text(text)
             ws = open_workspace(root)
-            assert ws.config.sender.concurrency == args.concurrency
+            assert ws.config.sender.connections == args.connections
             issue = sample_issue()
             issue.status = "ready"
             write_issue(ws, issue)
@@ -155,7 +157,7 @@ def main() -> None:
             n = args.recipients
             print(
                 f"recipients: {n}, sender: {report.sender}, {report.batch_size} per request, "
-                f"{args.concurrency} requests in flight; {os.cpu_count()} cores, load average "
+                f"{args.connections} requests in flight; {os.cpu_count()} cores, load average "
                 f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
             )
             print(

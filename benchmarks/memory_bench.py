@@ -1,64 +1,92 @@
-"""Peak memory of a 1,000,000-subscriber send to the null sender (messages built, discarded).
+"""Peak memory of a whole send at 100,000 and 1,000,000 readers: flat in the list's size.
 
-    python benchmarks/memory_bench.py [--subscribers 1000000]
+    python benchmarks/memory_bench.py [--readers 100000,1000000]
+        [--cases postgresql-null,sqlite-smtp,postgresql-smtp] [--postgres URL]
 
-The audience streams into the ledger and batches stream out of it, so memory
-should not grow with the list. Prints the peak resident set size of the
-process (ru_maxrss) before and after the send. Target: < 250 MB.
-Subscribers are inserted straight into the table (setup, not what is measured).
+Each case is a `digest send --yes` process, as a user runs it; its peak resident
+set size comes from the kernel when it exits (``wait4``'s ``ru_maxrss``). Cases:
+the ledger on SQLite or PostgreSQL (a fresh schema on ``--postgres``, default the
+test server's ``DIGEST_TEST_POSTGRES``), the messages built and discarded (the null
+sender) or sent over SMTP to Postfix's smtp-sink. Readers are inserted straight into
+the table first (setup, not what is measured). Targets: peak RSS <= 150 MB in every
+case, and within 20 MB between 100k and 1M.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
+import os
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_workspace import (
+    DAY,
+    compile_digest,
+    digest_process,
+    make_workspace,
+    postgres_database,
+)
+from sinks import PostfixSink
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_of_send(root: Path) -> tuple[float, float, str]:
+    """Peak RSS (MB) and seconds of one `digest send`, and its last line."""
+    started = time.perf_counter()
+    proc = digest_process(root, "send", DAY, "--yes")
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"digest send failed:\n{output}")
+    return usage.ru_maxrss / 1024, seconds, output.strip().splitlines()[-1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--readers", default="100000,1000000")
+    parser.add_argument("--cases", default="postgresql-null,sqlite-smtp,postgresql-smtp")
+    parser.add_argument("--postgres", default=os.environ.get("DIGEST_TEST_POSTGRES", ""))
     args = parser.parse_args()
-    from _render_fixtures import sample_issue, write_issue
-    from insert_subscribers import insert_subscribers
-
-    from digest.send.engine import run_send
-    from digest.store import open_store
-    from digest.workspace import init_workspace, open_workspace
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "ws"
-        init_workspace(root)
-        text = (root / "digest.toml").read_text()
-        text = text.replace('postal_address = ""', 'postal_address = "1 Press Lane"')
-        text = text.replace('kind = "outbox"', 'kind = "null"')
-        (root / "digest.toml").write_text(text)
-        ws = open_workspace(root)
-        issue = sample_issue()
-        issue.status = "ready"
-        write_issue(ws, issue)
-        with open_store(ws) as store:
-            insert_subscribers(store, args.subscribers)
-        before = peak_mb()
-        started = time.perf_counter()
-        report = run_send(ws, "2026-12-04")
-        assert report.counts["sent"] == args.subscribers, report.counts
-        print(f"subscribers: {args.subscribers}, sender: {report.sender}")
+    compile_digest()
+    sizes = [int(x) for x in args.readers.split(",")]
+    results: dict[str, list[float]] = {}
+    for case in args.cases.split(","):
+        backend, sender = case.split("-")
+        for n in sizes:
+            sink = PostfixSink() if sender == "smtp" else None
+            url, drop = ("", None)
+            if backend == "postgresql":
+                if not args.postgres:
+                    raise SystemExit("--postgres URL (or DIGEST_TEST_POSTGRES) is needed")
+                url, drop = postgres_database(args.postgres)
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    root = Path(tmp) / "ws"
+                    port = sink.port if sink is not None else 25
+                    make_workspace(root, port, n, 4, database_url=url, kind=sender)
+                    load = os.getloadavg()[0]
+                    peak, seconds, said = peak_of_send(root)
+                    if sink is not None:
+                        assert sink.settle(n) == n, (sink.count(), n)
+                results.setdefault(case, []).append(peak)
+                print(
+                    f"{case:<16} {n:>9,} readers: peak RSS {peak:6.1f} MB, "
+                    f"{n / seconds:,.0f} msg/s start to exit ({seconds:.0f}s; load {load:.2f})"
+                )
+                print(f"    digest said: {said}")
+            finally:
+                if sink is not None:
+                    sink.close()
+                if drop is not None:
+                    drop()
+    for case, peaks in results.items():
         print(
-            f"sent in {time.perf_counter() - started:.0f}s "
-            f"({args.subscribers / report.elapsed:,.0f}/s with the ledger on SQLite)"
+            f"{case}: peak {max(peaks):.0f} MB (target <= 150), "
+            f"spread {max(peaks) - min(peaks):.1f} MB over {args.readers} (target <= 20)"
         )
-        print(f"peak RSS: {peak_mb():.0f} MB (after setup: {before:.0f} MB; target < 250 MB)")
 
 
 if __name__ == "__main__":

@@ -468,6 +468,12 @@ def policy_placeholder(email: Email) -> Iterator[str]:
         )
 
 
+@rule("settings", "warning")
+def setting_unused(email: Email) -> Iterator[str]:
+    """Renamed settings, and settings with no effect for the configured sender."""
+    yield from email.prepared.config.notices
+
+
 @rule("dkim-misaligned", "warning")
 def dkim_misaligned(email: Email) -> Iterator[str]:
     config = email.prepared.config

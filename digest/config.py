@@ -144,7 +144,6 @@ class Smtp:
     security: str = field(default="starttls", metadata=_choices(*SMTP_SECURITY))
     username_env: str = ""
     password_env: str = ""
-    connections: int = field(default=4, metadata=_at_least(1))
     messages_per_connection: int = field(default=1000, metadata=_at_least(1))
     timeout: float = field(default=30.0, metadata=_POSITIVE)
 
@@ -165,7 +164,9 @@ class Http:
 class Sender:
     kind: str = field(default="outbox", metadata=_choices(*SENDER_KINDS))
     rate: float = 0.0  # messages per second; 0: no cap
-    concurrency: int = field(default=4, metadata=_at_least(1))
+    # How many messages are in flight: SMTP connections (each pipelines up to two
+    # messages), or HTTP requests (each a batch) at once. The one parallelism knob.
+    connections: int = field(default=4, metadata=_at_least(1))
     lease_seconds: int = field(default=300, metadata=_at_least(1))
     max_attempts: int = field(default=5, metadata=_at_least(1))
     smtp: Smtp = field(default_factory=Smtp)
@@ -306,6 +307,10 @@ class Config:
     bounces: Bounces = field(default_factory=Bounces)
     webhooks: Webhooks = field(default_factory=Webhooks)
     path: Path | None = field(default=None, compare=False, metadata={"internal": True})
+    # One line each (file:line: what): renamed settings and settings that have no
+    # effect for the configured sender. Printed when the file loads; `digest check`
+    # lists them too.
+    notices: tuple[str, ...] = field(default=(), compare=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         # The statement names the newsletter as it is called now: renaming it makes
@@ -383,8 +388,10 @@ def load(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}; fix the TOML syntax") from None
     locator = _Locator(path, text)
+    notices = _renamed(data, locator)
     config = _build(Config, data, (), locator)
-    config = dataclasses.replace(config, path=path)
+    notices += _unused(config, data, locator)
+    config = dataclasses.replace(config, path=path, notices=tuple(notices))
     _check(config, locator)
     return config
 
@@ -399,8 +406,10 @@ class _Locator:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
+        self.aliases: dict[tuple[str, ...], tuple[str, ...]] = {}  # new name -> old, as written
 
     def where(self, keys: tuple[str, ...]) -> str:
+        keys = self.aliases.get(keys, keys)
         table, key = ".".join(keys[:-1]), keys[-1]
         current = ""
         for number, line in enumerate(self.lines, 1):
@@ -416,7 +425,8 @@ class _Locator:
         return str(self.path)
 
     def error(self, keys: tuple[str, ...], message: str) -> ConfigError:
-        return ConfigError(f"{self.where(keys)}: {'.'.join(keys)} {message}")
+        written = self.aliases.get(keys, keys)
+        return ConfigError(f"{self.where(keys)}: {'.'.join(written)} {message}")
 
 
 def _key(f: dataclasses.Field[Any]) -> str:
@@ -571,8 +581,6 @@ def _check(config: Config, locator: _Locator) -> None:
             f"must be a prefix length from 1 to 128, not {config.web.ipv6_prefix}",
         )
     _check_bounces(config, locator)
-    if config.sender.concurrency < 1:
-        raise locator.error(("sender", "concurrency"), "must be at least 1")
 
 
 def _check_bounces(config: Config, locator: _Locator) -> None:
@@ -594,3 +602,104 @@ def _check_bounces(config: Config, locator: _Locator) -> None:
             )
     if config.bounces.soft_limit < 1:
         raise locator.error(("bounces", "soft_limit"), "must be at least 1")
+
+
+# -- renamed settings and settings without effect --------------------------------------
+
+# Old name -> the setting that replaced it. An old file keeps working: its value
+# moves to the new name, with one line saying so.
+RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("sender", "concurrency"): ("sender", "connections"),
+    ("sender", "smtp", "connections"): ("sender", "connections"),
+}
+
+# The old name that had effect for each sender, before the knobs became one.
+_OLD_KNOB = {"smtp": ("sender", "smtp", "connections"), "http": ("sender", "concurrency")}
+
+
+def _table(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None  # type: ignore[assignment]
+    return data if isinstance(data, dict) else None
+
+
+def _name(keys: tuple[str, ...]) -> str:
+    return f"[{'.'.join(keys[:-1])}] {keys[-1]}"
+
+
+def _renamed(data: dict[str, Any], locator: _Locator) -> list[str]:
+    """Move old settings' values to their new names (in ``data``); a line for each."""
+    notices = []
+    moves: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for old, new in RENAMED.items():
+        table = _table(data, old[:-1])
+        if table is not None and old[-1] in table:
+            moves.setdefault(new, []).append(old)
+    for new, olds in moves.items():
+        target = _table(data, new[:-1])
+        assert target is not None  # an old key lives in the new key's table or below
+        kind = _table(data, ("sender",)) or {}
+        applied = _OLD_KNOB.get(str(kind.get("kind", "")))
+        olds.sort(key=lambda old: old != applied)  # the one that had effect first
+        chosen = None if new[-1] in target else olds[0]
+        for old in olds:
+            table = _table(data, old[:-1])
+            assert table is not None
+            value = table.pop(old[-1])
+            if old == chosen:
+                target[new[-1]] = value
+                locator.aliases[new] = old
+                why = ""
+            elif chosen is None:
+                why = f" (ignored: the file sets {_name(new)} too)"
+            else:
+                why = f" (ignored: {_name(chosen)} is the one that applied)"
+            notices.append(
+                f"{locator.where(old)}: {_name(old)} is now {_name(new)} (SMTP connections "
+                f"or HTTP requests in flight, for every sender){why}; rename it"
+            )
+    return notices
+
+
+# Settings each sender reads, beyond [sender] kind, rate, lease_seconds, max_attempts.
+_HTTP_ONLY_FOR = {
+    "base_url": ("postmark", "sendgrid", "mailgun", "resend"),
+    "domain": ("mailgun",),
+    "url": ("generic",),
+    "body_template": ("generic",),
+}
+
+
+def _unused(config: Config, data: dict[str, Any], locator: _Locator) -> list[str]:
+    """A line per table whose settings, set to other than their defaults, have no
+    effect for the configured sender."""
+    kind = config.sender.kind
+    notices = []
+    sender = _table(data, ("sender",)) or {}
+    if kind in ("outbox", "null") and sender.get("connections", 4) != 4:
+        notices.append(
+            f"{locator.where(('sender', 'connections'))}: [sender] connections has no effect "
+            f'with kind = "{kind}", which writes one batch at a time'
+        )
+    for other, settings in (("smtp", config.sender.smtp), ("http", config.sender.http)):
+        table = _table(data, ("sender", other)) or {}
+        defaults = type(settings)()
+        if kind != other:
+            changed = [k for k in table if table[k] != getattr(defaults, k, table[k])]
+            why = f'[sender] kind is "{kind}"'
+        elif other == "http":
+            provider = config.sender.http.provider
+            changed = [
+                k for k, only in _HTTP_ONLY_FOR.items() if table.get(k) and provider not in only
+            ]
+            why = f'provider is "{provider}"'
+        else:
+            changed = []
+        if changed:
+            names = ", ".join(changed)
+            verb = "has" if len(changed) == 1 else "have"
+            notices.append(
+                f"{locator.where(('sender', other, changed[0]))}: [sender.{other}] {names} "
+                f"{verb} no effect: {why}"
+            )
+    return notices

@@ -63,8 +63,27 @@ class SinkHandler:
     drop_data: set[str] = field(default_factory=set)
     connections: int = 0
     delay: float = 0.0
+    stall: float = 0.0  # seconds MAIL FROM waits before its reply (a server gone quiet)
     pipelining: bool = False
+    # Commands that were already waiting when the one before them was answered: the
+    # client did not wait for a reply (RFC 2920 pipelining), counted per command.
+    ahead: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _ahead(self, server: Any, command: str) -> None:
+        if server._reader is not None and server._reader._buffer:
+            with self.lock:
+                self.ahead[command] = self.ahead.get(command, 0) + 1
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self._ahead(server, "MAIL")
+        if self.stall:
+            await asyncio.sleep(self.stall)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -79,6 +98,7 @@ class SinkHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        self._ahead(server, "RCPT")
         with self.lock:
             script = self.scripts.get(address)
             if script:
@@ -89,6 +109,7 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._ahead(server, "after the message")
         if self.delay:
             await asyncio.sleep(self.delay)
         for rcpt in envelope.rcpt_tos:
@@ -276,11 +297,11 @@ def use_smtp(ws: Any, sink: SmtpSink, connections: int = 2) -> Any:
         f"""
 [sender]
 kind = "smtp"
+connections = {connections}
 [sender.smtp]
 host = "127.0.0.1"
 port = {sink.port}
 security = "none"
-connections = {connections}
 """,
     )
 

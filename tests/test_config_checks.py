@@ -21,12 +21,12 @@ policy_url = "https://example.com/privacy"
 [sender]
 kind = "smtp"
 rate = 0.0
+connections = 4
 
 [sender.smtp]
 host = "127.0.0.1"
 port = 587
 timeout = 30.0
-connections = 4
 
 [sender.http]
 timeout = 30.0
@@ -61,17 +61,32 @@ def test_the_base_file_loads(tmp_path: Path) -> None:
         ("port = 587", "port = 0", "sender.smtp.port", "must be from 1 to 65535, not 0"),
         ("port = 587", "port = 70000", "sender.smtp.port", "must be from 1 to 65535, not 70000"),
         ("port = 587", 'port = "587"', "sender.smtp.port", "must be a whole number"),
-        ("timeout = 30.0\nconn", "timeout = 0\nconn", "sender.smtp.timeout", "greater than 0"),
-        ("timeout = 30.0\nconn", "timeout = -1.5\nconn", "sender.smtp.timeout", "greater than 0"),
+        (
+            "timeout = 30.0\n\n[sender.http",
+            "timeout = 0\n\n[sender.http",
+            "sender.smtp.timeout",
+            "greater than 0",
+        ),
+        (
+            "timeout = 30.0\n\n[sender.http",
+            "timeout = -1.5\n\n[sender.http",
+            "sender.smtp.timeout",
+            "greater than 0",
+        ),
         (
             "timeout = 30.0\n\n[web",
             "timeout = 0.0\n\n[web",
             "sender.http.timeout",
             "greater than 0",
         ),
-        ("timeout = 30.0\nconn", "timeout = nan\nconn", "sender.smtp.timeout", "finite number"),
+        (
+            "timeout = 30.0\n\n[sender.http",
+            "timeout = nan\n\n[sender.http",
+            "sender.smtp.timeout",
+            "finite number",
+        ),
         ("rate = 0.0", "rate = -2", "sender.rate", "must not be negative, not -2"),
-        ("connections = 4", "connections = 0", "sender.smtp.connections", "at least 1, not 0"),
+        ("connections = 4", "connections = 0", "sender.connections", "at least 1, not 0"),
         (
             "confirm_expiry_days = 7",
             "confirm_expiry_days = 0",

@@ -156,3 +156,35 @@ def test_a_template_that_changes_a_value_is_rendered_whole(workspace: Workspace)
     assert not template.fast
     parts = template.parts("a@example.com", "ann", "https://n.example/c/x")
     assert "ANN" in parts.html
+
+
+def _open_connections_to(port: int) -> list[str]:
+    """TCP connections to ``port`` still open at this end (ESTABLISHED or CLOSE_WAIT)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] in ("01", "08"):
+                    found.append(line.strip())
+    return found
+
+
+def test_the_form_worker_closes_its_smtp_connection_after_each_email(
+    site_ws: Workspace, smtp_sink: SmtpSink
+) -> None:
+    """The worker's event loop runs on between sign-ups only when asked: the
+    socket of a finished send must be closed before the loop goes idle, not
+    left for the garbage collector (a ResourceWarning, or a CLOSE_WAIT socket
+    for as long as the server runs)."""
+    from _public_fixtures import Site
+
+    site = Site(site_ws, smtp_sink)
+    try:
+        assert site.subscribe("once@example.com", "Once").status_code == 200
+        assert len(smtp_sink.received) == 1
+        assert _open_connections_to(smtp_sink.port) == []
+    finally:
+        site.close()

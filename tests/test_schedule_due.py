@@ -214,7 +214,12 @@ def test_a_claim_held_by_a_live_process_is_not_taken(
         assert isinstance(held, Claim)
         other = RunClaims(workspace, None)
         try:
-            assert other.claim(date(2026, 12, 4), slot, slot, "here:2") == "elsewhere:1"
+            second = other.claim(date(2026, 12, 4), slot, slot, "here:2")
+            if store.dialect == "postgresql":  # it joins the send: the ledger splits it
+                assert isinstance(second, Claim) and second.joined
+                second.release(done=False)
+            else:
+                assert second == "elsewhere:1"
         finally:
             other.close()
         held.release(done=True)
@@ -340,9 +345,14 @@ def test_concurrent_due_runs_start_the_issue_once(
         stdout, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 0, stderr
         kinds.append(json.loads(stdout.strip().splitlines()[-1]))
-    assert len(list(out.iterdir())) == 1, kinds
+    # One run starts the issue; on PostgreSQL the others that find it going join in
+    # (the deliveries ledger splits the audience between them), quietly.
     assert sum(k == ["sent"] for k in kinds) == 1
-    assert all(k in (["sent"], ["busy"], ["already-sent"], []) for k in kinds), kinds
+    assert len(list(out.iterdir())) == sum(k in (["sent"], ["joined"]) for k in kinds), kinds
+    allowed = [["sent"], ["busy"], ["already-sent"], [], ["joined"]]
+    if "postgresql" not in database_url:
+        allowed.remove(["joined"])
+    assert all(k in allowed for k in kinds), kinds
 
 
 # -- the "done when": a week of cron runs, one every minute --------------------------------

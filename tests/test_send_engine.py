@@ -188,11 +188,11 @@ def test_smtp_send_through_the_engine(
         f"""
 [sender]
 kind = "smtp"
+connections = 3
 [sender.smtp]
 host = "127.0.0.1"
 port = {smtp_sink.port}
 security = "none"
-connections = 3
 """,
     )
     add_readers(ws, 15)

@@ -27,9 +27,9 @@ def message(n: int, address: str | None = None) -> OutgoingMessage:
 
 
 def sender(sink: SmtpSink, **overrides: object) -> SmtpSender:
-    settings = Smtp(host=sink.host, port=sink.port, security="none", connections=2, timeout=5)
-    options: dict = {}
-    for key in ("username", "password", "tls_context"):
+    settings = Smtp(host=sink.host, port=sink.port, security="none", timeout=5)
+    options: dict = {"connections": 2}
+    for key in ("username", "password", "tls_context", "connections"):
         if key in overrides:
             options[key] = overrides.pop(key)
     if overrides:
@@ -199,3 +199,49 @@ def test_pipelining_where_offered_with_refusals_in_the_middle(smtp_sink: SmtpSin
         f"reader{n}@example.net" for n in (0, 1, 3, 5, 6)
     )
     assert smtp_sink.handler.connections == 1
+
+
+def test_a_server_without_pipelining_gets_one_command_at_a_time(smtp_sink: SmtpSink) -> None:
+    """RFC 2920 lets a client pipeline only when the server offers PIPELINING: without
+    it, every command waits for the reply to the one before (one message in flight)."""
+    smtp_sink.handler.pipelining = False
+    smtp_sink.script("reader2@example.net", "550 5.1.1 unknown user")
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(6)], 6)
+    )
+    assert [r.state for r in results] == [
+        ACCEPTED,
+        ACCEPTED,
+        PERMANENT,
+        ACCEPTED,
+        ACCEPTED,
+        ACCEPTED,
+    ]
+    assert smtp_sink.handler.ahead == {}  # nothing was sent before its turn
+    assert len(smtp_sink.recipients()) == 5
+
+
+def test_with_pipelining_the_next_envelope_follows_the_end_of_data(smtp_sink: SmtpSink) -> None:
+    """With PIPELINING offered, RCPT and DATA follow MAIL in one write, and each next
+    message's envelope follows the previous message's end-of-data without waiting for
+    its reply: one round trip a message."""
+    smtp_sink.handler.pipelining = True
+    results = asyncio.run(
+        send_all(sender(smtp_sink, connections=1), [message(n) for n in range(6)], 6)
+    )
+    assert [r.state for r in results] == [ACCEPTED] * 6
+    ahead = smtp_sink.handler.ahead
+    assert ahead["MAIL"] == 6 and ahead["RCPT"] == 6  # RCPT and DATA were already there
+    assert ahead["after the message"] == 5  # the next MAIL came with the end of data
+
+
+def test_a_server_that_stops_answering_times_out_and_the_message_waits(
+    smtp_sink: SmtpSink,
+) -> None:
+    """No reply within [sender.smtp] timeout: the connection is dropped and the message
+    tried once more on a new one; still nothing, and it is transient (tried later)."""
+    smtp_sink.handler.stall = 3.0
+    s = sender(smtp_sink, connections=1, timeout=0.5)
+    [result] = asyncio.run(send_all(s, [message(0)], 1))
+    assert result.state == TRANSIENT and "no reply in 0.5 seconds" in result.reason
+    assert smtp_sink.handler.connections == 2  # tried once more on a fresh connection

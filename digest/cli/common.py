@@ -24,6 +24,8 @@ class State:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = find_workspace(explicit=self.directory)
+            for notice in self._workspace.config.notices:  # renamed or ineffective settings
+                click.echo(f"warning: {notice}", err=True)
         return self._workspace
 
 

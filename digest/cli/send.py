@@ -157,7 +157,7 @@ def send_cmd(
             click.echo(f"[TEST] {result.address}: {result.state} {result.detail}".rstrip())
         return
     engine.refuse_sent(ws, issue)
-    engine.preflight(ws, issue, force=force, retire_sent_key=retire_sent_key)
+    prepared = engine.preflight(ws, issue, force=force, retire_sent_key=retire_sent_key)
     size, frozen = engine.audience_size(ws, issue)
     sender = engine.open_sender(ws, issue.slug)
     what = "frozen audience" if frozen else "audience"
@@ -179,6 +179,7 @@ def send_cmd(
         force=force,
         sender=sender,
         retire_sent_key=retire_sent_key,
+        prepared=prepared,
     )
 
 

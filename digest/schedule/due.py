@@ -41,7 +41,7 @@ SendFn = Callable[..., Any]  # run_send(ws, issue, *, stop_event=...) -> report
 class Step:
     """One thing a ``--due`` run did or refused, with its one-line message."""
 
-    kind: str  # sent resumed interrupted busy already-sent missing not-ready
+    kind: str  # sent resumed joined interrupted busy already-sent missing not-ready
     #            failed-check missed cutoff error
     day: date
     message: str = ""
@@ -267,6 +267,10 @@ def _send(
     if refused:
         warnings.append(refused)
     fatal = getattr(report, "fatal", "")
+    if claim.joined and not fatal and not getattr(report, "stopped", False):
+        # Another run (on PostgreSQL, maybe another machine) started this send and
+        # reports it; this one helped, quietly.
+        return Step("joined", day, report=report)
     if fatal:
         return Step(
             "error",

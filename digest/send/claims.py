@@ -1,9 +1,13 @@
 """Run claims: which process sends which scheduled issue, so two schedulers never send one twice.
 
 One row per issue date in ``schedule_runs``. PostgreSQL: a session advisory
-lock keyed by the issue date, held on its own connection for the whole send.
-SQLite: a lease renewed by a heartbeat thread while the send runs; a lease
-held by a dead process of this host is taken over (:mod:`digest.send.owners`).
+lock keyed by the issue date, held on its own connection for the whole send,
+by the run that started it; a run that finds it held *joins* the send (the
+deliveries ledger splits the audience between processes, ``FOR UPDATE SKIP
+LOCKED``), so one scheduled sender per machine from the same cron minute all
+work. SQLite: a lease renewed by a heartbeat thread while the send runs (one
+process at a time); a lease held by a dead process of this host is taken over
+(:mod:`digest.send.owners`).
 """
 
 from __future__ import annotations
@@ -28,12 +32,22 @@ HEARTBEAT_SECONDS = 30.0
 class Claim:
     """A held claim on sending one issue; :meth:`release` ends it."""
 
-    def __init__(self, db: RunClaims, day: date, owner: str, resumed: bool, pg_conn: Any) -> None:
+    def __init__(
+        self,
+        db: RunClaims,
+        day: date,
+        owner: str,
+        resumed: bool,
+        pg_conn: Any,
+        *,
+        joined: bool = False,
+    ) -> None:
         self.db, self.day, self.owner, self.resumed = db, day, owner, resumed
+        self.joined = joined  # PostgreSQL: another run started this send; this one helps
         self._pg_conn = pg_conn
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
-        if pg_conn is None:  # SQLite: keep the lease fresh while the send runs
+        if pg_conn is None and not joined:  # SQLite: keep the lease fresh while the send runs
             self._beat = threading.Thread(target=self._heartbeat, daemon=True)
             self._beat.start()
 
@@ -49,7 +63,11 @@ class Claim:
         if self._beat is not None:
             self._beat.join()
         try:
-            self.db.finish(self.day, self.owner, done=done)
+            if self.joined:
+                if done:  # the send is complete, whoever finished it
+                    self.db.finish(self.day, None, done=True)
+            else:
+                self.db.finish(self.day, self.owner, done=done)
         finally:
             if self._pg_conn is not None:
                 self._pg_conn.exec_driver_sql(
@@ -136,9 +154,10 @@ class RunClaims:
         """Claim sending ``day``'s issue: a :class:`Claim`, or why not ("sent", or the owner).
 
         PostgreSQL: a session advisory lock keyed by the issue date, held on its
-        own connection for the whole send, then the row is checked and marked.
-        SQLite: one ``BEGIN IMMEDIATE`` transaction (one writer at a time)
-        reads the row and takes a lease unless a live process holds one.
+        own connection for the whole send, then the row is checked and marked;
+        when another run holds the lock, a claim that joins its send (unless it
+        is sent). SQLite: one ``BEGIN IMMEDIATE`` transaction (one writer at a
+        time) reads the row and takes a lease unless a live process holds one.
         """
         pg_conn = None
         if self.store.dialect == "postgresql":
@@ -149,7 +168,9 @@ class RunClaims:
             pg_conn.commit()
             if not got:
                 pg_conn.close()
-                return self.state_owner(day) or "another process"
+                if self.state(day) == "sent":
+                    return "sent"
+                return Claim(self, day, owner, True, None, joined=True)
         try:
             with self.store.begin() as conn:
                 self._ensure(conn, day, slot)
@@ -202,16 +223,16 @@ class RunClaims:
                 .values(lease_until=_stamp(clock.now() + LEASE))
             )
 
-    def finish(self, day: date, owner: str, *, done: bool) -> None:
+    def finish(self, day: date, owner: str | None, *, done: bool) -> None:
+        """End ``owner``'s claim (any claim: None), marking the issue sent when ``done``."""
         values: dict[str, Any] = {"lease_until": ""}
         if done:
             values.update(state="sent", finished_at=_stamp(clock.now()))
+        mine = self.table.c.issue_date == day.isoformat()
+        if owner is not None:
+            mine = mine & (self.table.c.owner == owner)
         with self.store.begin() as conn:
-            conn.execute(
-                self.table.update()
-                .where(self.table.c.issue_date == day.isoformat(), self.table.c.owner == owner)
-                .values(**values)
-            )
+            conn.execute(self.table.update().where(mine).values(**values))
 
 
 class _Refused(Exception):

@@ -2,7 +2,7 @@
 
 =========  ===========================================================
 outbox     one .eml file per message in outbox/ISSUE/ (the default)
-smtp       aiosmtplib, ``connections`` persistent connections
+smtp       aiosmtplib, ``[sender] connections`` persistent connections
 http       an HTTP mail API: postmark, sendgrid, mailgun, resend, generic
 null       builds every message and discards it (benchmarks, rehearsals)
 =========  ===========================================================
@@ -72,6 +72,7 @@ def open_sender(
         return SmtpSender(
             smtp,
             config.newsletter.from_address,
+            connections=config.sender.connections,
             username=username,
             password=password,
             tls_context=tls_context,
@@ -94,4 +95,4 @@ def open_sender(
     if http.provider == "mailgun":
         options["domain"] = config.newsletter.domain
     provider = provider_for(http, token, **options)
-    return HttpSender(provider, http, parallel=config.sender.concurrency, transport=transport)
+    return HttpSender(provider, http, parallel=config.sender.connections, transport=transport)

@@ -9,8 +9,11 @@
 3. turn rows left ``sending`` by a dead run into ``unknown``;
 4. freeze the audience into the ledger, once;
 5. workers (one per connection or request in flight) claim a batch, build
-   its messages lazily, send, and record each result; a token bucket paces
-   them all, and a throttling reply holds every worker;
+   its messages lazily, send, and record each result; a streaming sender's
+   connections (SMTP) instead take one message at a time from a feed that
+   records the previous results and claims the next in one step, every
+   connection's steps of one turn of the event loop sharing one commit; a
+   token bucket paces them all, and a throttling reply holds every worker;
 6. stop when nothing is left, ``limit`` is reached, the stop event is set
    (in-flight batches get ``STOP_GRACE`` seconds), or the sender reports a
    problem with the whole send; the issue becomes ``sent`` when every row is
@@ -43,7 +46,7 @@ from digest.send.deliveries import FINAL, Claimed, DeliveryLedger, latest_send
 from digest.send.intake.refusals import record_refusals
 from digest.send.keys import idempotency_key
 from digest.send.pace import TokenBucket
-from digest.send.sender import ACCEPTED, OutgoingMessage, Result, Sender
+from digest.send.sender import ACCEPTED, Done, OutgoingMessage, Result, Sender
 from digest.send.signing import refuse_another_key
 from digest.store import Store, open_store
 from digest.workspace import Workspace
@@ -55,6 +58,10 @@ DEFER_WAIT_MAX = (
 STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
 THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
 INLINE_BATCH = 10  # SQLite claims and records of batches this small run in the event loop
+PROGRESS_EVERY = 0.1  # seconds between progress reports (and one at the end)
+# Rows a streaming send reserves at a time (they stay pending: nothing reserved is in
+# doubt after a crash); each becomes "sending", its reader checked again, as it goes.
+RESERVE_BLOCK = 64
 
 T = TypeVar("T")
 
@@ -272,12 +279,18 @@ def run_send(
     force: bool = False,
     sender: Sender | None = None,
     retire_sent_key: bool = False,
+    prepared: Any = None,
 ) -> SendReport:
-    """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun."""
+    """Send ``issue`` (an Issue, a date, or None for the upcoming one); resume if begun.
+
+    ``prepared``: the issue's rendering that :func:`preflight` returned for it (the
+    command checks it before asking), so it is not rendered and checked twice.
+    """
     from digest.message import MessageBuilder  # deferred, as in preflight
 
     target = resolve_issue(ws, issue)
-    prepared = preflight(ws, target, force=force, retire_sent_key=retire_sent_key)
+    if prepared is None or prepared.issue is not target:
+        prepared = preflight(ws, target, force=force, retire_sent_key=retire_sent_key)
     slug = target.slug
     builder = MessageBuilder.for_workspace(ws, prepared)
     started = time.monotonic()
@@ -383,6 +396,9 @@ class _Run:
         self.outcomes: dict[str, int] = {}
         self.total = 0
         self.inline_db = ledger.dialect == "sqlite" and sender.batch_size <= INLINE_BATCH
+        self.streaming = 0  # connections of a streaming sender at work
+        self.steps: _Steps | None = None  # made in the event loop (main)
+        self.shown = 0.0  # when progress was last reported
 
     def stopping(self) -> bool:
         if self.stop_event is not None and self.stop_event.is_set():
@@ -393,16 +409,27 @@ class _Run:
         counts = self.ledger.counts()
         self.total = sum(counts.values())
         self.base = {k: counts[k] for k in ("sent", "failed", "skipped")}
-        held = self.ledger.held() if self.inline_db else contextlib.nullcontext()
+        # One connection for the ledger's steps: on SQLite when they run in the event
+        # loop, and on PostgreSQL for a streaming sender's (they take turns on it).
+        keep = self.inline_db or self.sender.streams
+        held = self.ledger.held() if keep else contextlib.nullcontext()
+        self.steps = _Steps(self)
         async with self.sender:
             with held:
-                await self._work()
+                try:
+                    await self._work()
+                    await self.steps.settle()
+                finally:
+                    self.ledger.unreserve()
         abandoned = self.ledger.abandon()
         if abandoned:
             self.outcomes["unknown"] = self.outcomes.get("unknown", 0) + abandoned
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
 
     async def _work(self) -> None:
-        tasks = [asyncio.create_task(self.worker()) for _ in range(max(1, self.sender.parallel))]
+        worker = self.lane if self.sender.streams else self.worker
+        tasks = [asyncio.create_task(worker()) for _ in range(max(1, self.sender.parallel))]
         deadline: float | None = None
         pending = set(tasks)
         while pending:
@@ -456,6 +483,30 @@ class _Run:
         finally:
             if done:
                 await self._record(done)
+
+    async def lane(self) -> None:
+        """One connection of a streaming sender (SMTP): it takes messages from the
+        feed until there are none; then wait for deferred rows, as :meth:`worker`."""
+        feed = _Feed(self)
+        while not self.stopping():
+            self.streaming += 1
+            try:
+                await self.sender.stream(feed)
+            except SendError as exc:
+                self.fatal = str(exc)
+                self.halted = True
+                return
+            finally:
+                self.streaming -= 1
+            if self.stopping() or feed.limited:
+                return
+            if self.streaming:  # other connections still have messages on the wire
+                await asyncio.sleep(0.05)
+                continue
+            wait = self._deferred_wait()
+            if wait is None:
+                return
+            await self._nap(min(wait, 1.0))
 
     def _may_defer(self, done: list[tuple[Claimed, Result]]) -> bool:
         """Whether these results may be recorded with the next claim, in one transaction.
@@ -563,26 +614,40 @@ class _Run:
     async def _recorded(
         self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]
     ) -> None:
+        refused = self._noted(outcomes, counts)
+        if refused:
+            await self._refusals(refused)
+
+    def _noted(
+        self, outcomes: list[tuple[Claimed, Result]], counts: dict[str, int]
+    ) -> list[tuple[str, Result]]:
+        """Count recorded outcomes, slow down on throttling, report progress; the
+        refusals that are bounces, for :meth:`_refusals`."""
         for state, n in counts.items():
             self._count(state, n)
-        refused = [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
-        if refused:  # a refusal that is a bounce goes through the bounce policy
-            await asyncio.to_thread(
-                functools.partial(
-                    record_refusals,
-                    self.ledger.store,
-                    self.ledger.issue,
-                    refused,
-                    source=self.sender.bounce_source,
-                )
-            )
         throttled = [r for _, r in outcomes if r.throttled]
         if throttled:
             self.bucket.hold(max((r.retry_after or THROTTLE_HOLD) for r in throttled))
-        else:
+        elif self.bucket.current < self.bucket.rate:
             self.bucket.recovered(sum(1 for _, r in outcomes if r.state == ACCEPTED))
         if self.on_progress is not None:
-            self.on_progress(self.progress())
+            now = time.monotonic()
+            if now - self.shown >= PROGRESS_EVERY:
+                self.shown = now
+                self.on_progress(self.progress())
+        return [(c.subscriber_id, r) for c, r in outcomes if r.bounce]
+
+    async def _refusals(self, refused: list[tuple[str, Result]]) -> None:
+        """A refusal that is a bounce goes through the bounce policy."""
+        await asyncio.to_thread(
+            functools.partial(
+                record_refusals,
+                self.ledger.store,
+                self.ledger.issue,
+                refused,
+                source=self.sender.bounce_source,
+            )
+        )
 
     def _count(self, state: str, n: int) -> None:
         self.outcomes[state] = self.outcomes.get(state, 0) + n
@@ -616,6 +681,174 @@ class _Run:
         end = time.monotonic() + seconds
         while time.monotonic() < end and not self.stopping():
             await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+
+class _Steps:
+    """Every connection's record-and-claim requests of one turn of the event loop, in
+    one transaction (a group commit): each connection still records its results and
+    claims its next message before that message goes, for a fraction of a commit.
+
+    On SQLite the transaction runs right here, in the event loop, once the turn's
+    callbacks have run; on PostgreSQL in a thread, while the next turn's requests
+    gather for the following one.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.loop = asyncio.get_running_loop()
+        self.queue: list[tuple[list[tuple[Claimed, Result]], int, asyncio.Future[Any]]] = []
+        self.scheduled = False
+        self.busy = False  # a transaction is running in a thread
+        self.failure: BaseException | None = None
+        self.refusals: set[asyncio.Task[None]] = set()
+
+    def request(
+        self, done: list[tuple[Claimed, Result]], want: int
+    ) -> asyncio.Future[tuple[list[Claimed], int]]:
+        """Record ``done`` and claim up to ``want`` rows: (rows, skipped in that step)."""
+        if self.failure is not None:
+            raise self.failure
+        future: asyncio.Future[tuple[list[Claimed], int]] = self.loop.create_future()
+        self.queue.append((done, want, future))
+        if not self.scheduled and not self.busy:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+        return future
+
+    def _call(self, batch: list[Any]) -> Callable[[], Any]:
+        run = self.run
+        return functools.partial(
+            run.ledger.steps,
+            [(done, want) for done, want, _ in batch],
+            max_attempts=max(1, run.settings.max_attempts),
+            backoff=BACKOFF_SECONDS,
+            reserve=RESERVE_BLOCK,
+        )
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        if not self.queue or self.busy:
+            return
+        batch, self.queue = self.queue, []
+        if self.run.inline_db:
+            try:
+                result = self._call(batch)()
+            except Exception as exc:
+                self._fail(batch, exc)
+                return
+            self._finish(batch, result)
+            return
+        self.busy = True
+        running = self.loop.run_in_executor(None, self._call(batch))
+        running.add_done_callback(lambda done: self._threaded(batch, done))
+
+    def _threaded(self, batch: list[Any], done: asyncio.Future[Any]) -> None:
+        self.busy = False
+        if done.cancelled():
+            self._fail(batch, asyncio.CancelledError())
+        elif done.exception() is not None:
+            self._fail(batch, done.exception())  # type: ignore[arg-type]
+        else:
+            self._finish(batch, done.result())
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _fail(self, batch: list[Any], exc: BaseException) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _finish(self, batch: list[Any], result: Any) -> None:
+        counts, shares, skipped = result
+        run = self.run
+        for (_, _, future), share in zip(batch, shares, strict=True):
+            if not future.done():
+                future.set_result((share, skipped))
+        if skipped:
+            run._count("skipped", skipped)
+        outcomes = [outcome for done, _, _ in batch for outcome in done]
+        if outcomes:
+            refused = run._noted(outcomes, counts)
+            if refused:  # the bounce policy, in a thread, beside the send
+                task = self.loop.create_task(self._refusals(refused))
+                self.refusals.add(task)
+                task.add_done_callback(self.refusals.discard)
+
+    async def _refusals(self, refused: list[tuple[str, Result]]) -> None:
+        try:
+            await self.run._refusals(refused)
+        except Exception as exc:  # the bounce policy failed: stop the send
+            self.failure = exc
+            self.run.halted = True
+
+    async def settle(self) -> None:
+        """Wait for the bounce policy's work still running."""
+        while self.refusals:
+            await asyncio.gather(*self.refusals)
+        if self.failure is not None:
+            raise self.failure
+
+
+class _Feed:
+    """A streaming sender's source of messages (:class:`digest.send.sender.Feed`):
+    the ledger, through the run's group-committed steps."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.rows: dict[int, Claimed] = {}  # id(message) -> its row, until its result
+        self.limited = False
+
+    def _rows(self, done: Done) -> list[tuple[Claimed, Result]]:
+        return [(self.rows.pop(id(message)), result) for message, result in done]
+
+    async def next(self, done: Done) -> OutgoingMessage | None:
+        run = self.run
+        rows = self._rows(done)
+        if rows and not run._may_defer(rows):
+            await run._record(rows)
+            rows = []
+        while True:
+            if run.limit is not None and run.claimed >= run.limit:
+                self.limited = True
+            if run.stopping() or self.limited:
+                if rows:
+                    await run._record(rows)
+                return None
+            if run.bucket.rate > 0 or run.bucket.not_before > time.monotonic():
+                await run.bucket.take(1)
+            run.claimed += 1  # reserved while the claim runs; given back if none came
+            assert run.steps is not None
+            taken, skipped = await run.steps.request(rows, 1)
+            rows = []
+            if taken:
+                return self._message(taken[0])
+            run.claimed -= 1
+            if not skipped:
+                return None
+
+    def _message(self, row: Claimed) -> OutgoingMessage:
+        from digest.render import Recipient  # deferred, as in preflight
+
+        message = OutgoingMessage(
+            row.subscriber_id,
+            row.email,
+            idempotency_key(self.run.ledger.issue, row.subscriber_id),
+            name=row.name,
+            builder=self.run.builder,
+            recipient=Recipient(row.subscriber_id, row.email, row.name),
+        )
+        self.rows[id(message)] = row
+        return message
+
+    async def record(self, done: Done) -> None:
+        rows = self._rows(done)
+        if rows:
+            await self.run._record(rows)
+
+    def release(self, messages: list[OutgoingMessage]) -> None:
+        ids = [self.rows.pop(id(m)).subscriber_id for m in messages if id(m) in self.rows]
+        self.run.ledger.release(ids)
 
 
 # -- test copies, statistics, retries ------------------------------------------------------

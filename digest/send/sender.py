@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from digest.addresses import mask, mask_all
 
@@ -161,6 +161,26 @@ class Result:
         return self.state == ACCEPTED
 
 
+Done = list[tuple["OutgoingMessage", Result]]
+
+
+class Feed(Protocol):
+    """Where a streaming sender gets its messages and hands back their results.
+
+    ``next(done)`` records ``done`` (results not yet recorded) and claims the
+    next message, in one step, or says there is none (None): the engine's ledger
+    then knows, before a message goes on the wire, every earlier result of that
+    connection but those still on it. ``record`` records without claiming;
+    ``release`` gives back messages that were claimed but never went out.
+    """
+
+    async def next(self, done: Done) -> OutgoingMessage | None: ...
+
+    async def record(self, done: Done) -> None: ...
+
+    def release(self, messages: list[OutgoingMessage]) -> None: ...
+
+
 class Sender:
     """Base class: ``send`` a batch, ``aclose`` at the end; an async context manager.
 
@@ -170,6 +190,11 @@ class Sender:
     sending the same messages again cannot deliver them twice (a file per
     subscriber, an API that honours an Idempotency-Key), so messages left
     unknown by a crash may be re-sent automatically.
+
+    A sender that ``streams`` (SMTP) also offers :meth:`stream`: one connection's
+    worth of messages taken one at a time from a :class:`Feed`, so the next
+    message can follow the previous one on the wire before its reply is in
+    (RFC 2920 pipelining) while the ledger still records each result.
     """
 
     name: str = "sender"
@@ -177,8 +202,13 @@ class Sender:
     batch_size: int = 1
     parallel: int = 1
     idempotent: bool = False
+    streams: bool = False
 
     async def send(self, batch: list[OutgoingMessage]) -> list[Result]:
+        raise NotImplementedError
+
+    async def stream(self, feed: Feed) -> None:
+        """Send what ``feed`` gives on one connection until it gives nothing."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

@@ -1,12 +1,15 @@
 """SMTP through aiosmtplib: a few persistent connections in parallel.
 
-Each ``send`` call borrows one connection from a small pool (``connections``
-of them) and sends its messages one after another on it; a connection is
-closed and opened again after ``messages_per_connection`` messages.
-aiosmtplib opens each session (TLS or STARTTLS, AUTH, EHLO); the mail
-transactions then run on digest's own small protocol over the same
-transport (:class:`_Session`), which writes the built bytes as they are and
-pipelines MAIL, RCPT and DATA when the server offers PIPELINING (RFC 2920).
+Each connection is a *lane* (:class:`_Lane`) that takes messages one at a time
+from a feed (the engine's ledger: :meth:`SmtpSender.stream`), or from a list
+(:meth:`SmtpSender.send`); a connection is closed and opened again after
+``messages_per_connection`` messages. aiosmtplib opens each session (TLS or
+STARTTLS, AUTH, EHLO); the mail transactions then run on digest's own small
+protocol over the same transport (:class:`_Session`), which writes the built
+bytes as they are. When the server offers PIPELINING (RFC 2920), MAIL, RCPT
+and DATA go in one write, and each message's end-of-data in the same write as
+the next message's envelope: one round trip a message. At most two messages
+of a connection are then in doubt at any moment; without PIPELINING, one.
 
 International addresses (RFC 6531): with SMTPUTF8 offered they go as they
 are; without it a domain-only IDN goes with its IDNA domain and a non-ASCII
@@ -45,9 +48,12 @@ from digest.addresses import Unroutable, route
 from digest.bounces import classify
 from digest.config import Smtp
 from digest.errors import SendError
-from digest.send.sender import OutgoingMessage, Result, Sender
+from digest.send.sender import Done, Feed, OutgoingMessage, Result, Sender
 
 CONNECT_TRIES = 3
+# RFC 2920 across messages: the next envelope goes with this message's end-of-data.
+# (benchmarks/wan_bench.py turns it off to measure one message in flight.)
+ACROSS_MESSAGES = True
 
 
 @dataclass(eq=False)
@@ -62,12 +68,14 @@ class _Connection:
 
 class SmtpSender(Sender):
     bounce_source = "smtp"
+    streams = True
 
     def __init__(
         self,
         settings: Smtp,
         envelope_from: str,
         *,
+        connections: int = 4,
         username: str | None = None,
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
@@ -81,8 +89,8 @@ class SmtpSender(Sender):
         self.password = password
         self.tls_context = tls_context
         self.where = f"{settings.host}:{settings.port}"
-        self.name = f"smtp {self.where} ({settings.security}, {settings.connections} connections)"
-        self.parallel = max(1, settings.connections)
+        self.parallel = max(1, connections)
+        self.name = f"smtp {self.where} ({settings.security}, {self.parallel} connections)"
         self.batch_size = batch_size
         self._from = envelope_from.encode("utf-8")
         self._idle: list[_Connection] = []
@@ -142,7 +150,7 @@ class SmtpSender(Sender):
                 _no_delay(client)
                 transport = client.transport
                 assert transport is not None
-                session = _Session(transport)
+                session = _Session(transport, s.timeout)
                 transport.set_protocol(session)  # digest runs the transactions from here on
                 connection = _Connection(
                     client,
@@ -178,7 +186,7 @@ class SmtpSender(Sender):
         session = connection.session
         try:
             if polite and session.lost is None:
-                await session.quit(self.settings.timeout)
+                await session.quit()
             else:
                 transport = session.transport
                 if isinstance(transport, asyncio.WriteTransport):
@@ -190,102 +198,39 @@ class SmtpSender(Sender):
 
     # -- sending -----------------------------------------------------------------
     async def send(self, batch: list[OutgoingMessage]) -> list[Result]:
-        connection = await self._acquire()
-        results: list[Result] = []
+        """``batch`` on one connection, in order (pipelined where the server allows)."""
+        feed = _ListFeed(batch)
         try:
-            for message in batch:
-                if connection.used >= max(1, self.settings.messages_per_connection):
-                    await self._drop(connection, polite=True)
-                    connection = await self._open()
-                result, retry = await self._deliver(connection, message)
-                if retry:
-                    await self._drop(connection)
-                    connection = await self._open()
-                    result, retry = await self._deliver(connection, message)
-                    if retry:
-                        await self._drop(connection)
-                        connection = await self._open()
-                results.append(result)
+            await self.stream(feed)
         except SendError as exc:
             # The messages before the failure did go: the engine records them.
-            exc.partial = results  # type: ignore[attr-defined]
+            exc.partial = feed.results_so_far()  # type: ignore[attr-defined]
             raise
-        finally:
-            await self._release(connection)
-        return results
+        return feed.results()
 
-    async def _deliver(
-        self, connection: _Connection, message: OutgoingMessage
-    ) -> tuple[Result, bool]:
-        """One message; the flag asks for a fresh connection and one more try."""
-        connection.used += 1
-        try:
-            commands, payload = self._transaction(connection, message)
-        except Unroutable as exc:
-            return Result.permanent(str(exc)), False
-        except Exception as exc:  # one recipient's data must never stop the send
-            return Result.permanent(f"{type(exc).__name__}: {_short(exc)}"), False
-        session = connection.session
-        stage = "MAIL FROM"
-        rcpt: tuple[int, str] | None = None
-        data: tuple[int, str] | None = None
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                if connection.pipelining:  # RFC 2920: MAIL, RCPT and DATA in one write
-                    replies = session.send(b"".join(commands), 3)
-                    mail = await replies[0]
-                    stage = "RCPT TO"
-                    rcpt = await replies[1]
-                    stage = "DATA"
-                    data = await replies[2]
-                else:
-                    mail = await session.send(commands[0], 1)[0]
-                    if mail[0] == 250:
-                        stage = "RCPT TO"
-                        rcpt = await session.send(commands[1], 1)[0]
-                        if rcpt[0] in (250, 251):
-                            stage = "DATA"
-                            data = await session.send(commands[2], 1)[0]
-                refusal = _refusal(mail, rcpt, data)
-                if refusal is None:
-                    stage = "the message"
-                    reply = await session.send(payload, 1)[0]
-                    if reply[0] == 250:
-                        return Result.accepted(reply[1]), False
-                    refusal = reply
-                elif data is not None and data[0] == 354:
-                    # A server that said 354 after refusing the envelope: end the empty message.
-                    await session.send(b".\r\n", 1)[0]
-                if mail[0] != 250:
-                    stage = "MAIL FROM"
-                elif rcpt is None or rcpt[0] not in (250, 251):
-                    stage = "RCPT TO"
-                return await self._refused(connection, message, stage, refusal)
-        except SendError:
-            raise
-        except (TimeoutError, ConnectionError, OSError) as exc:
-            connection.alive = False
-            if stage == "the message":
-                return Result.unknown(f"connection lost during DATA ({_short(exc)})"), False
-            return Result.transient(f"connection lost at {stage} ({_short(exc)})"), True
+    async def stream(self, feed: Feed) -> None:
+        await _Lane(self, feed).run()
 
     def _transaction(
         self, connection: _Connection, message: OutgoingMessage
-    ) -> tuple[list[bytes], bytes]:
+    ) -> tuple[bytes, bytes]:
         """The MAIL, RCPT and DATA commands and the dot-stuffed message for one recipient."""
         address, utf8 = route(message.email, utf8=connection.smtputf8, who="the server")
         wire = message.readdressed(address).wire
         sender = self._from if self.return_path is None else self.return_path(message).encode()
-        mail = b"MAIL FROM:<" + sender + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n")
-        rcpt = b"RCPT TO:<" + address.encode("utf-8") + b">\r\n"
-        return [mail, rcpt, b"DATA\r\n"], data_payload(wire, built=message.builder is not None)
+        envelope = b"".join(
+            (
+                b"MAIL FROM:<",
+                sender,
+                b"> SMTPUTF8\r\nRCPT TO:<" if utf8 else b">\r\nRCPT TO:<",
+                address.encode("utf-8"),
+                b">\r\nDATA\r\n",
+            )
+        )
+        return envelope, _body(wire, built=message.builder is not None)
 
-    async def _refused(
-        self,
-        connection: _Connection,
-        message: OutgoingMessage,
-        stage: str,
-        reply: tuple[int, str],
+    def _refused(
+        self, connection: _Connection, message: OutgoingMessage, stage: str, reply: _Reply
     ) -> tuple[Result, bool]:
         """A refusal's meaning: retry on a new connection, stop the send, or this row's
         transient or permanent failure (a permanent one with its bounce kind)."""
@@ -305,18 +250,10 @@ class SmtpSender(Sender):
                 f"{self.where}: the server refused the sender address {sender} ({reason}); "
                 f"check {'[bounces] return_path' if self.return_path else '[newsletter] from'}"
             )
-        await self._reset(connection)
         if 400 <= code < 500:
             return Result.transient(reason), False
         command = "RCPT" if stage == "RCPT TO" else "DATA"
         return Result.permanent(reason, bounce=classify(text=reason, command=command).kind), False
-
-    async def _reset(self, connection: _Connection) -> None:
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                await connection.session.send(b"RSET\r\n", 1)[0]
-        except (TimeoutError, ConnectionError, OSError):
-            connection.alive = False
 
     async def aclose(self) -> None:
         for connection in list(self._all):
@@ -331,8 +268,14 @@ def data_payload(wire: bytes, *, built: bool = False) -> bytes:
     no line starting with a dot, so they go as they are. Other messages are
     normalised.
     """
+    return _body(wire, built=built) + _END
+
+
+def _body(wire: bytes, *, built: bool = False) -> bytes:
+    """:func:`data_payload` without the final dot, which the write adds (the message
+    is copied once, into the write that carries it)."""
     if built:
-        return wire + b".\r\n"
+        return wire
     pairs = wire.count(b"\r\n")
     if wire.count(b"\n") != pairs or wire.count(b"\r") != pairs:
         wire = _LINE_ENDS.sub(b"\r\n", wire)
@@ -342,12 +285,288 @@ def data_payload(wire: bytes, *, built: bool = False) -> bytes:
         wire = b"." + wire
     if not wire.endswith(b"\r\n"):
         wire += b"\r\n"
-    return wire + b".\r\n"
+    return wire
 
 
-def _refusal(
-    mail: tuple[int, str], rcpt: tuple[int, str] | None, data: tuple[int, str] | None
-) -> tuple[int, str] | None:
+_END = b".\r\n"
+_Reply = tuple[int, str]
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+
+
+class _Envelope:
+    """A message whose envelope is on the wire (MAIL, RCPT and DATA; MAIL alone
+    without PIPELINING), the replies to come, and the connection it went on."""
+
+    __slots__ = ("message", "payload", "commands", "replies", "connection", "tries")
+
+    def __init__(
+        self,
+        message: OutgoingMessage,
+        payload: bytes,
+        commands: bytes,
+        replies: _Replies,
+        connection: _Connection,
+        tries: int,
+    ) -> None:
+        self.message, self.payload, self.commands = message, payload, commands
+        self.replies, self.connection, self.tries = replies, connection, tries
+
+
+class _Lane:
+    """One connection's share of a send: a message at a time from the feed.
+
+    With PIPELINING (RFC 2920), the next message's MAIL, RCPT and DATA follow
+    this message's end-of-data before its reply is in: one round trip a message
+    instead of two. The next message is claimed (and the one before recorded)
+    after this one's bytes went, so at most two messages of a connection are
+    ever in doubt: the one whose reply is awaited and the one whose envelope
+    follows it (nothing of which can have been delivered). Without PIPELINING
+    each command waits for its reply and one message is in flight.
+    """
+
+    def __init__(self, sender: SmtpSender, feed: Feed) -> None:
+        self.sender = sender
+        self.feed = feed
+        self.connection: _Connection | None = None
+        self.done: Done = []  # results not yet handed to the feed
+        self.open: dict[int, OutgoingMessage] = {}  # claimed, no result yet
+        self.on_wire: OutgoingMessage | None = None  # its bytes went, its reply has not come
+        self.limit = max(1, sender.settings.messages_per_connection)
+
+    async def run(self) -> None:
+        try:
+            envelope: _Envelope | None = None
+            while True:
+                if envelope is None:
+                    message = await self._next()
+                    if message is None:
+                        break
+                    envelope = await self._start(message, tries=0)
+                else:
+                    envelope = await self._transact(envelope)
+        except SendError:
+            # What went without a reply may have arrived; the rest never left.
+            if self.on_wire is not None and id(self.on_wire) in self.open:
+                self._result(self.on_wire, Result.unknown("in flight when the send stopped"))
+            self.feed.release(list(self.open.values()))
+            self.open.clear()
+            raise
+        except BaseException:
+            # Cancelled, or the ledger failed: record what is known if the ledger can
+            # (the rest stays "sending" and the engine makes it unknown); the error goes on.
+            done, self.done = self.done, []
+            if done:
+                with contextlib.suppress(Exception):
+                    await self.feed.record(done)
+            raise
+        finally:
+            try:
+                if self.done:
+                    done, self.done = self.done, []
+                    await self.feed.record(done)
+            finally:
+                if self.connection is not None:
+                    await self.sender._release(self.connection)
+
+    def _result(self, message: OutgoingMessage, result: Result) -> None:
+        self.open.pop(id(message), None)
+        self.done.append((message, result))
+
+    async def _next(self) -> OutgoingMessage | None:
+        done, self.done = self.done, []
+        message = await self.feed.next(done)
+        if message is not None:
+            self.open[id(message)] = message
+        return message
+
+    async def _connection(self) -> _Connection:
+        connection = self.connection
+        if connection is not None and (not connection.alive or connection.used >= self.limit):
+            self.connection = None
+            await self.sender._drop(connection, polite=connection.alive)
+            connection = None
+        if connection is None:
+            connection = self.connection = await self.sender._acquire()
+        return connection
+
+    async def _start(self, message: OutgoingMessage, tries: int) -> _Envelope | None:
+        """Write ``message``'s envelope (MAIL alone, without PIPELINING); None when the
+        message cannot go (its result is then in ``done``)."""
+        connection = await self._connection()
+        made = self._made(connection, message)
+        if made is None:
+            return None
+        commands, payload = made
+        session = connection.session
+        try:
+            if connection.pipelining:
+                replies = session.send(commands, 3)[0]
+            else:
+                replies = session.send(commands[: commands.index(b"\n") + 1], 1)[0]
+        except (ConnectionError, OSError) as exc:
+            connection.alive = False
+            return await self._again(
+                message, tries, f"connection lost at MAIL FROM ({_short(exc)})"
+            )
+        return _Envelope(message, payload, commands, replies, connection, tries)
+
+    def _made(
+        self, connection: _Connection, message: OutgoingMessage
+    ) -> tuple[bytes, bytes] | None:
+        """The envelope's commands and the message's bytes; None (and the message's
+        result) when its data cannot go."""
+        try:
+            return self.sender._transaction(connection, message)
+        except Unroutable as exc:
+            self._result(message, Result.permanent(str(exc)))
+        except Exception as exc:  # one recipient's data must never stop the send
+            self._result(message, Result.permanent(f"{type(exc).__name__}: {_short(exc)}"))
+        return None
+
+    async def _again(self, message: OutgoingMessage, tries: int, reason: str) -> _Envelope | None:
+        """Nothing of ``message`` was delivered: once more on a fresh connection, else
+        a transient result."""
+        if tries == 0:
+            return await self._start(message, tries=1)
+        self._result(message, Result.transient(reason))
+        return None
+
+    async def _transact(self, envelope: _Envelope) -> _Envelope | None:
+        """Read ``envelope``'s replies, send its message, and (pipelining) the next
+        message's envelope right behind it; the envelope now on the wire, if any."""
+        connection = envelope.connection
+        message = envelope.message
+        session = connection.session
+        stage = "MAIL FROM"
+        rcpt: _Reply | None = None
+        data: _Reply | None = None
+        try:
+            got = await session.wait(envelope.replies)
+            if connection.pipelining:
+                mail, rcpt, data = got
+            else:
+                mail = got[0]
+                lines = envelope.commands.split(b"\r\n")
+                if mail[0] == 250:
+                    stage = "RCPT TO"
+                    rcpt = (await session.wait(session.send(lines[1] + b"\r\n", 1)[0]))[0]
+                    if rcpt[0] in (250, 251):
+                        stage = "DATA"
+                        data = (await session.wait(session.send(b"DATA\r\n", 1)[0]))[0]
+            refusal = _refusal(mail, rcpt, data)
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            connection.alive = False
+            return await self._again(
+                message, envelope.tries, f"connection lost at {stage} ({_short(exc)})"
+            )
+        if refusal is not None:
+            if data is not None and data[0] == 354:
+                # A server that said 354 after refusing the envelope: end the empty message.
+                await self._quietly(connection, b".\r\n")
+            if mail[0] != 250:
+                stage = "MAIL FROM"
+            elif rcpt is None or rcpt[0] not in (250, 251):
+                stage = "RCPT TO"
+            else:
+                stage = "DATA"
+            result, retry = self.sender._refused(connection, message, stage, refusal)
+            if retry:
+                return await self._again(message, envelope.tries, result.reason)
+            await self._quietly(connection, b"RSET\r\n")
+            self._result(message, result)
+            return None
+        # The message goes, and (pipelining) the next one's envelope in the same write:
+        # the server answers both at once. The next one is claimed (and the result
+        # before this one recorded) first, so two of this connection's messages at
+        # most are in doubt: this one and the next, whose body has not gone.
+        following: tuple[OutgoingMessage, bytes, bytes] | None = None
+        if connection.pipelining and ACROSS_MESSAGES and connection.used + 1 < self.limit:
+            upcoming = await self._next()
+            while upcoming is not None:
+                made = self._made(connection, upcoming)
+                if made is not None:
+                    following = (upcoming, *made)
+                    break
+                upcoming = await self._next()
+        connection.used += 1
+        try:
+            if following is None:
+                reply_to_data = session.send(envelope.payload + _END, 1)[0]
+                after = None
+            else:
+                reply_to_data, replies = session.send(
+                    b"".join((envelope.payload, _END, following[1])), 1, 3
+                )
+                after = _Envelope(following[0], following[2], following[1], replies, connection, 0)
+        except (ConnectionError, OSError) as exc:
+            connection.alive = False
+            if following is not None:
+                self.feed.release([following[0]])
+                self.open.pop(id(following[0]), None)
+            return await self._again(message, envelope.tries, f"connection lost ({_short(exc)})")
+        self.on_wire = message
+        try:
+            reply = (await session.wait(reply_to_data))[0]
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            connection.alive = False
+            self.on_wire = None
+            reason = f"connection lost during DATA ({_short(exc)})"
+            self._result(message, Result.unknown(reason))
+            if after is not None:
+                # Its envelope went on the connection that is gone: nothing was delivered.
+                return await self._again(after.message, after.tries, reason)
+            return None
+        self.on_wire = None
+        if reply[0] == 250:
+            self._result(message, Result.accepted(reply[1]))
+        else:
+            result, _ = self.sender._refused(connection, message, "the message", reply)
+            self._result(message, result)
+        return after
+
+    async def _quietly(self, connection: _Connection, command: bytes) -> None:
+        """A command whose reply only has to come (RSET, an empty message's end)."""
+        try:
+            await connection.session.wait(connection.session.send(command, 1)[0])
+        except (TimeoutError, ConnectionError, OSError):
+            connection.alive = False
+
+
+class _ListFeed:
+    """A fixed list of messages as a feed: what :meth:`SmtpSender.send` streams."""
+
+    def __init__(self, batch: list[OutgoingMessage]) -> None:
+        self.batch = batch
+        self.position = 0
+        self.got: dict[int, Result] = {}
+
+    async def next(self, done: Done) -> OutgoingMessage | None:
+        await self.record(done)
+        if self.position >= len(self.batch):
+            return None
+        self.position += 1
+        return self.batch[self.position - 1]
+
+    async def record(self, done: Done) -> None:
+        for message, result in done:
+            self.got[id(message)] = result
+
+    def release(self, messages: list[OutgoingMessage]) -> None:
+        return None
+
+    def results(self) -> list[Result]:
+        return [self.got[id(m)] for m in self.batch]
+
+    def results_so_far(self) -> list[Result]:
+        out = []
+        for message in self.batch:
+            if id(message) not in self.got:
+                break
+            out.append(self.got[id(message)])
+        return out
+
+
+def _refusal(mail: _Reply, rcpt: _Reply | None, data: _Reply | None) -> _Reply | None:
     """The first reply that refuses the envelope, or None when the message may follow."""
     if mail[0] != 250:
         return mail
@@ -358,7 +577,15 @@ def _refusal(
     return None if data[0] == 354 else data
 
 
-_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+class _Replies:
+    """The replies one write asked for: resolved when the last of them is in."""
+
+    __slots__ = ("count", "got", "future")
+
+    def __init__(self, count: int, future: asyncio.Future[list[_Reply]]) -> None:
+        self.count = count
+        self.got: list[_Reply] = []
+        self.future = future
 
 
 class _Session(asyncio.Protocol):
@@ -366,70 +593,111 @@ class _Session(asyncio.Protocol):
 
     digest runs the mail transactions itself on the same transport: the bytes
     of each message go out as built (no per-message regular expressions), and
-    replies are matched to commands in order, so pipelined commands (RFC 2920)
-    work too.
+    replies are matched to writes in order, so pipelined commands (RFC 2920)
+    work too. A write asks for a number of replies and gets one future for all
+    of them.
     """
 
-    def __init__(self, transport: asyncio.BaseTransport) -> None:
+    def __init__(self, transport: asyncio.BaseTransport, timeout: float) -> None:
         self.transport = transport
         self.loop = asyncio.get_running_loop()
-        self.waiting: collections.deque[asyncio.Future[tuple[int, str]]] = collections.deque()
-        self.buffer = bytearray()
+        self.waiting: collections.deque[_Replies] = collections.deque()
+        self.buffer = b""
         self.text: list[str] = []
         self.lost: BaseException | None = None
+        # One watchdog per connection, not a timer per reply: when replies are awaited
+        # and nothing has come for ``timeout`` seconds, they fail with TimeoutError.
+        self.timeout = timeout
+        self.heard = self.loop.time()
+        self.watchdog: asyncio.TimerHandle | None = None
 
-    def send(self, data: bytes, replies: int) -> list[asyncio.Future[tuple[int, str]]]:
-        """Write ``data``; futures for the ``replies`` it asks for, in order."""
+    def send(self, data: bytes, *replies: int) -> list[_Replies]:
+        """Write ``data``; for each number in ``replies``, that many replies to
+        :meth:`wait` for (in order: a message's end, then the next envelope's three)."""
         transport = self.transport
         if self.lost is not None or transport.is_closing():
             raise ConnectionResetError(str(self.lost or "the connection is closed"))
-        futures = [self.loop.create_future() for _ in range(replies)]
-        self.waiting.extend(futures)
+        if not self.waiting:
+            self.heard = self.loop.time()
+            if self.watchdog is None:
+                self.watchdog = self.loop.call_later(self.timeout / 4, self._watch)
+        waiters = [_Replies(n, self.loop.create_future()) for n in replies]
+        self.waiting.extend(waiters)
         transport.write(data)  # type: ignore[attr-defined]
-        return futures
+        return waiters
+
+    async def wait(self, replies: _Replies) -> list[_Reply]:
+        future = replies.future
+        if not future.done():
+            await future
+        return future.result()
+
+    def _watch(self) -> None:
+        self.watchdog = None
+        if not self.waiting or self.lost is not None:
+            return
+        if self.loop.time() - self.heard < self.timeout:
+            self.watchdog = self.loop.call_later(self.timeout / 4, self._watch)
+            return
+        self.lost = TimeoutError(f"no reply in {self.timeout:g} seconds")
+        while self.waiting:
+            future = self.waiting.popleft().future
+            if not future.done():
+                future.set_exception(TimeoutError(str(self.lost)))
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
+        self.heard = self.loop.time()
+        buffer = self.buffer + data if self.buffer else data
         start = 0
         while True:
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            line = bytes(buffer[start : end + 1])
+            line = buffer[start : end + 1]
             start = end + 1
-            self.text.append(line[4:].strip().decode("utf-8", "replace"))
             if line[3:4] == b"-":
+                self.text.append(line[4:].strip().decode("utf-8", "replace"))
                 continue
             try:
                 code = int(line[:3])
             except ValueError:
                 code = 0
-            reply = (code, "\n".join(self.text))
-            self.text = []
+            text = line[4:].strip().decode("utf-8", "replace")
+            if self.text:
+                self.text.append(text)
+                text = "\n".join(self.text)
+                self.text = []
             if self.waiting:
-                waiter = self.waiting.popleft()
-                if not waiter.done():
-                    waiter.set_result(reply)
+                waiter = self.waiting[0]
+                waiter.got.append((code, text))
+                if len(waiter.got) >= waiter.count:
+                    self.waiting.popleft()
+                    if not waiter.future.done():
+                        waiter.future.set_result(waiter.got)
             elif code == 421:  # the server is closing (idle timeout, shutdown)
-                self.lost = ConnectionResetError(f"{reply[0]} {reply[1]}")
-        del buffer[:start]
+                self.lost = ConnectionResetError(f"{code} {text}")
+        self.buffer = buffer[start:]
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or ConnectionResetError("the server closed the connection")
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        self.lost = self.lost or exc or ConnectionResetError("the server closed the connection")
         while self.waiting:
-            waiter = self.waiting.popleft()
-            if not waiter.done():
-                waiter.set_exception(ConnectionResetError(str(self.lost)))
-                waiter.exception()  # retrieved: nobody may await it any more
+            future = self.waiting.popleft().future
+            if not future.done():
+                future.set_exception(ConnectionResetError(str(self.lost)))
+                future.exception()  # retrieved: nobody may await it any more
 
-    async def quit(self, timeout: float) -> None:
+    async def quit(self) -> None:
         try:
-            async with asyncio.timeout(timeout):
-                await self.send(b"QUIT\r\n", 1)[0]
+            await self.wait(self.send(b"QUIT\r\n", 1)[0])
         finally:
             self.transport.close()
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from digest.errors import ConfigError, StoreError
 from digest.store import migrations, schema
@@ -31,8 +31,9 @@ __all__ = ["Store", "open_store", "engine_url", "stamp"]
 
 
 def stamp(moment: datetime) -> str:
-    """A UTC instant as the fixed-width text every table stores."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A UTC instant as the fixed-width text every table stores:
+    ``2026-12-04T07:00:00.000000Z`` (isoformat: a send stamps rows by the million)."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def engine_url(url: str) -> str:
@@ -47,6 +48,10 @@ def engine_url(url: str) -> str:
 SQLITE_BUSY_TIMEOUT_MS = 30000
 
 
+CACHE_KIB = -49152  # SQLite's page cache for a write transaction (negative: KiB)
+READ_CACHE_KIB = -2048  # and for a read: a scan reads each page once, a big cache only grows
+
+
 def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
     dbapi_conn.isolation_level = None
@@ -57,7 +62,7 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
         f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         "synchronous = NORMAL",
         "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
-        "cache_size = -49152",  # 48 MB: random-keyed indexes stay in memory during imports
+        f"cache_size = {CACHE_KIB}",  # 48 MB: random-keyed indexes stay in memory in imports
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -74,6 +79,12 @@ def _postgres_connect(dbapi_conn: Any, record: Any) -> None:
     with dbapi_conn.cursor() as cursor:
         cursor.execute(f"SET lock_timeout = {int(POSTGRES_LOCK_TIMEOUT_MS)}")
     dbapi_conn.commit()  # a SET inside a transaction that is rolled back would be undone
+
+
+def _sqlite_checkin(dbapi_conn: Any, record: Any) -> None:
+    # The page cache (up to cache_size) is for the transaction that filled it: give
+    # it back between uses, so a scan or an import leaves no resident memory behind.
+    dbapi_conn.execute("PRAGMA shrink_memory")
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -115,6 +126,7 @@ class Store:
             engine = create_engine(parsed, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
+            event.listen(engine, "checkin", _sqlite_checkin)
         elif backend == "postgresql":
             engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
             event.listen(engine, "connect", _postgres_connect)
@@ -132,11 +144,22 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (on SQLite it takes no write lock)."""
+        """A read transaction (on SQLite it takes no write lock, and a small page cache:
+        counting a million-row ledger leaves no memory behind)."""
         with self._guard(self.engine.connect()) as conn:
             conn = conn.execution_options(digest_read_only=True)
-            with conn.begin():
-                yield conn
+            if self.dialect != "sqlite":
+                with conn.begin():
+                    yield conn
+                return
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(f"PRAGMA cache_size = {READ_CACHE_KIB}")  # outside any transaction
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                driver.execute(f"PRAGMA cache_size = {CACHE_KIB}")
 
     @contextlib.contextmanager
     def _guard(self, manager: Any) -> Iterator[Connection]:
@@ -163,21 +186,17 @@ class Store:
         """Refuse a pseudonym key other than the one this database was made with.
 
         The first process to open the database records an HMAC of a fixed text
-        under its key; later ones must match it.
+        under its key (an upsert: processes starting together all work); later
+        ones must match it.
         """
         env = self.workspace.config.consent.pseudonym_key_env
         value = hmac.new(self.pseudonym_key, b"digest key check", "sha256").hexdigest()
         table = schema.key_checks
-        query = select(table.c.check_value).where(table.c.name == "pseudonym")
-        try:
-            with self.begin() as conn:
-                stored = conn.execute(query).scalar()
-                if stored is None:
-                    conn.execute(table.insert().values(name="pseudonym", check_value=value))
-                    return
-        except IntegrityError:  # another process recorded its check first
-            with self.read() as conn:
-                stored = conn.execute(query).scalar_one()
+        with self.begin() as conn:
+            conn.execute(self.insert_new(table).values(name="pseudonym", check_value=value))
+            stored = conn.execute(
+                select(table.c.check_value).where(table.c.name == "pseudonym")
+            ).scalar_one()
         if not hmac.compare_digest(stored, value):
             raise ConfigError(
                 f"database {self.describe()}: the pseudonym key in {env} (or "
@@ -186,12 +205,25 @@ class Store:
             )
 
     def note_link_key(self, issue: str, fingerprint: str) -> None:
-        """Record that an issue's links were signed with the key of ``fingerprint``."""
+        """Record that an issue's links were signed with the key of ``fingerprint``
+        (once; an upsert, so senders starting together all work)."""
         table = schema.key_checks
         name = f"links {issue} {fingerprint}"
         with self.begin() as conn:
-            if conn.execute(select(table.c.name).where(table.c.name == name)).first() is None:
-                conn.execute(table.insert().values(name=name, check_value=fingerprint))
+            conn.execute(self.insert_new(table).values(name=name, check_value=fingerprint))
+
+    def insert_new(self, table: Any) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING`` for this database: a row another
+        process inserted first is left as it is, without an error."""
+        # deferred: each dialect's module loads only where it is used (PostgreSQL's
+        # brings its async drivers' modules along: tens of milliseconds at start-up)
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+        return lite_insert(table).on_conflict_do_nothing()
 
     def link_keys(self, issue: str) -> set[str]:
         """Fingerprints of the keys that signed ``issue``'s links (several after a rotation)."""
