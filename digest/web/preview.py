@@ -581,14 +581,17 @@ def serve(
     server = uvicorn.Server(config)
 
     def announce() -> None:
+        # Only once uvicorn listens with its signal handlers in place: a Ctrl-C
+        # after this line always stops the server gracefully.
         while not server.started and not server.should_exit:
             threading.Event().wait(0.05)
-        if server.started and open_browser:
-            webbrowser.open(url)
+        if server.started:
+            echo(f"Previewing {ws.config.newsletter.name} at {url}  (Ctrl-C to stop)")
+            if open_browser:
+                webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
     try:
-        echo(f"Previewing {ws.config.newsletter.name} at {url}  (Ctrl-C to stop)")
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         # uvicorn stops gracefully on Ctrl-C, then raises the signal again for us.
