@@ -143,10 +143,15 @@ class _Controller(Controller):
     def stop(self, no_assert: bool = False) -> None:
         async def close_all() -> None:
             for server in getattr(self, "servers", []):
-                transport = getattr(server, "transport", None)
-                if transport is not None and not transport.is_closing():
-                    transport.abort()
-            for _ in range(2):  # the loop closes each socket on its next turn
+                for name in ("transport", "_original_transport"):  # the latter under STARTTLS
+                    transport = getattr(server, name, None)
+                    if transport is not None and not transport.is_closing():
+                        transport.abort()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            for _ in range(5):  # the loop closes each socket on one of its next turns
                 await asyncio.sleep(0)
 
         if self._thread is not None:

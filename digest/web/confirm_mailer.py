@@ -105,8 +105,11 @@ class ConfirmationMailer:
                 except Exception:  # one bad sign-up never stops the others
                     log.exception("the confirmation worker failed on one sign-up")
                 finally:
+                    _settle(loop)
                     self._jobs.task_done()
         finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            _settle(loop)
             loop.close()
 
     def _handle(self, loop: asyncio.AbstractEventLoop, job: object) -> None:
@@ -132,3 +135,15 @@ class ConfirmationMailer:
                 sign=self.sign,
             )
         )
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    """Run what a finished send left scheduled on the worker's loop.
+
+    This loop runs only while a sign-up is being mailed. A connection closed
+    at the end of a send (on any path, an error's included) releases its
+    socket on the loop's next turn; without these turns an idle worker would
+    hold a half-closed socket until the next sign-up, or for ever.
+    """
+    for _ in range(3):
+        loop.run_until_complete(asyncio.sleep(0))
