@@ -245,4 +245,3 @@ def test_a_server_that_stops_answering_times_out_and_the_message_waits(
     [result] = asyncio.run(send_all(s, [message(0)], 1))
     assert result.state == TRANSIENT and "no reply in 0.5 seconds" in result.reason
     assert smtp_sink.handler.connections == 2  # tried once more on a fresh connection
-
