@@ -17,7 +17,6 @@ imported as pending.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from digest.people.imports.source import (
     Policies,
     Row,
     address,
+    attributes,
     in_range,
     instant,
     ip,
@@ -281,7 +281,7 @@ class CsvRows(Export):
                     "suppressed all the same, as of the import",
                     lambda: moment(cells[left_at], latest, "opted_out_at"),
                 )
-            extra = keep("kept without them", lambda: _attributes(cells[attributes_at])) or None
+            extra = keep("kept without them", lambda: attributes(cells[attributes_at])) or None
             values = {confirmed_at: confirmed, left_at: left}
             evidence = (
                 given_ip,
@@ -326,19 +326,6 @@ def _consent(cell: str, found: str, latest: str) -> str:
             f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
         ) from None
     return in_range(consented, latest, f"{mask(found)}: consented_at", when)
-
-
-def _attributes(cell: str) -> dict[str, Any]:
-    text = cell.strip()
-    if not text or text == "{}":
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise SubscriberError(f"attributes {text[:40]!r} is not a JSON object") from None
-    if not isinstance(value, dict):
-        raise SubscriberError(f"attributes {text[:40]!r} is not a JSON object")
-    return value
 
 
 __all__ = ["CsvRows", "import_csv", "parse_mapping"]

@@ -20,7 +20,6 @@ them in the attributes, under ``consent``: they are read back as evidence
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from digest.people.imports.source import (
     PENDING,
     Row,
     address,
+    attributes,
     instant,
     ip,
     moment,
@@ -62,19 +62,6 @@ def go_time(text: str) -> str:
         f"{day}T{clock_time}{(fraction or '')[:7]}{hours}:{minutes}"
     ).astimezone(UTC)
     return stamp(when)
-
-
-def attributes_of(cell: str) -> dict[str, Any]:
-    text = cell.strip()
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise SubscriberError(f"attributes {text[:40]!r} is not JSON") from None
-    if not isinstance(value, dict):
-        raise SubscriberError(f"attributes {text[:40]!r} is not a JSON object")
-    return value
 
 
 class ListmonkExport(Export):
@@ -126,7 +113,7 @@ class ListmonkExport(Export):
             def keep(what: str, read: Callable[[], Any]) -> Any:
                 return soft(notes, line, name, what, read) if opted_out else read()
 
-            extra = keep("kept without them", lambda: attributes_of(cells[attrs])) or {}
+            extra = keep("kept without them", lambda: attributes(cells[attrs])) or {}
             proof = extra.pop("consent", None) if isinstance(extra.get("consent"), dict) else None
             consented = keep("kept without it", lambda: when(cells[created], "created_at"))
             first_ip = confirmed = second_ip = ""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -208,6 +209,20 @@ def moment(cell: str, latest: str, column: str, read: Any = instant) -> str:
     except (ConfigError, ValueError, OverflowError):
         raise SubscriberError(f"{column} {text[:60]!r} is not a readable time") from None
     return in_range(when, latest, column, text) if when else ""
+
+
+def attributes(cell: str) -> dict[str, Any]:
+    """A cell holding a JSON object (a reader's extra fields); {} when it is empty."""
+    text = cell.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SubscriberError(f"attributes {text[:40]!r} is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise SubscriberError(f"attributes {text[:40]!r} is not a JSON object")
+    return value
 
 
 def row_hash(text: str) -> str:
