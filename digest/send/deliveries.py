@@ -374,16 +374,7 @@ class DeliveryLedger:
             [self.owner, uuid.uuid4().hex, lease, self.issue, *params],
         )
         attempts = {str(sid): int(n) for sid, n in got}
-        where, params = raw.among(list(attempts))
-        people = {
-            row[0]: row
-            for row in raw.all(
-                "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
-                " LEFT JOIN suppressions p ON p.key = s.email_key"
-                f" WHERE s.id {where}",
-                params,
-            )
-        }
+        people = _people(raw, list(attempts))
         skipped = []
         for sid in sorted(attempts):
             row = people.get(sid)
@@ -441,16 +432,7 @@ class DeliveryLedger:
     def _skip_unmailable(self, raw: _Raw, ids: list[str], now: str) -> int:
         """Of reserved rows that could not be made ``sending``, skip those whose reader
         is no longer mailable; the rest were taken over by another process."""
-        where, params = raw.among(ids)
-        people = {
-            row[0]: row
-            for row in raw.all(
-                "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
-                " LEFT JOIN suppressions p ON p.key = s.email_key"
-                f" WHERE s.id {where}",
-                params,
-            )
-        }
+        people = _people(raw, ids)
         skipped = []
         for sid in ids:
             reason = _unmailable(people.get(sid))
@@ -914,6 +896,18 @@ def _gone(exc: BaseException) -> bool:
         k.__name__ == "OperationalError" and k.__module__.startswith("psycopg")
         for k in type(exc).__mro__
     )
+
+
+def _people(raw: _Raw, ids: list[str]) -> dict[str, Any]:
+    """Each of ``ids``' reader row: id, email, name, status and suppression reason."""
+    where, params = raw.among(ids)
+    rows = raw.all(
+        "SELECT s.id, s.email, s.name, s.status, p.reason FROM subscribers s"
+        " LEFT JOIN suppressions p ON p.key = s.email_key"
+        f" WHERE s.id {where}",
+        params,
+    )
+    return {row[0]: row for row in rows}
 
 
 def _unmailable(row: Any) -> str:
