@@ -122,10 +122,6 @@ def test_an_untrusted_certificate_stops_the_send_naming_host_port(tls_files: Tls
 
 
 @pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
-# After a refused login inside STARTTLS, the TLS layer sometimes hands the raw socket
-# to the garbage collector a moment after the loop has closed; the errors below are
-# what this test is about.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_authentication(tls_files: TlsFiles) -> None:
     sink = SmtpSink(tls=tls_files.server_context(), auth=("editor", "s3cret")).start()
     try:
@@ -245,3 +241,31 @@ def test_a_server_that_stops_answering_times_out_and_the_message_waits(
     [result] = asyncio.run(send_all(s, [message(0)], 1))
     assert result.state == TRANSIENT and "no reply in 0.5 seconds" in result.reason
     assert smtp_sink.handler.connections == 2  # tried once more on a fresh connection
+
+
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+def test_a_refused_login_over_starttls_leaves_no_socket_behind(tls_files: TlsFiles) -> None:
+    """The failed connection is aborted before the send returns: a TLS close that waits
+    for the server would leave the socket to the garbage collector, which then warns
+    during whichever test runs next."""
+    import gc
+    import warnings
+
+    sink = SmtpSink(tls=tls_files.server_context(), auth=("editor", "s3cret")).start()
+    try:
+        bad = sender(
+            sink,
+            security="starttls",
+            tls_context=tls_files.client_context(),
+            username="editor",
+            password="wrong",
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(SendError, match="authentication failed"):
+                asyncio.run(send_all(bad, [message(1)]))
+            gc.collect()
+    finally:
+        sink.stop()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []

@@ -101,26 +101,32 @@ class SmtpSender(Sender):
         s = self.settings
         last: BaseException | None = None
         for attempt in range(CONNECT_TRIES):
+            # STARTTLS and the login are digest's own steps after connect(): aiosmtplib's
+            # connect() closes a connection that fails inside it gracefully, and a TLS
+            # close waits for the server's reply after the send has ended, leaving the
+            # socket to the garbage collector. Here a failure aborts it at once.
             client = aiosmtplib.SMTP(
                 hostname=s.host,
                 port=s.port,
                 timeout=s.timeout,
                 use_tls=s.security == "tls",
-                start_tls=s.security == "starttls",
+                start_tls=False,
                 tls_context=self.tls_context,
-                username=self.username or None,
-                password=self.password or None,
             )
             try:
                 try:
                     await client.connect()
+                    if s.security == "starttls":
+                        await client.starttls()
+                    if self.username:
+                        await client.login(self.username, self.password or "")
                     if client.is_ehlo_or_helo_needed:
                         try:
                             await client.ehlo()
                         except aiosmtplib.SMTPHeloError:
                             await client.helo()
                 except BaseException:
-                    await _abort(client)  # a refused login or TLS can leave the socket open
+                    await _abort(client)
                     raise
             except aiosmtplib.SMTPAuthenticationError as exc:
                 raise SendError(
