@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -63,11 +64,20 @@ class CsvFile:
             raise CsvFileError(
                 f"{self.path}: cannot read ({exc.strerror}); check the file name"
             ) from None
-        lines = self._lines(self._handle)
-        first = next(lines, "")
-        self.delimiter = sniff_delimiter(first)
-        self._reader = csv.reader(itertools.chain([first], lines), delimiter=self.delimiter)
-        self.header = [name.strip().lower() for name in self._next() or []]
+        except _UNREADABLE_MEMBER as exc:  # a zip's file: encrypted, or packed oddly
+            raise CsvFileError(
+                f"{self.path}: cannot read it from the zip ({exc}); unpack the zip with "
+                "another tool and import the CSV"
+            ) from None
+        try:
+            lines = self._lines(self._handle)
+            first = next(lines, "")
+            self.delimiter = sniff_delimiter(first)
+            self._reader = csv.reader(itertools.chain([first], lines), delimiter=self.delimiter)
+            self.header = [name.strip().lower() for name in self._next() or []]
+        except BaseException:
+            self._handle.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -99,7 +109,7 @@ class CsvFile:
 
     def _lines(self, handle: IO[bytes]) -> Iterator[str]:
         number = 0
-        while raw := handle.readline(MAX_LINE_BYTES + 1):
+        while raw := self._readline(handle, number + 1):
             number += 1
             if len(raw) > MAX_LINE_BYTES:
                 raise CsvFileError(
@@ -118,6 +128,18 @@ class CsvFile:
             if self._keep:
                 self._taken.append(text)
             yield text
+
+    def _readline(self, handle: IO[bytes], number: int) -> bytes:
+        try:
+            return handle.readline(MAX_LINE_BYTES + 1)
+        except (OSError, *_UNREADABLE_MEMBER) as exc:  # a damaged zip fails its CRC check
+            raise CsvFileError(
+                f"{self.path}:{number}: cannot read this line ({exc}); the file is damaged, "
+                "export it again"
+            ) from None
+
+
+_UNREADABLE_MEMBER = (RuntimeError, NotImplementedError, zipfile.BadZipFile)
 
 
 def sniff_delimiter(header: str) -> str:

@@ -114,8 +114,8 @@ def format_of(path: Path, fmt: str | None) -> str:
         fmt = {".csv": "csv", ".json": "json", ".zip": "mailchimp"}.get(suffix)
         if fmt is None:
             raise SubscriberError(
-                f"{path}: the export file must end in .csv or .json (or .zip with "
-                "--format mailchimp)"
+                f"{path}: the export file must end in .csv, .json or .zip (Mailchimp's); "
+                "name it so, or say --format"
             )
     if fmt not in FORMATS:
         raise SubscriberError(f"--format {fmt!r}: pick one of {', '.join(FORMATS)}")
@@ -200,7 +200,8 @@ def _read_event(facts: dict[str, Any], kind: str, at: str, policy: str, body: st
         )
     elif kind == "confirmed":
         facts.update(confirmed_at=at, confirm_ip=str(evidence.get("ip") or ""))
-        facts.setdefault("consented_at", at)
+        if not facts.get("consented_at"):  # imported pending, or added unconfirmed
+            facts["consented_at"] = at
         facts["policy_version"] = policy
     elif kind == "admin_added":
         facts.update(consented_at=at if evidence.get("confirmed") else "", policy_version=policy)

@@ -188,16 +188,6 @@ def _sample(conn: Connection, query: Any) -> list[str]:
     return [mask(email) for (email,) in conn.execute(query.order_by(subs_t.c.id).limit(SAMPLE))]
 
 
-def _unknown(conn: Connection, round_: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(rows_t)
-            .where(rows_t.c.round == round_, rows_t.c.state == "unknown")
-        ).scalar_one()
-    )
-
-
 def run(
     store: Store,
     chosen: Plan,

@@ -197,3 +197,23 @@ def test_erasure_takes_the_reader_out_of_every_format(
         else:
             texts = [path.read_text(encoding="utf-8")]
         assert not any(email in t or "Amara" in t for t in texts), path
+
+
+def test_a_reader_imported_pending_who_confirmed_is_exported_with_the_confirmation_time(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    from digest.people import changes
+
+    source = tmp_path / "list.csv"
+    source.write_text("email,name,consented_at\nlate@example.com,Late,\n", encoding="utf-8")
+    imported = cli("subscribers", "import", str(source), "--policy-version", "2026-05-01")
+    assert imported.exit_code == 0, imported.output
+    late = record.find_by_email(store, "late@example.com")
+    assert late is not None and late.status == "pending"
+    changes.confirm(store, late.id, method="link", source="test", evidence={})
+    target = tmp_path / "subscribers.csv"
+    result = cli("subscribers", "export", "--all", "--format", "listmonk", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    with target.open(encoding="utf-8", newline="") as handle:
+        [row] = [r for r in csv.DictReader(handle) if r["email"] == "late@example.com"]
+    assert row["created_at"].startswith("2026-12-02"), row  # the confirmation, tests' "now"

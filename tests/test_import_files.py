@@ -170,3 +170,51 @@ def test_a_file_that_is_not_utf8_names_its_line(cli: Cli, store: Store, tmp_path
     assert f"{path}:3: not UTF-8 text (byte 0xc8 at column 18); save the CSV as UTF-8" in (
         result.output
     )
+
+
+def test_a_damaged_zip_names_the_file_and_says_what_to_do(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    import zipfile
+
+    path = tmp_path / "members_export_0a1b2c.zip"
+    rows = "Email Address,First Name\n" + "".join(
+        f"reader{n}@example.com,Reader\n" for n in range(50)
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("subscribed_members_export_0a1b2c.csv", rows)
+    data = bytearray(path.read_bytes())
+    spot = data.index(b"reader40@")
+    data[spot] = ord("R")  # the stored bytes no longer match the member's CRC
+    path.write_bytes(bytes(data))
+    result = cli("subscribers", "import", "--from", "mailchimp", str(path))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "the file is damaged, export it again" in result.output
+    assert audience.stats(store)["active"] == 0  # nothing half-written
+
+
+def test_a_metadata_cell_of_the_wrong_shape_is_a_note_not_a_crash(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    source = (FIXTURES / "exports" / "buttondown" / "subscribers.csv").read_text()
+    header, first, *rest = source.splitlines(keepends=True)
+    broken = first.rstrip("\n").rsplit(",", 1)[0] + ',"{[1]: 2}"\n'
+    path = _write(tmp_path, header + broken + "".join(rest), "subscribers.csv")
+    result = cli("subscribers", "import", "--from", "buttondown", str(path))
+    assert "Traceback" not in result.output
+    assert "is not a dict" in result.output, result.output
+
+
+def test_a_consent_time_out_of_range_is_refused_naming_it(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path,
+        "email,consented_at,policy_version\n"
+        "old@example.com,0001-01-01T00:00:00+01:00,2026-05-01\n"
+        "ok@example.com,2026-10-02T08:15:00Z,2026-05-01\n",
+    )
+    result = cli("subscribers", "import", str(path))
+    assert "Traceback" not in result.output
+    assert f"{path}: line 2: consented_at '0001-01-01T00:00:00+01:00'" in result.output

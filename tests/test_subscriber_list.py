@@ -127,7 +127,7 @@ def test_export_all_to_json_with_a_status(cli: Cli, store: Store, tmp_path: Path
 def test_export_all_needs_a_csv_or_json_file(cli: Cli, store: Store, tmp_path: Path) -> None:
     assert cli("subscribers", "export", "--all").exit_code == 2
     bad = cli("subscribers", "export", "--all", "-o", str(tmp_path / "list.xlsx"))
-    assert bad.exit_code == 1 and "must end in .csv or .json" in bad.output
+    assert bad.exit_code == 1 and "must end in .csv, .json or .zip" in bad.output
     assert not (tmp_path / "list.xlsx").exists()
     assert cli("subscribers", "export", "--status", "active").exit_code == 2
 

@@ -72,7 +72,7 @@ def metadata_of(cell: str) -> dict[str, Any]:
         return {}
     try:
         value = ast.literal_eval(text)  # literals only: nothing in the cell is run
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise SubscriberError(f"metadata {text[:40]!r} is not a dict") from None
     if not isinstance(value, dict):
         raise SubscriberError(f"metadata {text[:40]!r} is not a dict")

@@ -321,7 +321,7 @@ def _consent(cell: str, found: str, latest: str) -> str:
         return ""
     try:
         consented = instant(when)
-    except (ConfigError, ValueError):
+    except (ConfigError, ValueError, OverflowError):
         raise SubscriberError(
             f"consented_at {when!r} is not an ISO-8601 time (write e.g. 2026-10-02T08:15:00Z)"
         ) from None
