@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import hmac
 import os
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cached_property
@@ -56,16 +59,35 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     # Autocommit at the driver: the "begin" listener below issues BEGIN itself.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    _into_wal(cursor)
     for pragma in (
-        "journal_mode = WAL",
         "foreign_keys = ON",
-        f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         "synchronous = NORMAL",
         "secure_delete = ON",  # erased addresses are overwritten, not left in free pages
         f"cache_size = {CACHE_KIB}",  # 48 MB: random-keyed indexes stay in memory in imports
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _into_wal(cursor: Any) -> None:
+    """Switch to WAL, trying again while other processes hold the file's locks.
+
+    Processes opening a new database together each ask for WAL at once; SQLite
+    answers one of them "database is locked" straight away, without its busy
+    wait (two readers each waiting to write would wait for ever), so the wait
+    is here.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - spacing, not secrets
 
 
 # How long a PostgreSQL statement waits for a lock another transaction holds (the chain
