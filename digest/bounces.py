@@ -37,7 +37,7 @@ from sqlalchemy import Connection, func, select
 from digest import addresses, clock
 from digest.bounce_rules import Classification as Classification  # re-exported
 from digest.bounce_rules import classify as classify
-from digest.people import changes, record
+from digest.people import changes, record, rights
 from digest.store import Store, schema, stamp
 
 HARD = "hard"
@@ -278,24 +278,7 @@ def _soft_in_a_row(conn: Connection, subscriber_id: str, issue: str) -> int:
 
 def history(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
     """A reader's bounce reports, oldest first (no address: the reason is masked)."""
-    with store.read() as conn:
-        rows = conn.execute(
-            select(reports_t)
-            .where(reports_t.c.subscriber_id == subscriber_id)
-            .order_by(reports_t.c.received_at, reports_t.c.key)
-        ).all()
-    return [
-        {
-            "at": row.received_at,
-            "source": row.source,
-            "kind": row.kind,
-            "outcome": row.outcome,
-            "issue": row.issue,
-            "status": row.status,
-            "reason": row.reason,
-        }
-        for row in rows
-    ]
+    return rights.bounce_history(store, subscriber_id)
 
 
 def issue_summary(store: Store, issue: str) -> dict[str, Any]:
