@@ -362,3 +362,68 @@ def test_an_empty_audience_is_refused_and_the_issue_stays_ready(cli) -> None:  #
     sent = cli("send", "2026-12-04", "--yes")
     assert sent.exit_code == 0, sent.output
     assert "status: sent" in path.read_text()
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_run_that_runs_out_of_rows_waits_for_another_runs_messages_in_flight(
+    send_ws: Workspace, backend: str
+) -> None:
+    """On PostgreSQL several runs share a send. The one that finds nothing left to take
+    waits for the messages another live run has on the wire, so what it reports (the
+    line cron mails) is how the send ended, not a moment in the middle of it."""
+    import os
+    import socket
+    import threading
+
+    from digest.people.audience import audience
+
+    add_readers(send_ws, 5)
+    helper = f"{socket.gethostname()}:{os.getpid()}:helper"  # a live process
+    with open_store(send_ws) as store:
+        other = DeliveryLedger(store, SEND_DAY, owner=helper)
+        other.freeze(audience(store))
+        on_the_wire = other.claim(2)
+    assert len(on_the_wire) == 2
+
+    def the_other_run_finishes() -> None:
+        time.sleep(1.5)
+        with open_store(send_ws) as store:
+            DeliveryLedger(store, SEND_DAY, owner=helper).record(
+                [(c, Result.accepted(f"id-{c.subscriber_id}")) for c in on_the_wire],
+                max_attempts=3,
+                backoff=1.0,
+            )
+
+    finisher = threading.Thread(target=the_other_run_finishes)
+    finisher.start()
+    try:
+        report = engine.run_send(send_ws, SEND_DAY)
+    finally:
+        finisher.join()
+    assert report.this_run == {"sent": 3}
+    assert report.counts["sent"] == 5 and report.counts["sending"] == 0
+    assert report.complete
+    assert load_issue(send_ws.issues_dir / f"{SEND_DAY}.yaml").status == "sent"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_run_waits_for_a_stalled_run_no_longer_than_a_lease(
+    send_ws: Workspace, backend: str
+) -> None:
+    """A live run whose messages never come back is waited for one lease at most (by
+    the monotonic clock: the tests' fixed clock never lets a lease run out); the send
+    then stays incomplete, for the next run to settle."""
+    import os
+    import socket
+
+    from digest.people.audience import audience
+
+    ws = use_config(send_ws, '[sender]\nkind = "outbox"\nlease_seconds = 1')
+    add_readers(ws, 5)
+    with open_store(ws) as store:
+        stalled = DeliveryLedger(store, SEND_DAY, owner=f"{socket.gethostname()}:{os.getpid()}:x")
+        stalled.freeze(audience(store))
+        assert len(stalled.claim(2)) == 2
+    report = engine.run_send(ws, SEND_DAY)
+    assert report.this_run == {"sent": 3} and report.counts["sending"] == 2
+    assert not report.complete and "send 2026-12-04 --yes" in report.resume

@@ -823,6 +823,20 @@ class DeliveryLedger:
                     value = lease
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
+    def others_in_flight(self) -> bool:
+        """Whether another live run has messages of this issue on the wire (rows
+        ``sending`` under its lease): a run with nothing left to take waits for them,
+        so its report is how the send ended."""
+        d = deliveries
+        now = _now()
+        with self.store.read() as conn:
+            owners = conn.execute(
+                select(d.c.owner, func.max(d.c.lease_until))
+                .where(d.c.issue == self.issue, d.c.state == "sending", d.c.owner != self.owner)
+                .group_by(d.c.owner)
+            ).all()
+        return any(lease >= now and owner_alive(owner) is not False for owner, lease in owners)
+
     def failures(self) -> list[tuple[str, str, int]]:
         """(state, reason, count) for failed, deferred, skipped and unknown rows, biggest first."""
         d = deliveries

@@ -56,6 +56,7 @@ DEFER_WAIT_MAX = (
     300.0  # a run waits for deferred rows due within this; later ones wait for a re-run
 )
 STOP_GRACE = 30.0  # seconds in-flight messages get after a stop
+OTHERS_POLL = 0.25  # seconds between looks at other runs' messages in flight
 THROTTLE_HOLD = 5.0  # a throttling reply without Retry-After holds everyone this long
 INLINE_BATCH = 10  # SQLite claims and records of batches this small run in the event loop
 PROGRESS_EVERY = 0.1  # seconds between progress reports (and one at the end)
@@ -308,7 +309,7 @@ def run_send(
         # Once per run, before the first message: nobody is mailed on another's consent.
         refused = ledger.skip(unbound(store), UNBOUND_REASON)
         store.note_link_key(slug, prepared.tokens.fingerprint)  # `serve` checks its keys by it
-        if target.status != "sending" and not ledger_complete(ledger):
+        if target.status != "sending" and not complete_counts(ledger.counts()):
             target.status = "sending"
             save_issue(target)
         chosen = sender or open_sender(ws, slug)
@@ -316,9 +317,9 @@ def run_send(
         sending = time.monotonic()
         asyncio.run(run.main())
         sending = time.monotonic() - sending
-        counts = ledger.counts()
+        counts = ledger.counts()  # one reading: runs sharing the send may finish meanwhile
         _, _, frozen = ledger.timing()
-        complete = ledger_complete(ledger)
+        complete = complete_counts(counts)
         if complete:
             ledger.finish()
             if target.status != "sent":
@@ -349,8 +350,8 @@ UNBOUND_REASON = (
 )
 
 
-def ledger_complete(ledger: DeliveryLedger) -> bool:
-    counts = ledger.counts()
+def complete_counts(counts: dict[str, int]) -> bool:
+    """Whether a ledger's counts by state say every row is in a final state."""
     return sum(counts.values()) > 0 and all(counts[s] == 0 for s in counts if s not in FINAL)
 
 
@@ -399,6 +400,9 @@ class _Run:
         self.streaming = 0  # connections of a streaming sender at work
         self.steps: _Steps | None = None  # made in the event loop (main)
         self.shown = 0.0  # when progress was last reported
+        self.others_until: float | None = None  # how long to wait for other runs' messages
+        self.others_seen = -OTHERS_POLL  # when they were last looked at
+        self.others_busy = False
 
     def stopping(self) -> bool:
         if self.stop_event is not None and self.stop_event.is_set():
@@ -668,14 +672,31 @@ class _Run:
         )
 
     def _deferred_wait(self) -> float | None:
-        """Seconds until the next deferred row is due, if it is due soon enough to wait."""
+        """Seconds until the next deferred row is due, if it is due soon enough to wait;
+        while another run has messages of this issue on the wire, a short nap."""
         due = self.ledger.next_retry()
-        if due is None:
-            return None
-        wait = (due - clock.now()).total_seconds()
-        if wait > DEFER_WAIT_MAX:
-            return None
-        return max(0.0, wait)
+        if due is not None:
+            wait = (due - clock.now()).total_seconds()
+            if wait <= DEFER_WAIT_MAX:
+                return max(0.0, wait)
+        return OTHERS_POLL if self._others_in_flight() else None
+
+    def _others_in_flight(self) -> bool:
+        """Whether other runs sharing this send (PostgreSQL) still have messages on the
+        wire. Waited for at most a lease, by the monotonic clock: a run that stalls
+        longer has its rows turned unknown by the next run (and a clock fixed with
+        ``--now`` never lets a lease run out)."""
+        if self.ledger.exclusive:
+            return False
+        now = time.monotonic()
+        if self.others_until is None:
+            self.others_until = now + self.ledger.lease_seconds
+        if now > self.others_until:
+            return False
+        if now - self.others_seen >= OTHERS_POLL:  # the workers share one look
+            self.others_seen = now
+            self.others_busy = self.ledger.others_in_flight()
+        return self.others_busy
 
     async def _nap(self, seconds: float) -> None:
         end = time.monotonic() + seconds
