@@ -157,3 +157,14 @@ def test_load_prints_each_notice_once_and_check_lists_it(workspace: Workspace, c
     findings = [f for f in check_issue(ws, sample_issue()).findings if f.code == "settings"]
     assert [f.level for f in findings] == ["warning", "warning"]
     assert [f.message for f in findings] == list(ws.config.notices)
+
+
+def test_digest_check_shows_each_notice_once(workspace: Workspace, cli) -> None:
+    """`digest check` lists the settings' notices among its findings, and only there."""
+    ws = sender_table(workspace, 'kind = "outbox"\nconcurrency = 8')
+    write_issue(ws, sample_issue())
+    result = cli("check")
+    both = result.stdout + result.stderr
+    assert both.count("[sender] concurrency is now [sender] connections") == 1, both
+    assert both.count("has no effect") == 1, both
+    assert "warning settings" in result.stdout.replace("  ", " ")

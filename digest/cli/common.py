@@ -19,21 +19,27 @@ class State:
     def __init__(self, directory: str | None) -> None:
         self.directory = directory
         self._workspace: Workspace | None = None
+        self.echo_notices = True  # off for a command that reports them itself
 
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = find_workspace(explicit=self.directory)
             for notice in self._workspace.config.notices:  # renamed or ineffective settings
-                click.echo(f"warning: {notice}", err=True)
+                if self.echo_notices:
+                    click.echo(f"warning: {notice}", err=True)
         return self._workspace
 
 
 pass_state = click.make_pass_decorator(State)
 
 
-def workspace_of(ctx: click.Context) -> Workspace:
-    return ctx.ensure_object(State).workspace
+def workspace_of(ctx: click.Context, *, notices: bool = True) -> Workspace:
+    """The workspace; ``notices=False`` for a command that lists the settings' notices
+    among its own findings (`digest check`), so they are not shown twice."""
+    state = ctx.ensure_object(State)
+    state.echo_notices = notices
+    return state.workspace
 
 
 def echo_json(data: Any) -> None:

@@ -89,7 +89,7 @@ def check_cmd(
     ctx: click.Context, day: date | None, links: bool, timeout: float, as_json: bool
 ) -> None:
     """Check an issue before it goes; exit status 1 when there are errors."""
-    ws = workspace_of(ctx)
+    ws = workspace_of(ctx, notices=False)
     issue = workspace_issue(ws, day)
     result = check_issue(ws, issue, links=links, timeout=timeout)
     if as_json:
