@@ -19,7 +19,8 @@ listmonk    listmonk's own export columns, in up to three files, one per
             FILE.unconfirmed.csv (subscribe, unconfirmed) and
             FILE.blocklist.csv (blocklist). listmonk keeps no consent fields,
             so the consent times and IPs go into the attributes, under
-            ``consent``.
+            ``consent``. Exporting again to the same name removes the
+            companion files the new export has nobody for.
 ==========  ==================================================================
 
 Every person exported gets one ``exported`` event naming the file, in the
@@ -237,6 +238,8 @@ def export_list(
             written = writer.finish()
             for temporary, final in written:
                 os.replace(temporary, final)
+            for old in writer.stale():  # or the tool would import them with the new ones
+                old.unlink(missing_ok=True)
             for _, final in written:
                 remember_list_export(store, final)
     finally:
@@ -298,6 +301,10 @@ class _Format:
 
     def finish(self) -> list[tuple[Path, Path]]:
         return self.files.close()
+
+    def stale(self) -> list[Path]:
+        """Files of an earlier export to the same name that this one does not write."""
+        return []
 
     def discard(self) -> None:
         self.files.discard()
@@ -514,6 +521,9 @@ class _Listmonk(_Format):
         }
         self.writers: dict[str, Any] = {}
         self._open("confirmed")
+
+    def stale(self) -> list[Path]:
+        return [p for mode, p in self.paths.items() if mode not in self.writers and p.exists()]
 
     def _open(self, mode: str) -> Any:
         writer = self.writers.get(mode)

@@ -176,6 +176,38 @@ def test_round_trip_through_listmonk(cli: Cli, store: Store, fresh: Store, tmp_p
     assert consent.verify(fresh).ok
 
 
+def test_a_listmonk_export_again_leaves_no_file_of_the_last_one(
+    cli: Cli, store: Store, fresh: Store, tmp_path: Path
+) -> None:
+    """The files of a listmonk export are the export: exporting again to the same name
+    takes away the companion files this export has nobody for, or listmonk would
+    import last week's blocklist (or unconfirmed readers) along with it."""
+    before = _fill(store)
+    folder = tmp_path / "for-listmonk"
+    folder.mkdir()
+    target = folder / "subscribers.csv"
+    first = cli("subscribers", "export", "--all", "--format", "listmonk", "-o", str(target))
+    assert first.exit_code == 0, first.output
+    assert len(list(folder.iterdir())) == 3
+    again = cli(
+        "subscribers",
+        "export",
+        "--all",
+        "--status",
+        "active",
+        "--format",
+        "listmonk",
+        "-o",
+        str(target),
+    )
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in folder.iterdir()) == ["subscribers.csv"]
+    report = tools.import_file(fresh, folder)
+    assert report.tool == "listmonk" and report.invalid == 0
+    active = {e for e, p in before.items() if p["status"] == "active" and not p["suppressed"]}
+    assert set(snapshot(fresh)) == active
+
+
 def test_erasure_takes_the_reader_out_of_every_format(
     cli: Cli, store: Store, workspace: Workspace
 ) -> None:
