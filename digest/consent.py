@@ -24,7 +24,6 @@ import itertools
 import json
 import operator
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from sqlalchemy import Connection, func, select
 from digest import clock
 from digest.config import Config
 from digest.errors import ConfigError, ConsentError
-from digest.store import Store, schema, stamp
+from digest.store import Store, schema, stamp, stream_rows
 from digest.store.migrations import GENESIS_HASH
 
 EVENT_KINDS = (
@@ -577,21 +576,8 @@ def _replay(events: Iterable[Any]) -> tuple[str, str, list[int]]:
 
 def _stream(conn: Connection, dialect: str, sql: str, batch_size: int) -> Iterator[Any]:
     """Rows of ``sql`` in code-point order of ids, ``batch_size`` at a time (flat memory)."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    if dialect == "postgresql":
-        cursor = driver.cursor(name=f"digest_replay_{secrets.token_hex(4)}")
-        cursor.itersize = batch_size
-        sql = sql.format(collate=' COLLATE "C"')
-    else:
-        cursor = driver.cursor()
-        sql = sql.format(collate="")
-    try:
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(batch_size):
-            yield from rows
-    finally:
-        cursor.close()
+    collate = ' COLLATE "C"' if dialect == "postgresql" else ""
+    return stream_rows(conn, sql.format(collate=collate), batch_size)
 
 
 def address_problem(

@@ -9,14 +9,13 @@ address that is not the one their consent names, and mails none of those.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 from sqlalchemy import func, select
 
 from digest.consent import address_problem
 from digest.people.record import STATUSES, Subscriber
-from digest.store import Store, schema
+from digest.store import Store, schema, stream_rows
 
 subs_t = schema.subscribers
 supp_t = schema.suppressions
@@ -54,21 +53,8 @@ def audience(store: Store, batch_size: int = 1000) -> Iterator[Subscriber]:
     The driver's rows become :class:`Subscriber` tuples directly; attributes
     are parsed only when asked for.
     """
-    make = Subscriber._make
     with store.read() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        if store.dialect == "postgresql":
-            cursor = driver.cursor(name=f"digest_audience_{secrets.token_hex(4)}")
-            cursor.itersize = batch_size
-        else:
-            cursor = driver.cursor()
-        try:
-            cursor.execute(_AUDIENCE)
-            while rows := cursor.fetchmany(batch_size):
-                yield from map(make, rows)
-        finally:
-            cursor.close()
+        yield from map(Subscriber._make, stream_rows(conn, _AUDIENCE, batch_size))
 
 
 def unbound(store: Store, batch_size: int = 10_000) -> list[str]:
@@ -83,23 +69,11 @@ def unbound(store: Store, batch_size: int = 10_000) -> list[str]:
     key_of = store.pseudonym
     found: list[str] = []
     with store.read() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        if store.dialect == "postgresql":
-            cursor = driver.cursor(name=f"digest_bound_{secrets.token_hex(4)}")
-            cursor.itersize = batch_size
-        else:
-            cursor = driver.cursor()
-        try:
-            cursor.execute(_BOUND)
-            while rows := cursor.fetchmany(batch_size):
-                found.extend(
-                    sid
-                    for sid, email, key, named in rows
-                    if not named or address_problem(key, email, key, key_of)
-                )
-        finally:
-            cursor.close()
+        found.extend(
+            sid
+            for sid, email, key, named in stream_rows(conn, _BOUND, batch_size)
+            if not named or address_problem(key, email, key, key_of)
+        )
     return found
 
 

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import os
 import random
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -30,13 +31,32 @@ from digest.errors import ConfigError, StoreError
 from digest.store import migrations, schema
 from digest.workspace import Workspace
 
-__all__ = ["Store", "open_store", "engine_url", "stamp"]
+__all__ = ["Store", "open_store", "engine_url", "stamp", "stream_rows"]
 
 
 def stamp(moment: datetime) -> str:
     """A UTC instant as the fixed-width text every table stores:
     ``2026-12-04T07:00:00.000000Z`` (isoformat: a send stamps rows by the million)."""
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def stream_rows(conn: Connection, sql: str, batch_size: int) -> Iterator[Any]:
+    """The driver's rows of ``sql``, read ``batch_size`` at a time: a server-side cursor
+    on PostgreSQL, a stepping cursor on SQLite, so memory stays flat whatever the
+    table's size. Read inside the caller's transaction (one consistent snapshot)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if conn.dialect.name == "postgresql":
+        cursor = driver.cursor(name=f"digest_stream_{secrets.token_hex(4)}")
+        cursor.itersize = batch_size
+    else:
+        cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch_size):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def engine_url(url: str) -> str:
