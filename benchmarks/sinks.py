@@ -48,7 +48,21 @@ def process_cpu(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / ticks
 
 
-class PostfixSink:
+class _Sink:
+    """What both sinks share: waiting for the count to catch up."""
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def settle(self, expected: int, timeout: float = 10.0) -> int:
+        """The count once it reaches ``expected`` (a counter lags the last reply a little)."""
+        end = time.monotonic() + timeout
+        while self.count() < expected and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.count()
+
+
+class PostfixSink(_Sink):
     """``smtp-sink`` on 127.0.0.1; ``count()`` reads its running counter."""
 
     name = "Postfix smtp-sink (C, PIPELINING)"
@@ -79,13 +93,6 @@ class PostfixSink:
             return 0
         digits = tail[at + 5 :].split(b"\r")[0]
         return int(digits) if digits.isdigit() else 0
-
-    def settle(self, expected: int, timeout: float = 10.0) -> int:
-        """The count once it reaches ``expected`` (the counter lags the last reply a little)."""
-        end = time.monotonic() + timeout
-        while self.count() < expected and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.count()
 
     def cpu(self) -> float:
         return process_cpu(self.proc.pid)
@@ -126,7 +133,7 @@ def _python_sink(port: int, counter: Any, cpu: Any) -> None:
         time.sleep(3600)
 
 
-class PythonSink:
+class PythonSink(_Sink):
     """An aiosmtpd server that counts and discards, in its own process."""
 
     name = "aiosmtpd sink (Python, no PIPELINING)"
@@ -144,12 +151,6 @@ class PythonSink:
 
     def count(self) -> int:
         return int(self.counter.value)
-
-    def settle(self, expected: int, timeout: float = 10.0) -> int:
-        end = time.monotonic() + timeout
-        while self.count() < expected and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.count()
 
     def cpu(self) -> float:
         return float(self.cpu_used.value)
