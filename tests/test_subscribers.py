@@ -353,6 +353,31 @@ def test_duplicates_across_batches_are_merged(
     assert "line 6: o***@example.com merged into an existing subscriber" in report.notes[1]
 
 
+def test_a_pending_line_after_an_active_one_in_another_batch_says_who_stays_active(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within a batch a pending line outweighs an active one; once the active reader
+    is written (an earlier batch), they stay active, and the note says so plainly."""
+    monkeypatch.setattr(writer, "_BATCH", 2)
+    path = tmp_path / "batches.csv"
+    consented = "2026-10-01T00:00:00Z,2026-05-01"
+    path.write_text(
+        "email,consented_at,policy_version\n"
+        f"a@example.com,{consented}\nb@example.com,{consented}\n"
+        f"c@example.com,{consented}\nA@example.com,,2026-05-01\n",
+        encoding="utf-8",
+    )
+    report = generic.import_csv(store, path)
+    assert (report.imported, report.merged) == (3, 1)
+    found = record.find_by_email(store, "a@example.com")
+    assert found is not None and found.status == "active"
+    assert report.notes == [
+        "line 5: A***@example.com merged into an earlier line, who stays active "
+        "(line 5 says pending; an earlier batch of this import had already added them "
+        "as active: check with the old tool)"
+    ]
+
+
 def test_imported_evidence_and_attributes_are_spelled_canonically(
     tmp_path: Path, store: Store
 ) -> None:

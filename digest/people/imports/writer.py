@@ -9,7 +9,9 @@ in batches. The rules, the same for every tool:
   reason and the time of the opt-out at the old tool; an address suppressed
   already is never added or revived, whatever a row says.
 * **The stricter state wins** when one import names an address twice (in
-  one file or in several): an opt-out over pending over active. A reader
+  one file or in several): an opt-out over pending over active. (Pending
+  over active only within a batch of :data:`_BATCH` addresses: a reader
+  written as active by an earlier batch stays so, with a note.) A reader
   already here keeps their state and first consent, unless the row opts
   out: then the reader is suppressed (a newer export updates the list).
   Importing the same export twice changes nothing.
@@ -372,12 +374,17 @@ class _Run:
                 else:
                     outcome = "merged"
                     where = "an earlier line" if key in ours else "an existing subscriber"
-                    kept = "" if status == "active" else f", who stays {status}"
-                    report.note(
-                        row.line,
-                        f"{shown} merged into {where}{kept} (the first consent is kept)",
-                        row.part,
-                    )
+                    if key in ours and STRICTNESS[row.status] > STRICTNESS.get(status, 0):
+                        # Written already: one batch back, the stricter state had no say.
+                        why = (
+                            f"line {row.line} says {row.status}; an earlier batch of this "
+                            f"import had already added them as {status}: check with the old tool"
+                        )
+                        text = f"{shown} merged into {where}, who stays {status} ({why})"
+                    else:
+                        kept = "" if status == "active" else f", who stays {status}"
+                        text = f"{shown} merged into {where}{kept} (the first consent is kept)"
+                    report.note(row.line, text, row.part)
             else:
                 fresh.append((key, item))
                 outcome = "suppressed" if opts_out else row.status
