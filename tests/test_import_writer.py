@@ -56,7 +56,6 @@ def test_a_source_of_its_own_is_written_with_its_evidence(store: Store) -> None:
         source,
         report,
         label="tool {list}",
-        skip_invalid=True,
         policy_version="2026-05-01",
     )
     assert report.written

@@ -154,13 +154,19 @@ def test_the_audience_streams_in_batches_by_id(store: Store) -> None:
 # import --------------------------------------------------------------------------
 
 
-def test_the_fixture_import_is_refused_whole_with_line_numbers(cli, store: Store) -> None:
+def test_a_bad_row_is_named_left_out_and_the_rest_goes_in(cli, store: Store) -> None:
+    """The good rows are imported, the bad one named with its line, and the exit status
+    says something was left out; the fixed file imported again doubles nothing."""
     result = cli("subscribers", "import", str(SIGNUPS))
     assert result.exit_code == 1
     assert f"{SIGNUPS}: line 5: n*** is not a valid email address" in result.output
     assert f"{SIGNUPS}: line 6:" not in result.output  # no consent date: pending, not refused
-    assert "1 bad row, nothing imported" in result.output
-    assert audience.stats(store)["active"] == 0 and consent.verify(store).events == 0
+    assert "1 bad row left out (named above), the rest imported" in result.output
+    assert audience.stats(store)["active"] == 4 and consent.verify(store).ok
+    events = consent.verify(store).events
+    again = cli("subscribers", "import", str(SIGNUPS))
+    assert "imported 0 (0 active, 0 pending)" in again.output
+    assert consent.verify(store).events == events
 
 
 def test_a_dry_run_reports_and_writes_nothing(cli, store: Store) -> None:
@@ -213,11 +219,9 @@ def test_unknown_policy_versions_and_extra_columns(tmp_path: Path, store: Store)
         encoding="utf-8",
     )
     report = generic.import_csv(store, path)
-    assert not report.written
     assert report.problems[0].startswith("line 3: policy_version '1999-01-01' is unknown")
     assert report.problems[1].startswith("line 4: consented_at 'yesterday' is not an ISO-8601 time")
-    report = generic.import_csv(store, path, skip_invalid=True)
-    assert report.written and report.imported == 1
+    assert report.written and report.imported == 1 and report.invalid == 2
     (only,) = list(audience.audience(store))
     assert only.attributes == {"team": "sports"}
 
@@ -391,7 +395,7 @@ def test_imported_evidence_and_attributes_are_spelled_canonically(
         "z4,s@example.com,y,S,2026-02-30T00:00:00Z,2026-05-01,,\n",
         encoding="utf-8",
     )
-    report = generic.import_csv(store, path, source='file "odd".csv', skip_invalid=True)
+    report = generic.import_csv(store, path, source='file "odd".csv')
     assert report.imported == 3
     assert report.problems == [
         "line 5: consented_at '2026-02-30T00:00:00Z' is not an ISO-8601 time "

@@ -83,7 +83,11 @@ def add(ctx: click.Context, email: str, name: str | None, source: str, confirmed
     help="The privacy policy they agreed to (`digest consent policy add` registers an old one).",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
-@click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Exit 0 even if some rows were refused (they are named either way).",
+)
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -101,9 +105,10 @@ def import_(
 
     PATH is the export as the tool hands it over (a CSV, or Mailchimp's zip). Opt-outs
     (unsubscribed, cleaned, blocklisted, ...) are suppressed, never imported as readers;
-    rows without evidence of consent become pending. All or nothing: bad rows are listed
-    with their line numbers and nothing is written unless --skip-invalid. --dry-run
-    prints the same table and exits as the import would.
+    rows without evidence of consent become pending. Bad rows are named with their line
+    and left out, the rest goes in, and the exit status is 1 (0 with --skip-invalid):
+    importing the fixed file again merges what is already in. --dry-run prints the same
+    table and exits as the import would.
     """
     with _store(ctx) as store:
         report = tools.import_file(
@@ -115,7 +120,6 @@ def import_(
             statement_file=statement_file,
             policy_version=policy_version,
             dry_run=dry_run,
-            skip_invalid=skip_invalid,
         )
     for line in report.in_file_order():
         click.echo(f"{path}: {line}", err=True)
@@ -135,17 +139,19 @@ def import_(
             f"{'imported' if report.written else 'would be imported'} as pending: not mailed "
             "until they confirm (`digest subscribers reconfirm` asks them)"
         )
+    if report.written and (report.imported or report.suppressed):
+        click.echo(f"the imported readers' consent statement: v{report.statement}")
     if report.invalid and not skip_invalid:
         bad = f"{report.invalid} bad {plural(report.invalid, 'row')}"
         if dry_run:
             raise click.ClickException(
-                f"{path}: {bad}: the import would write nothing; fix them or use --skip-invalid"
+                f"{path}: {bad} would be left out (named above), the rest imported; fix them "
+                "first, or pass --skip-invalid to accept that"
             )
         raise click.ClickException(
-            f"{path}: {bad}, nothing imported; fix them or use --skip-invalid"
+            f"{path}: {bad} left out (named above), the rest imported; fix those lines and "
+            "import the file again (what is in already merges, nothing doubles)"
         )
-    if report.written and (report.imported or report.suppressed):
-        click.echo(f"the imported readers' consent statement: v{report.statement}")
 
 
 @subscribers.command("reconfirm")

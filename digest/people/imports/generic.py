@@ -74,18 +74,17 @@ def import_csv(
     path: Path,
     *,
     dry_run: bool = False,
-    skip_invalid: bool = False,
     source: str | None = None,
     policy_version: str | None = None,
     mapping: Sequence[str] = (),
     statement: str | None = None,
     list_name: str | None = None,
 ) -> ImportReport:
-    """Import subscribers who consented elsewhere, all or nothing.
+    """Import subscribers who consented elsewhere.
 
     Every bad row (invalid address, unreadable, future or pre-1990 consent
     date, unknown policy version) is reported with its line number and
-    nothing is written, unless ``skip_invalid``. Duplicates in the file and
+    left out; the rest goes in. Duplicates in the file and
     against the store are merged (see
     :func:`~digest.people.imports.writer.apply`). ``policy_version`` stands
     in for a missing ``policy_version`` column (and for empty cells of one);
@@ -102,7 +101,6 @@ def import_csv(
                 rows,
                 report,
                 label=label,
-                skip_invalid=skip_invalid,
                 policy_version=policy_version,
                 statement=statement,
             )

@@ -57,7 +57,6 @@ def import_file(
     statement_file: Path | None = None,
     policy_version: str | None = None,
     dry_run: bool = False,
-    skip_invalid: bool = False,
 ) -> ImportReport:
     """Import ``path`` as ``tool`` exported it (recognised from the header when None)."""
     if tool is not None and tool not in CHOICES:
@@ -94,7 +93,6 @@ def import_file(
                 rows,
                 report,
                 label=path.name,
-                skip_invalid=skip_invalid,
                 policy_version=policy_version,
                 statement=statement,
             )

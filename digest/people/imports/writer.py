@@ -1,8 +1,10 @@
 """The one import writer: every source's rows become subscribers, suppressions and events.
 
 :func:`apply` takes the rows of a :class:`~digest.people.imports.source.Source`
-in one transaction, all or nothing: rows are checked in one pass and written
-in batches. The rules, the same for every tool:
+in one transaction: rows are checked in one pass and written in batches. A
+bad row is refused with its line and reason, and the rest of the import goes
+on (the CLI exits 1 so that it is noticed; importing the fixed file again
+merges what is already in). The rules, the same for every tool:
 
 * **Opt-outs are sacred.** A row that opted out (unsubscribed, blocked,
   bounced, complained) puts the address on the suppression list, with the
@@ -187,7 +189,7 @@ def import_statement(title: str, list_name: str) -> str:
 
 
 class _Abort(Exception):
-    """Rolls the import's transaction back (dry run, or bad rows without --skip-invalid)."""
+    """Rolls a dry run's transaction back."""
 
 
 # A row waiting for its batch, with the policy version it holds (or the default) and its id.
@@ -200,14 +202,14 @@ def apply(
     report: ImportReport,
     *,
     label: str,
-    skip_invalid: bool = False,
     policy_version: str | None = None,
     statement: str | None = None,
 ) -> None:
     """Import the rows of ``source`` into the store, counting them in ``report``.
 
-    One transaction: it is rolled back on a dry run (``report.dry_run``) or
-    when a row was refused and not ``skip_invalid``; else ``report.written``.
+    One transaction: it is rolled back on a dry run (``report.dry_run``), else
+    ``report.written``. Refused rows are counted and named in ``report``; the
+    others are written.
     ``label`` names the import in the ledger (the events' source and the
     evidence's ``file``); ``policy_version`` is the policy of rows that name
     none; ``statement`` the exact wording the old form showed (recorded as a
@@ -216,8 +218,8 @@ def apply(
     """
     try:
         with write_transaction(store) as conn:
-            _Run(conn, store, source, report, label, skip_invalid).run(policy_version, statement)
-            if report.dry_run or (report.invalid and not skip_invalid):
+            _Run(conn, store, source, report, label).run(policy_version, statement)
+            if report.dry_run:
                 raise _Abort
             report.written = True
     except _Abort:
@@ -234,12 +236,9 @@ class _Run:
         source: Source,
         report: ImportReport,
         label: str,
-        skip_invalid: bool,
     ) -> None:
         self.conn, self.store, self.source, self.report = conn, store, source, report
         self.label = label
-        self.write = True  # False once a refused row dooms the import: only keep checking
-        self.skip_invalid = skip_invalid
         self.now = stamp(clock.now())
         self.statement_id = 0
         self.start_seq = 0
@@ -328,7 +327,6 @@ class _Run:
     def refuse(self, line: int, reason: str, listed_as: str, part: str) -> None:
         self.report.count(listed_as, "refused")
         self.report.problem(line, reason, part)
-        self.write = self.skip_invalid
 
     def flush(self, batch: dict[str, _Pending], duplicates: dict[str, list[Row]]) -> None:
         if not batch:
@@ -394,13 +392,12 @@ class _Run:
                 report.note(other.line, self._merged(mask(other.address), other, row), other.part)
         for (listed, outcome), n in tally.items():
             count(listed, outcome, n)
-        if self.write and fresh:
+        if fresh:
             self.write_fresh(fresh)
-        if self.write:
-            for key, subscriber_id, row in flips:
-                self.flip(key, subscriber_id, row)
-            for key in hold:
-                hold_for_good(conn, key)
+        for key, subscriber_id, row in flips:
+            self.flip(key, subscriber_id, row)
+        for key in hold:
+            hold_for_good(conn, key)
 
     def _merged(self, shown: str, other: Row, kept: Row) -> str:
         where = f"line {kept.line}" if kept.part == other.part else f"{kept.part} line {kept.line}"
