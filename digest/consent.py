@@ -49,6 +49,10 @@ EVENT_KINDS = (
     "exported",
     "erased",
 )
+# The events by which a reader gives consent, each under the statement they were shown
+# (our form's, or an import's). Every other event of theirs (an unsubscribe, a bounce,
+# an export) names the statement of their latest consent: it is no new agreement.
+CONSENTING = ("signup_requested", "confirmed", "resubscribed", "imported", "admin_added")
 METHODS = (
     "web_form",
     "one_click",
@@ -338,6 +342,8 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> tuple[int
     now = stamp(clock.now())
     rows: list[tuple[Any, ...]] = []
     evidence_rows: list[tuple[int, str]] = []
+    drafts = list(drafts)
+    agreed = _agreed_statements(conn, [d.subject_id for d in drafts if d.kind not in CONSENTING])
     for draft in drafts:
         if draft.kind not in EVENT_KINDS or draft.method not in METHODS:
             raise ConsentError(f"unknown consent event {draft.kind!r} by method {draft.method!r}")
@@ -363,7 +369,7 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> tuple[int
             draft.pseudonym,
             draft.method,
             source,
-            statement_id,
+            agreed.get(draft.subject_id, statement_id),
             policy_id,
             sha256(body),
             prev,
@@ -373,6 +379,23 @@ def append(conn: Connection, store: Store, drafts: Iterable[Draft]) -> tuple[int
         evidence_rows.append((seq, body))
     _write_events(conn, store, rows, evidence_rows, seq, prev)
     return seq, prev
+
+
+def _agreed_statements(conn: Connection, subjects: Sequence[str]) -> dict[str, int]:
+    """The statement of each subject's latest consenting event (:data:`CONSENTING`)."""
+    found: dict[str, tuple[int, int]] = {}
+    unique = list(dict.fromkeys(subjects))
+    for start in range(0, len(unique), 500):
+        rows = conn.execute(
+            select(events_t.c.subject_id, events_t.c.seq, events_t.c.statement_id).where(
+                events_t.c.subject_id.in_(unique[start : start + 500]),
+                events_t.c.kind.in_(CONSENTING),
+            )
+        )
+        for subject, seq, statement in rows:
+            if subject not in found or seq > found[subject][0]:
+                found[subject] = (seq, statement)
+    return {subject: statement for subject, (_, statement) in found.items()}
 
 
 def append_many(

@@ -350,6 +350,30 @@ def test_the_statement_is_the_old_form_s_and_the_policy_an_older_one(
     assert "was edited" in consent.verify(store).problem
 
 
+def test_later_events_of_an_imported_reader_name_the_statement_they_agreed_to(
+    cli: Cli, store: Store
+) -> None:
+    """An unsubscribe, an export or a bounce is not a new consent: the reader's events
+    after the import name the statement their consent rests on (the import's), never
+    our own form's text, which they did not see."""
+    result = cli("subscribers", "import", str(MAILCHIMP))
+    assert result.exit_code == 0, result.output
+    reader = next(s for s in audience.audience(store))
+    assert cli("subscribers", "export", reader.email).exit_code == 0
+    changes.unsubscribe(store, reader.id, method="one_click", source="test", evidence={})
+    events = rights.show(store, reader.id)["events"]
+    assert [e["event"] for e in events] == ["imported", "exported", "unsubscribed"]
+    imported = events[0]["statement"]
+    assert imported["text"].startswith("Imported from Mailchimp")
+    assert [e["statement"] for e in events[1:]] == [imported, imported]
+    ours = store.workspace.config.consent_statement
+    assert all(e["statement"]["text"] != ours for e in events)
+    assert consent.verify(store).ok
+    # a consent given on our own form is recorded with our form's text, as before
+    changes.resubscribe(store, reader.id, method="web_form", source="test", evidence={})
+    assert rights.show(store, reader.id)["events"][-1]["statement"]["text"] == ours
+
+
 def test_registering_a_policy_checks_what_it_is_given(cli: Cli, store: Store) -> None:
     def add(*args: str) -> str:
         result = cli("consent", "policy", "add", *args)
