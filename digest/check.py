@@ -494,14 +494,14 @@ def language_not_shipped(email: Email) -> Iterator[str]:
     config = email.prepared.config
     seen = set()
     for words, where in (
-        (email.prepared.words, "the email"),
-        (config.words, "the confirmation email and the public pages"),
+        (email.prepared.words, "the email shows"),
+        (config.words, "the confirmation email and the public pages show"),
     ):
         if words.covered or words.language in seen:
             continue
         seen.add(words.language)
         yield (
-            f"digest ships no {words.language!r} catalog, so {where} show digest's own words "
+            f"digest ships no {words.language!r} catalog, so {where} digest's own words "
             f"in English; `digest translations init {words.language}` starts one in "
             "locale/ (docs/languages.md)"
         )

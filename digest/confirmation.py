@@ -55,7 +55,7 @@ def _context(ws: Workspace, email: str, name: str, url: str) -> dict[str, Any]:
     config = ws.config
     return {
         "newsletter": render.newsletter_context(config, config.words),
-        "language": language(config.newsletter.language),
+        "language": language(config.words.spoken),
         "subject": _subject(ws),
         "email": email,
         "name": name,

@@ -145,6 +145,11 @@ class Catalog:
             return True
         return self.shipped is not None or self.workspace is not None
 
+    @property
+    def spoken(self) -> str:
+        """The tag of the words readers get: ``language``, or English where it falls back."""
+        return self.language if self.covered else SOURCE_LANGUAGE
+
     # gettext, for Python code and Jinja's i18n extension
     def gettext(self, message: str) -> str:
         return self.translations.gettext(message)

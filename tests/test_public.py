@@ -508,3 +508,23 @@ def test_the_form_cookie_is_secure_only_when_the_request_came_over_https(
         assert "Secure" not in cookie("198.51.100.9", "http", **{"X-Forwarded-Proto": "https"})
     finally:
         site.close()
+
+
+def test_pages_in_a_language_without_a_catalog_say_they_are_english(
+    site_ws: Workspace, smtp_sink
+) -> None:
+    """With no catalog for the newsletter's language the pages are in digest's English,
+    and say so: a screen reader would read English words with Dutch sounds."""
+    from digest.confirmation import _context
+
+    ws = configure(site_ws, {'language = "en"': 'language = "nl"'})
+    opened = Site(ws, smtp_sink)
+    try:
+        form = opened.get("/subscribe")
+    finally:
+        opened.close()
+    assert form.status_code == 200 and "Subscribe" in form.text
+    assert '<html lang="en" dir="ltr">' in form.text
+    assert _context(ws, "a@example.org", "", "https://x.example/c")["language"].code == "en"
+    russian = configure(ws, {'language = "nl"': 'language = "ru"'})
+    assert _context(russian, "a@example.org", "", "https://x.example/c")["language"].code == "ru"
