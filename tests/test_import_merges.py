@@ -374,6 +374,24 @@ def test_later_events_of_an_imported_reader_name_the_statement_they_agreed_to(
     assert rights.show(store, reader.id)["events"][-1]["statement"]["text"] == ours
 
 
+def test_the_import_statement_is_in_the_newsletter_s_language(
+    cli: Cli, store: Store, workspace
+) -> None:
+    """A reader sees the import statement in their data (Art. 15): it speaks the
+    newsletter's language, and records it."""
+    from _render_fixtures import set_config
+
+    set_config(workspace, 'language = "en"', 'language = "ru"')
+    result = cli("subscribers", "import", str(MAILCHIMP))
+    assert result.exit_code == 0, result.output
+    reader = next(s for s in audience.audience(store))
+    (event,) = rights.show(store, reader.id)["events"]
+    assert event["statement"]["language"] == "ru"
+    assert event["statement"]["text"].startswith(
+        "Импортировано из Mailchimp, список «members_export_5d1e8a3b7c»: читатель дал согласие"
+    )
+
+
 def test_registering_a_policy_checks_what_it_is_given(cli: Cli, store: Store) -> None:
     def add(*args: str) -> str:
         result = cli("consent", "policy", "add", *args)

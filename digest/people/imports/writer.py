@@ -57,6 +57,7 @@ from digest.people.record import (
     write_transaction,
 )
 from digest.store import Store, schema, stamp
+from digest.translations import N_, Catalog
 
 _BATCH = 20_000
 _MAX_LISTED = 200
@@ -179,13 +180,16 @@ def _table_line(label: str, counts: dict[str, int], columns: list[str], width: i
     return f"{label:<{width}}  {total:>6}{cells}"
 
 
-def import_statement(title: str, list_name: str) -> str:
-    """The consent statement an import records when the old form's wording is not known."""
-    return (
-        f'Imported from {title}, list "{list_name}": the reader consented there, before '
-        "the list moved to digest. The wording they were shown was not recorded with the "
-        "import."
-    )
+IMPORT_STATEMENT = N_(
+    'Imported from %(tool)s, list "%(list)s": the reader consented there, before the list '
+    "moved to digest. The wording they were shown was not recorded with the import."
+)
+
+
+def import_statement(words: Catalog, title: str, list_name: str) -> tuple[str, str]:
+    """The consent statement an import records when the old form's wording is not known,
+    in the newsletter's language (a reader sees it in their data), and that language."""
+    return words(IMPORT_STATEMENT, tool=title, list=list_name), words.spoken
 
 
 class _Abort(Exception):
@@ -261,9 +265,8 @@ class _Run:
         # import statement, which digest writes in English.
         language = store.workspace.config.newsletter.language
         if statement is None:
-            statement, language = (
-                import_statement(source.title, source.list_name or self.label),
-                "en",
+            statement, language = import_statement(
+                store.workspace.config.words, source.title, source.list_name or self.label
             )
         self.statement_id, report.statement = consent.statement_id(conn, statement, language)
         self.spelling = _Spelling(source, self.label)
