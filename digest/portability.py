@@ -170,7 +170,8 @@ def _with_facts(store: Store, page: list[Row], texts: dict[int, str]) -> Iterato
     for row in page:
         facts = found[row.id]
         since = facts.pop("suppressed_at", "")
-        if since and not facts.get("opted_out_at"):
+        untimed = facts.pop("untimed", False)  # the old tool gave no time: none is made up
+        if since and not facts.get("opted_out_at") and not untimed:
             facts["opted_out_at"] = since  # suppressed without an event saying when: the list's
         if row.status == "pending":  # asked, never given: no consent time to pass on
             facts["consented_at"] = facts["confirmed_at"] = ""
@@ -190,6 +191,7 @@ def _read_event(facts: dict[str, Any], kind: str, at: str, policy: str, body: st
         )
         if evidence.get("status") not in (None, "active", "pending"):
             facts["opted_out_at"] = str(evidence.get("opted_out_at") or "")
+            facts["untimed"] = not facts["opted_out_at"]
             facts["reason"] = str(evidence.get("reason") or "")
     elif kind in ("signup_requested", "resubscribed"):
         facts.update(
@@ -206,8 +208,12 @@ def _read_event(facts: dict[str, Any], kind: str, at: str, policy: str, body: st
         facts["policy_version"] = policy
     elif kind == "admin_added":
         facts.update(consented_at=at if evidence.get("confirmed") else "", policy_version=policy)
-    else:  # an opt-out
-        facts["opted_out_at"] = at
+    else:  # an opt-out: here, or at the old tool (a newer export's, with its time if any)
+        if "opted_out_at" in evidence:
+            facts["opted_out_at"] = str(evidence["opted_out_at"] or "")
+        else:
+            facts["opted_out_at"] = at
+        facts["untimed"] = not facts["opted_out_at"]
         facts["reason"] = str(evidence.get("reason") or kind)
 
 

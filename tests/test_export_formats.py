@@ -208,6 +208,32 @@ def test_a_listmonk_export_again_leaves_no_file_of_the_last_one(
     assert set(snapshot(fresh)) == active
 
 
+def test_an_opt_out_the_old_tool_gave_no_time_is_exported_without_one(
+    cli: Cli, store: Store, tmp_path: Path
+) -> None:
+    """Kit says who cancelled but not when: the export leaves the time empty rather than
+    passing the import's own time on as the opt-out's (which the next tool would keep)."""
+    assert tools.import_file(store, EXPORTS / "kit" / "kit-subscribers.csv").written
+    target = tmp_path / "all.csv"
+    result = cli("subscribers", "export", "--all", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    with target.open(encoding="utf-8", newline="") as handle:
+        rows = {r["email"]: r for r in csv.DictReader(handle)}
+    cancelled = rows["t.walsh@example.com"]
+    assert cancelled["status"] != "active" and cancelled["opted_out_at"] == "", cancelled
+    # one who leaves here later has the time of leaving
+    tom = record.find_by_email(store, "ingrid.berg@example.com")
+    assert tom is not None
+    from digest.people import changes
+
+    changes.unsubscribe(store, tom.id, method="one_click", source="test", evidence={})
+    assert cli("subscribers", "export", "--all", "-o", str(target)).exit_code == 0
+    with target.open(encoding="utf-8", newline="") as handle:
+        rows = {r["email"]: r for r in csv.DictReader(handle)}
+    assert rows["ingrid.berg@example.com"]["opted_out_at"].startswith("2026-")
+    assert rows["t.walsh@example.com"]["opted_out_at"] == ""
+
+
 def test_erasure_takes_the_reader_out_of_every_format(
     cli: Cli, store: Store, workspace: Workspace
 ) -> None:
