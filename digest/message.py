@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
@@ -100,10 +101,13 @@ def fold(name: str, value: str) -> bytes:
     return bytes(SMTP.fold_binary(*SMTP.header_store_parse(name, value)))
 
 
-def encode_address(name: str, address: str) -> str:
+def encode_address(name: str, address: str, *, width: int = 0) -> str:
     """``Name <address>`` as a header value: plain, quoted, or RFC 2047 words.
 
     Hand-made because it runs per recipient; the email package takes 50x longer.
+    ``width``: a quoted name whose value would be longer goes as RFC 2047 words
+    too, which fold between words (for the email package, whose refolding of a
+    long quoted string drops its quotes, and with them the address it names).
     """
     if not name:
         return address
@@ -111,16 +115,21 @@ def encode_address(name: str, address: str) -> str:
         if _ATEXT.fullmatch(name) and name.strip() == name:
             return f"{name} <{address}>"
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}" <{address}>'
-    # RFC 2047 words of at most 45 octets (75 characters encoded), cut between
-    # characters; a decoder joins adjacent words, dropping the folding space.
+        value = f'"{quoted}" <{address}>'
+        if not width or len(value) <= width:
+            return value
+    # RFC 2047 words of at most 45 octets (75 characters encoded), cut after a space
+    # where one is near, else between characters; a decoder joins adjacent words,
+    # dropping the folding space.
     words = []
     chunk = b""
     for ch in name:
         encoded = ch.encode("utf-8")
         if len(chunk) + len(encoded) > 45:
-            words.append(chunk)
-            chunk = b""
+            space = chunk.rfind(b" ", 20)
+            cut = space + 1 if space > 0 else len(chunk)
+            words.append(chunk[:cut])
+            chunk = chunk[cut:]
         chunk += encoded
     words.append(chunk)
     encoded_words = [f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words]
@@ -508,7 +517,11 @@ def parts_to_mime(parts: MessageParts, *, utf8: bool = False) -> bytes:
     message = EmailMessage()
     message["Subject"] = parts.subject
     message["From"] = parts.from_
-    message["To"] = parts.to
+    name, address = parseaddr(parts.to)
+    if "=?" in name:  # RFC 2047 words (encode_address's, for an HTTP API): the name itself
+        name = str(make_header(decode_header(name)))
+    # As it is: folded here, so that the email package does not refold it (see encode_address).
+    message.set_raw("To", encode_address(name, address, width=78 - len("To: ")))
     if parts.reply_to:
         message["Reply-To"] = parts.reply_to
     message["Date"] = format_datetime(clock.now())

@@ -236,3 +236,38 @@ def test_quoted_printable_lines_never_start_with_a_dot(text: str) -> None:
     assert not any(line.startswith(b".") for line in lines)
     assert all(len(line) <= 76 for line in lines)
     assert binascii.a2b_qp(b"\n".join(lines)).decode() == text
+
+
+def test_a_long_quoted_name_keeps_its_quotes_in_the_confirmation_email() -> None:
+    """A sign-up's name holding a comma and addresses, long enough that the header folds:
+    the email package's refolding dropped its quotes, so the To header named the
+    addresses inside the name and not the reader's own (reply-all to an attacker)."""
+    from email.utils import getaddresses
+
+    from digest.message import MessageParts, parts_to_mime
+
+    victim = "victim77@example.org"
+    for name in [
+        'Bob Smith the very long reader name here x@evil.example, "Mallory Attacker" '
+        "<m@evil.example>",
+        "Short, Name",
+        "A plain name " * 8,
+        "Zoë, Ünï <z@evil.example> " * 3,
+    ]:
+        parts = MessageParts(
+            subject="Confirm",
+            from_="brief@weekly-brief.news",
+            to=encode_address(name, victim).replace("\r\n", ""),
+            reply_to="",
+            html="<p>x</p>",
+            text="x",
+            message_id="<1@weekly-brief.news>",
+        )
+        for utf8 in (False, True):
+            raw = parts_to_mime(parts, utf8=utf8)
+            head = raw.split(b"\n\n", 1)[0].decode("utf-8")
+            assert all(len(line) <= 78 for line in head.splitlines()), head
+            parsed = email.message_from_bytes(raw, policy=policy.default)
+            assert [a for _, a in getaddresses([str(parsed["To"])])] == [victim], head
+            shown = parsed["To"].addresses[0].display_name
+            assert "".join(shown.split()) == "".join(name.split()), head
