@@ -111,7 +111,14 @@ class Fetched:
 
 def check_url(url: str) -> str:
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number, or out of range
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise CurateError(
+            f"{url!r} is not a valid URL ({exc}); give the article's full address"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CurateError(f"{url!r} is not an http(s) URL; give the article's full address")
     return url

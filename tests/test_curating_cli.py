@@ -217,3 +217,12 @@ def test_an_article_that_went_out_before_is_flagged(cli, workspace) -> None:  # 
     assert repeat["level"] == "warning" and "2026-12-11" in repeat["message"]
     # The issue it went out in is not flagged against itself, nor a later one against it.
     assert "article-repeated" not in cli("check", "2026-12-11").output
+
+
+def test_a_malformed_url_is_one_line_not_a_traceback(cli: Cli, workspace: Workspace) -> None:
+    for url in ("http://127.0.0.1:PORT/x", "http://[::1/story", "https://example.com:99999/"):
+        result = cli("add", url)
+        assert result.exit_code == 1, (url, result.output)
+        assert isinstance(result.exception, SystemExit), (url, result.exception)  # no traceback
+        [line] = [x for x in result.output.splitlines() if x.startswith("Error:")]
+        assert f"{url!r} is not a valid URL" in line, line
