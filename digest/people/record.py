@@ -60,8 +60,9 @@ class Subscriber(NamedTuple):
 
 
 def new_id() -> str:
-    """A random subject id: 22 URL-safe characters (128 bits)."""
-    return secrets.token_urlsafe(16)
+    """A random subject id: 22 URL-safe characters (about 128 bits), never starting with
+    ``-``, or a command line would read it as an option (`subscribers export -Sx…`)."""
+    return _no_dash(secrets.token_urlsafe(16))
 
 
 def new_ids(count: int) -> list[str]:
@@ -71,7 +72,11 @@ def new_ids(count: int) -> list[str]:
     the same length and alphabet, 132 random bits.
     """
     text = base64.urlsafe_b64encode(secrets.token_bytes(18 * count)).decode("ascii")
-    return [text[i : i + 22] for i in range(0, 24 * count, 24)]
+    return [_no_dash(text[i : i + 22]) for i in range(0, 24 * count, 24)]
+
+
+def _no_dash(token: str) -> str:
+    return "A" + token[1:] if token[0] == "-" else token
 
 
 def email_key(store: Store, normalized: str) -> str:
