@@ -106,9 +106,18 @@ def test_the_cron_recipe_tells_the_same_story(
     )
     monkeypatch.delenv("DIGEST_SECRET_KEY")
     entry = " ".join(recipes.cron_entry(workspace).split())
-    assert f"leave it unset to sign with {_key_file(workspace)}" in entry
-    units = " ".join(recipes.systemd_units(workspace)["digest-the-weekly-brief.service"].split())
-    assert f"leave it unset to sign with {_key_file(workspace)}" in units
+    # Unset here: set it, as `digest serve` needs it (no "leave it unset" for this key).
+    assert "set it here to the value your shell and `digest serve` use" in entry
+    assert "`digest secret` makes one" in entry and "leave it unset to sign" not in entry
+    workspace.secret("DIGEST_SECRET_KEY")  # mail went out signed with the workspace's own key
+    for text in (
+        recipes.cron_entry(workspace),
+        recipes.systemd_units(workspace)["digest-the-weekly-brief.service"],
+    ):
+        told = " ".join(text.split())
+        assert f"signed with the key in {_key_file(workspace)}: set it to that file's value" in (
+            told
+        )
 
 
 def test_the_scheduled_send_refuses_in_one_line_and_sends_nothing(two_weeks: Workspace) -> None:

@@ -27,25 +27,40 @@ def needed_env(ws: Workspace) -> list[tuple[str, str]]:
         names.append((sender.http.token_env, f"{sender.http.provider} API token"))
     if config.dkim.enabled and config.dkim.private_key_env:
         names.append((config.dkim.private_key_env, "DKIM private key"))
-    names.append(
-        _key(ws, config.web.secret_key_env, "signing key of unsubscribe links", "sign with")
-    )
-    names.append(_key(ws, config.consent.pseudonym_key_env, "pseudonym key", "use"))
+    names.append(_signing_key(ws, config.web.secret_key_env or "DIGEST_SECRET_KEY"))
+    names.append(_pseudonym_key(ws, config.consent.pseudonym_key_env))
     return names
 
 
-def _key(ws: Workspace, env_name: str, what: str, verb: str) -> tuple[str, str]:
-    """A key's line, telling the story of where it lives as `digest send` enforces it:
-    the value this shell has, or (unset here) the workspace's key file."""
+def _signing_key(ws: Workspace, env_name: str) -> tuple[str, str]:
+    """The signing key's line, with the story the README, `send` and `serve` tell: it
+    lives in the variable, the same value wherever digest signs or checks links."""
+    what = "signing key of unsubscribe links"
     if os.environ.get(env_name, "").strip():
         return env_name, (
             f"{what}: the value set where you ran this (the same wherever digest sends mail "
             "and `digest serve` runs; `digest send` refuses a key that did not sign the last "
             "issue)"
         )
+    made = ws.key_file(env_name)
+    since = (
+        f"; mail sent so far was signed with the key in {made}: set it to that file's value"
+        if made.exists()
+        else ": `digest secret` makes one"
+    )
     return env_name, (
-        f"{what}: not set where you ran this; leave it unset to {verb} "
-        f"{ws.key_file(env_name)}, or set it to that file's value everywhere"
+        f"{what}: not set where you ran this; set it here to the value your shell and "
+        f"`digest serve` use{since}"
+    )
+
+
+def _pseudonym_key(ws: Workspace, env_name: str) -> tuple[str, str]:
+    what = "pseudonym key"
+    if os.environ.get(env_name, "").strip():
+        return env_name, f"{what}: the value set where you ran this (the same on every machine)"
+    return env_name, (
+        f"{what}: not set where you ran this; leave it unset to use "
+        f"{ws.key_file(env_name)}, or set it to that file's value on every machine"
     )
 
 
