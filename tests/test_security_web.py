@@ -327,6 +327,29 @@ def test_confirmation_emails_have_a_global_hourly_cap(
         site.close()
 
 
+def test_one_client_cannot_spend_the_hour_s_cap_alone(
+    site_ws: Workspace, smtp_sink: Any, store: Store
+) -> None:
+    """A client posting a new address each time, within its rate limit, got every email
+    of the hour sent, and the form then said 503 to everyone. Each client (an IPv4
+    address, an IPv6 prefix) may cause a tenth of the hour's confirmation emails."""
+    ws = configure(site_ws, {"confirmations_per_hour = 200": "confirmations_per_hour = 20"})
+    site = Site(ws, smtp_sink)
+    try:
+        greedy = site.client_from("198.51.100.7")
+        codes = [site.subscribe(f"g{n}@example.com", client=greedy).status_code for n in range(4)]
+        assert codes == [200, 200, 429, 429]
+        assert len(site.mails()) == 2
+        assert record.find_by_email(store, "g2@example.com") is None  # nothing recorded
+        other = site.subscribe("reader@example.com", client=site.client_from("192.0.2.8"))
+        assert other.status_code == 200
+        assert [m["To"] for m in site.mails()][-1] == "reader@example.com"
+        clock.set_now(clock.now() + timedelta(minutes=61))
+        assert site.subscribe("g2@example.com", client=greedy).status_code == 200
+    finally:
+        site.close()
+
+
 def test_the_hourly_cap_counts_emails_sent_not_posts(
     site_ws: Workspace, smtp_sink: Any, store: Store
 ) -> None:

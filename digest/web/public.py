@@ -90,6 +90,7 @@ log = logging.getLogger("digest.web.public")
 HERE = Path(__file__).parent
 ARCHIVED = ("sending", "sent")  # a recipient mid-send may already click "View in browser"
 RESEND_AFTER = timedelta(hours=24)
+CLIENT_SHARE = 10  # one client may cause this fraction (1/N) of the hour's confirmation emails
 RESUBSCRIBE_PATH = "resubscribe form, then a confirmation email"
 ANSWER_MAX_AGE = 24 * 3600  # seconds to answer "why are you leaving?" after unsubscribing
 MAX_BODY = 64 * 1024
@@ -276,9 +277,11 @@ class PublicSite:
         self.proxies = parse_proxies(ws.config.web.trusted_proxies)
         self.limiter = RateLimiter(ws.config.web.rate_limit_per_minute)
         # A backstop whatever the addresses: the form must never become a mailer.
-        self.confirmations = RateLimiter(
-            ws.config.web.confirmations_per_hour, max_keys=1, window=timedelta(hours=1)
-        )
+        cap = ws.config.web.confirmations_per_hour
+        self.confirmations = RateLimiter(cap, max_keys=1, window=timedelta(hours=1))
+        # And no one client spends it alone (closing the form to everyone for the hour).
+        share = max(1, cap // CLIENT_SHARE) if cap > 0 else 0
+        self.client_confirmations = RateLimiter(share, window=timedelta(hours=1))
         self.mailer = ConfirmationMailer(
             ws,
             self.confirmations,
@@ -365,6 +368,15 @@ class PublicSite:
         else:
             message = UNSUBSCRIBE_INVALID
         return self._problem(message, restart=restart, unsubscribe=not confirm and not restart)
+
+    def _limit_confirmations(self, request: Request, client: str) -> None:
+        """429 for a client whose sign-ups had their share of this hour's confirmation
+        emails sent (``confirmations_per_hour`` / CLIENT_SHARE); posts that mail nothing
+        (an address asked for lately) spend none of it."""
+        wait = self.client_confirmations.wait(client)
+        if wait:
+            request.scope["digest.retry_after"] = wait
+            raise fail(request, 429, DETAILS[429], {"Retry-After": str(wait)})
 
     def _cap_confirmations(self, request: Request) -> None:
         """503 for everyone once this hour's confirmation emails went out
@@ -486,6 +498,8 @@ class PublicSite:
     async def _subscribe(self, request: Request) -> Response:
         ip = client_ip(request, self.proxies)
         self._limit(request, ip)
+        client = rate_key(ip, self.config.web.ipv6_prefix)
+        self._limit_confirmations(request, client)
         form = await _form(request)
         email, name = _field(form, "email"), _field(form, "name", 200)
         values = {"email": email, "name": name}
@@ -519,6 +533,8 @@ class PublicSite:
             policy_url=self.config.privacy.policy_url,
         )
         pending = await run_in_threadpool(self._request_signup, email, name, evidence)
+        if pending is not None:  # an email to send: this client's share of the hour's
+            self.client_confirmations.retry_after(client)
         # The same step for every outcome: the worker mails, or does nothing.
         self.mailer.submit(Job(pending.id, email, name) if pending is not None else None)
         return done
