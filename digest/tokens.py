@@ -137,14 +137,16 @@ MIN_KEY_BYTES = 32  # every key: the signing key, the retired ones, the pseudony
 _MIN_DISTINCT = 8
 _MIN_ENTROPY_BITS = 80.0  # per-character Shannon entropy times length: a lower bound
 _MAX_STEP_SHARE = 0.6  # neighbours equal or one apart ("abcd…", "9876…", "aaaa…")
+_MIN_FRESH_SHARE = 0.85  # of its four-character pieces, how many must be new (random: ~all)
 
 
 def key_weakness(key: bytes) -> str:
     """Why ``key`` is too weak to sign or pseudonymise with; "" when it will do.
 
     Shorter than :data:`MIN_KEY_BYTES`; one short run repeated; few distinct
-    characters; low entropy (Shannon, per character, times the length); or
-    mostly a sequence. `digest secret` (32 random bytes, base64url) passes every
+    characters; low entropy (Shannon, per character, times the length); pieces
+    of itself repeated (a word typed three times and some digits); or mostly a
+    sequence. `digest secret` (32 random bytes, base64url) passes every
     rule by far; so do ``openssl rand -hex 32`` and ``-base64 32``.
     """
     if len(key) < MIN_KEY_BYTES:
@@ -159,6 +161,9 @@ def key_weakness(key: bytes) -> str:
     entropy = -sum(n / size * math.log2(n / size) for n in counts.values()) * size
     if entropy < _MIN_ENTROPY_BITS:
         return f"has too little entropy (about {entropy:.0f} bits; random keys have over 128)"
+    grams = [key[i : i + 4] for i in range(size - 3)]
+    if len(set(grams)) < _MIN_FRESH_SHARE * len(grams):
+        return "repeats pieces of itself (a word typed again and again?)"
     steps = sum(1 for a, b in zip(key, key[1:], strict=False) if abs(a - b) <= 1)
     if steps > _MAX_STEP_SHARE * (size - 1):
         return "is mostly a run of neighbouring characters (like abcd… or 1234…)"

@@ -113,6 +113,8 @@ WEAK_KEYS = {
     "abababababababababababababababababcd": "only 4 different characters",
     "a" * 25 + "bcdefgh": "too little entropy",
     "abcdefghijklmnopqrstuvwxyz0123456789": "neighbouring characters",
+    "passwordpasswordpassword12345678": "repeats pieces of itself",
+    "Summer2026!Summer2026!Summer2026!Winter": "repeats pieces of itself",
 }
 
 
