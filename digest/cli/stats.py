@@ -109,7 +109,8 @@ def lines(found: Stats, name: str) -> list[str]:
         "",
         f"  unsubscribes by link or mailbox: {_n(u['attributed'])} attributed to the issues "
         f"below, {_n(u['earlier_issues'])} to earlier issues, {_n(u['not_attributed'])} "
-        "not attributed (links mailed before links named their issue)",
+        "not attributed (a link mailed before links named their issue, or a mailbox report "
+        "naming none)",
         "",
     ]
     if not found.issues:
