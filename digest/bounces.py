@@ -37,7 +37,7 @@ from sqlalchemy import Connection, func, select
 from digest import addresses, clock
 from digest.bounce_rules import Classification as Classification  # re-exported
 from digest.bounce_rules import classify as classify
-from digest.people import changes, record, rights
+from digest.people import changes, record
 from digest.store import Store, schema, stamp
 
 HARD = "hard"
@@ -274,11 +274,6 @@ def _soft_in_a_row(conn: Connection, subscriber_id: str, issue: str) -> int:
 
 
 # -- reading ----------------------------------------------------------------------------
-
-
-def history(store: Store, subscriber_id: str) -> list[dict[str, Any]]:
-    """A reader's bounce reports, oldest first (no address: the reason is masked)."""
-    return rights.bounce_history(store, subscriber_id)
 
 
 def issue_summary(store: Store, issue: str) -> dict[str, Any]:

@@ -196,7 +196,7 @@ def test_history_and_summary(store: Store) -> None:
     assert (summary["hard"], summary["soft"], summary["complaints"]) == (1, 1, 0)
     assert {d["domain"] for d in summary["by_domain"]} == {"example.net"}
     assert {r["status"] for r in summary["by_reason"]} == {"5.1.1", "5.2.2"}
-    shown = bounces.history(store, a.id)
+    shown = rights.bounce_history(store, a.id)
     assert [(h["kind"], h["outcome"]) for h in shown] == [("hard", "suppressed")]
 
 
@@ -204,7 +204,7 @@ def test_erasure_leaves_bounce_reports_without_domain_or_reply(store: Store) -> 
     sub = _reader(store)
     bounces.apply(store, _report(sub.id))
     rights.erase(store, sub.id, source="test")
-    (seen,) = bounces.history(store, sub.id)
+    (seen,) = rights.bounce_history(store, sub.id)
     assert (seen["kind"], seen["reason"]) == ("hard", "")
     assert bounces.issue_summary(store, "2026-12-04")["by_domain"] == [
         {"kind": "hard", "domain": "", "count": 1}

@@ -10,7 +10,6 @@ import click
 from digest import consent as consent_mod
 from digest import portability, roster
 from digest.addresses import mask
-from digest.bounces import history as bounce_history
 from digest.cli.common import HelpGroup, echo_json, echo_json_rows, plural, workspace_of
 from digest.errors import DigestError
 from digest.people import audience, changes, record, rights
@@ -264,7 +263,7 @@ def show(ctx: click.Context, email_or_id: str, as_json: bool) -> None:
     """Show one subscriber (by address or id) and their full consent history."""
     with _store(ctx) as store:
         data = rights.show(store, email_or_id)
-        data["bounces"] = bounce_history(store, data["subscriber"]["id"])
+        data["bounces"] = rights.bounce_history(store, data["subscriber"]["id"])
     if as_json:
         echo_json(data)
         return
