@@ -91,6 +91,11 @@ def _fill(store: Store) -> dict[str, dict[str, Any]]:
     return snapshot(store)
 
 
+def _rows_by_email(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["email"]: row for row in csv.DictReader(handle)}
+
+
 def _exported(store: Store) -> int:
     with store.read() as conn:
         return len(
@@ -163,8 +168,7 @@ def test_round_trip_through_listmonk(cli: Cli, store: Store, fresh: Store, tmp_p
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["subscribers.blocklist.csv", "subscribers.csv", "subscribers.unconfirmed.csv"]
-    with (folder / "subscribers.blocklist.csv").open(encoding="utf-8", newline="") as handle:
-        blocked = list(csv.DictReader(handle))
+    blocked = list(_rows_by_email(folder / "subscribers.blocklist.csv").values())
     assert {row["status"] for row in blocked} == {"blocklisted"}
     assert {row["email"] for row in blocked} == {e for e, p in before.items() if p["suppressed"]}
     report = tools.import_file(fresh, folder)  # the three files as one export
@@ -217,20 +221,17 @@ def test_an_opt_out_the_old_tool_gave_no_time_is_exported_without_one(
     target = tmp_path / "all.csv"
     result = cli("subscribers", "export", "--all", "-o", str(target))
     assert result.exit_code == 0, result.output
-    with target.open(encoding="utf-8", newline="") as handle:
-        rows = {r["email"]: r for r in csv.DictReader(handle)}
-    cancelled = rows["t.walsh@example.com"]
+    cancelled = _rows_by_email(target)["t.walsh@example.com"]
     assert cancelled["status"] != "active" and cancelled["opted_out_at"] == "", cancelled
     # one who leaves here later has the time of leaving
-    tom = record.find_by_email(store, "ingrid.berg@example.com")
-    assert tom is not None
+    ingrid = record.find_by_email(store, "ingrid.berg@example.com")
+    assert ingrid is not None
     from digest.people import changes
 
-    changes.unsubscribe(store, tom.id, method="one_click", source="test", evidence={})
+    changes.unsubscribe(store, ingrid.id, method="one_click", source="test", evidence={})
     assert cli("subscribers", "export", "--all", "-o", str(target)).exit_code == 0
-    with target.open(encoding="utf-8", newline="") as handle:
-        rows = {r["email"]: r for r in csv.DictReader(handle)}
-    assert rows["ingrid.berg@example.com"]["opted_out_at"].startswith("2026-")
+    rows = _rows_by_email(target)
+    assert rows["ingrid.berg@example.com"]["opted_out_at"].startswith("2026-12-02")  # "now"
     assert rows["t.walsh@example.com"]["opted_out_at"] == ""
 
 
@@ -272,6 +273,5 @@ def test_a_reader_imported_pending_who_confirmed_is_exported_with_the_confirmati
     target = tmp_path / "subscribers.csv"
     result = cli("subscribers", "export", "--all", "--format", "listmonk", "-o", str(target))
     assert result.exit_code == 0, result.output
-    with target.open(encoding="utf-8", newline="") as handle:
-        [row] = [r for r in csv.DictReader(handle) if r["email"] == "late@example.com"]
+    row = _rows_by_email(target)["late@example.com"]
     assert row["created_at"].startswith("2026-12-02"), row  # the confirmation, tests' "now"

@@ -121,25 +121,24 @@ def test_an_untrusted_certificate_stops_the_send_naming_host_port(tls_files: Tls
         sink.stop()
 
 
+def _login_over_starttls(sink: SmtpSink, tls_files: TlsFiles, password: str) -> SmtpSender:
+    """A sender that logs in as "editor" after STARTTLS with the test CA."""
+    return sender(
+        sink,
+        security="starttls",
+        tls_context=tls_files.client_context(),
+        username="editor",
+        password=password,
+    )
+
+
 @pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
 def test_authentication(tls_files: TlsFiles) -> None:
     sink = SmtpSink(tls=tls_files.server_context(), auth=("editor", "s3cret")).start()
     try:
-        good = sender(
-            sink,
-            security="starttls",
-            tls_context=tls_files.client_context(),
-            username="editor",
-            password="s3cret",
-        )
+        good = _login_over_starttls(sink, tls_files, "s3cret")
         assert asyncio.run(send_all(good, [message(1)]))[0].state == ACCEPTED
-        bad = sender(
-            sink,
-            security="starttls",
-            tls_context=tls_files.client_context(),
-            username="editor",
-            password="wrong",
-        )
+        bad = _login_over_starttls(sink, tls_files, "wrong")
         with pytest.raises(SendError, match=rf"127\.0\.0\.1:{sink.port}: authentication failed"):
             asyncio.run(send_all(bad, [message(2)]))
         none = sender(sink, security="starttls", tls_context=tls_files.client_context())
@@ -253,13 +252,7 @@ def test_a_refused_login_over_starttls_leaves_no_socket_behind(tls_files: TlsFil
 
     sink = SmtpSink(tls=tls_files.server_context(), auth=("editor", "s3cret")).start()
     try:
-        bad = sender(
-            sink,
-            security="starttls",
-            tls_context=tls_files.client_context(),
-            username="editor",
-            password="wrong",
-        )
+        bad = _login_over_starttls(sink, tls_files, "wrong")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with pytest.raises(SendError, match="authentication failed"):
