@@ -816,9 +816,12 @@ class _Feed:
     the ledger, through the run's group-committed steps."""
 
     def __init__(self, run: _Run) -> None:
+        from digest.render import Recipient  # deferred, as in preflight
+
         self.run = run
         self.rows: dict[int, Claimed] = {}  # id(message) -> its row, until its result
         self.limited = False
+        self.recipient = Recipient
 
     def _rows(self, done: Done) -> list[tuple[Claimed, Result]]:
         return [(self.rows.pop(id(message)), result) for message, result in done]
@@ -849,15 +852,13 @@ class _Feed:
                 return None
 
     def _message(self, row: Claimed) -> OutgoingMessage:
-        from digest.render import Recipient  # deferred, as in preflight
-
         message = OutgoingMessage(
             row.subscriber_id,
             row.email,
             idempotency_key(self.run.ledger.issue, row.subscriber_id),
             name=row.name,
             builder=self.run.builder,
-            recipient=Recipient(row.subscriber_id, row.email, row.name),
+            recipient=self.recipient(row.subscriber_id, row.email, row.name),
         )
         self.rows[id(message)] = row
         return message
