@@ -168,3 +168,16 @@ def test_digest_check_shows_each_notice_once(workspace: Workspace, cli) -> None:
     assert both.count("[sender] concurrency is now [sender] connections") == 1, both
     assert both.count("has no effect") == 1, both
     assert "warning settings" in result.stdout.replace("  ", " ")
+
+
+def test_digest_check_shows_the_notices_when_there_is_no_issue_to_check(
+    workspace: Workspace, cli
+) -> None:
+    """Stopping before the findings (no issue yet) still tells what the settings need."""
+    sender_table(workspace, 'kind = "outbox"\nconcurrency = 8')
+    result = cli("check")
+    assert result.exit_code == 1
+    assert "no upcoming draft or ready issue" in result.stderr
+    both = result.stdout + result.stderr
+    assert both.count("[sender] concurrency is now [sender] connections") == 1, both
+    assert both.count("has no effect") == 1, both

@@ -25,10 +25,15 @@ class State:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = find_workspace(explicit=self.directory)
-            for notice in self._workspace.config.notices:  # renamed or ineffective settings
-                if self.echo_notices:
-                    click.echo(f"warning: {notice}", err=True)
+            if self.echo_notices:
+                echo_notices(self._workspace)
         return self._workspace
+
+
+def echo_notices(ws: Workspace) -> None:
+    """The settings' notices (renamed or ineffective settings), one warning line each."""
+    for notice in ws.config.notices:
+        click.echo(f"warning: {notice}", err=True)
 
 
 pass_state = click.make_pass_decorator(State)

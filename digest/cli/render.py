@@ -9,9 +9,9 @@ import click
 
 from digest.atomic import write_bytes
 from digest.check import check_issue
-from digest.cli.common import echo_json, plural, workspace_of
+from digest.cli.common import echo_json, echo_notices, plural, workspace_of
 from digest.cli.issues import DATE
-from digest.errors import SubscriberError
+from digest.errors import DigestError, SubscriberError
 from digest.issue import workspace_issue
 from digest.message import MessageBuilder
 from digest.render import Recipient, prepare, reader_address, reader_for, template_listing
@@ -90,7 +90,11 @@ def check_cmd(
 ) -> None:
     """Check an issue before it goes; exit status 1 when there are errors."""
     ws = workspace_of(ctx, notices=False)
-    issue = workspace_issue(ws, day)
+    try:
+        issue = workspace_issue(ws, day)
+    except DigestError:  # no findings to list the notices among
+        echo_notices(ws)
+        raise
     result = check_issue(ws, issue, links=links, timeout=timeout)
     if as_json:
         echo_json(result.to_dict())
