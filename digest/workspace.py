@@ -141,6 +141,11 @@ class Workspace:
         """The link and address signer: the signing key signs, retired keys still verify."""
         return Tokens(self.signing_key(), previous=self.previous_secrets())
 
+    @property
+    def signing_key_env(self) -> str:
+        """The environment variable that holds the signing key (``[web] secret_key_env``)."""
+        return self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+
     def signing_key(self, *, env_only: bool = False) -> bytes:
         """The one key that signs links in emails and checks them on the public pages.
 
@@ -151,7 +156,7 @@ class Workspace:
         (:func:`checked_key`), and so is a weak retired key still verifying links:
         whatever loads the one checks the others.
         """
-        name = self.config.web.secret_key_env or "DIGEST_SECRET_KEY"
+        name = self.signing_key_env
         self.previous_secrets()
         if not env_only:
             return self.secret(name).strip()

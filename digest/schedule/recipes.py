@@ -27,7 +27,7 @@ def needed_env(ws: Workspace) -> list[tuple[str, str]]:
         names.append((sender.http.token_env, f"{sender.http.provider} API token"))
     if config.dkim.enabled and config.dkim.private_key_env:
         names.append((config.dkim.private_key_env, "DKIM private key"))
-    names.append(_signing_key(ws, config.web.secret_key_env or "DIGEST_SECRET_KEY"))
+    names.append(_signing_key(ws, ws.signing_key_env))
     names.append(_pseudonym_key(ws, config.consent.pseudonym_key_env))
     return names
 

@@ -20,14 +20,9 @@ from digest.tokens import key_fingerprint
 from digest.workspace import Workspace
 
 
-def key_env(ws: Workspace) -> str:
-    """The environment variable that holds the signing key."""
-    return ws.config.web.secret_key_env or "DIGEST_SECRET_KEY"
-
-
 def key_source(ws: Workspace) -> str:
     """Where the key that signs now comes from: the environment, else the key file."""
-    name = key_env(ws)
+    name = ws.signing_key_env
     if os.environ.get(name, "").strip():
         return f"the environment variable {name}"
     return f"the key file {ws.key_file(name)}"
@@ -43,7 +38,7 @@ def refuse_another_key(ws: Workspace) -> None:
     verifying = {key_fingerprint(key) for key in (signing, *ws.previous_secrets())}
     if last is None or not used or used & verifying:
         return
-    name, path = key_env(ws), ws.key_file(key_env(ws))
+    name, path = ws.signing_key_env, ws.key_file(ws.signing_key_env)
     shown = ", ".join(sorted(used))
     if os.environ.get(name, "").strip():
         on_file = path.read_text(encoding="utf-8").strip() if path.is_file() else ""

@@ -45,7 +45,7 @@ def create_public_app(ws: Workspace, *, check_keys: bool = True) -> ASGIApp:
 
 def check_link_keys(ws: Workspace) -> None:
     """Refuse keys that would break every link of the issue sent last (a rotation gone wrong)."""
-    env = ws.config.web.secret_key_env
+    env = ws.signing_key_env
     previous_env = ws.config.web.previous_secret_keys_env
     tokens = Tokens(ws.signing_key(env_only=True), previous=ws.previous_secrets())
     with open_store(ws) as store:
