@@ -1,11 +1,20 @@
-"""`digest stats` on a big list: 1,000,000 readers, 100 sent issues, on SQLite.
+"""`digest stats` on a big list: 1,000,000 readers, 100 sent issues, on SQLite or PostgreSQL.
 
     python benchmarks/stats_bench.py [--readers 1000000] [--issues 100] [--full-weeks 12]
-                                     [--keep DIR]
+                                     [--backend sqlite|postgresql] [--postgres URL] [--keep DIR]
 
 ``--keep DIR`` builds the workspace in DIR/ws and keeps it; run again with the same
 ``--keep DIR`` to time the kept ledger without building it again (its weeks are
-those of the day it was built).
+those of the day it was built; its backend is the one it was built on).
+
+``--backend postgresql`` builds the ledger on SQLite as below, then copies it into
+a fresh schema on ``--postgres`` (default ``DIGEST_TEST_POSTGRES``): digest makes
+its own tables there (the workspace's ``[database] url`` names the schema), each
+table the build filled is streamed in with ``COPY``, then ``VACUUM ANALYZE``
+(statistics and visibility map, as autovacuum leaves a database that has lived
+two years), and the SQLite file is deleted. The schema is dropped at the end,
+unless ``--keep`` is given. The CPU time printed is the `digest` process's own:
+PostgreSQL's work is in the wall clock only.
 
 Builds two years of a newsroom's ledger with bulk SQL (setup, not measured):
 30% of the readers imported in the first week and the rest signing up and
@@ -47,6 +56,9 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from bench_workspace import postgres_database
 
 from digest import clock
 from digest.store import open_store, stamp
@@ -118,7 +130,13 @@ def build(path: Path, readers: int, issues: int, full_weeks: int, now: datetime)
         " NULL, r.status, w.monday, w.monday, '{}' FROM readers r JOIN weeks w ON w.w = r.joined"
     )
     placeholder = "'" + "0" * 64 + "'"
-    common = f"1, 1, {placeholder}, {placeholder}, {placeholder}"
+    # The statement and the policy every event names (their foreign keys hold).
+    db.executemany(
+        "INSERT INTO consent_texts (id, kind, version, body, url, sha256, created_at, language)"
+        f" VALUES (?, ?, 'bench', 'Bench text.', '', {placeholder}, ?, '')",
+        [(1, "statement", stamp(first_monday)), (2, "policy", stamp(first_monday))],
+    )
+    common = f"1, 2, {placeholder}, {placeholder}, {placeholder}"
     # Joining: imported, or asked and confirmed (ten minutes later).
     db.execute(
         f"INSERT INTO consent_events ({EVENT_COLUMNS})"
@@ -192,19 +210,72 @@ def build(path: Path, readers: int, issues: int, full_weeks: int, now: datetime)
     )
     db.execute("COMMIT")
     db.execute("ANALYZE")
-    counts = {
-        table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in (
-            "subscribers",
-            "consent_events",
-            "deliveries",
-            "issue_sends",
-            "bounce_reports",
-            "unsubscribe_reasons",
-        )
-    }
+    counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in FILLED}
     db.close()
     return counts
+
+
+# The tables build() fills, in an order their foreign keys accept.
+FILLED = (
+    "consent_texts",
+    "subscribers",
+    "consent_events",
+    "deliveries",
+    "issue_sends",
+    "bounce_reports",
+    "unsubscribe_reasons",
+)
+
+
+def copy_to_postgres(path: Path, url: str) -> float:
+    """Every table build() filled, streamed from the SQLite file at ``path`` into the
+    tables digest made at ``url`` with COPY, one transaction a table; then VACUUM ANALYZE.
+    Returns the GB the schema's tables and indexes take."""
+    import psycopg
+
+    source = sqlite3.connect(path)
+    with psycopg.connect(url) as conn:
+        for table in FILLED:
+            columns = ", ".join(row[1] for row in source.execute(f"PRAGMA table_info({table})"))
+            with conn.cursor() as cursor:
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in source.execute(f"SELECT {columns} FROM {table}"):
+                        copy.write_row(row)
+            conn.commit()
+        # The ids were copied, not drawn: the next consent text takes the one after them.
+        conn.execute("SELECT setval(pg_get_serial_sequence('consent_texts', 'id'), 2)")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(FILLED)}")
+        size = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).fetchone()
+    source.close()
+    return float(size[0] if size else 0) / 2**30
+
+
+def move_to_postgres(root: Path, path: Path, server: str) -> tuple[str, Any, float]:
+    """The SQLite ledger at ``path`` copied into a fresh schema on ``server``, the workspace
+    at ``root`` pointed at it and the SQLite file deleted: the schema's URL, the function
+    that drops it and the GB it takes."""
+    url, drop = postgres_database(server)
+    try:
+        toml = root / "digest.toml"
+        text = toml.read_text()
+        toml.write_text(text.replace('[database]\nurl = ""', f'[database]\nurl = "{url}"', 1))
+        ws = open_workspace(root)
+        assert ws.database_url == url, ws.database_url
+        with open_store(ws):  # digest makes its own tables, as on a first run
+            pass
+        size = copy_to_postgres(path, url)
+    except BaseException:
+        drop()
+        raise
+    for file in path.parent.glob(path.name + "*"):
+        file.unlink()
+    return url, drop, size
 
 
 def _children_cpu() -> float:
@@ -238,8 +309,17 @@ def main() -> int:
     parser.add_argument("--readers", type=int, default=1_000_000)
     parser.add_argument("--issues", type=int, default=100)
     parser.add_argument("--full-weeks", type=int, default=12)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("DIGEST_TEST_POSTGRES", ""),
+        help="the PostgreSQL server for --backend postgresql (a fresh schema on it)",
+    )
     parser.add_argument("--keep", type=Path, help="build the workspace here and keep it")
     args = parser.parse_args()
+    if args.backend == "postgresql" and not args.postgres:
+        parser.error("PostgreSQL needs --postgres URL or DIGEST_TEST_POSTGRES")
+    url, drop = "", None
     with tempfile.TemporaryDirectory() as tmp:
         root = (args.keep or Path(tmp)) / "ws"
         kept = (root / "digest.toml").exists()
@@ -248,8 +328,9 @@ def main() -> int:
         ws = open_workspace(root)
         with open_store(ws) as store:
             path = Path(store.engine.url.database or "")
+            backend = store.dialect
         if kept:
-            print(f"timing the ledger kept in {root}")
+            print(f"timing the ledger kept in {root} ({backend})")
         else:
             started = time.perf_counter()
             counts = build(path, args.readers, args.issues, args.full_weeks, clock.now())
@@ -259,26 +340,47 @@ def main() -> int:
                 f"ledger built in {built:.0f} s ({size:.1f} GB): "
                 + ", ".join(f"{table} {n:,}" for table, n in counts.items())
             )
-        load = os.getloadavg()[0]
-        print(f"load average before timing: {load:.1f} ({os.cpu_count()} CPUs)")
-        for label, command in (
-            ("digest stats", ("stats",)),
-            ("digest stats --json", ("stats", "--json")),
-            ("digest stats --weeks 104", ("stats", "--weeks", "104")),
-            ("digest stats --html FILE", ("stats", "--html", str(Path(tmp) / "stats.html"))),
-        ):
-            first, runs, cpu, output = timed(root, *command)
-            print(
-                f"{label:<26} median {statistics.median(runs):.2f} s, CPU "
-                f"{statistics.median(cpu):.2f} s (runs {', '.join(f'{t:.2f}' for t in runs)};"
-                f" first {first:.2f} s)"
-            )
-            if command == ("stats",):
-                print("  " + output.splitlines()[0])
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
+            if args.backend == "postgresql":
+                started = time.perf_counter()
+                url, drop, size = move_to_postgres(root, path, args.postgres)
+                print(
+                    f"copied into PostgreSQL in {time.perf_counter() - started:.0f} s"
+                    f" ({size:.1f} GB; COPY, then VACUUM ANALYZE)"
+                )
+        try:
+            timings(root, Path(tmp))
+        finally:
+            if drop is not None and not args.keep:
+                drop()
         if args.keep:
             print(f"kept: {root}")
+            if drop is not None:
+                schema = url.rsplit("%3D", 1)[1]
+                print(
+                    f"drop its schema with: psql {args.postgres} -c 'DROP SCHEMA {schema} CASCADE'"
+                )
     return 0
+
+
+def timings(root: Path, tmp: Path) -> None:
+    """``digest stats`` and its variants, timed on the workspace at ``root``."""
+    load = os.getloadavg()[0]
+    print(f"load average before timing: {load:.1f} ({os.cpu_count()} CPUs)")
+    for label, command in (
+        ("digest stats", ("stats",)),
+        ("digest stats --json", ("stats", "--json")),
+        ("digest stats --weeks 104", ("stats", "--weeks", "104")),
+        ("digest stats --html FILE", ("stats", "--html", str(tmp / "stats.html"))),
+    ):
+        first, runs, cpu, output = timed(root, *command)
+        print(
+            f"{label:<26} median {statistics.median(runs):.2f} s, CPU "
+            f"{statistics.median(cpu):.2f} s (runs {', '.join(f'{t:.2f}' for t in runs)};"
+            f" first {first:.2f} s)"
+        )
+        if command == ("stats",):
+            print("  " + output.splitlines()[0])
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
