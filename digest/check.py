@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 import lxml.html
 
 from digest.addresses import organizational_domain
@@ -31,6 +30,8 @@ from digest.issue_status import went_out_before
 from digest.render import MAX_LINE, PreparedIssue, Recipient, prepare, sample_recipient
 
 if TYPE_CHECKING:
+    import httpx
+
     from digest.config import Newsletter
     from digest.workspace import Workspace
 
@@ -563,6 +564,8 @@ async def _fetch_all(
     concurrency: int,
     transport: httpx.AsyncBaseTransport | None,
 ) -> list[tuple[str, str]]:
+    import httpx  # deferred: only --links fetches, and every send imports this module
+
     gate = asyncio.Semaphore(concurrency)
     headers = {"User-Agent": "digest-link-check/1"}
     async with httpx.AsyncClient(
@@ -579,6 +582,8 @@ async def _fetch_all(
 
 async def _probe(client: httpx.AsyncClient, url: str) -> str:
     """An empty string when ``url`` works, else what went wrong."""
+    import httpx  # deferred, as in _fetch_all
+
     try:
         response = await client.head(url)
         if response.status_code < 400:
