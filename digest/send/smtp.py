@@ -166,7 +166,8 @@ class SmtpSender(Sender):
                 )
                 self._all.add(connection)
                 return connection
-            await asyncio.sleep(0.5 * 2**attempt)
+            if attempt + 1 < CONNECT_TRIES:
+                await asyncio.sleep(0.5 * 2**attempt)
         raise SendError(
             f"{self.where}: cannot connect ({_short(last)}); check [sender.smtp] host and port, "
             "then run the same command again to resume"
@@ -650,6 +651,7 @@ class _Session(asyncio.Protocol):
             future = self.waiting.popleft().future
             if not future.done():
                 future.set_exception(TimeoutError(str(self.lost)))
+                future.exception()  # retrieved: nobody may await it any more (the next envelope's)
         transport = self.transport
         if isinstance(transport, asyncio.WriteTransport):
             transport.abort()
@@ -720,8 +722,11 @@ def _no_delay(client: aiosmtplib.SMTP) -> None:
 def _short(exc: BaseException | None) -> str:
     if exc is None:
         return "no answer"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    if isinstance(exc, aiosmtplib.SMTPResponseException):  # the reply, not (code, text)
+        text = f"{exc.code} {exc.message}"
+    else:
+        text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
 
 
 def _tls_hint(security: str) -> str:
