@@ -90,12 +90,16 @@ def run_row(sink: Any, root: Path, message: bytes, n: int, k: int, profile: str)
     # its first message (start-up cannot overlap the sending).
     sink_per = sum(s for _, s in cpu[best]) / len(cpu[best])
     allowed = n / (0.8 * means[best])
-    print(
-        f"  the server's CPU in the plain runs: {sink_per * 1e6:.0f} us/message, a ceiling of "
-        f"{1 / sink_per:,.0f} msg/s; at 80% of the plain client digest has {allowed:.2f}s for "
-        f"{n} messages, of which the server needs {n * sink_per:.2f}s: "
-        f"{allowed - n * sink_per:.2f}s left for start-up (send_profile.py measures it)"
-    )
+    if sink_per <= 0:  # a few messages: less than the kernel's CPU clock tick
+        print("  the server's CPU in the plain runs: too little to measure")
+    else:
+        print(
+            f"  the server's CPU in the plain runs: {sink_per * 1e6:.0f} us/message, a ceiling "
+            f"of {1 / sink_per:,.0f} msg/s; at 80% of the plain client digest has "
+            f"{allowed:.2f}s for {n} messages, of which the server needs "
+            f"{n * sink_per:.2f}s: {allowed - n * sink_per:.2f}s left for start-up "
+            "(send_profile.py measures it)"
+        )
     if profile:
         profiled(root, sink, n, profile)
 
