@@ -159,13 +159,20 @@ def test_round_trip_through_mailchimp(cli: Cli, store: Store, fresh: Store, tmp_
     assert consent.verify(fresh).ok
 
 
+def _to_listmonk(cli: Cli, tmp_path: Path, *only: str) -> Path:
+    """``subscribers export --all [only...] --format listmonk`` into a folder of its own:
+    the main file's path (its companion files beside it)."""
+    folder = tmp_path / "for-listmonk"
+    folder.mkdir(exist_ok=True)
+    target = folder / "subscribers.csv"
+    result = cli("subscribers", "export", "--all", *only, "--format", "listmonk", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    return target
+
+
 def test_round_trip_through_listmonk(cli: Cli, store: Store, fresh: Store, tmp_path: Path) -> None:
     before = _fill(store)
-    folder = tmp_path / "for-listmonk"
-    folder.mkdir()
-    target = folder / "subscribers.csv"
-    result = cli("subscribers", "export", "--all", "--format", "listmonk", "-o", str(target))
-    assert result.exit_code == 0, result.output
+    folder = _to_listmonk(cli, tmp_path).parent
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["subscribers.blocklist.csv", "subscribers.csv", "subscribers.unconfirmed.csv"]
     blocked = list(_rows_by_email(folder / "subscribers.blocklist.csv").values())
@@ -187,24 +194,9 @@ def test_a_listmonk_export_again_leaves_no_file_of_the_last_one(
     takes away the companion files this export has nobody for, or listmonk would
     import last week's blocklist (or unconfirmed readers) along with it."""
     before = _fill(store)
-    folder = tmp_path / "for-listmonk"
-    folder.mkdir()
-    target = folder / "subscribers.csv"
-    first = cli("subscribers", "export", "--all", "--format", "listmonk", "-o", str(target))
-    assert first.exit_code == 0, first.output
+    folder = _to_listmonk(cli, tmp_path).parent
     assert len(list(folder.iterdir())) == 3
-    again = cli(
-        "subscribers",
-        "export",
-        "--all",
-        "--status",
-        "active",
-        "--format",
-        "listmonk",
-        "-o",
-        str(target),
-    )
-    assert again.exit_code == 0, again.output
+    _to_listmonk(cli, tmp_path, "--status", "active")
     assert sorted(p.name for p in folder.iterdir()) == ["subscribers.csv"]
     report = tools.import_file(fresh, folder)
     assert report.tool == "listmonk" and report.invalid == 0

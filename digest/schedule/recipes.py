@@ -27,15 +27,15 @@ def needed_env(ws: Workspace) -> list[tuple[str, str]]:
         names.append((sender.http.token_env, f"{sender.http.provider} API token"))
     if config.dkim.enabled and config.dkim.private_key_env:
         names.append((config.dkim.private_key_env, "DKIM private key"))
-    names.append(_signing_key(ws, ws.signing_key_env))
+    names.append(_signing_key(ws))
     names.append(_pseudonym_key(ws, config.consent.pseudonym_key_env))
     return names
 
 
-def _signing_key(ws: Workspace, env_name: str) -> tuple[str, str]:
+def _signing_key(ws: Workspace) -> tuple[str, str]:
     """The signing key's line, with the story the README, `send` and `serve` tell: it
     lives in the variable, the same value wherever digest signs or checks links."""
-    what = "signing key of unsubscribe links"
+    env_name, what = ws.signing_key_env, "signing key of unsubscribe links"
     if os.environ.get(env_name, "").strip():
         return env_name, (
             f"{what}: the value set where you ran this (the same wherever digest sends mail "

@@ -261,8 +261,8 @@ class _Run:
             )
         rows = source.rows(policies)  # the header is checked here
         report.tool, report.title, report.list_name = source.tool, source.title, source.list_name
-        # The old form's wording (--statement-file) in the newsletter's language; else the
-        # import statement, which digest writes in English.
+        # The old form's wording (--statement-file), else digest's import statement: in
+        # the newsletter's language, or in English where digest has no catalog for it.
         language = store.workspace.config.newsletter.language
         if statement is None:
             statement, language = import_statement(
