@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from _store_fixtures import postgres_server
 from conftest import Cli
 
 from digest import clock
@@ -228,6 +231,38 @@ def test_a_claim_held_by_a_live_process_is_not_taken(
             assert again.claim(date(2026, 12, 4), slot, slot, "here:2") == "sent"
         finally:
             again.close()
+
+
+@pytest.mark.postgres
+def test_newsletters_in_two_schemas_of_one_database_claim_their_own_sends(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's advisory locks are the database's, not a schema's: a send of one
+    newsletter must not make another's runs for the same Friday join it, and say nothing."""
+    server = postgres_server()
+    schemas = [f"t_{secrets.token_hex(6)}" for _ in range(2)]
+    with psycopg.connect(server, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    slot = utc("2026-12-04T07:00:00")
+    claims: list[RunClaims] = []
+    try:
+        for schema in schemas:
+            monkeypatch.setenv("DIGEST_DATABASE_URL", f"{server}?options=-csearch_path%3D{schema}")
+            claims.append(RunClaims(workspace, None))
+            assert claims[-1].store.dialect == "postgresql"  # opened now, on this schema
+        held = claims[0].claim(date(2026, 12, 4), slot, slot, "weekly:1")
+        other = claims[1].claim(date(2026, 12, 4), slot, slot, "daily:2")
+        assert isinstance(held, Claim) and isinstance(other, Claim)
+        assert not other.joined and not other.resumed  # its own send, started by this run
+        other.release(done=True)
+        held.release(done=True)
+    finally:
+        for db in claims:
+            db.close()
+        with psycopg.connect(server, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_an_interrupted_send_is_resumed(workspace: Workspace, database_url: str) -> None:

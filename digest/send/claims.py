@@ -1,13 +1,13 @@
 """Run claims: which process sends which scheduled issue, so two schedulers never send one twice.
 
 One row per issue date in ``schedule_runs``. PostgreSQL: a session advisory
-lock keyed by the issue date, held on its own connection for the whole send,
-by the run that started it; a run that finds it held *joins* the send (the
-deliveries ledger splits the audience between processes, ``FOR UPDATE SKIP
-LOCKED``), so one scheduled sender per machine from the same cron minute all
-work. SQLite: a lease renewed by a heartbeat thread while the send runs (one
-process at a time); a lease held by a dead process of this host is taken over
-(:mod:`digest.send.owners`).
+lock keyed by the issue date and the newsletter's schema, held on its own
+connection for the whole send by the run that started it; a run that finds it
+held *joins* the send (the deliveries ledger splits the audience between
+processes, ``FOR UPDATE SKIP LOCKED``), so one scheduled sender per machine
+from the same cron minute all work. SQLite: a lease renewed by a heartbeat
+thread while the send runs (one process at a time); a lease held by a dead
+process of this host is taken over (:mod:`digest.send.owners`).
 """
 
 from __future__ import annotations
@@ -71,13 +71,16 @@ class Claim:
         finally:
             if self._pg_conn is not None:
                 self._pg_conn.exec_driver_sql(
-                    "SELECT pg_advisory_unlock(%s, %s)", (_PG_LOCK_CLASS, self.day.toordinal())
+                    f"SELECT pg_advisory_unlock({_PG_LOCK_KEY})", (self.day.toordinal(),)
                 )
                 self._pg_conn.commit()
                 self._pg_conn.close()
 
 
-_PG_LOCK_CLASS = 0x64676573  # "dges": the advisory-lock class of scheduled sends
+# PostgreSQL's advisory locks belong to the database, not to a schema: the key names the
+# schema that holds this newsletter's tables (the first of its search_path) with the issue
+# date, so newsletters sharing one database never take each other's sends for their own.
+_PG_LOCK_KEY = "hashtext('digest send ' || current_schema()), %s"
 
 
 def _stamp(moment: datetime) -> str:
@@ -153,7 +156,7 @@ class RunClaims:
     def claim(self, day: date, slot: datetime, now: datetime, owner: str) -> Claim | str:
         """Claim sending ``day``'s issue: a :class:`Claim`, or why not ("sent", or the owner).
 
-        PostgreSQL: a session advisory lock keyed by the issue date, held on its
+        PostgreSQL: a session advisory lock keyed by the issue date (and schema), held on its
         own connection for the whole send, then the row is checked and marked;
         when another run holds the lock, a claim that joins its send (unless it
         is sent). SQLite: one ``BEGIN IMMEDIATE`` transaction (one writer at a
@@ -163,7 +166,7 @@ class RunClaims:
         if self.store.dialect == "postgresql":
             pg_conn = self.store.engine.connect()
             got = pg_conn.exec_driver_sql(
-                "SELECT pg_try_advisory_lock(%s, %s)", (_PG_LOCK_CLASS, day.toordinal())
+                f"SELECT pg_try_advisory_lock({_PG_LOCK_KEY})", (day.toordinal(),)
             ).scalar()
             pg_conn.commit()
             if not got:
@@ -199,7 +202,7 @@ class RunClaims:
         except _Refused as refused:
             if pg_conn is not None:
                 pg_conn.exec_driver_sql(
-                    "SELECT pg_advisory_unlock(%s, %s)", (_PG_LOCK_CLASS, day.toordinal())
+                    f"SELECT pg_advisory_unlock({_PG_LOCK_KEY})", (day.toordinal(),)
                 )
                 pg_conn.commit()
                 pg_conn.close()
