@@ -1,8 +1,7 @@
 """Shared fixtures: a workspace in tmp_path and a CLI runner.
 
 Fixtures of one subsystem live in ``tests/_<noun>_fixtures.py`` and are
-imported here, so that each stays beside the tests that use it; so are the
-hooks of ``tests/_crash_rerun.py`` (a test whose worker dies runs once more).
+imported here, so that each stays beside the tests that use it.
 """
 
 from __future__ import annotations
@@ -17,11 +16,6 @@ from pathlib import Path
 import pytest
 from _bounce_fixtures import *  # noqa: F403
 from _browser_fixtures import *  # noqa: F403
-from _crash_rerun import (  # noqa: F401
-    pytest_handlecrashitem,
-    pytest_report_teststatus,
-    pytest_terminal_summary,
-)
 from _dns_fixtures import *  # noqa: F403
 from _email_fixtures import *  # noqa: F403
 from _public_fixtures import *  # noqa: F403
