@@ -7,6 +7,7 @@ raw sockets, as an attacker would.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import select
@@ -225,6 +226,39 @@ def test_a_busy_port_is_one_line_with_the_way_out(workspace: Workspace) -> None:
     )
 
 
+# -- replies on a kept-alive connection --------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["serve", "preview"])
+def test_a_connection_accepted_on_digests_socket_sends_at_once(which: str) -> None:
+    """TCP_NODELAY on every accepted connection. h11 writes a reply's head and body apart;
+    with Nagle's algorithm the body waited for the client's delayed ACK, and every request
+    after the first on a kept-alive connection took 40 ms more (44 ms for /healthz)."""
+    from digest.web.preview import bind
+    from digest.web.public_server import listen
+
+    sock = listen("127.0.0.1", 0) if which == "serve" else bind("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    class Accepted(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted = transport.get_extra_info("socket")
+            nodelay.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Accepted, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            while not nodelay:
+                await asyncio.sleep(0.01)
+            writer.close()
+            await writer.wait_closed()
+
+    asyncio.run(asyncio.wait_for(accept_one(), 10))
+    assert nodelay == [1]
+
+
 # -- what a POST /subscribe costs other connections ----------------------------------------
 
 
@@ -322,8 +356,12 @@ def test_a_confirmation_email_costs_other_connections_nothing(workspace: Workspa
     shown = f"mailed {statistics.median(mailed) * 1000:.1f} ms, quiet " + (
         f"{statistics.median(quiet) * 1000:.1f} ms (slowest /healthz per trial, medians)"
     )
-    # Before the worker, a mailed sign-up held the loop for one premailer run: 40 ms or more.
-    assert gap < max(0.008, 0.3 * statistics.median(quiet)), shown
+    # Before the worker, a mailed sign-up held the loop for one premailer run: 40 ms or more,
+    # in every trial. A gap between the medians fails only if the trials are ordered too
+    # (mailed slower in 80% of the pairs): under CI's shifted clock, libfaketime makes the
+    # threads' hand-over of the GIL take from 5 to 50 ms, either way.
+    slower = sum(m > q for m in mailed for q in quiet) / (len(mailed) * len(quiet))
+    assert gap < max(0.008, 0.3 * statistics.median(quiet)) or slower < 0.8, (shown, slower)
 
 
 # -- the header timer: a wrapper around uvicorn's protocol, not a subclass -----------------

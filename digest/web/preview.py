@@ -515,7 +515,8 @@ def bind(host: str, port: int | None) -> socket.socket:
     candidates = [port] if port is not None else [DEFAULT_PORT, 0]
     last: OSError | None = None
     for candidate in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # TCP named, so that asyncio turns Nagle's algorithm off (see public_server.listen)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, candidate))
