@@ -31,7 +31,6 @@ import pytest
 from _public_fixtures import SECRET
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
-from conftest import running
 
 from digest import consent
 from digest.cli import main
@@ -146,7 +145,28 @@ class Served:
         self.reader = threading.Thread(target=read, daemon=True)
         self.reader.start()
         ready.wait(60)
+        if not self.port:
+            self.stop()
         assert self.port, "".join(self.lines)
+
+    def stop(self) -> None:
+        """Stop the server, then let the reader see the end of its output before the pipe
+        is closed (closed under a reading thread, the read fails the test)."""
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _cli(root: Path, *args: str) -> str:
@@ -220,8 +240,7 @@ def test_a_newsletter_in_another_language_from_init_to_the_archive(
     (root / "issues" / "2026-12-04.yaml").write_text(_issue_yaml(spec, sections), encoding="utf-8")
     seen: dict[str, str] = {}
 
-    server = Served(root)
-    with running(server.process):
+    with Served(root) as server:
         base = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base, timeout=30) as client:
 
