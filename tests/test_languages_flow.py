@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
-import subprocess
-import sys
 import threading
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,6 +28,7 @@ import pytest
 from _public_fixtures import SECRET
 from babel.messages.pofile import read_po
 from click.testing import CliRunner
+from test_security_serve import Served
 
 from digest import consent
 from digest.cli import main
@@ -116,59 +114,6 @@ def direction(html: str) -> tuple[str | None, str | None]:
     return root.get("lang"), root.get("dir")
 
 
-class Served:
-    """`digest serve` in a process of its own, on a free port."""
-
-    def __init__(self, root: Path) -> None:
-        env = {**os.environ, "DIGEST_SECRET_KEY": SECRET}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "digest", "-C", str(root), "serve", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.port = 0
-        self.lines: list[str] = []
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                self.lines.append(line)
-                found = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
-                if found:
-                    self.port = int(found.group(1))
-                    ready.set()
-            ready.set()
-
-        self.reader = threading.Thread(target=read, daemon=True)
-        self.reader.start()
-        ready.wait(60)
-        if not self.port:
-            self.stop()
-        assert self.port, "".join(self.lines)
-
-    def stop(self) -> None:
-        """Stop the server, then let the reader see the end of its output before the pipe
-        is closed (closed under a reading thread, the read fails the test)."""
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
-            self.process.kill()
-            self.process.wait()
-        self.reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def __enter__(self) -> Served:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 def _cli(root: Path, *args: str) -> str:
     result = CliRunner().invoke(
         main, ["-C", str(root), *args], env={"DIGEST_SECRET_KEY": SECRET}, catch_exceptions=False
@@ -240,7 +185,7 @@ def test_a_newsletter_in_another_language_from_init_to_the_archive(
     (root / "issues" / "2026-12-04.yaml").write_text(_issue_yaml(spec, sections), encoding="utf-8")
     seen: dict[str, str] = {}
 
-    with Served(root) as server:
+    with Served(ws) as server:
         base = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base, timeout=30) as client:
 

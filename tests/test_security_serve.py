@@ -82,6 +82,12 @@ class Served:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @pytest.fixture
 def served(workspace: Workspace) -> Iterator[Served]:
