@@ -407,6 +407,70 @@ def test_a_run_that_runs_out_of_rows_waits_for_another_runs_messages_in_flight(
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_run_waits_for_rows_another_run_is_claiming_at_that_moment(
+    send_ws: Workspace, backend: str
+) -> None:
+    """Found by cron runs of `send --due` started in one minute: a run whose claim skipped
+    rows locked by another run's claim, not yet committed, saw them still pending with no
+    owner, thought nobody had them, and reported the send paused mid-way ("5 sending"), so
+    no run said it was sent. Rows another run is taking are work in hand: it waits."""
+    import os
+    import socket
+    import threading
+    from datetime import timedelta
+
+    from digest import clock
+    from digest.people.audience import audience
+    from digest.send.deliveries import Claimed
+    from digest.store import stamp
+
+    add_readers(send_ws, 5)
+    helper = f"{socket.gethostname()}:{os.getpid()}:helper"  # a live process
+    with open_store(send_ws) as store:
+        DeliveryLedger(store, SEND_DAY, owner=helper).freeze(audience(store))
+    locked = threading.Event()
+    taken: list[Claimed] = []
+
+    def the_other_run_claims_slowly() -> None:
+        with open_store(send_ws) as store, store.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT d.subscriber_id, s.email, s.name FROM deliveries d"
+                " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = %s"
+                " ORDER BY d.subscriber_id LIMIT 2 FOR UPDATE OF d",
+                (SEND_DAY,),
+            ).all()
+            locked.set()
+            time.sleep(1.5)  # the claim's transaction is still open
+            lease = stamp(clock.now() + timedelta(seconds=300))
+            conn.exec_driver_sql(
+                "UPDATE deliveries SET state = 'sending', owner = %s, lease_until = %s,"
+                " attempts = attempts + 1 WHERE issue = %s AND subscriber_id = ANY(%s)",
+                (helper, lease, SEND_DAY, [sid for sid, _, _ in rows]),
+            )
+            conn.commit()
+            taken.extend(Claimed(sid, email, name or "", 1) for sid, email, name in rows)
+            time.sleep(1.0)  # on the wire
+            DeliveryLedger(store, SEND_DAY, owner=helper).record(
+                [(c, Result.accepted(f"id-{c.subscriber_id}")) for c in taken],
+                max_attempts=3,
+                backoff=1.0,
+            )
+
+    claimer = threading.Thread(target=the_other_run_claims_slowly)
+    claimer.start()
+    try:
+        assert locked.wait(30)
+        report = engine.run_send(send_ws, SEND_DAY)
+    finally:
+        claimer.join()
+    assert len(taken) == 2
+    assert report.this_run == {"sent": 3}
+    assert report.counts["sent"] == 5 and report.counts["sending"] == 0, report.counts
+    assert report.complete
+    assert load_issue(send_ws.issues_dir / f"{SEND_DAY}.yaml").status == "sent"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_run_waits_for_a_stalled_run_no_longer_than_a_lease(
     send_ws: Workspace, backend: str
 ) -> None:

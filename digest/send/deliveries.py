@@ -824,18 +824,29 @@ class DeliveryLedger:
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
     def others_in_flight(self) -> bool:
-        """Whether another live run has messages of this issue on the wire (rows
-        ``sending`` under its lease): a run with nothing left to take waits for them,
-        so its report is how the send ended."""
+        """Whether another live run still has work of this issue in hand: rows
+        ``sending`` under its lease, rows it reserved, or rows left to take that this
+        run's claim skipped (locked by another run's claim, not yet committed). A run
+        with nothing left to take waits for them, so its report is how the send ended."""
         d = deliveries
         now = _now()
         with self.store.read() as conn:
             owners = conn.execute(
-                select(d.c.owner, func.max(d.c.lease_until))
-                .where(d.c.issue == self.issue, d.c.state == "sending", d.c.owner != self.owner)
-                .group_by(d.c.owner)
+                select(d.c.state, d.c.owner, func.max(d.c.lease_until))
+                .where(
+                    d.c.issue == self.issue,
+                    d.c.owner != self.owner,
+                    (d.c.state.in_(("sending", "pending")))
+                    | ((d.c.state == "deferred") & (d.c.retry_at <= now)),
+                )
+                .group_by(d.c.state, d.c.owner)
             ).all()
-        return any(lease >= now and owner_alive(owner) is not False for owner, lease in owners)
+        for state, owner, lease in owners:
+            if state != "sending" and (not owner or lease < now):
+                return True  # free to take: a claim that skipped it is committing now
+            if lease >= now and owner_alive(owner) is not False:
+                return True
+        return False
 
     def failures(self) -> list[tuple[str, str, int]]:
         """(state, reason, count) for failed, deferred, skipped and unknown rows, biggest first."""
