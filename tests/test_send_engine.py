@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import subprocess
 import sys
+import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from _send_fixtures import SEND_DAY, SmtpSink, add_readers, use_config
 
+from digest import clock
 from digest.errors import IssueError, SendError
 from digest.issue import load_issue
+from digest.people.audience import audience
 from digest.people.changes import suppress, unsubscribe
 from digest.send import engine
-from digest.send.deliveries import DeliveryLedger
+from digest.send.deliveries import Claimed, DeliveryLedger
 from digest.send.sender import Result, Sender
-from digest.store import open_store
+from digest.store import Store, open_store, stamp
 from digest.workspace import Workspace
 
 
@@ -164,8 +169,6 @@ def test_transient_is_retried_with_backoff_permanent_fails_unknown_is_reported(
 
 
 def test_a_stop_lets_in_flight_finish_and_records_everything(send_ws: Workspace) -> None:
-    import threading
-
     add_readers(send_ws, 20)
     stop = threading.Event()
     sender = Flaky({})
@@ -364,6 +367,24 @@ def test_an_empty_audience_is_refused_and_the_issue_stays_ready(cli) -> None:  #
     assert "status: sent" in path.read_text()
 
 
+def _another_run(ws: Workspace) -> str:
+    """The owner name of another live run sharing the send (this process is alive), with
+    the audience frozen as that run would have frozen it."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:helper"
+    with open_store(ws) as store:
+        DeliveryLedger(store, SEND_DAY, owner=owner).freeze(audience(store))
+    return owner
+
+
+def _accepted(store: Store, owner: str, claimed: list[Claimed]) -> None:
+    """Another run records its messages as accepted by the server."""
+    DeliveryLedger(store, SEND_DAY, owner=owner).record(
+        [(c, Result.accepted(f"id-{c.subscriber_id}")) for c in claimed],
+        max_attempts=3,
+        backoff=1.0,
+    )
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_run_that_runs_out_of_rows_waits_for_another_runs_messages_in_flight(
     send_ws: Workspace, backend: str
@@ -371,28 +392,16 @@ def test_a_run_that_runs_out_of_rows_waits_for_another_runs_messages_in_flight(
     """On PostgreSQL several runs share a send. The one that finds nothing left to take
     waits for the messages another live run has on the wire, so what it reports (the
     line cron mails) is how the send ended, not a moment in the middle of it."""
-    import os
-    import socket
-    import threading
-
-    from digest.people.audience import audience
-
     add_readers(send_ws, 5)
-    helper = f"{socket.gethostname()}:{os.getpid()}:helper"  # a live process
+    helper = _another_run(send_ws)
     with open_store(send_ws) as store:
-        other = DeliveryLedger(store, SEND_DAY, owner=helper)
-        other.freeze(audience(store))
-        on_the_wire = other.claim(2)
+        on_the_wire = DeliveryLedger(store, SEND_DAY, owner=helper).claim(2)
     assert len(on_the_wire) == 2
 
     def the_other_run_finishes() -> None:
         time.sleep(1.5)
         with open_store(send_ws) as store:
-            DeliveryLedger(store, SEND_DAY, owner=helper).record(
-                [(c, Result.accepted(f"id-{c.subscriber_id}")) for c in on_the_wire],
-                max_attempts=3,
-                backoff=1.0,
-            )
+            _accepted(store, helper, on_the_wire)
 
     finisher = threading.Thread(target=the_other_run_finishes)
     finisher.start()
@@ -414,20 +423,8 @@ def test_a_run_waits_for_rows_another_run_is_claiming_at_that_moment(
     rows locked by another run's claim, not yet committed, saw them still pending with no
     owner, thought nobody had them, and reported the send paused mid-way ("5 sending"), so
     no run said it was sent. Rows another run is taking are work in hand: it waits."""
-    import os
-    import socket
-    import threading
-    from datetime import timedelta
-
-    from digest import clock
-    from digest.people.audience import audience
-    from digest.send.deliveries import Claimed
-    from digest.store import stamp
-
     add_readers(send_ws, 5)
-    helper = f"{socket.gethostname()}:{os.getpid()}:helper"  # a live process
-    with open_store(send_ws) as store:
-        DeliveryLedger(store, SEND_DAY, owner=helper).freeze(audience(store))
+    helper = _another_run(send_ws)
     locked = threading.Event()
     taken: list[Claimed] = []
 
@@ -450,11 +447,7 @@ def test_a_run_waits_for_rows_another_run_is_claiming_at_that_moment(
             conn.commit()
             taken.extend(Claimed(sid, email, name or "", 1) for sid, email, name in rows)
             time.sleep(1.0)  # on the wire
-            DeliveryLedger(store, SEND_DAY, owner=helper).record(
-                [(c, Result.accepted(f"id-{c.subscriber_id}")) for c in taken],
-                max_attempts=3,
-                backoff=1.0,
-            )
+            _accepted(store, helper, taken)
 
     claimer = threading.Thread(target=the_other_run_claims_slowly)
     claimer.start()
@@ -477,17 +470,11 @@ def test_a_run_waits_for_a_stalled_run_no_longer_than_a_lease(
     """A live run whose messages never come back is waited for one lease at most (by
     the monotonic clock: the tests' fixed clock never lets a lease run out); the send
     then stays incomplete, for the next run to settle."""
-    import os
-    import socket
-
-    from digest.people.audience import audience
-
     ws = use_config(send_ws, '[sender]\nkind = "outbox"\nlease_seconds = 1')
     add_readers(ws, 5)
+    stalled = _another_run(ws)
     with open_store(ws) as store:
-        stalled = DeliveryLedger(store, SEND_DAY, owner=f"{socket.gethostname()}:{os.getpid()}:x")
-        stalled.freeze(audience(store))
-        assert len(stalled.claim(2)) == 2
+        assert len(DeliveryLedger(store, SEND_DAY, owner=stalled).claim(2)) == 2
     report = engine.run_send(ws, SEND_DAY)
     assert report.this_run == {"sent": 3} and report.counts["sending"] == 2
     assert not report.complete and "send 2026-12-04 --yes" in report.resume
